@@ -1,0 +1,93 @@
+"""Structured logs aggregated from every MCP server and agent."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from django.db import connection, models
+from django.db.models import Lookup
+from django.db.models.functions import Now
+
+# The GIN index behind full-text search is created by migration 0002 on PostgreSQL only,
+# over exactly this expression, so that the planner uses it.
+FTS_CONFIG = "simple"
+
+
+@models.TextField.register_lookup
+class WebSearch(Lookup):
+    """`message__websearch="disk -warning"`: PostgreSQL full-text search (websearch syntax)."""
+
+    lookup_name = "websearch"
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        sql = f"to_tsvector('{FTS_CONFIG}', {lhs}) @@ websearch_to_tsquery('{FTS_CONFIG}', {rhs})"
+        return sql, [*lhs_params, *rhs_params]
+
+
+class LogEntryQuerySet(models.QuerySet["LogEntry"]):
+    def search(self, text: str) -> Self:
+        """Logs whose message matches `text`: full-text on PostgreSQL, every word elsewhere."""
+        text = text.strip()
+        if not text:
+            return self
+        if connection.vendor == "postgresql":
+            return self.filter(message__websearch=text)
+        qs = self
+        for word in text.split():
+            qs = qs.filter(message__icontains=word)
+        return qs
+
+
+class LogEntry(models.Model):
+    """One structured log line; its id is the event id, so a repeat is stored once."""
+
+    class Level(models.TextChoices):
+        DEBUG = "DEBUG"
+        INFO = "INFO"
+        WARN = "WARN"
+        ERROR = "ERROR"
+
+    id = models.CharField(primary_key=True, max_length=200)
+    timestamp = models.DateTimeField()
+    level = models.CharField(max_length=8, choices=Level.choices)
+    service = models.CharField(max_length=100)
+    # Plain columns, not foreign keys: a log may name a thread we have not seen yet,
+    # and the hot ingest path must not pay for constraint checks.
+    thread_id = models.CharField(max_length=200, null=True, blank=True)
+    mcp_id = models.CharField(max_length=200)
+    message = models.TextField()
+    context = models.JSONField(default=dict, blank=True)
+    exception = models.TextField(null=True, blank=True)
+    received_at = models.DateTimeField(db_default=Now())
+
+    objects = LogEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        indexes = [
+            models.Index(fields=["-timestamp", "-id"], name="log_time"),
+            models.Index(fields=["thread_id", "-timestamp"], name="log_thread_time"),
+            models.Index(fields=["mcp_id", "-timestamp"], name="log_mcp_time"),
+            models.Index(fields=["level", "-timestamp"], name="log_level_time"),
+        ]
+        verbose_name = "log entry"
+        verbose_name_plural = "log entries"
+
+    def __str__(self) -> str:
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.level} {self.service}: {self.message[:60]}"
+
+    def as_event(self) -> dict[str, Any]:
+        return {
+            "type": "log",
+            "id": self.id,
+            "timestamp": self.timestamp.isoformat(),
+            "level": self.level,
+            "service": self.service,
+            "thread_id": self.thread_id,
+            "mcp_id": self.mcp_id,
+            "message": self.message,
+            "context": self.context,
+            "exception": self.exception,
+        }

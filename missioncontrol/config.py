@@ -1,0 +1,206 @@
+"""Typed reading of `mission_control.yml` (MC_CONFIG) and the environment.
+
+The file has the seed's sections (server, websocket, database, log_retention, auth,
+mcps); the environment overrides it. Anything malformed raises `ConfigError` with the
+setting's dotted name, so start-up stops with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any, name: str) -> int:
+    """Seconds in `value` ("7 days", "30", 45, "12h"); ConfigError naming `name` otherwise."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a duration such as '7 days', got {value!r}")
+    if isinstance(value, int):
+        return value
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"{name}: expected a duration such as '7 days' or '30s', got {value!r}")
+    unit = (match.group(2) or "s")[0]
+    return int(match.group(1)) * _UNIT_SECONDS[unit]
+
+
+def _int(section: dict[str, Any], key: str, default: int, name: str, minimum: int = 0) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name}.{key}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _bool(section: dict[str, Any], key: str, default: bool, name: str) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}.{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _str(section: dict[str, Any], key: str, default: str | None, name: str) -> str | None:
+    value = section.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{name}.{key}: expected a string, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class WebsocketConfig:
+    ping_interval: int = 30
+    ping_timeout: int = 10
+    max_connections: int = 1000
+    # How many matching logs a new logs subscription receives before live ones.
+    log_history: int = 100
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str | None = None
+    pool_size: int = 20
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    hot: int = 7 * 86400
+    warm: int = 30 * 86400
+    cold: int = 365 * 86400
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    jwt_secret: str | None = None
+    require_auth: bool = True
+
+
+@dataclass(frozen=True)
+class McpsConfig:
+    discovery_interval: int = 30
+    health_check_interval: int = 60
+    reconnect_backoff: str = "exponential"
+    servers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_events: int = 5000
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    log_retention: RetentionConfig = field(default_factory=RetentionConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    mcps: McpsConfig = field(default_factory=McpsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    path: Path | None = None
+
+
+_SECTIONS = {"server", "websocket", "database", "log_retention", "auth", "mcps", "ingest"}
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _expand_env(value: str) -> str:
+    """`${VAR}` in a string setting is replaced by the environment's VAR (seed style)."""
+    return re.sub(r"\$\{(\w+)\}", lambda m: os.environ.get(m.group(1), ""), value)
+
+
+def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
+    """Build a `Config` from the parsed YAML mapping, validating every known key."""
+    unknown = set(raw) - _SECTIONS
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(_SECTIONS))}"
+        )
+    s, w, d = _section(raw, "server"), _section(raw, "websocket"), _section(raw, "database")
+    r, a, m = _section(raw, "log_retention"), _section(raw, "auth"), _section(raw, "mcps")
+    i = _section(raw, "ingest")
+    db_url = _str(d, "url", None, "database")
+    jwt = _str(a, "jwt_secret", None, "auth")
+    servers = m.get("servers", {}) or {}
+    if not isinstance(servers, dict):
+        raise ConfigError("mcps.servers: expected a mapping of server name to its settings")
+    return Config(
+        server=ServerConfig(
+            host=_str(s, "host", "127.0.0.1", "server") or "127.0.0.1",
+            port=_int(s, "port", 8000, "server", 1),
+            workers=_int(s, "workers", 1, "server", 1),
+        ),
+        websocket=WebsocketConfig(
+            ping_interval=_int(w, "ping_interval", 30, "websocket", 1),
+            ping_timeout=_int(w, "ping_timeout", 10, "websocket", 1),
+            max_connections=_int(w, "max_connections", 1000, "websocket", 1),
+            log_history=_int(w, "log_history", 100, "websocket", 0),
+        ),
+        database=DatabaseConfig(
+            url=_expand_env(db_url) if db_url else None,
+            pool_size=_int(d, "pool_size", 20, "database", 1),
+        ),
+        log_retention=RetentionConfig(
+            hot=parse_duration(r.get("hot", "7 days"), "log_retention.hot"),
+            warm=parse_duration(r.get("warm", "30 days"), "log_retention.warm"),
+            cold=parse_duration(r.get("cold", "365 days"), "log_retention.cold"),
+        ),
+        auth=AuthConfig(
+            jwt_secret=_expand_env(jwt) if jwt else None,
+            require_auth=_bool(a, "require_auth", True, "auth"),
+        ),
+        mcps=McpsConfig(
+            discovery_interval=parse_duration(m.get("discovery_interval", 30), "mcps.discovery_interval"),
+            health_check_interval=parse_duration(
+                m.get("health_check_interval", 60), "mcps.health_check_interval"
+            ),
+            reconnect_backoff=_str(m, "reconnect_backoff", "exponential", "mcps") or "exponential",
+            servers=servers,
+        ),
+        ingest=IngestConfig(
+            max_body_bytes=_int(i, "max_body_bytes", 5 * 1024 * 1024, "ingest", 1024),
+            max_events=_int(i, "max_events", 5000, "ingest", 1),
+        ),
+        path=path,
+    )
+
+
+def load_config(path: str | None) -> Config:
+    """Read MC_CONFIG's file, or the defaults when no path is given."""
+    if not path:
+        return Config()
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"MC_CONFIG: no file at {path}")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"MC_CONFIG: {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"MC_CONFIG: {path} must hold a mapping of sections")
+    return parse_config(raw, file)

@@ -1,0 +1,219 @@
+"""The one WebSocket endpoint, /ws/, speaking the contract's frames.
+
+Client frames: subscribe, unsubscribe, command, query, ping. Server frames: event,
+response, error. A subscription first receives the channel's current state (a
+thread's details, timeline and transcript; the last N matching logs; the active
+threads), then live events as batches commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from audit.models import PermissionEvent
+from logs.events import LogFilter, recent
+from mcps.models import MCPServer
+from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
+from threads.models import Thread
+
+# A log sent in a subscription's history may also come by live message (its batch
+# committed before the history query, its group_send after); its id is remembered
+# this long to drop the repeat.
+_HISTORY_DEDUP_SECONDS = 10.0
+
+
+def _thread_state(thread_id: str) -> dict[str, Any]:
+    thread = Thread.objects.filter(id=thread_id).first()
+    if thread is None:
+        return {"type": "thread.state", "thread": None, "children": [], "timeline": [], "transcript": []}
+    return {"type": "thread.state", **thread.state()}
+
+
+def _active_threads() -> dict[str, Any]:
+    threads = Thread.objects.active().order_by("-started_at")[:200]
+    return {"type": "threads.active", "threads": [t.summary() for t in threads]}
+
+
+def _mcp_state(mcp_id: str) -> dict[str, Any]:
+    server = MCPServer.objects.filter(id=mcp_id).first()
+    active = Thread.objects.active().filter(mcp_id=mcp_id).order_by("-started_at")[:200]
+    return {
+        "type": "mcp.state",
+        "mcp": None if server is None else {
+            "id": server.id,
+            "name": server.name,
+            "status": server.status,
+            "last_seen": server.last_seen.isoformat() if server.last_seen else None,
+        },
+        "active_threads": [t.summary() for t in active],
+    }
+
+
+def _permission_history(thread_id: str, limit: int) -> list[dict[str, Any]]:
+    rows = PermissionEvent.objects.filter(thread_id=thread_id).order_by("-timestamp")[:limit]
+    return [row.as_event() for row in reversed(list(rows))]
+
+
+def _snapshot(channel: str, log_filter: LogFilter | None, limit: int) -> list[dict[str, Any]]:
+    """What a new subscriber of `channel` receives before live events."""
+    kind, key = parse_channel(channel)
+    assert key is not None or kind == "global"
+    if kind == "global":
+        return [_active_threads()]
+    if kind == "thread":
+        return [_thread_state(key)]  # type: ignore[arg-type]
+    if kind == "mcp":
+        return [_mcp_state(key)]  # type: ignore[arg-type]
+    if kind == "logs":
+        return recent(log_filter or LogFilter(), limit, None if key == "*" else key)
+    return _permission_history(key, limit)  # type: ignore[arg-type]
+
+
+class Subscription:
+    """One channel a socket listens to, with its server-side log filter."""
+
+    __slots__ = ("channel", "log_filter", "history_ids", "history_until")
+
+    def __init__(self, channel: str, log_filter: LogFilter | None) -> None:
+        self.channel = channel
+        self.log_filter = log_filter
+        self.history_ids: set[str] = set()
+        self.history_until = 0.0
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """Bridges a browser (or any client) to the channel-layer groups it subscribes to."""
+
+    subscriptions: dict[str, Subscription]
+
+    async def connect(self) -> None:
+        self.subscriptions = {}
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for channel in list(getattr(self, "subscriptions", {})):
+            await self.channel_layer.group_discard(group_for(channel), self.channel_name)
+        self.subscriptions = {}
+
+    async def send_error(self, reason: str, channel: str = "", request_id: str | None = None,
+                         field: str | None = None) -> None:
+        payload: dict[str, Any] = {"reason": reason}
+        if field:
+            payload["field"] = field
+        await self.send(text_data=frame("error", channel, payload, request_id))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data if text_data is not None else (bytes_data or b"").decode())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            await self.send_error("frame is not valid JSON")
+            return
+        if not isinstance(message, dict):
+            await self.send_error("frame must be a JSON object")
+            return
+        request_id = message.get("request_id")
+        request_id = request_id if isinstance(request_id, str) else None
+        kind = message.get("type")
+        handler = {
+            "subscribe": self.on_subscribe,
+            "unsubscribe": self.on_unsubscribe,
+            "ping": self.on_ping,
+            "query": self.on_query,
+            "command": self.on_command,
+        }.get(kind if isinstance(kind, str) else "")
+        if handler is None:
+            await self.send_error(
+                f"unknown frame type {kind!r}; expected subscribe, unsubscribe, command, query or ping",
+                request_id=request_id,
+                field="type",
+            )
+            return
+        payload = message.get("payload") or {}
+        if not isinstance(payload, dict):
+            await self.send_error("payload must be an object", request_id=request_id, field="payload")
+            return
+        await handler(message.get("channel"), payload, request_id)
+
+    async def on_subscribe(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
+        try:
+            kind, _key = parse_channel(channel)
+            log_filter = LogFilter.parse(payload.get("filter", payload)) if kind == "logs" else None
+        except ValueError as exc:
+            await self.send_error(str(exc), str(channel or ""), request_id, field="channel")
+            return
+        limit = payload.get("history", settings.WS_LOG_HISTORY)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 1000:
+            await self.send_error("history: expected an integer from 0 to 1000", channel, request_id, "history")
+            return
+        subscription = Subscription(channel, log_filter)
+        if channel not in self.subscriptions:
+            # Join before reading the snapshot so nothing committed meanwhile is missed.
+            await self.channel_layer.group_add(group_for(channel), self.channel_name)
+        self.subscriptions[channel] = subscription
+        await self.send(text_data=frame("response", channel, {"subscribed": True}, request_id))
+        snapshot = await database_sync_to_async(_snapshot)(channel, log_filter, limit)
+        if kind == "logs":
+            subscription.history_ids = {event["id"] for event in snapshot}
+            subscription.history_until = time.monotonic() + _HISTORY_DEDUP_SECONDS
+        if snapshot or kind == "logs":
+            await self.send(text_data=events_frame(channel, [encode(e) for e in snapshot]))
+
+    async def on_unsubscribe(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
+        if not isinstance(channel, str) or channel not in self.subscriptions:
+            await self.send_error(f"not subscribed to {channel!r}", str(channel or ""), request_id, "channel")
+            return
+        del self.subscriptions[channel]
+        await self.channel_layer.group_discard(group_for(channel), self.channel_name)
+        await self.send(text_data=frame("response", channel, {"unsubscribed": True}, request_id))
+
+    async def on_ping(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
+        await self.send(text_data=frame("response", "", {"pong": True}, request_id))
+
+    async def on_query(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
+        """Read a channel's current state without subscribing: {"type": "query", "channel": ...}."""
+        try:
+            kind, _key = parse_channel(channel)
+            log_filter = LogFilter.parse(payload.get("filter", payload)) if kind == "logs" else None
+        except ValueError as exc:
+            await self.send_error(str(exc), str(channel or ""), request_id, field="channel")
+            return
+        limit = payload.get("limit", settings.WS_LOG_HISTORY)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 1000:
+            await self.send_error("limit: expected an integer from 0 to 1000", channel, request_id, "limit")
+            return
+        snapshot = await database_sync_to_async(_snapshot)(channel, log_filter, limit)
+        await self.send(text_data=frame("response", channel, {"events": snapshot}, request_id))
+
+    async def on_command(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
+        await self.send_error(
+            "commands are not available yet: no command is registered on this server",
+            str(channel or ""),
+            request_id,
+            field="type",
+        )
+
+    async def mc_events(self, message: EventsMessage) -> None:
+        """A committed batch's events for one channel (one channel-layer message per batch)."""
+        subscription = self.subscriptions.get(message["channel"])
+        if subscription is None:
+            return
+        events = message["events"]
+        meta = message.get("meta")
+        if meta is not None and (subscription.log_filter or subscription.history_ids):
+            log_filter = subscription.log_filter or LogFilter()
+            skip = subscription.history_ids if time.monotonic() < subscription.history_until else set()
+            if not skip:
+                subscription.history_ids = set()
+            events = [
+                encoded
+                for encoded, m in zip(events, meta)
+                if m[0] not in skip and (log_filter.is_empty or log_filter.matches(m))
+            ]
+        if events:
+            await self.send(text_data=events_frame(message["channel"], events))

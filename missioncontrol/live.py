@@ -1,0 +1,135 @@
+"""The live pipeline's vocabulary: channel names, their channel-layer groups, frames.
+
+Group names are built here and nowhere else. Events are JSON-encoded once per batch
+(not once per subscriber) and travel as text; a consumer assembles frames by joining
+them, so fan-out to many browsers costs no re-encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal, NotRequired, TypedDict
+
+from channels.layers import get_channel_layer
+
+# Channel kinds of the contract: global, thread:{id}, mcp:{id}, logs:{thread_id},
+# logs:*, permission:{thread_id}.
+CHANNEL_KINDS = ("global", "thread", "mcp", "logs", "permission")
+_SAFE = re.compile(r"^[A-Za-z0-9_.\-]{1,60}$")
+
+
+def parse_channel(channel: Any) -> tuple[str, str | None]:
+    """(kind, key) of a contract channel name; ValueError with the reason otherwise."""
+    if not isinstance(channel, str) or not channel:
+        raise ValueError("channel is required, e.g. 'global', 'thread:T-1' or 'logs:*'")
+    if channel == "global":
+        return "global", None
+    kind, sep, key = channel.partition(":")
+    if not sep or kind not in CHANNEL_KINDS[1:] or not key or len(key) > 200:
+        raise ValueError(
+            f"unknown channel {channel!r}; expected global, thread:{{id}}, mcp:{{id}}, "
+            "logs:{thread_id}, logs:* or permission:{thread_id}"
+        )
+    return kind, key
+
+
+def group_for(channel: str) -> str:
+    """The channel-layer group of a contract channel (groups allow only [A-Za-z0-9_.-])."""
+    kind, key = parse_channel(channel)
+    if key is None:
+        return "mc.global"
+    if key == "*":
+        return f"mc.{kind}.all"
+    if _SAFE.match(key):
+        return f"mc.{kind}.k.{key}"
+    return f"mc.{kind}.h.{hashlib.sha1(key.encode()).hexdigest()}"
+
+
+class ClientFrame(TypedDict):
+    type: Literal["subscribe", "unsubscribe", "command", "query", "ping"]
+    channel: NotRequired[str]
+    payload: NotRequired[dict[str, Any]]
+    request_id: NotRequired[str]
+
+
+class ServerFrame(TypedDict):
+    type: Literal["event", "response", "error"]
+    channel: str
+    payload: dict[str, Any]
+    timestamp: str
+    request_id: NotRequired[str]
+
+
+# Filter fields of a log travelling with its encoded text: id, level, service,
+# thread_id, mcp_id, message. Only logs channels carry them.
+LogMeta = tuple[str, str, str, str | None, str, str]
+
+
+class EventsMessage(TypedDict):
+    """Channel-layer message: one batch of encoded events for one channel."""
+
+    type: Literal["mc.events"]
+    channel: str
+    events: list[str]
+    meta: list[LogMeta] | None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), default=str)
+
+
+def frame(
+    kind: Literal["event", "response", "error"],
+    channel: str,
+    payload: dict[str, Any],
+    request_id: str | None = None,
+) -> str:
+    out: ServerFrame = {"type": kind, "channel": channel, "payload": payload, "timestamp": now_iso()}
+    if request_id is not None:
+        out["request_id"] = request_id
+    return encode(dict(out))
+
+
+def events_frame(channel: str, encoded_events: list[str]) -> str:
+    """An event frame whose payload is {"events": [...]}, assembled from encoded events."""
+    return (
+        '{"type":"event","channel":' + json.dumps(channel)
+        + ',"payload":{"events":[' + ",".join(encoded_events) + ']},"timestamp":"'
+        + now_iso() + '"}'
+    )
+
+
+class Outbox:
+    """Events of one committed batch, grouped by channel, sent with one group_send each."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[str]] = {}
+        self.meta: dict[str, list[LogMeta]] = {}
+
+    def add(self, channel: str, encoded: str, meta: LogMeta | None = None) -> None:
+        self.events.setdefault(channel, []).append(encoded)
+        if meta is not None:
+            self.meta.setdefault(channel, []).append(meta)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.events.values())
+
+    async def send(self) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        for channel, events in self.events.items():
+            message: EventsMessage = {
+                "type": "mc.events",
+                "channel": channel,
+                "events": events,
+                "meta": self.meta.get(channel),
+            }
+            await layer.group_send(group_for(channel), dict(message))

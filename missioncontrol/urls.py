@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from missioncontrol import views
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("health", views.health, name="health"),
+    path("api/ingest/", include("missioncontrol.ingest.urls")),
+    path("admin/", admin.site.urls),
+]

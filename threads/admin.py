@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from threads.models import ExecutionStep, LLMMessage, Thread, ThreadEvent
+
+
+class StepInline(admin.TabularInline):
+    model = ExecutionStep
+    extra = 0
+    fields = ("sequence", "step_type", "status", "description", "duration_ms", "timestamp")
+    ordering = ("sequence",)
+
+
+class MessageInline(admin.TabularInline):
+    model = LLMMessage
+    extra = 0
+    fields = ("timestamp", "role", "content")
+    ordering = ("timestamp",)
+
+
+@admin.register(Thread)
+class ThreadAdmin(admin.ModelAdmin):
+    list_display = ("id", "status", "mcp", "parent_id", "started_at", "ended_at", "user_input")
+    list_filter = ("status", "mcp")
+    search_fields = ("id", "parent__id", "user_input")
+    date_hierarchy = "started_at"
+    raw_id_fields = ("parent",)
+    inlines = [StepInline, MessageInline]
+
+
+@admin.register(ExecutionStep)
+class ExecutionStepAdmin(admin.ModelAdmin):
+    list_display = ("thread", "sequence", "step_type", "status", "duration_ms", "timestamp")
+    list_filter = ("step_type", "status")
+    search_fields = ("thread__id", "description")
+    raw_id_fields = ("thread",)
+
+
+@admin.register(LLMMessage)
+class LLMMessageAdmin(admin.ModelAdmin):
+    list_display = ("thread", "role", "timestamp", "content")
+    list_filter = ("role",)
+    search_fields = ("thread__id", "content")
+    raw_id_fields = ("thread",)
+
+
+@admin.register(ThreadEvent)
+class ThreadEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "type", "thread_id", "received_at")
+    list_filter = ("type",)
+    search_fields = ("id", "thread_id")

@@ -1,0 +1,278 @@
+"""Agent threads: the parent/child tree, the step timeline and the LLM transcript."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Self
+
+from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
+
+
+class ThreadQuerySet(models.QuerySet["Thread"]):
+    def roots(self) -> Self:
+        return self.filter(parent__isnull=True)
+
+    def active(self) -> Self:
+        return self.filter(status__in=Thread.ACTIVE)
+
+    def ensure_exist(self, first_seen: dict[str, datetime]) -> None:
+        """Create placeholder rows for threads known only by their steps, messages or end.
+
+        A step may arrive before its thread.started (agents retry, batches race); the
+        placeholder keeps the step attached and thread.started later fills it in.
+        """
+        if first_seen:
+            self.bulk_create(
+                [Thread(id=tid, started_at=ts) for tid, ts in first_seen.items()],
+                ignore_conflicts=True,
+            )
+
+    def record_started(self, rows: list[Thread]) -> None:
+        """Upsert the threads of thread.started events in one statement.
+
+        Status is not among the updated fields: a thread whose end arrived first keeps
+        its final status.
+        """
+        if rows:
+            self.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["id"],
+                update_fields=["parent", "mcp", "user_input", "execution_context", "started_at"],
+            )
+
+
+class Thread(models.Model):
+    """One agent run on an MCP server, possibly the child of another."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        PAUSED = "paused"
+        COMPLETE = "complete"
+        ERROR = "error"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.RUNNING, Status.PAUSED)
+    FINAL = (Status.COMPLETE, Status.ERROR, Status.CANCELLED)
+    # Allowed moves of the lifecycle; a final status never changes again.
+    TRANSITIONS: dict[str, tuple[str, ...]] = {
+        Status.RUNNING: (Status.PAUSED, *FINAL),
+        Status.PAUSED: (Status.RUNNING, *FINAL),
+    }
+
+    id = models.CharField(primary_key=True, max_length=200)
+    # No database constraint: a child may arrive before its parent, and the link
+    # resolves as soon as the parent does.
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="children",
+    )
+    mcp = models.ForeignKey(
+        "mcps.MCPServer", null=True, blank=True, on_delete=models.SET_NULL, related_name="threads"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    user_input = models.TextField(blank=True, default="")
+    execution_context = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    memory_usage = models.BigIntegerField(null=True, blank=True, help_text="bytes")
+    cpu_usage = models.FloatField(null=True, blank=True, help_text="percent")
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    objects = ThreadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["status", "-started_at"], name="thread_status_started"),
+            models.Index(fields=["mcp", "-started_at"], name="thread_mcp_started"),
+            models.Index(fields=["-started_at"], name="thread_started"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds() * 1000
+
+    def can_move_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(self.status, ())
+
+    def finish(self, status: str, at: datetime) -> bool:
+        """End the thread with a final `status`; False (and no change) if it already ended."""
+        if status not in self.FINAL:
+            raise ValueError(f"{status!r} is not a final status")
+        if not self.can_move_to(status):
+            return False
+        self.status = status
+        self.ended_at = at
+        return True
+
+    def record_usage(self, memory_usage: int | None, cpu_usage: float | None) -> bool:
+        changed = False
+        if memory_usage is not None and memory_usage != self.memory_usage:
+            self.memory_usage, changed = memory_usage, True
+        if cpu_usage is not None and cpu_usage != self.cpu_usage:
+            self.cpu_usage, changed = cpu_usage, True
+        return changed
+
+    def summary(self) -> dict[str, Any]:
+        """The thread's own fields as the API and WebSocket show them."""
+        return {
+            "id": self.id,
+            "parent_id": self.parent_id,
+            "mcp_id": self.mcp_id,
+            "status": self.status,
+            "user_input": self.user_input,
+            "execution_context": self.execution_context,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "duration_ms": self.duration_ms,
+            "memory_usage": self.memory_usage,
+            "cpu_usage": self.cpu_usage,
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Details, children, timeline and transcript: what a new inspector needs first."""
+        return {
+            "thread": self.summary(),
+            "children": list(self.children.order_by("started_at").values_list("id", flat=True)),
+            "timeline": [step.as_event() for step in self.steps.all()],
+            "transcript": [message.as_event() for message in self.messages.all()],
+        }
+
+
+class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
+    def record(self, rows: list[ExecutionStep]) -> None:
+        """Upsert steps by (thread, sequence): a later report of a step updates it."""
+        if rows:
+            self.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["thread", "sequence"],
+                update_fields=[
+                    "timestamp",
+                    "duration_ms",
+                    "step_type",
+                    "description",
+                    "details",
+                    "status",
+                ],
+            )
+
+
+class ExecutionStep(models.Model):
+    """One step of a thread's timeline, placed by its sequence number."""
+
+    class StepType(models.TextChoices):
+        DIRECTIVE = "directive"
+        SCRIPT = "script"
+        TOOL_CALL = "tool_call"
+        TOOL_RESULT = "tool_result"
+        CHECK_PERMISSION = "check_permission"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETE = "complete"
+        ERROR = "error"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="steps")
+    sequence = models.IntegerField()
+    timestamp = models.DateTimeField()
+    duration_ms = models.FloatField(null=True, blank=True)
+    step_type = models.CharField(max_length=32, choices=StepType.choices)
+    description = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+
+    objects = ExecutionStepQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["thread", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["thread", "sequence"], name="step_thread_sequence")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.thread_id}#{self.sequence} {self.step_type}"
+
+    def as_event(self) -> dict[str, Any]:
+        return {
+            "type": "thread.step",
+            "thread_id": self.thread_id,
+            "sequence": self.sequence,
+            "timestamp": self.timestamp.isoformat(),
+            "step_type": self.step_type,
+            "description": self.description,
+            "details": self.details,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+        }
+
+
+class LLMMessage(models.Model):
+    """One message of a thread's LLM transcript; its id is the event id."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        AGENT = "agent"
+        TOOL = "tool"
+        DIRECTIVE = "directive"
+        SYSTEM = "system"
+
+    id = models.CharField(primary_key=True, max_length=200)
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True, default="")
+    timestamp = models.DateTimeField()
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["thread", "timestamp", "created_at"]
+        indexes = [models.Index(fields=["thread", "timestamp"], name="message_thread_time")]
+        verbose_name = "LLM message"
+
+    def __str__(self) -> str:
+        return f"{self.thread_id} {self.role}: {self.content[:40]}"
+
+    def as_event(self) -> dict[str, Any]:
+        return {
+            "type": "thread.message",
+            "id": self.id,
+            "thread_id": self.thread_id,
+            "role": self.role,
+            "content": self.content,
+            "timestamp": self.timestamp.isoformat(),
+            "metadata": self.metadata,
+        }
+
+
+class ThreadEvent(models.Model):
+    """Ledger of thread.started/step/ended event ids, so a repeated event applies once."""
+
+    id = models.CharField(primary_key=True, max_length=200)
+    type = models.CharField(max_length=32)
+    thread_id = models.CharField(max_length=200, db_index=True)
+    received_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
