@@ -148,7 +148,9 @@ def _databases() -> dict[str, dict[str, object]]:
             }
         }
     try:
-        db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+        db = dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("MC_CONN_MAX_AGE", 600), conn_health_checks=True
+        )
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from exc
     if not db.get("ENGINE"):

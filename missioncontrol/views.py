@@ -26,6 +26,8 @@ def _database_state() -> dict[str, Any]:
             cursor.fetchone()
     except Exception as exc:  # any driver error means "down"; say which
         return {"ok": False, "vendor": connection.vendor, "error": str(exc).strip()[:200]}
+    finally:
+        close_old_connections()
     return {"ok": True, "vendor": connection.vendor}
 
 

@@ -30,15 +30,23 @@ def _bearer(request: HttpRequest) -> str:
 
 
 def _authenticate(raw_key: str) -> IngestKey | None:
-    close_old_connections()  # executor threads keep connections; drop broken ones first
-    key = IngestKey.objects.authenticate(raw_key)
-    if key is not None:
-        key.touch()
-    return key
+    # Executor threads keep their connections: drop broken or expired ones around use.
+    close_old_connections()
+    try:
+        key = IngestKey.objects.authenticate(raw_key)
+        if key is not None:
+            key.touch()
+        return key
+    finally:
+        close_old_connections()
 
 
 def _store(events: list[Any], key: IngestKey) -> IngestResult:
-    return ingest(events, Source(mcp_id=key.mcp_id))
+    close_old_connections()
+    try:
+        return ingest(events, Source(mcp_id=key.mcp_id))
+    finally:
+        close_old_connections()
 
 
 @csrf_exempt

@@ -1,0 +1,108 @@
+"""Shared fixtures: ingest keys, event builders, a WebSocket helper, server processes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from mcps.models import IngestKey, MCPServer
+
+BASE_TIME = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+def at(seconds: float) -> str:
+    """An ISO timestamp `seconds` after a fixed base, so order is explicit in tests."""
+    return (BASE_TIME + timedelta(seconds=seconds)).isoformat()
+
+
+def event(type_: str, seconds: float = 0, **fields: Any) -> dict[str, Any]:
+    """A valid event of `type_` with sensible defaults; fields override them."""
+    defaults: dict[str, dict[str, Any]] = {
+        "thread.started": {"thread_id": "T-1", "user_input": "summarise the repo"},
+        "thread.step": {"thread_id": "T-1", "sequence": 1, "step_type": "tool_call", "description": "git log"},
+        "thread.message": {"thread_id": "T-1", "role": "user", "content": "hello"},
+        "thread.ended": {"thread_id": "T-1", "status": "complete"},
+        "log": {"level": "INFO", "service": "executor", "message": "tool finished"},
+        "permission.check": {
+            "thread_id": "T-1",
+            "user_id": "alice",
+            "resource": "git/commit",
+            "action": "execute",
+            "granted": True,
+        },
+    }
+    body: dict[str, Any] = {"id": f"ev-{next(_ids)}", "type": type_, "timestamp": at(seconds)}
+    body.update(defaults[type_])
+    body.update(fields)
+    return body
+
+
+@pytest.fixture
+def server(db: None) -> MCPServer:
+    return MCPServer.objects.create(id="srv-alpha", name="alpha")
+
+
+@pytest.fixture
+def ingest_key(server: MCPServer) -> str:
+    """A raw ingest key bound to server srv-alpha."""
+    _key, raw = IngestKey.objects.issue("alpha-key", server)
+    return raw
+
+
+@pytest.fixture
+def open_key(db: None) -> str:
+    """A raw ingest key bound to no server: events must name their mcp_id."""
+    _key, raw = IngestKey.objects.issue("open-key")
+    return raw
+
+
+class Socket:
+    """A WebsocketCommunicator speaking the contract's JSON frames."""
+
+    def __init__(self) -> None:
+        from missioncontrol.asgi import application
+
+        self.comm = WebsocketCommunicator(application, "/ws/")
+
+    async def __aenter__(self) -> Socket:
+        connected, _ = await self.comm.connect()
+        assert connected
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.comm.disconnect()
+
+    async def send(self, **frame: Any) -> None:
+        await self.comm.send_to(text_data=json.dumps(frame))
+
+    async def recv(self, timeout: float = 3) -> dict[str, Any]:
+        return json.loads(await self.comm.receive_from(timeout=timeout))
+
+    async def subscribe(self, channel: str, **payload: Any) -> list[dict[str, Any]]:
+        """Subscribe; return the snapshot events that follow the acknowledgement."""
+        await self.send(type="subscribe", channel=channel, payload=payload, request_id=channel)
+        ack = await self.recv()
+        assert ack["type"] == "response" and ack["payload"] == {"subscribed": True}, ack
+        snapshot = await self.recv()
+        assert snapshot["type"] == "event" and snapshot["channel"] == channel, snapshot
+        return snapshot["payload"]["events"]
+
+    async def events(self, channel: str, timeout: float = 3) -> list[dict[str, Any]]:
+        frame = await self.recv(timeout)
+        assert frame["type"] == "event" and frame["channel"] == channel, frame
+        return frame["payload"]["events"]
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.comm.receive_nothing(timeout=timeout)
+
+
+@pytest.fixture
+def socket() -> Iterator[type[Socket]]:
+    yield Socket
