@@ -23,9 +23,7 @@ class PermissionEvent(models.Model):
 
     id = models.CharField(primary_key=True, max_length=200)
     timestamp = models.DateTimeField()
-    thread = models.ForeignKey(
-        "threads.Thread", on_delete=models.CASCADE, related_name="permission_events"
-    )
+    thread = models.ForeignKey("threads.Thread", on_delete=models.CASCADE, related_name="permission_events")
     user_id = models.CharField(max_length=200, blank=True, default="")
     resource = models.CharField(max_length=500)
     action = models.CharField(max_length=16, choices=Action.choices)

@@ -40,7 +40,9 @@ class LogFilter:
         levels = frozenset(level.upper() for level in sets["levels"])
         unknown = levels - set(LogEntry.Level.values)
         if unknown:
-            raise ValueError(f"levels: unknown {', '.join(sorted(unknown))}; expected DEBUG, INFO, WARN, ERROR")
+            raise ValueError(
+                f"levels: unknown {', '.join(sorted(unknown))}; expected DEBUG, INFO, WARN, ERROR"
+            )
         search = payload.get("search") or ""
         if not isinstance(search, str):
             raise ValueError("search: expected a string")

@@ -19,9 +19,7 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
         if not ids:
             return
         now = timezone.now()
-        self.bulk_create(
-            [MCPServer(id=i, name=i, last_seen=now) for i in ids], ignore_conflicts=True
-        )
+        self.bulk_create([MCPServer(id=i, name=i, last_seen=now) for i in ids], ignore_conflicts=True)
         self.filter(id__in=ids).update(last_seen=now)
 
 

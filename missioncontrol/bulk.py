@@ -80,7 +80,7 @@ def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tupl
             chunk = rows[start : start + per_chunk]
             params: list[Any] = []
             for row in chunk:
-                params.extend(f.get_db_prep_save(v, connection) for f, v in zip(concrete, row))
+                params.extend(f.get_db_prep_save(v, connection) for f, v in zip(concrete, row, strict=True))
             cursor.execute(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                 f"{', '.join([placeholder] * len(chunk))} ON CONFLICT DO NOTHING RETURNING {pk}",

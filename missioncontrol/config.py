@@ -123,7 +123,9 @@ _SECTIONS = {"server", "websocket", "database", "log_retention", "auth", "mcps",
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    value = raw.get(name) or {}
+    value = raw.get(name)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
     return value

@@ -45,7 +45,9 @@ def _mcp_state(mcp_id: str) -> dict[str, Any]:
     active = Thread.objects.active().filter(mcp_id=mcp_id).order_by("-started_at")[:200]
     return {
         "type": "mcp.state",
-        "mcp": None if server is None else {
+        "mcp": None
+        if server is None
+        else {
             "id": server.id,
             "name": server.name,
             "status": server.status,
@@ -101,8 +103,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group_for(channel), self.channel_name)
         self.subscriptions = {}
 
-    async def send_error(self, reason: str, channel: str = "", request_id: str | None = None,
-                         field: str | None = None) -> None:
+    async def send_error(
+        self, reason: str, channel: str = "", request_id: str | None = None, field: str | None = None
+    ) -> None:
         payload: dict[str, Any] = {"reason": reason}
         if field:
             payload["field"] = field
@@ -149,7 +152,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         limit = payload.get("history", settings.WS_LOG_HISTORY)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 1000:
-            await self.send_error("history: expected an integer from 0 to 1000", channel, request_id, "history")
+            await self.send_error(
+                "history: expected an integer from 0 to 1000", channel, request_id, "history"
+            )
             return
         subscription = Subscription(channel, log_filter)
         if channel not in self.subscriptions:
@@ -212,7 +217,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 subscription.history_ids = set()
             events = [
                 encoded
-                for encoded, m in zip(events, meta)
+                for encoded, m in zip(events, meta, strict=True)
                 if m[0] not in skip and (log_filter.is_empty or log_filter.matches(m))
             ]
         if events:

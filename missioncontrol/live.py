@@ -100,9 +100,13 @@ def frame(
 def events_frame(channel: str, encoded_events: list[str]) -> str:
     """An event frame whose payload is {"events": [...]}, assembled from encoded events."""
     return (
-        '{"type":"event","channel":' + json.dumps(channel)
-        + ',"payload":{"events":[' + ",".join(encoded_events) + ']},"timestamp":"'
-        + now_iso() + '"}'
+        '{"type":"event","channel":'
+        + json.dumps(channel)
+        + ',"payload":{"events":['
+        + ",".join(encoded_events)
+        + ']},"timestamp":"'
+        + now_iso()
+        + '"}'
     )
 
 

@@ -26,7 +26,12 @@ def event(type_: str, seconds: float = 0, **fields: Any) -> dict[str, Any]:
     """A valid event of `type_` with sensible defaults; fields override them."""
     defaults: dict[str, dict[str, Any]] = {
         "thread.started": {"thread_id": "T-1", "user_input": "summarise the repo"},
-        "thread.step": {"thread_id": "T-1", "sequence": 1, "step_type": "tool_call", "description": "git log"},
+        "thread.step": {
+            "thread_id": "T-1",
+            "sequence": 1,
+            "step_type": "tool_call",
+            "description": "git log",
+        },
         "thread.message": {"thread_id": "T-1", "role": "user", "content": "hello"},
         "thread.ended": {"thread_id": "T-1", "status": "complete"},
         "log": {"level": "INFO", "service": "executor", "message": "tool finished"},

@@ -35,12 +35,21 @@ def test_it_accepts_a_batch_and_answers_per_event(client: Client, ingest_key: st
 def test_it_reports_duplicates_and_rejections_in_a_mixed_batch(client: Client, ingest_key: str) -> None:
     good = event("log", message="kept")
     post(client, {"events": [good]}, ingest_key)
-    bad = {"id": "b1", "type": "log", "timestamp": "2026-13-45T00:00:00Z", "level": "INFO", "service": "s",
-           "message": "m"}
+    bad = {
+        "id": "b1",
+        "type": "log",
+        "timestamp": "2026-13-45T00:00:00Z",
+        "level": "INFO",
+        "service": "s",
+        "message": "m",
+    }
     body = post(client, {"events": [good, bad, event("log", message="new")]}, ingest_key).json()
     assert [r["status"] for r in body["results"]] == ["duplicate", "rejected", "accepted"]
     assert body["results"][1] == {
-        "index": 1, "id": "b1", "status": "rejected", "field": "timestamp",
+        "index": 1,
+        "id": "b1",
+        "status": "rejected",
+        "field": "timestamp",
         "reason": "not an ISO 8601 date-time: '2026-13-45T00:00:00Z'",
     }
     assert LogEntry.objects.count() == 2

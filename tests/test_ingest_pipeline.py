@@ -84,14 +84,29 @@ def test_it_applies_a_repeated_lifecycle_event_once() -> None:
         ({"type": "log", "level": "INFO", "service": "s"}, "message", "required"),
         ({"type": "log", "level": "INFO", "service": 5, "message": "m"}, "service", "string"),
         ({"type": "log", "level": "LOUD", "service": "s", "message": "m"}, "level", "one of"),
-        ({"type": "thread.step", "thread_id": "T", "sequence": "one", "step_type": "script"}, "sequence", "integer"),
+        (
+            {"type": "thread.step", "thread_id": "T", "sequence": "one", "step_type": "script"},
+            "sequence",
+            "integer",
+        ),
         ({"type": "thread.ended", "thread_id": "T", "status": "running"}, "status", "one of"),
-        ({"type": "permission.check", "thread_id": "T", "resource": "r", "action": "read", "granted": "yes"},
-         "granted", "true or false"),
+        (
+            {
+                "type": "permission.check",
+                "thread_id": "T",
+                "resource": "r",
+                "action": "read",
+                "granted": "yes",
+            },
+            "granted",
+            "true or false",
+        ),
         ({"type": "telemetry.blob"}, "type", "unknown event type"),
     ],
 )
-def test_it_rejects_a_malformed_event_naming_the_field(bad: dict[str, Any], field: str, reason_part: str) -> None:
+def test_it_rejects_a_malformed_event_naming_the_field(
+    bad: dict[str, Any], field: str, reason_part: str
+) -> None:
     bad = {"id": "bad-1", "timestamp": "2026-11-21T10:00:00Z", **bad}
     result = run(bad)
     verdict = result.verdicts[0]
@@ -103,13 +118,28 @@ def test_it_stores_the_good_events_of_a_mixed_batch_and_reports_each_bad_one() -
     result = run(
         event("log", message="good one"),
         {"id": "no-ts", "type": "log", "level": "INFO", "service": "s", "message": "m"},
-        {"id": "bad-ts", "type": "log", "timestamp": "yesterday", "level": "INFO", "service": "s", "message": "m"},
+        {
+            "id": "bad-ts",
+            "type": "log",
+            "timestamp": "yesterday",
+            "level": "INFO",
+            "service": "s",
+            "message": "m",
+        },
         {"id": "x", "type": "nope", "timestamp": "2026-11-21T10:00:00Z"},
         "not an object",
         {"type": "log", "timestamp": "2026-11-21T10:00:00Z"},
         event("log", message="good two"),
     )
-    assert statuses(result) == ["accepted", "rejected", "rejected", "rejected", "rejected", "rejected", "accepted"]
+    assert statuses(result) == [
+        "accepted",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "accepted",
+    ]
     assert [v.field for v in result.verdicts[1:6]] == ["timestamp", "timestamp", "type", "event", "id"]
     assert set(LogEntry.objects.values_list("message", flat=True)) == {"good one", "good two"}
 
@@ -117,7 +147,10 @@ def test_it_stores_the_good_events_of_a_mixed_batch_and_reports_each_bad_one() -
 def test_it_orders_the_timeline_by_sequence_when_steps_arrive_out_of_order() -> None:
     run(event("thread.started"))
     run(event("thread.step", 3, sequence=3, description="third"))
-    run(event("thread.step", 1, sequence=1, description="first"), event("thread.step", 2, sequence=2, description="second"))
+    run(
+        event("thread.step", 1, sequence=1, description="first"),
+        event("thread.step", 2, sequence=2, description="second"),
+    )
     timeline = Thread.objects.get(id="T-1").state()["timeline"]
     assert [s["description"] for s in timeline] == ["first", "second", "third"]
 

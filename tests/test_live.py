@@ -37,7 +37,11 @@ async def test_it_streams_every_log_to_logs_star(ingest_key: str) -> None:
 async def test_it_streams_a_threads_logs_only_to_that_thread(ingest_key: str) -> None:
     async with Socket() as ws:
         await ws.subscribe("logs:T-1")
-        await push(ingest_key, event("log", message="other", thread_id="T-2"), event("log", message="mine", thread_id="T-1"))
+        await push(
+            ingest_key,
+            event("log", message="other", thread_id="T-2"),
+            event("log", message="mine", thread_id="T-1"),
+        )
         assert [e["message"] for e in await ws.events("logs:T-1")] == ["mine"]
         assert await ws.nothing()
 
@@ -56,7 +60,10 @@ async def test_it_applies_the_log_filter_on_the_server(ingest_key: str) -> None:
 
 
 async def test_it_sends_the_last_matching_logs_before_live_ones(ingest_key: str) -> None:
-    await push(ingest_key, *[event("log", i, message=f"old {i}", level="ERROR" if i % 2 else "INFO") for i in range(6)])
+    await push(
+        ingest_key,
+        *[event("log", i, message=f"old {i}", level="ERROR" if i % 2 else "INFO") for i in range(6)],
+    )
     async with Socket() as ws:
         history = await ws.subscribe("logs:*", levels=["ERROR"], history=2)
         assert [e["message"] for e in history] == ["old 3", "old 5"]
@@ -137,7 +144,9 @@ async def test_it_streams_permission_checks_of_a_thread(ingest_key: str) -> None
     async with Socket() as ws:
         history = await ws.subscribe("permission:T-p")
         assert [e["resource"] for e in history] == ["old"]
-        await push(ingest_key, event("permission.check", 1, thread_id="T-p", granted=False, resource="fs/write"))
+        await push(
+            ingest_key, event("permission.check", 1, thread_id="T-p", granted=False, resource="fs/write")
+        )
         (check,) = await ws.events("permission:T-p")
         assert check["granted"] is False and check["severity"] == "warn" and check["resource"] == "fs/write"
 
@@ -147,7 +156,11 @@ async def test_it_stops_streaming_after_unsubscribe(ingest_key: str) -> None:
         await ws.subscribe("logs:*")
         await ws.send(type="unsubscribe", channel="logs:*", request_id="u")
         ack = await ws.recv()
-        assert ack["type"] == "response" and ack["payload"] == {"unsubscribed": True} and ack["request_id"] == "u"
+        assert (
+            ack["type"] == "response"
+            and ack["payload"] == {"unsubscribed": True}
+            and ack["request_id"] == "u"
+        )
         await push(ingest_key, event("log"))
         assert await ws.nothing()
 
@@ -174,7 +187,9 @@ async def test_it_answers_ping_with_pong() -> None:
     async with Socket() as ws:
         await ws.send(type="ping", request_id="p1")
         frame = await ws.recv()
-        assert frame["type"] == "response" and frame["payload"] == {"pong": True} and frame["request_id"] == "p1"
+        assert (
+            frame["type"] == "response" and frame["payload"] == {"pong": True} and frame["request_id"] == "p1"
+        )
         assert "timestamp" in frame
 
 

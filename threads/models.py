@@ -204,9 +204,7 @@ class ExecutionStep(models.Model):
 
     class Meta:
         ordering = ["thread", "sequence"]
-        constraints = [
-            models.UniqueConstraint(fields=["thread", "sequence"], name="step_thread_sequence")
-        ]
+        constraints = [models.UniqueConstraint(fields=["thread", "sequence"], name="step_thread_sequence")]
 
     def __str__(self) -> str:
         return f"{self.thread_id}#{self.sequence} {self.step_type}"

@@ -55,8 +55,14 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _str(event: Mapping[str, Any], name: str, *, required: bool = False, max_len: int | None = None,
-         default: str | None = None) -> str | None:
+def _str(
+    event: Mapping[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    max_len: int | None = None,
+    default: str | None = None,
+) -> str | None:
     value = event.get(name)
     if value is None:
         if required:
@@ -71,8 +77,14 @@ def _str(event: Mapping[str, Any], name: str, *, required: bool = False, max_len
     return value
 
 
-def _choice(event: Mapping[str, Any], name: str, choices: tuple[str, ...], *,
-            default: str | None = None, aliases: Mapping[str, str] | None = None) -> str:
+def _choice(
+    event: Mapping[str, Any],
+    name: str,
+    choices: tuple[str, ...],
+    *,
+    default: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> str:
     value = event.get(name)
     if value is None:
         if default is None:
@@ -103,8 +115,14 @@ def _list(event: Mapping[str, Any], name: str) -> list[Any]:
     return value
 
 
-def _number(event: Mapping[str, Any], name: str, *, required: bool = False, integer: bool = False,
-            minimum: float | None = None) -> Any:
+def _number(
+    event: Mapping[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    integer: bool = False,
+    minimum: float | None = None,
+) -> Any:
     value = event.get(name)
     if value is None:
         if required:
@@ -183,8 +201,16 @@ def _thread_ended(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
 
 
 _LEVEL_ALIASES = {
-    "debug": "DEBUG", "info": "INFO", "warn": "WARN", "warning": "WARN", "WARNING": "WARN",
-    "error": "ERROR", "critical": "ERROR", "CRITICAL": "ERROR", "fatal": "ERROR", "FATAL": "ERROR",
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warn": "WARN",
+    "warning": "WARN",
+    "WARNING": "WARN",
+    "error": "ERROR",
+    "critical": "ERROR",
+    "CRITICAL": "ERROR",
+    "fatal": "ERROR",
+    "FATAL": "ERROR",
 }
 
 

@@ -25,11 +25,31 @@ from threads.models import ExecutionStep, LLMMessage, Thread, ThreadEvent
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
-_LOG_FIELDS = ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception")
+_LOG_FIELDS = (
+    "id",
+    "timestamp",
+    "level",
+    "service",
+    "thread_id",
+    "mcp_id",
+    "message",
+    "context",
+    "exception",
+)
 _MESSAGE_FIELDS = ("id", "thread", "role", "content", "timestamp", "metadata")
 _PERMISSION_FIELDS = (
-    "id", "timestamp", "thread", "user_id", "resource", "action", "granted", "reason",
-    "rules_checked", "inheritance_chain", "escalation_detected", "severity",
+    "id",
+    "timestamp",
+    "thread",
+    "user_id",
+    "resource",
+    "action",
+    "granted",
+    "reason",
+    "rules_checked",
+    "inheritance_chain",
+    "escalation_detected",
+    "severity",
 )
 
 
@@ -214,7 +234,14 @@ def _insert_logs(logs: list[dict[str, Any]], outbox: Outbox) -> set[str]:
         if event["id"] not in new:
             continue
         encoded = encode(_iso(event))
-        meta: LogMeta = (event["id"], event["level"], event["service"], event["thread_id"], event["mcp_id"], event["message"])
+        meta: LogMeta = (
+            event["id"],
+            event["level"],
+            event["service"],
+            event["thread_id"],
+            event["mcp_id"],
+            event["message"],
+        )
         outbox.add("logs:*", encoded, meta)
         if event["thread_id"]:
             outbox.add(f"logs:{event['thread_id']}", encoded, meta)

@@ -24,7 +24,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         name: str = options["name"]
         if IngestKey.objects.filter(name=name).exists():
-            raise CommandError(f"an ingest key named {name!r} exists; revoke it in the admin or pick another name")
+            raise CommandError(
+                f"an ingest key named {name!r} exists; revoke it in the admin or pick another name"
+            )
         server = None
         if options["mcp"]:
             server, _ = MCPServer.objects.get_or_create(id=options["mcp"], defaults={"name": options["mcp"]})

@@ -1,0 +1,107 @@
+"""Real server processes for end-to-end tests: started, polled until healthy, stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+CLEARED = ("DATABASE_URL", "REDIS_URL", "MC_CONFIG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "MC_DATA_DIR")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED and not k.startswith("PYTEST")}
+    env.update(extra)
+    return env
+
+
+class Server:
+    """A process serving HTTP on `port`; `command` runs in its own process group."""
+
+    def __init__(self, command: list[str], port: int, env: dict[str, str], log: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait_healthy(self, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                response = httpx.get(f"{self.url}/health", timeout=2)
+                if response.status_code == 200:
+                    return response.json()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"no healthy answer from {self.url}:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def daphne(port: int, env: dict[str, str], log: Path) -> Server:
+    return Server(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "missioncontrol.asgi:application",
+        ],
+        port,
+        env,
+        log,
+    )
+
+
+def create_key(env: dict[str, str], name: str, mcp: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", "create_ingest_key", name, "--mcp", mcp],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    response = httpx.post(
+        f"{url}/api/ingest/events",
+        headers={"Authorization": f"Bearer {key}"},
+        content=json.dumps({"events": events}),
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()
