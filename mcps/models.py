@@ -4,23 +4,44 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from datetime import timedelta
 from typing import Self
 
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
+
+LAST_SEEN_RESOLUTION = timedelta(seconds=5)
+# Server id -> monotonic time this process last wrote its row (see register_seen).
+_registered: dict[str, float] = {}
 
 
 class MCPServerQuerySet(models.QuerySet["MCPServer"]):
-    def register_seen(self, ids: set[str]) -> None:
-        """Record that servers `ids` pushed events now, creating rows for new ones.
+    def register_seen(self, ids: set[str], referenced: set[str] | None = None) -> None:
+        """Record that servers `ids` pushed events now; make sure `referenced` rows exist.
 
-        Two statements per ingest batch, however many events named the servers.
+        A process writes a server's last_seen at most once per LAST_SEEN_RESOLUTION:
+        each batch writing the same row would serialize concurrent ingest transactions
+        on its lock, and most batches come from a server seen a moment ago. Servers that
+        rows of this batch will reference (threads) are always inserted-if-missing, which
+        takes no lock on an existing row.
         """
-        if not ids:
+        now = time.monotonic()
+        stale = {i for i in ids if now - _registered.get(i, -1e9) > LAST_SEEN_RESOLUTION.total_seconds()}
+        create = stale | (referenced or set())
+        if not create:
             return
-        now = timezone.now()
-        self.bulk_create([MCPServer(id=i, name=i, last_seen=now) for i in ids], ignore_conflicts=True)
-        self.filter(id__in=ids).update(last_seen=now)
+        at = timezone.now()
+        self.bulk_create([MCPServer(id=i, name=i, last_seen=at) for i in create], ignore_conflicts=True)
+        if stale:
+            old = Q(last_seen__isnull=True) | Q(last_seen__lt=at - LAST_SEEN_RESOLUTION)
+            self.filter(old, id__in=stale).update(last_seen=at)
+            transaction.on_commit(lambda: _registered.update(dict.fromkeys(stale, now)))
+
+    def forget_registered(self) -> None:
+        """Drop the process's memory of registered servers (one was deleted, say)."""
+        _registered.clear()
 
 
 class MCPServer(models.Model):

@@ -125,10 +125,8 @@ class Outbox:
     def __len__(self) -> int:
         return sum(len(v) for v in self.events.values())
 
-    async def send(self) -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
+    def messages(self) -> list[tuple[str, dict[str, Any]]]:
+        out = []
         for channel, events in self.events.items():
             message: EventsMessage = {
                 "type": "mc.events",
@@ -136,4 +134,17 @@ class Outbox:
                 "events": events,
                 "meta": self.meta.get(channel),
             }
-            await layer.group_send(group_for(channel), dict(message))
+            out.append((group_for(channel), dict(message)))
+        return out
+
+    async def send(self) -> None:
+        layer = get_channel_layer()
+        if layer is None or not self.events:
+            return
+        messages = self.messages()
+        send_many = getattr(layer, "group_send_many", None)
+        if send_many is not None:  # the Redis layer: every channel in one round trip
+            await send_many(messages)
+            return
+        for group, message in messages:
+            await layer.group_send(group, message)

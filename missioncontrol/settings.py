@@ -167,16 +167,13 @@ def _channel_layers() -> dict[str, dict[str, object]]:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"REDIS_URL: expected redis://host:port/db, got {REDIS_URL!r}")
+    # Pub/sub: a group_send is one PUBLISH, fanned out to local sockets by each web
+    # process, rather than one Redis list push per subscriber. Live frames are
+    # at-most-once; what was stored is always readable again from the database.
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": env_str("MC_CHANNEL_PREFIX", "mc") or "mc",
-                # A slow browser must not make group_send block the ingest path.
-                "capacity": 1000,
-                "expiry": 30,
-            },
+            "BACKEND": "missioncontrol.layers.PubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("MC_CHANNEL_PREFIX", "mc") or "mc"},
         }
     }
 

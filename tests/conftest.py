@@ -49,6 +49,14 @@ def event(type_: str, seconds: float = 0, **fields: Any) -> dict[str, Any]:
     return body
 
 
+@pytest.fixture(autouse=True)
+def _fresh_server_registry() -> Iterator[None]:
+    """Each test starts with no memory of servers registered by an earlier one."""
+    MCPServer.objects.forget_registered()
+    yield
+    MCPServer.objects.forget_registered()
+
+
 @pytest.fixture
 def server(db: None) -> MCPServer:
     return MCPServer.objects.create(id="srv-alpha", name="alpha")

@@ -227,3 +227,12 @@ def test_it_searches_log_messages() -> None:
     assert list(LogEntry.objects.search("quota exceeded").values_list("message", flat=True)) == [
         "disk quota exceeded on volume"
     ]
+
+
+def test_it_registers_a_server_again_after_it_was_deleted(django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        run(event("thread.started", thread_id="T-a"))  # now remembered as registered
+    MCPServer.objects.filter(id="srv-alpha").delete()
+    result = run(event("thread.started", thread_id="T-b"))
+    assert statuses(result) == ["accepted"]
+    assert Thread.objects.get(id="T-b").mcp_id == "srv-alpha"

@@ -36,7 +36,7 @@ def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
     b = daphne(free_port(), env, tmp_path / "b.log")
     try:
         assert a.wait_healthy()["database"]["vendor"] == "postgresql"
-        assert b.wait_healthy()["channel_layer"]["backend"] == "RedisChannelLayer"
+        assert b.wait_healthy()["channel_layer"]["backend"] == "PubSubChannelLayer"
 
         async def scenario() -> list[dict[str, object]]:
             async with websockets.connect(f"ws://127.0.0.1:{b.port}/ws/") as ws:

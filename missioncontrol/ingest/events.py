@@ -28,6 +28,15 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 MAX_ID = 200
 
+# Computed once: Django's `Choices.values` rebuilds its list on every access.
+STEP_TYPES = tuple(ExecutionStep.StepType.values)
+STEP_STATUSES = tuple(ExecutionStep.Status.values)
+ROLES = tuple(LLMMessage.Role.values)
+FINAL_STATUSES = tuple(str(s) for s in Thread.FINAL)
+LEVELS = tuple(LogEntry.Level.values)
+ACTIONS = tuple(PermissionEvent.Action.values)
+SEVERITIES = tuple(PermissionEvent.Severity.values)
+
 
 class Invalid(Exception):
     """An event field is missing or malformed."""
@@ -172,10 +181,10 @@ def _thread_step(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
     return {
         "thread_id": _str(e, "thread_id", required=True, max_len=MAX_ID),
         "sequence": _number(e, "sequence", required=True, integer=True, minimum=0),
-        "step_type": _choice(e, "step_type", tuple(ExecutionStep.StepType.values)),
+        "step_type": _choice(e, "step_type", STEP_TYPES),
         "description": _str(e, "description", default=""),
         "details": _dict(e, "details"),
-        "status": _choice(e, "status", tuple(ExecutionStep.Status.values), default="complete"),
+        "status": _choice(e, "status", STEP_STATUSES, default="complete"),
         "duration_ms": _number(e, "duration_ms", minimum=0),
         "memory_usage": _number(e, "memory_usage", integer=True, minimum=0),
         "cpu_usage": _number(e, "cpu_usage", minimum=0),
@@ -185,7 +194,7 @@ def _thread_step(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
 def _thread_message(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
     return {
         "thread_id": _str(e, "thread_id", required=True, max_len=MAX_ID),
-        "role": _choice(e, "role", tuple(LLMMessage.Role.values), aliases={"assistant": "agent"}),
+        "role": _choice(e, "role", ROLES, aliases={"assistant": "agent"}),
         "content": _str(e, "content", required=False, default=""),
         "metadata": _dict(e, "metadata"),
     }
@@ -194,7 +203,7 @@ def _thread_message(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
 def _thread_ended(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
     return {
         "thread_id": _str(e, "thread_id", required=True, max_len=MAX_ID),
-        "status": _choice(e, "status", tuple(str(s) for s in Thread.FINAL)),
+        "status": _choice(e, "status", FINAL_STATUSES),
         "memory_usage": _number(e, "memory_usage", integer=True, minimum=0),
         "cpu_usage": _number(e, "cpu_usage", minimum=0),
     }
@@ -216,7 +225,7 @@ _LEVEL_ALIASES = {
 
 def _log(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
     return {
-        "level": _choice(e, "level", tuple(LogEntry.Level.values), aliases=_LEVEL_ALIASES),
+        "level": _choice(e, "level", LEVELS, aliases=_LEVEL_ALIASES),
         "service": _str(e, "service", required=True, max_len=100),
         "thread_id": _str(e, "thread_id", max_len=MAX_ID),
         "mcp_id": _mcp_id(e, source, required=True),
@@ -236,7 +245,7 @@ def _permission_check(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
         "thread_id": _str(e, "thread_id", required=True, max_len=MAX_ID),
         "user_id": _str(e, "user_id", max_len=MAX_ID, default=""),
         "resource": _str(e, "resource", required=True, max_len=500),
-        "action": _choice(e, "action", tuple(PermissionEvent.Action.values)),
+        "action": _choice(e, "action", ACTIONS),
         "granted": granted,
         "reason": _str(e, "reason", default=""),
         "rules_checked": _list(e, "rules_checked"),
@@ -245,7 +254,7 @@ def _permission_check(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
         "severity": _choice(
             e,
             "severity",
-            tuple(PermissionEvent.Severity.values),
+            SEVERITIES,
             default=PermissionEvent.default_severity(granted, escalation),
         ),
     }

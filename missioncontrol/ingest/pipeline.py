@@ -18,7 +18,7 @@ from django.db.models.functions import Now
 from audit.models import PermissionEvent
 from logs.models import LogEntry
 from mcps.models import MCPServer
-from missioncontrol.bulk import insert_new
+from missioncontrol.bulk import copy_new, insert_new
 from missioncontrol.ingest.events import Invalid, Source, validate
 from missioncontrol.live import LogMeta, Outbox, encode
 from threads.models import ExecutionStep, LLMMessage, Thread, ThreadEvent
@@ -135,7 +135,10 @@ def _store(events: list[dict[str, Any]], outbox: Outbox) -> set[str]:
     messages, ended = groups.get("thread.message", []), groups.get("thread.ended", [])
     checks = groups.get("permission.check", [])
 
-    MCPServer.objects.register_seen({e["mcp_id"] for e in started + logs if e["mcp_id"]})
+    MCPServer.objects.register_seen(
+        {e["mcp_id"] for e in started + logs if e["mcp_id"]},
+        referenced={e["mcp_id"] for e in started},  # threads.mcp is a foreign key
+    )
 
     # Lifecycle events go through the ledger, so a repeat changes nothing.
     lifecycle = started + steps + ended
@@ -228,8 +231,8 @@ def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox) -> set[str]
 
 
 def _insert_logs(logs: list[dict[str, Any]], outbox: Outbox) -> set[str]:
-    # The hottest path: one INSERT for the whole batch, one encode per new log.
-    new = insert_new(LogEntry, _LOG_FIELDS, [tuple(e[f] for f in _LOG_FIELDS) for e in logs])
+    # The hottest path: one COPY for the whole batch, one encode per new log.
+    new = copy_new(LogEntry, _LOG_FIELDS, [tuple(e[f] for f in _LOG_FIELDS) for e in logs])
     for event in logs:
         if event["id"] not in new:
             continue
