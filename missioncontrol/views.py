@@ -13,7 +13,6 @@ from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from logs.models import LogEntry
 from mcps.models import MCPServer
 from threads.models import Thread
 
@@ -72,6 +71,5 @@ def overview(request: HttpRequest) -> HttpResponse:
         "active_count": Thread.objects.active().count(),
         "server_count": MCPServer.objects.count(),
         "servers": MCPServer.objects.order_by("-last_seen")[:12],
-        "log_count": LogEntry.objects.count(),
     }
     return render(request, "overview.html", context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEARED = ("DATABASE_URL", "REDIS_URL", "MC_CONFIG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "MC_DATA_DIR")
@@ -48,10 +50,10 @@ class Server:
                 raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
                 response = httpx.get(f"{self.url}/health", timeout=2)
-                if response.status_code == 200:
-                    return response.json()
             except httpx.HTTPError:
-                pass
+                response = None  # not listening yet
+            if response is not None and response.status_code == 200:
+                return response.json()
             time.sleep(0.3)
         raise TimeoutError(f"no healthy answer from {self.url}:\n{self.log.read_text()[-3000:]}")
 
@@ -105,3 +107,23 @@ def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, A
     )
     response.raise_for_status()
     return response.json()
+
+
+def receive_after_push(
+    port: int, channel: str, push_to: str, key: str, events: list[dict[str, Any]]
+) -> list[Any]:
+    """Subscribe to `channel` on the server at `port`, push `events` to `push_to`, and
+    return the events of the first live frame (after the ack and the snapshot)."""
+
+    async def scenario() -> list[Any]:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "channel": channel}))
+            assert json.loads(await ws.recv())["type"] == "response"
+            snapshot = json.loads(await ws.recv())
+            assert snapshot["type"] == "event", snapshot
+            answer = await asyncio.to_thread(post_events, push_to, key, events)
+            assert answer["accepted"] == len(events), answer
+            frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            return snapshot["payload"]["events"], frame["payload"]["events"]
+
+    return asyncio.run(scenario())

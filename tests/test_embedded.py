@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-import websockets
 
 from tests.conftest import event
-from tests.processes import ROOT, Server, clean_env, create_key, free_port, post_events
+from tests.processes import Server, clean_env, create_key, free_port, receive_after_push
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +26,10 @@ def test_it_runs_on_sqlite_and_the_in_memory_layer_with_nothing_configured(tmp_p
         assert (tmp_path / "data" / "missioncontrol.sqlite3").exists()
         key = create_key(env, "laptop", "srv-laptop")
 
-        async def scenario() -> list[dict[str, object]]:
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/") as ws:
-                await ws.send(json.dumps({"type": "subscribe", "channel": "logs:*"}))
-                assert json.loads(await ws.recv())["type"] == "response"
-                assert json.loads(await ws.recv())["payload"]["events"] == []
-                answer = post_events(server.url, key, [event("log", message="hello from the laptop")])
-                assert answer["accepted"] == 1
-                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-                return frame["payload"]["events"]
-
-        (log,) = asyncio.run(scenario())
+        history, (log,) = receive_after_push(
+            port, "logs:*", server.url, key, [event("log", message="hello from the laptop")]
+        )
+        assert history == []
         assert log["message"] == "hello from the laptop" and log["mcp_id"] == "srv-laptop"
     finally:
         server.stop()
-    assert ROOT.joinpath("Makefile").exists()

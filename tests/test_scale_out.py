@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 from pathlib import Path
 
 import pytest
-import websockets
 from django.conf import settings
 from django.db import connection
 
 from tests.conftest import event
-from tests.processes import clean_env, daphne, free_port, post_events
+from tests.processes import clean_env, daphne, free_port, receive_after_push
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -38,22 +35,13 @@ def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
         assert a.wait_healthy()["database"]["vendor"] == "postgresql"
         assert b.wait_healthy()["channel_layer"]["backend"] == "PubSubChannelLayer"
 
-        async def scenario() -> list[dict[str, object]]:
-            async with websockets.connect(f"ws://127.0.0.1:{b.port}/ws/") as ws:
-                await ws.send(json.dumps({"type": "subscribe", "channel": "thread:T-x"}))
-                await ws.recv()
-                await ws.recv()
-                answer = await asyncio.to_thread(
-                    post_events,
-                    a.url,
-                    ingest_key,
-                    [event("thread.started", thread_id="T-x", user_input="scale")],
-                )
-                assert answer["accepted"] == 1
-                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-                return frame["payload"]["events"]
-
-        (started,) = asyncio.run(scenario())
+        _state, (started,) = receive_after_push(
+            b.port,
+            "thread:T-x",
+            a.url,
+            ingest_key,
+            [event("thread.started", thread_id="T-x", user_input="scale")],
+        )
         assert started["type"] == "thread.started" and started["user_input"] == "scale"
     finally:
         a.stop()
