@@ -10,12 +10,13 @@ answer must say "duplicate" for the others.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from django.db import IntegrityError, connection, models, transaction
+
+from missioncontrol.jsontext import dumps
 
 _PG_ARRAY_TYPES = {
     "CharField": "text",
@@ -62,7 +63,7 @@ def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tupl
             arrays: list[list[Any]] = [[] for _ in concrete]
             for row in rows:
                 for i, value in enumerate(row):
-                    arrays[i].append(json.dumps(value) if is_json[i] and value is not None else value)
+                    arrays[i].append(dumps(value) if is_json[i] and value is not None else value)
             names = [f"c{i}" for i in range(len(concrete))]
             unnest = ", ".join(f"%s::{_pg_type(f)}[]" for f in concrete)
             select = ", ".join(f"{n}::jsonb" if is_json[i] else n for i, n in enumerate(names))
@@ -121,7 +122,7 @@ def copy_new(model: type[models.Model], fields: Sequence[str], rows: list[tuple[
         ):
             for row in fresh:
                 copy.write_row(
-                    [json.dumps(v) if j and v is not None else v for v, j in zip(row, is_json, strict=True)]
+                    [dumps(v) if j and v is not None else v for v, j in zip(row, is_json, strict=True)]
                 )
     except (IntegrityError, psycopg.errors.UniqueViolation):
         return insert_new(model, fields, fresh)

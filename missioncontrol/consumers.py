@@ -8,10 +8,10 @@ threads), then live events as batches commit.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -19,6 +19,7 @@ from django.conf import settings
 from audit.models import PermissionEvent
 from logs.events import LogFilter, recent
 from mcps.models import MCPServer
+from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
 from threads.models import Thread
 
@@ -84,7 +85,7 @@ class Subscription:
 
     def __init__(self, channel: str, log_filter: LogFilter | None) -> None:
         self.channel = channel
-        self.log_filter = log_filter
+        self.log_filter = None if log_filter is None or log_filter.is_empty else log_filter
         self.history_ids: set[str] = set()
         self.history_until = 0.0
 
@@ -93,6 +94,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
     """Bridges a browser (or any client) to the channel-layer groups it subscribes to."""
 
     subscriptions: dict[str, Subscription]
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch minus its per-message `aclose_old_connections()`.
+
+        That call is a hop to the one thread-sensitive executor thread for every message
+        of every consumer: with a hundred sockets on `logs:*` it queued each batch's
+        fan-out behind a hundred hops. Every database access here goes through
+        `database_sync_to_async`, which closes old connections around itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.subscriptions = {}
@@ -113,9 +127,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            message = json.loads(text_data if text_data is not None else (bytes_data or b"").decode())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            await self.send_error("frame is not valid JSON")
+            message = loads(text_data if text_data is not None else (bytes_data or b""))
+        except JSONDecodeError as exc:
+            await self.send_error(f"frame is not valid JSON: {exc}")
             return
         if not isinstance(message, dict):
             await self.send_error("frame must be a JSON object")
@@ -208,17 +222,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
         subscription = self.subscriptions.get(message["channel"])
         if subscription is None:
             return
-        events = message["events"]
         meta = message.get("meta")
-        if meta is not None and (subscription.log_filter or subscription.history_ids):
-            log_filter = subscription.log_filter or LogFilter()
-            skip = subscription.history_ids if time.monotonic() < subscription.history_until else set()
-            if not skip:
-                subscription.history_ids = set()
-            events = [
-                encoded
-                for encoded, m in zip(events, meta, strict=True)
-                if m[0] not in skip and (log_filter.is_empty or log_filter.matches(m))
-            ]
+        if meta is None or not (subscription.log_filter or subscription.history_ids):
+            text = message.get("frame")
+            if text is None:
+                text = message["frame"] = events_frame(message["channel"], message["events"])
+            await self.send(text_data=text)
+            return
+        log_filter = subscription.log_filter or LogFilter()
+        skip = subscription.history_ids if time.monotonic() < subscription.history_until else set()
+        if not skip:
+            subscription.history_ids = set()
+        events = [
+            encoded
+            for encoded, m in zip(message["events"], meta, strict=True)
+            if m[0] not in skip and log_filter.matches(m)
+        ]
         if events:
             await self.send(text_data=events_frame(message["channel"], events))

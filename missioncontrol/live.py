@@ -8,12 +8,13 @@ them, so fan-out to many browsers costs no re-encoding.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from channels.layers import get_channel_layer
+
+from missioncontrol.jsontext import dumps
 
 # Channel kinds of the contract: global, thread:{id}, mcp:{id}, logs:{thread_id},
 # logs:*, permission:{thread_id}.
@@ -69,20 +70,26 @@ LogMeta = tuple[str, str, str, str | None, str, str]
 
 
 class EventsMessage(TypedDict):
-    """Channel-layer message: one batch of encoded events for one channel."""
+    """Channel-layer message: one batch of encoded events for one channel.
+
+    The first unfiltered subscriber in a process assembles the event frame and leaves
+    it in `frame` (the layer hands every local subscriber the same decoded message),
+    so the rest send it as is; channels nobody listens to cost no assembly at all.
+    """
 
     type: Literal["mc.events"]
     channel: str
     events: list[str]
     meta: list[LogMeta] | None
+    frame: NotRequired[str]
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def encode(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"), default=str)
+def encode(payload: Any) -> str:
+    return dumps(payload)
 
 
 def frame(
@@ -101,7 +108,7 @@ def events_frame(channel: str, encoded_events: list[str]) -> str:
     """An event frame whose payload is {"events": [...]}, assembled from encoded events."""
     return (
         '{"type":"event","channel":'
-        + json.dumps(channel)
+        + encode(channel)
         + ',"payload":{"events":['
         + ",".join(encoded_events)
         + ']},"timestamp":"'

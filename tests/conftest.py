@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from channels.testing import WebsocketCommunicator
 
@@ -119,3 +120,18 @@ class Socket:
 @pytest.fixture
 def socket() -> Iterator[type[Socket]]:
     yield Socket
+
+
+async def post_batch(
+    body: Any, key: str | None, *, raw: bool = False, method: str = "POST"
+) -> httpx.Response:
+    """Send a batch to /api/ingest/events through the ASGI application, as daphne would."""
+    from missioncontrol.asgi import application
+
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    content = body if raw else json.dumps(body)
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await client.request(method, "/api/ingest/events", content=content, headers=headers)

@@ -2,39 +2,35 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+import httpx
 import pytest
-from django.test import Client, override_settings
+from asgiref.sync import sync_to_async
+from django.db import OperationalError
+from django.test import override_settings
 
 from logs.models import LogEntry
 from mcps.models import IngestKey
-from tests.conftest import event
+from tests.conftest import event, post_batch
 
-# The view stores batches from executor threads, which see only committed rows.
+# The endpoint stores batches from executor threads, which see only committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
-URL = "/api/ingest/events"
+count_logs = sync_to_async(LogEntry.objects.count)
 
 
-def post(client: Client, body: Any, key: str | None, raw: bool = False) -> Any:
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
-    data = body if raw else json.dumps(body)
-    return client.post(URL, data=data, content_type="application/json", **headers)
-
-
-def test_it_accepts_a_batch_and_answers_per_event(client: Client, ingest_key: str) -> None:
-    response = post(client, {"events": [event("log", message="a"), event("log", message="b")]}, ingest_key)
+async def test_it_accepts_a_batch_and_answers_per_event(ingest_key: str) -> None:
+    response = await post_batch(
+        {"events": [event("log", message="a"), event("log", message="b")]}, ingest_key
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 0, 0)
     assert [r["status"] for r in body["results"]] == ["accepted", "accepted"]
-    assert LogEntry.objects.count() == 2
+    assert await count_logs() == 2
 
 
-def test_it_reports_duplicates_and_rejections_in_a_mixed_batch(client: Client, ingest_key: str) -> None:
+async def test_it_reports_duplicates_and_rejections_in_a_mixed_batch(ingest_key: str) -> None:
     good = event("log", message="kept")
-    post(client, {"events": [good]}, ingest_key)
+    await post_batch({"events": [good]}, ingest_key)
     bad = {
         "id": "b1",
         "type": "log",
@@ -43,7 +39,7 @@ def test_it_reports_duplicates_and_rejections_in_a_mixed_batch(client: Client, i
         "service": "s",
         "message": "m",
     }
-    body = post(client, {"events": [good, bad, event("log", message="new")]}, ingest_key).json()
+    body = (await post_batch({"events": [good, bad, event("log", message="new")]}, ingest_key)).json()
     assert [r["status"] for r in body["results"]] == ["duplicate", "rejected", "accepted"]
     assert body["results"][1] == {
         "index": 1,
@@ -52,63 +48,100 @@ def test_it_reports_duplicates_and_rejections_in_a_mixed_batch(client: Client, i
         "field": "timestamp",
         "reason": "not an ISO 8601 date-time: '2026-13-45T00:00:00Z'",
     }
-    assert LogEntry.objects.count() == 2
+    assert await count_logs() == 2
 
 
-def test_it_answers_400_when_every_event_is_rejected(client: Client, ingest_key: str) -> None:
-    response = post(client, {"events": [{"id": "x", "type": "log"}]}, ingest_key)
+async def test_it_answers_400_when_every_event_is_rejected(ingest_key: str) -> None:
+    response = await post_batch({"events": [{"id": "x", "type": "log"}]}, ingest_key)
     assert response.status_code == 400
     assert response.json()["results"][0]["status"] == "rejected"
 
 
-def test_it_answers_401_without_a_key(client: Client, ingest_key: str) -> None:
-    response = post(client, {"events": [event("log")]}, None)
+async def test_it_answers_401_without_a_key(ingest_key: str) -> None:
+    response = await post_batch({"events": [event("log")]}, None)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
     assert response.json()["error"]["field"] == "Authorization"
 
 
-def test_it_answers_401_for_a_wrong_key(client: Client, ingest_key: str) -> None:
-    assert post(client, {"events": [event("log")]}, "mc_not-a-real-key").status_code == 401
+async def test_it_answers_401_for_a_wrong_key(ingest_key: str) -> None:
+    assert (await post_batch({"events": [event("log")]}, "mc_not-a-real-key")).status_code == 401
 
 
-def test_it_answers_401_for_a_revoked_key(client: Client, ingest_key: str) -> None:
-    IngestKey.objects.get(name="alpha-key").revoke()
-    assert post(client, {"events": [event("log")]}, ingest_key).status_code == 401
-    assert LogEntry.objects.count() == 0
+async def test_it_answers_401_for_a_revoked_key(ingest_key: str) -> None:
+    await sync_to_async(lambda: IngestKey.objects.get(name="alpha-key").revoke())()
+    assert (await post_batch({"events": [event("log")]}, ingest_key)).status_code == 401
+    assert await count_logs() == 0
 
 
 @override_settings(INGEST_MAX_BODY_BYTES=2048)
-def test_it_answers_413_for_an_oversized_body(client: Client, ingest_key: str) -> None:
-    response = post(client, {"events": [event("log", message="x" * 4096)]}, ingest_key)
+async def test_it_answers_413_for_an_oversized_body(ingest_key: str) -> None:
+    response = await post_batch({"events": [event("log", message="x" * 4096)]}, ingest_key)
     assert response.status_code == 413
     assert response.json()["error"]["field"] == "body"
-    assert LogEntry.objects.count() == 0
+    assert await count_logs() == 0
 
 
 @override_settings(INGEST_MAX_EVENTS=3)
-def test_it_answers_413_for_too_many_events(client: Client, ingest_key: str) -> None:
-    response = post(client, {"events": [event("log") for _ in range(4)]}, ingest_key)
+async def test_it_answers_413_for_too_many_events(ingest_key: str) -> None:
+    response = await post_batch({"events": [event("log") for _ in range(4)]}, ingest_key)
     assert response.status_code == 413
     assert response.json()["error"]["field"] == "events"
 
 
-def test_it_answers_400_for_a_body_that_is_not_json(client: Client, ingest_key: str) -> None:
-    response = post(client, "{not json", ingest_key, raw=True)
+async def test_it_answers_400_for_a_body_that_is_not_json(ingest_key: str) -> None:
+    response = await post_batch("{not json", ingest_key, raw=True)
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "body"
 
 
-def test_it_answers_400_when_events_is_not_an_array(client: Client, ingest_key: str) -> None:
-    response = post(client, {"events": {"id": 1}}, ingest_key)
+async def test_it_answers_400_when_events_is_not_an_array(ingest_key: str) -> None:
+    response = await post_batch({"events": {"id": 1}}, ingest_key)
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "events"
 
 
-def test_it_refuses_other_methods(client: Client, ingest_key: str) -> None:
-    assert client.get(URL).status_code == 405
+async def test_it_refuses_other_methods(ingest_key: str) -> None:
+    response = await post_batch({}, ingest_key, method="GET")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
 
 
-def test_it_records_when_a_key_was_last_used(client: Client, ingest_key: str) -> None:
-    post(client, {"events": [event("log")]}, ingest_key)
-    assert IngestKey.objects.get(name="alpha-key").last_used_at is not None
+async def test_it_records_when_a_key_was_last_used(ingest_key: str) -> None:
+    await post_batch({"events": [event("log")]}, ingest_key)
+    key = await IngestKey.objects.aget(name="alpha-key")
+    assert key.last_used_at is not None
+
+
+async def test_it_answers_503_with_retry_after_when_the_database_is_down(
+    ingest_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(IngestKey.objects, "authenticate", unreachable)
+    response = await post_batch({"events": [event("log")]}, ingest_key)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"]["reason"] == "the database is unavailable; retry later"
+
+
+async def test_it_answers_500_as_json_for_an_unexpected_failure(
+    ingest_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("missioncontrol.ingest.edge.ingest", broken)
+    response = await post_batch({"events": [event("log")]}, ingest_key)
+    assert response.status_code == 500
+    assert response.json() == {"error": {"field": None, "reason": "internal error"}}
+
+
+async def test_only_the_exact_path_is_the_ingest_endpoint(ingest_key: str) -> None:
+    from missioncontrol.asgi import application
+
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post("/api/ingest/events/", content=b"{}")
+    assert response.status_code == 404
