@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# Optional overrides of server.host / server.port (default 127.0.0.1:8000).
+HOST ?=
+PORT ?=
 # The test suite runs against the machine's PostgreSQL and Redis (trust auth on loopback).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/missioncontrol
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -19,7 +20,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) -m daphne -b $(HOST) -p $(PORT) missioncontrol.asgi:application
+	$(PY) manage.py serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 # Everything against PostgreSQL + Redis, then the suite again on the embedded default
 # (SQLite, in-memory channel layer) minus the multi-process tests that need Redis.

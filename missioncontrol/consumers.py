@@ -94,6 +94,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     """Bridges a browser (or any client) to the channel-layer groups it subscribes to."""
 
     subscriptions: dict[str, Subscription]
+    # Sockets open in this process, against settings.WS_MAX_CONNECTIONS.
+    open_sockets = 0
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its per-message `aclose_old_connections()`.
@@ -110,9 +112,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.subscriptions = {}
+        self.counted = False
         await self.accept()
+        if LiveConsumer.open_sockets >= settings.WS_MAX_CONNECTIONS:
+            await self.send_error(
+                f"this server holds its maximum of {settings.WS_MAX_CONNECTIONS} live connections; "
+                "retry later",
+                field="websocket.max_connections",
+            )
+            await self.close(code=1013)  # try again later
+            return
+        LiveConsumer.open_sockets += 1
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            LiveConsumer.open_sockets -= 1
+            self.counted = False
         for channel in list(getattr(self, "subscriptions", {})):
             await self.channel_layer.group_discard(group_for(channel), self.channel_name)
         self.subscriptions = {}

@@ -217,6 +217,15 @@ INGEST_MAX_EVENTS = env_int("MC_INGEST_MAX_EVENTS", MC.ingest.max_events)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
 
 WS_LOG_HISTORY = MC.websocket.log_history
+# Per web process: a socket past the cap is closed with 1013 (try again later).
+WS_MAX_CONNECTIONS = env_int("MC_WS_MAX_CONNECTIONS", MC.websocket.max_connections)
+WS_PING_INTERVAL = MC.websocket.ping_interval
+WS_PING_TIMEOUT = MC.websocket.ping_timeout
+
+# `manage.py serve`: the web processes (several share one listening socket).
+SERVER_HOST = env_str("MC_HOST", MC.server.host) or MC.server.host
+SERVER_PORT = env_int("MC_PORT", MC.server.port)
+SERVER_WORKERS = env_int("MC_WORKERS", MC.server.workers)
 
 LOGGING = {
     "version": 1,

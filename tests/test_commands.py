@@ -6,6 +6,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from mcps.models import IngestKey, MCPServer
 
@@ -27,3 +28,14 @@ def test_it_refuses_a_second_key_with_the_same_name() -> None:
     call_command("create_ingest_key", "laptop", stdout=StringIO(), stderr=StringIO())
     with pytest.raises(CommandError, match="exists"):
         call_command("create_ingest_key", "laptop", stdout=StringIO(), stderr=StringIO())
+
+
+@override_settings(REDIS_URL=None)
+def test_serve_refuses_several_workers_without_redis() -> None:
+    with pytest.raises(CommandError, match="server.workers: 2 needs REDIS_URL"):
+        call_command("serve", "--workers", "2")
+
+
+def test_serve_refuses_zero_workers() -> None:
+    with pytest.raises(CommandError, match="workers: expected an integer >= 1"):
+        call_command("serve", "--workers", "0")

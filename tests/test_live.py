@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
 from tests.conftest import Socket, event, post_batch
 
@@ -211,3 +212,19 @@ async def test_it_reports_malformed_frames() -> None:
         assert (await ws.recv())["payload"]["reason"].startswith("frame is not valid JSON: ")
         await ws.send(type="shout")
         assert (await ws.recv())["payload"]["field"] == "type"
+
+
+@override_settings(WS_MAX_CONNECTIONS=1)
+async def test_a_socket_past_the_connection_cap_is_told_and_closed_with_1013() -> None:
+    async with Socket():
+        extra = Socket()
+        connected, _ = await extra.comm.connect()
+        assert connected
+        error = await extra.recv()
+        assert error["type"] == "error"
+        assert error["payload"]["field"] == "websocket.max_connections"
+        closed = await extra.comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 1013}
+    # The first socket's close frees its place.
+    async with Socket() as again:
+        assert await again.subscribe("global") is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,25 +12,37 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import event
-from tests.processes import clean_env, daphne, free_port, receive_after_push
+from tests.processes import Server, clean_env, daphne, free_port, receive_after_push
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.mark.skipif(
+needs_pg_and_redis = pytest.mark.skipif(
     connection.vendor != "postgresql" or not settings.REDIS_URL, reason="needs PostgreSQL and Redis"
 )
-def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
-    tmp_path: Path, ingest_key: str
-) -> None:
+
+
+def _env() -> dict[str, str]:
     db = connection.settings_dict
-    env = clean_env(
+    return clean_env(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=settings.REDIS_URL,
         SECRET_KEY="scale-out",
         MC_CONN_MAX_AGE="0",
         MC_CHANNEL_PREFIX=os.environ.get("MC_CHANNEL_PREFIX", "mc"),
     )
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@needs_pg_and_redis
+def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
+    tmp_path: Path, ingest_key: str
+) -> None:
+    env = _env()
     a = daphne(free_port(), env, tmp_path / "a.log")
     b = daphne(free_port(), env, tmp_path / "b.log")
     try:
@@ -46,3 +60,24 @@ def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
     finally:
         a.stop()
         b.stop()
+
+
+@needs_pg_and_redis
+def test_serve_runs_the_configured_workers_on_one_port_and_stops_them_all(
+    tmp_path: Path, ingest_key: str
+) -> None:
+    port = free_port()
+    command = [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"]
+    server = Server(command, port, _env(), tmp_path / "serve.log")
+    try:
+        server.wait_healthy()
+        workers = _children(server.proc.pid)
+        assert len(workers) == 2, workers
+        _state, (started,) = receive_after_push(
+            port, "thread:T-w", server.url, ingest_key, [event("thread.started", thread_id="T-w")]
+        )
+        assert started["thread_id"] == "T-w"
+    finally:
+        server.stop()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+    assert "with 2 daphne workers" in (tmp_path / "serve.log").read_text()
