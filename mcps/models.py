@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from datetime import timedelta
-from typing import Self
+from typing import Any, Self
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -45,7 +47,12 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
 
 
 class MCPServer(models.Model):
-    """An MCP server (or agent host) whose threads, logs and checks we record."""
+    """An MCP server: one the gateway connects to, or one that only pushes events.
+
+    A server with a transport is managed: the gateway holds a session to it, keeps its
+    catalog (tools, resources, prompts) and its health. One without (the default for
+    servers first seen through ingest) is only a name events refer to.
+    """
 
     class Status(models.TextChoices):
         UNKNOWN = "unknown"
@@ -54,11 +61,48 @@ class MCPServer(models.Model):
         DEGRADED = "degraded"
         DISCONNECTED = "disconnected"
 
-    id = models.CharField(primary_key=True, max_length=200, help_text="The mcp_id events carry.")
+    class Transport(models.TextChoices):
+        NONE = "", "none (pushes events only)"
+        STDIO = "stdio", "stdio"
+        STREAMABLE_HTTP = "streamable_http", "Streamable HTTP"
+        SSE = "sse", "legacy SSE"
+
+    class Source(models.TextChoices):
+        INGEST = "ingest"
+        API = "api"
+        ADMIN = "admin"
+        CONFIG = "config"
+        IMPORT = "import"
+        REGISTRY = "registry"
+
+    id = models.CharField(
+        primary_key=True,
+        max_length=200,
+        help_text="Slug: the mcp_id events carry and the prefix of its tools on /mcp.",
+    )
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(null=True, blank=True)
+
+    # How to reach it (managed servers).
+    transport = models.CharField(max_length=20, choices=Transport.choices, default="", blank=True)
+    enabled = models.BooleanField(default=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.INGEST)
+    command = models.CharField(max_length=1000, blank=True)
+    args = models.JSONField(default=list, blank=True)
+    env = models.JSONField(default=dict, blank=True)
+    cwd = models.CharField(max_length=1000, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+
+    # What it said when it connected.
+    protocol_version = models.CharField(max_length=40, blank=True)
+    server_info = models.JSONField(default=dict, blank=True)
+    capabilities = models.JSONField(default=dict, blank=True)
+    instructions = models.TextField(blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
 
     objects = MCPServerQuerySet.as_manager()
 
@@ -68,6 +112,112 @@ class MCPServer(models.Model):
 
     def __str__(self) -> str:
         return self.name if self.name == self.id else f"{self.name} ({self.id})"
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.transport)
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if not SLUG.match(self.id or ""):
+            errors["id"] = "letters, digits, '-' and '_' only (it prefixes tool names on /mcp)"
+        if "__" in (self.id or ""):
+            errors["id"] = "must not contain '__' (it separates server and tool on /mcp)"
+        if self.transport == self.Transport.STDIO and not self.command:
+            errors["command"] = "required for a stdio server"
+        if self.transport in (self.Transport.STREAMABLE_HTTP, self.Transport.SSE) and not self.url:
+            errors["url"] = "required for an HTTP server"
+        if not isinstance(self.args, list) or not all(isinstance(a, str) for a in self.args):
+            errors["args"] = "expected a list of strings"
+        for name in ("env", "headers"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                errors[name] = "expected a mapping of strings to strings"
+        if errors:
+            raise ValidationError(errors)
+
+    def connection_spec(self) -> dict[str, Any]:
+        """What the gateway needs to connect; a change of it means reconnect."""
+        return {
+            "transport": self.transport,
+            "command": self.command,
+            "args": list(self.args),
+            "env": dict(self.env),
+            "cwd": self.cwd,
+            "url": self.url,
+            "headers": dict(self.headers),
+        }
+
+
+SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+class CatalogEntry(models.Model):
+    server = models.ForeignKey(MCPServer, on_delete=models.CASCADE)
+    name = models.CharField(max_length=500)
+    title = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["server", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.server_id}/{self.name}"
+
+
+class Tool(CatalogEntry):
+    input_schema = models.JSONField(default=dict, blank=True)
+    output_schema = models.JSONField(null=True, blank=True)
+    annotations = models.JSONField(null=True, blank=True)
+
+    class Meta(CatalogEntry.Meta):
+        constraints = [models.UniqueConstraint(fields=["server", "name"], name="tool_unique_per_server")]
+        default_related_name = "tools"
+
+
+class Resource(CatalogEntry):
+    uri = models.CharField(max_length=2000)
+    mime_type = models.CharField(max_length=200, blank=True)
+
+    class Meta(CatalogEntry.Meta):
+        constraints = [models.UniqueConstraint(fields=["server", "uri"], name="resource_unique_per_server")]
+        default_related_name = "resources"
+
+
+class Prompt(CatalogEntry):
+    arguments = models.JSONField(default=list, blank=True)
+
+    class Meta(CatalogEntry.Meta):
+        constraints = [models.UniqueConstraint(fields=["server", "name"], name="prompt_unique_per_server")]
+        default_related_name = "prompts"
+
+
+class HealthCheckQuerySet(models.QuerySet["HealthCheck"]):
+    def latest_for(self, server_id: str) -> HealthCheck | None:
+        return self.filter(server_id=server_id).order_by("-checked_at").first()
+
+
+class HealthCheck(models.Model):
+    """One health probe of a managed server: ping (or a cheap list), its latency."""
+
+    server = models.ForeignKey(MCPServer, on_delete=models.CASCADE, related_name="health_checks")
+    checked_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    objects = HealthCheckQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["server", "-checked_at"], name="health_server_checked")]
+
+    def __str__(self) -> str:
+        return f"{self.server_id} {'ok' if self.ok else 'failed'} at {self.checked_at:%Y-%m-%d %H:%M:%S}"
 
 
 def hash_key(raw: str) -> str:

@@ -15,6 +15,10 @@ pytestmark = pytest.mark.django_db
 PAGES = [
     "mcps/mcpserver",
     "mcps/ingestkey",
+    "mcps/tool",
+    "mcps/resource",
+    "mcps/prompt",
+    "mcps/healthcheck",
     "threads/thread",
     "threads/executionstep",
     "threads/llmmessage",
@@ -71,3 +75,47 @@ def test_it_revokes_ingest_keys_from_the_admin(alice: Client, ingest_key: str) -
 
 def test_it_keeps_strangers_out_of_the_admin(client: Client) -> None:
     assert client.get("/admin/threads/thread/").status_code == 302
+
+
+def test_it_registers_a_stdio_server_from_the_admin(alice: Client) -> None:
+    from mcps.models import MCPServer
+
+    response = alice.post(
+        "/admin/mcps/mcpserver/add/",
+        {
+            "id": "time",
+            "name": "time",
+            "enabled": "on",
+            "source": "admin",
+            "transport": "stdio",
+            "command": "uvx",
+            "args": '["mcp-server-time"]',
+            "env": "{}",
+            "cwd": "",
+            "url": "",
+            "headers": "{}",
+            "tools-TOTAL_FORMS": "0",
+            "tools-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert MCPServer.objects.get(id="time").args == ["mcp-server-time"]
+
+
+def test_the_admin_refuses_a_stdio_server_without_a_command(alice: Client) -> None:
+    response = alice.post(
+        "/admin/mcps/mcpserver/add/",
+        {
+            "id": "bad",
+            "name": "bad",
+            "source": "admin",
+            "transport": "stdio",
+            "args": "[]",
+            "env": "{}",
+            "headers": "{}",
+            "tools-TOTAL_FORMS": "0",
+            "tools-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert "required for a stdio server" in response.content.decode()
