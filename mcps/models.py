@@ -45,6 +45,33 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
         """Drop the process's memory of registered servers (one was deleted, say)."""
         _registered.clear()
 
+    def managed(self) -> Self:
+        return self.exclude(transport="")
+
+    def connection_specs(self) -> dict[str, dict[str, Any]]:
+        """id -> connection spec of every enabled managed server (what the gateway holds)."""
+        return {s.id: s.connection_spec() for s in self.managed().filter(enabled=True)}
+
+    def record_status(self, server_id: str, status: str, error: str) -> None:
+        fields: dict[str, Any] = {"status": status, "last_error": error}
+        if status == MCPServer.Status.CONNECTED:
+            fields["last_seen"] = timezone.now()
+        self.filter(id=server_id).update(**fields)
+
+    def record_connected(self, server_id: str, info: dict[str, Any], catalog: dict[str, list[Any]]) -> None:
+        """What the server said on connect, and its catalog, replacing the previous ones."""
+        with transaction.atomic():
+            now = timezone.now()
+            self.filter(id=server_id).update(
+                protocol_version=info["protocol_version"],
+                server_info=info["server_info"],
+                capabilities=info["capabilities"],
+                instructions=info["instructions"],
+                connected_at=now,
+                last_seen=now,
+            )
+            replace_catalog(server_id, catalog)
+
 
 class MCPServer(models.Model):
     """An MCP server: one the gateway connects to, or one that only pushes events.
@@ -283,3 +310,57 @@ class IngestKey(models.Model):
         if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
             IngestKey.objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+
+
+def replace_catalog(server_id: str, catalog: dict[str, list[Any]]) -> None:
+    """Make the stored tools, resources and prompts of a server exactly `catalog`'s."""
+    now = timezone.now()
+    with transaction.atomic():
+        Tool.objects.filter(server_id=server_id).delete()
+        Resource.objects.filter(server_id=server_id).delete()
+        Prompt.objects.filter(server_id=server_id).delete()
+        Tool.objects.bulk_create(
+            [
+                Tool(
+                    server_id=server_id,
+                    name=t["name"],
+                    title=t.get("title") or (t.get("annotations") or {}).get("title") or "",
+                    description=t.get("description") or "",
+                    input_schema=t.get("inputSchema") or {},
+                    output_schema=t.get("outputSchema"),
+                    annotations=t.get("annotations"),
+                    updated_at=now,
+                )
+                for t in catalog.get("tools", [])
+            ],
+            ignore_conflicts=True,
+        )
+        Resource.objects.bulk_create(
+            [
+                Resource(
+                    server_id=server_id,
+                    name=r.get("name") or r["uri"],
+                    uri=r["uri"],
+                    title=r.get("title") or "",
+                    description=r.get("description") or "",
+                    mime_type=r.get("mimeType") or "",
+                    updated_at=now,
+                )
+                for r in catalog.get("resources", [])
+            ],
+            ignore_conflicts=True,
+        )
+        Prompt.objects.bulk_create(
+            [
+                Prompt(
+                    server_id=server_id,
+                    name=p["name"],
+                    title=p.get("title") or "",
+                    description=p.get("description") or "",
+                    arguments=p.get("arguments") or [],
+                    updated_at=now,
+                )
+                for p in catalog.get("prompts", [])
+            ],
+            ignore_conflicts=True,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -12,6 +13,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "missioncontrol.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
@@ -21,17 +23,44 @@ INGEST_PATH = "/api/ingest/events"
 django_http = ASGIStaticFilesHandler(django_asgi_app)
 
 
+_embedded_gateway: Any = None
+
+
+def start_embedded_gateway() -> None:
+    """On the embedded default the gateway lives in this process, on its event loop."""
+    global _embedded_gateway
+    if _embedded_gateway is not None or not settings.GATEWAY_EMBEDDED:
+        return
+    from mcps.gateway.service import Gateway
+
+    _embedded_gateway = Gateway()
+    asyncio.get_running_loop().create_task(_embedded_gateway.start())
+
+
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Ingest batches bypass Django's request cycle (see ingest.edge); the rest is Django."""
+    start_embedded_gateway()
     if scope["path"] == INGEST_PATH:
         await ingest_endpoint(scope, receive, send)
     else:
         await django_http(scope, receive, send)
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": http,
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
-)
+websocket = URLRouter(websocket_urlpatterns)
+
+
+async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    start_embedded_gateway()
+    await websocket(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": http, "websocket": websocket_app})
+
+if settings.GATEWAY_EMBEDDED:
+    # Under daphne, connect to the servers as soon as the reactor runs, not on first use.
+    try:
+        from twisted.internet import reactor
+
+        reactor.callWhenRunning(start_embedded_gateway)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - not under daphne: the first request starts it
+        pass

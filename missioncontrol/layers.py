@@ -49,3 +49,9 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
                     for channel, data in items:
                         pipe.publish(channel, data)
                     await pipe.execute()
+
+    async def discard_channel(self, channel: str) -> None:
+        """Stop listening on a channel made by `new_channel` (a finished RPC's reply channel)."""
+        layer = self._get_layer()
+        if layer.channels.pop(channel, None) is not None:
+            await layer._get_shard(channel).unsubscribe(channel)

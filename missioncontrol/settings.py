@@ -46,8 +46,21 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}: expected an integer, got {value!r}") from None
 
 
+MC_CONFIG_PATH = env_str("MC_CONFIG")
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a number, got {value!r}") from None
+
+
 try:
-    MC = load_config(env_str("MC_CONFIG"))
+    MC = load_config(MC_CONFIG_PATH)
 except ConfigError as exc:
     raise ImproperlyConfigured(f"Mission Control configuration: {exc}") from exc
 
@@ -221,6 +234,13 @@ WS_LOG_HISTORY = MC.websocket.log_history
 WS_MAX_CONNECTIONS = env_int("MC_WS_MAX_CONNECTIONS", MC.websocket.max_connections)
 WS_PING_INTERVAL = MC.websocket.ping_interval
 WS_PING_TIMEOUT = MC.websocket.ping_timeout
+
+# The MCP gateway: a process of its own (`manage.py run_gateway`) when there is a Redis
+# channel layer to reach it through; inside the web process on the embedded default.
+GATEWAY_EMBEDDED = env_bool("MC_GATEWAY_EMBEDDED", REDIS_URL is None)
+GATEWAY_CALL_TIMEOUT = env_float("MC_GATEWAY_CALL_TIMEOUT", 60.0)
+GATEWAY_BACKOFF_BASE = env_float("MC_GATEWAY_BACKOFF_BASE", 1.0)
+GATEWAY_BACKOFF_CAP = env_float("MC_GATEWAY_BACKOFF_CAP", 60.0)
 
 # `manage.py serve`: the web processes (several share one listening socket).
 SERVER_HOST = env_str("MC_HOST", MC.server.host) or MC.server.host

@@ -51,6 +51,12 @@ def event(type_: str, seconds: float = 0, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
+def _no_embedded_gateway(settings: Any) -> None:
+    """Tests that need a gateway start their own, on their own event loop."""
+    settings.GATEWAY_EMBEDDED = False
+
+
+@pytest.fixture(autouse=True)
 def _fresh_server_registry() -> Iterator[None]:
     """Each test starts with no memory of servers registered by an earlier one."""
     MCPServer.objects.forget_registered()

@@ -1,0 +1,171 @@
+"""REST for MCP servers: list, register, detail, catalog, health, reconnect, tool calls.
+
+Reads come from the database (the gateway keeps it current). Reconnect and tool calls
+are requests to the gateway (see gateway/rpc.py); they are async views so a long tool
+call holds no thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import status
+from rest_framework.generics import get_object_or_404
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mcps.api.serializers import (
+    HealthCheckSerializer,
+    MCPServerDetailSerializer,
+    MCPServerSerializer,
+    ToolSerializer,
+)
+from mcps.gateway import rpc
+from mcps.models import MCPServer
+from mcps.registration import register
+from missioncontrol.jsontext import JSONDecodeError, dumps, loads
+
+
+def servers() -> Any:
+    return MCPServer.objects.annotate(tool_count=Count("tools"))
+
+
+class ServerList(APIView):
+    def get(self, request: Request) -> Response:
+        return Response(MCPServerSerializer(servers(), many=True).data)
+
+    def post(self, request: Request) -> Response:
+        """Register a server: {"id": "time", "command": "uvx", "args": [...]} or {"id", "url"}."""
+        data = request.data if isinstance(request.data, dict) else None
+        if data is None:
+            return _error(400, "body", "expected a JSON object")
+        name = data.get("id") or data.get("name")
+        if not isinstance(name, str) or not name:
+            return _error(400, "id", "required, the server's slug")
+        entry = {k: v for k, v in data.items() if k != "id"}
+        result = register(name, entry, MCPServer.Source.API)
+        if result.errors:
+            field, _, reason = result.errors[name].partition(": ")
+            return _error(400, field, reason)
+        slug = (result.created or result.updated or result.unchanged)[0]
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(MCPServerDetailSerializer(servers().get(id=slug)).data, status=code)
+
+
+class ServerDetail(APIView):
+    def get(self, request: Request, mcp_id: str) -> Response:
+        return Response(MCPServerDetailSerializer(get_object_or_404(servers(), id=mcp_id)).data)
+
+
+class ServerTools(APIView):
+    def get(self, request: Request, mcp_id: str) -> Response:
+        server = get_object_or_404(MCPServer, id=mcp_id)
+        return Response(ToolSerializer(server.tools.order_by("name"), many=True).data)
+
+
+class ServerHealth(APIView):
+    def get(self, request: Request, mcp_id: str) -> Response:
+        server = get_object_or_404(MCPServer, id=mcp_id)
+        checks = server.health_checks.order_by("-checked_at")[:50]
+        return Response(
+            {
+                "mcp_id": server.id,
+                "status": server.status,
+                "last_error": server.last_error,
+                "checks": HealthCheckSerializer(checks, many=True).data,
+            }
+        )
+
+
+def _error(code: int, field: str | None, reason: str) -> Any:
+    return Response({"error": {"field": field, "reason": reason}}, status=code)
+
+
+def _json_error(exc: rpc.GatewayError) -> JsonResponse:
+    response = JsonResponse({"error": {"field": exc.field, "reason": exc.reason}}, status=exc.status)
+    if exc.status == 503:
+        response["Retry-After"] = "5"
+    return response
+
+
+async def _exists(mcp_id: str) -> bool:
+    return await MCPServer.objects.filter(id=mcp_id).aexists()
+
+
+@csrf_exempt
+async def reconnect(request: HttpRequest, mcp_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
+    if not await _exists(mcp_id):
+        return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
+    try:
+        return JsonResponse(await rpc.request("reconnect", {"mcp_id": mcp_id}, timeout=10), status=202)
+    except rpc.GatewayError as exc:
+        return _json_error(exc)
+
+
+@csrf_exempt
+async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpResponse:
+    """POST {"arguments": {...}, "timeout": 30}.
+
+    `?stream=1` answers NDJSON: a line per progress notification, then the result.
+    """
+    if request.method != "POST":
+        return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
+    try:
+        body = loads(request.body or b"{}")
+    except JSONDecodeError as exc:
+        return JsonResponse({"error": {"field": "body", "reason": f"not valid JSON: {exc}"}}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"error": {"field": "body", "reason": "expected a JSON object"}}, status=400)
+    arguments = body.get("arguments", {})
+    if not isinstance(arguments, dict):
+        return JsonResponse({"error": {"field": "arguments", "reason": "expected an object"}}, status=400)
+    timeout = body.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        return JsonResponse({"error": {"field": "timeout", "reason": "expected seconds > 0"}}, status=400)
+    if not await _exists(mcp_id):
+        return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
+    args = {"mcp_id": mcp_id, "tool": tool, "arguments": arguments, "timeout": timeout}
+    wait = float(timeout or 60)
+    if request.GET.get("stream") not in ("1", "true"):
+        try:
+            return JsonResponse(await rpc.request("call_tool", args, timeout=wait))
+        except rpc.GatewayError as exc:
+            return _json_error(exc)
+    return StreamingHttpResponse(_stream_call(args, wait), content_type="application/x-ndjson")
+
+
+async def _stream_call(args: dict[str, Any], wait: float) -> AsyncIterator[str]:
+    import asyncio
+
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def progress(payload: dict[str, Any]) -> None:
+        await lines.put(dumps({"type": "progress", **payload}) + "\n")
+
+    async def run() -> None:
+        try:
+            result = await rpc.request("call_tool", args, timeout=wait, on_progress=progress)
+            await lines.put(dumps({"type": "result", **result}) + "\n")
+        except rpc.GatewayError as exc:
+            await lines.put(
+                dumps({"type": "error", "status": exc.status, "field": exc.field, "reason": exc.reason})
+                + "\n"
+            )
+        finally:
+            await lines.put(None)
+
+    task = asyncio.get_running_loop().create_task(run())
+    try:
+        while (line := await lines.get()) is not None:
+            yield line
+    finally:
+        task.cancel()

@@ -1,0 +1,387 @@
+"""One persistent MCP client session to one server, through the official `mcp` SDK.
+
+`Connection.run()` connects, reads the server's catalog, and holds the session open
+until it is lost (a stdio server's process exits, a health probe fails, a reconnect is
+asked for), then reconnects with exponential backoff and jitter. Calls share the one
+session: no process spawn and no new session per call. A call is never replayed after
+a reconnect: one in flight when the session is lost fails with `Unavailable`.
+
+The SDK negotiates the protocol era itself: it probes `server/discover` (2026-07-28,
+stateless) and falls back to the `initialize` handshake (2025-11-25 and earlier).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from jsonschema import validators
+from jsonschema.exceptions import best_match
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+class Unavailable(Exception):
+    """The server has no live session (disconnected, connecting, or lost mid-call)."""
+
+
+class InvalidArguments(Exception):
+    """Arguments that fail the tool's input schema, found before the call is forwarded."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path, self.message = path, message
+
+
+class ToolError(Exception):
+    """The server refused a request (unknown tool, bad arguments): its JSON-RPC error."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What it takes to reach one server; a changed spec means a new session."""
+
+    id: str
+    transport: str
+    command: str = ""
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str = ""
+    url: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, server_id: str, spec: dict[str, Any]) -> Spec:
+        return cls(
+            id=server_id,
+            transport=spec["transport"],
+            command=spec["command"],
+            args=tuple(spec["args"]),
+            env=tuple(sorted(spec["env"].items())),
+            cwd=spec["cwd"],
+            url=spec["url"],
+            headers=tuple(sorted(spec["headers"].items())),
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits up to base * 2**n, capped."""
+
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(self.base / 2, min(self.cap, self.base * 2**attempt))
+
+
+class Hooks(Protocol):
+    async def status(self, server_id: str, status: str, error: str) -> None: ...
+    async def connected(
+        self, server_id: str, info: dict[str, Any], catalog: dict[str, list[Any]]
+    ) -> None: ...
+    async def catalog(self, server_id: str, catalog: dict[str, list[Any]]) -> None: ...
+    async def log(self, server_id: str, level: str, logger_name: str, message: str, data: Any) -> None: ...
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass
+class Connection:
+    spec: Spec
+    hooks: Hooks
+    backoff: Backoff = field(default_factory=Backoff)
+    status: str = "connecting"
+    error: str = ""
+    client: Client | None = None
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _validators: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    _lost: asyncio.Event = field(default_factory=asyncio.Event)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, hold the session, reconnect when lost; until cancelled or stopped."""
+        while not self._stopping:
+            await self._set_status("connecting" if self.attempts == 0 else "degraded", self.error)
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - any failure of a session means reconnect
+                self.error = _describe(exc)
+                logger.info("mcp %s: session ended: %s", self.spec.id, self.error)
+            finally:
+                self.client = None
+                self._ready.clear()
+            if self._stopping:
+                break
+            await self._set_status("degraded" if self.attempts < 3 else "disconnected", self.error)
+            delay = self.backoff.delay(self.attempts)
+            self.attempts += 1
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        self._lost.clear()
+        async with contextlib.AsyncExitStack() as stack:
+            transport = self._transport(stack)
+            client = Client(
+                transport,
+                logging_callback=self._on_log,
+                message_handler=self._on_message,
+                log_level="info",
+                cache=None,
+                read_timeout_seconds=60,
+            )
+            await stack.enter_async_context(client)
+            info = {
+                "protocol_version": client.protocol_version,
+                "server_info": _dump(client.server_info) if client.server_info else {},
+                "capabilities": _dump(client.server_capabilities),
+                "instructions": client.instructions or "",
+            }
+            catalog = await self._fetch_catalog(client)
+            self.client = client
+            self.error = ""
+            self.attempts = 0
+            await self.hooks.connected(self.spec.id, info, catalog)
+            await self._set_status("connected", "")
+            self._ready.set()
+            await self._lost.wait()
+            self.error = self.error or "session lost"
+
+    def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
+        spec = self.spec
+        if spec.transport == "stdio":
+            params = StdioServerParameters(
+                command=spec.command,
+                args=list(spec.args),
+                env={**_inherited_env(), **dict(spec.env)},
+                cwd=spec.cwd or None,
+            )
+            return stdio_client(params, errlog=self._stderr_pipe(stack))
+        headers = dict(spec.headers)
+        if spec.transport == "sse":
+            return sse_client(spec.url, headers=headers)
+        http = create_mcp_http_client(headers=headers)
+        return streamable_http_client(spec.url, http_client=http)
+
+    def _stderr_pipe(self, stack: contextlib.AsyncExitStack) -> Any:
+        """A pipe for the server's stderr: its lines become logs; its EOF means the process died."""
+        read_fd, write_fd = os.pipe()
+        writer = os.fdopen(write_fd, "w")
+        reader = os.fdopen(read_fd, "rb")
+        task = asyncio.get_running_loop().create_task(self._read_stderr(reader, writer))
+        stack.callback(task.cancel)
+        stack.callback(writer.close)
+        return writer
+
+    async def _read_stderr(self, reader: Any, writer: Any) -> None:
+        loop = asyncio.get_running_loop()
+        stream = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), reader)
+        try:
+            await self._ready.wait()
+            writer.close()  # only the child holds the write end now: EOF when it exits
+            while line := await stream.readline():
+                text = line.decode(errors="replace").rstrip()
+                if text:
+                    await self.hooks.log(self.spec.id, _stderr_level(text), "stderr", text, None)
+            if self.client is not None:
+                self.error = "the server process exited"
+                self._lost.set()
+        finally:
+            transport.close()
+
+    async def _fetch_catalog(self, client: Client) -> dict[str, list[Any]]:
+        caps = client.server_capabilities
+        catalog: dict[str, list[Any]] = {"tools": [], "resources": [], "prompts": []}
+        if caps.tools is not None:
+            catalog["tools"] = [_dump(t) for t in await _all_pages(client.list_tools, "tools")]
+        if caps.resources is not None:
+            catalog["resources"] = [_dump(r) for r in await _all_pages(client.list_resources, "resources")]
+        if caps.prompts is not None:
+            catalog["prompts"] = [_dump(p) for p in await _all_pages(client.list_prompts, "prompts")]
+        self.tools = {t["name"]: t for t in catalog["tools"]}
+        self._validators = {}
+        return catalog
+
+    async def _set_status(self, status: str, error: str) -> None:
+        if status != self.status or error != self.error:
+            self.status = status
+            await self.hooks.status(self.spec.id, status, error)
+
+    def reconnect(self, reason: str = "reconnect requested") -> None:
+        self.error = reason
+        self.attempts = 0
+        self._lost.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._lost.set()
+
+    # -- notifications -----------------------------------------------------------------
+
+    async def _on_log(self, params: Any) -> None:
+        data = params.data
+        message = data if isinstance(data, str) else (data.get("message") if isinstance(data, dict) else None)
+        await self.hooks.log(
+            self.spec.id, params.level, params.logger or "", str(message if message else data), data
+        )
+
+    async def _on_message(self, message: Any) -> None:
+        method = getattr(message, "method", "")
+        if method.endswith("/list_changed") and self.client is not None:
+            asyncio.get_running_loop().create_task(self._refresh_catalog())
+
+    async def _refresh_catalog(self) -> None:
+        client = self.client
+        if client is None:
+            return
+        try:
+            catalog = await self._fetch_catalog(client)
+        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old catalog
+            logger.warning("mcp %s: catalog refresh failed: %s", self.spec.id, _describe(exc))
+            return
+        await self.hooks.catalog(self.spec.id, catalog)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _live(self) -> Client:
+        if self.client is None:
+            raise Unavailable(
+                f"server {self.spec.id!r} is {self.status}" + (f": {self.error}" if self.error else "")
+            )
+        return self.client
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], timeout: float, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        client = self._live()
+        if name not in self.tools:
+            raise ToolError(-32602, f"unknown tool {name!r} on server {self.spec.id!r}")
+        self.check_arguments(name, arguments)
+        try:
+            result = await asyncio.wait_for(
+                client.call_tool(name, arguments, read_timeout_seconds=timeout, progress_callback=progress),
+                timeout,
+            )
+        except MCPError as exc:
+            raise ToolError(exc.error.code, exc.error.message) from exc
+        except TimeoutError:
+            raise
+        except Exception as exc:
+            if self.client is client and _is_transport_failure(exc):
+                self.error = _describe(exc)
+                self._lost.set()
+                raise Unavailable(f"server {self.spec.id!r} was lost during the call: {self.error}") from exc
+            raise
+        return _dump(result)
+
+    def check_arguments(self, name: str, arguments: dict[str, Any]) -> None:
+        validator = self._validators.get(name)
+        if validator is None:
+            schema = self.tools[name].get("inputSchema") or {}
+            try:
+                validator = validators.validator_for(schema)(schema)
+            except Exception:  # noqa: BLE001 - a server's broken schema: let the server judge
+                logger.warning("mcp %s: tool %s has an unusable input schema", self.spec.id, name)
+                return
+            self._validators[name] = validator
+        error = best_match(validator.iter_errors(arguments))
+        if error is not None:
+            raise InvalidArguments(".".join(str(p) for p in error.absolute_path), error.message)
+
+    async def probe(self) -> tuple[bool, float | None, str]:
+        """Ping where the protocol has it (handshake era), a cheap list otherwise."""
+        client = self.client
+        if client is None:
+            return False, None, self.error or self.status
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(10):
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    await client.list_tools()
+                else:
+                    await client.send_ping()
+        except Exception as exc:  # noqa: BLE001 - any failure is an unhealthy probe
+            error = _describe(exc) or type(exc).__name__
+            if self.client is client:
+                self.error = error
+                self._lost.set()
+            return False, None, error
+        return True, (time.perf_counter() - start) * 1000, ""
+
+
+async def _all_pages(fetch: Callable[..., Awaitable[Any]], attribute: str) -> list[Any]:
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(100):
+        page = await fetch(cursor=cursor)
+        items.extend(getattr(page, attribute))
+        cursor = getattr(page, "next_cursor", None)
+        if not cursor:
+            break
+    return items
+
+
+def _inherited_env() -> dict[str, str]:
+    # What a spawned server needs from us (PATH to find node/uvx, HOME, locale), no secrets.
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "SYSTEMROOT", "VIRTUAL_ENV")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def _stderr_level(line: str) -> str:
+    upper = line[:80].upper()
+    for level in ("CRITICAL", "ERROR", "WARNING", "WARN", "DEBUG"):
+        if level in upper:
+            return "WARN" if level == "WARNING" else level
+    return "INFO"
+
+
+def _is_transport_failure(exc: BaseException) -> bool:
+    return not isinstance(exc, (MCPError, ValueError, TypeError))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = [
+    "Backoff",
+    "Connection",
+    "Hooks",
+    "InvalidArguments",
+    "Progress",
+    "Spec",
+    "ToolError",
+    "Unavailable",
+]

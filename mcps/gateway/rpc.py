@@ -1,0 +1,104 @@
+"""Web processes talk to the gateway over the channel layer.
+
+A request goes to the one channel `GATEWAY_CHANNEL`; the gateway acknowledges at once
+on the caller's reply channel, may send progress frames, then one result or error. No
+acknowledgement within `ACK_SECONDS` means no gateway is running: `GatewayDown`
+(answered 503). Every answer is a plain dict, so the REST views, the WebSocket
+consumer and the /mcp endpoint share this one client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypedDict
+
+from channels.layers import get_channel_layer
+
+GATEWAY_CHANNEL = "mc.gateway"
+ACK_SECONDS = 3.0
+
+Op = Literal["call_tool", "list_tools", "reconnect", "status", "check_health"]
+
+
+class Request(TypedDict):
+    type: Literal["gateway.request"]
+    id: str
+    reply_to: str
+    op: Op
+    args: dict[str, Any]
+
+
+class Reply(TypedDict):
+    type: Literal["gateway.reply"]
+    id: str
+    kind: Literal["ack", "progress", "result", "error"]
+    payload: dict[str, Any]
+
+
+class GatewayError(Exception):
+    """An answer the caller turns into an HTTP status (or an MCP / WebSocket error)."""
+
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.field = status, reason, field
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "field": self.field}
+
+
+class GatewayDown(GatewayError):
+    def __init__(self) -> None:
+        super().__init__(503, "the MCP gateway is not running (start `manage.py run_gateway`)")
+
+
+async def request(
+    op: Op,
+    args: dict[str, Any],
+    *,
+    timeout: float = 60.0,
+    on_progress: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """Ask the gateway; its result payload, or GatewayError."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise GatewayDown()
+    reply_to = await layer.new_channel("mc.gateway.reply.")
+    message: Request = {
+        "type": "gateway.request",
+        "id": uuid.uuid4().hex,
+        "reply_to": reply_to,
+        "op": op,
+        "args": args,
+    }
+    try:
+        await layer.send(GATEWAY_CHANNEL, dict(message))
+        try:
+            async with asyncio.timeout(ACK_SECONDS):
+                first = await layer.receive(reply_to)
+        except TimeoutError:
+            raise GatewayDown() from None
+        async with asyncio.timeout(timeout + ACK_SECONDS):
+            answer = first
+            while True:
+                if answer["kind"] == "result":
+                    return answer["payload"]
+                if answer["kind"] == "error":
+                    p = answer["payload"]
+                    raise GatewayError(p["status"], p["reason"], p.get("field"))
+                if answer["kind"] == "progress" and on_progress is not None:
+                    await on_progress(answer["payload"])
+                answer = await layer.receive(reply_to)
+    except TimeoutError:
+        raise GatewayError(504, f"no answer from the gateway within {timeout:g} s", "timeout") from None
+    finally:
+        discard = getattr(layer, "discard_channel", None)
+        if discard is not None:
+            await discard(reply_to)
+
+
+async def reply(reply_to: str, request_id: str, kind: str, payload: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.send(reply_to, {"type": "gateway.reply", "id": request_id, "kind": kind, "payload": payload})

@@ -1,0 +1,307 @@
+"""The gateway: one `Connection` per enabled managed server, and the requests to them.
+
+Runs in `manage.py run_gateway`, or inside the web process on the embedded default.
+Loops: discovery (the config file's `mcps.servers` and the database, every
+`mcps.discovery_interval`), health (a probe of every server every
+`mcps.health_check_interval`, recorded as a HealthCheck row), requests (from the
+channel layer, see rpc.py) and logs (server stderr and MCP log notifications,
+stored through the ingest pipeline in small batches and so live on the logs channels).
+Status changes are stored and sent on `mcp:{id}` and `global`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import warnings
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+
+from mcps.gateway import rpc
+from mcps.gateway.connection import Backoff, Connection, InvalidArguments, Spec, ToolError, Unavailable
+from mcps.models import HealthCheck, MCPServer
+from mcps.registration import sync_config_servers
+from missioncontrol.config import ConfigError, load_config
+from missioncontrol.ingest.events import Source
+from missioncontrol.ingest.pipeline import ingest
+from missioncontrol.live import Outbox, encode, now_iso
+
+logger = logging.getLogger(__name__)
+
+_LEVELS = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "notice": "INFO",
+    "warning": "WARN",
+    "warn": "WARN",
+    "error": "ERROR",
+    "critical": "ERROR",
+    "alert": "ERROR",
+    "emergency": "ERROR",
+}
+LOG_FLUSH_SECONDS = 0.25
+
+
+def _db(fn: Any) -> Any:
+    """Run a sync ORM function off the loop, with fresh connections around it."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
+class Gateway:
+    def __init__(self, backoff: Backoff | None = None) -> None:
+        cfg = settings.MC.mcps
+        self.backoff = backoff or Backoff(settings.GATEWAY_BACKOFF_BASE, settings.GATEWAY_BACKOFF_CAP)
+        self.discovery_interval = cfg.discovery_interval
+        self.health_interval = cfg.health_check_interval
+        self.connections: dict[str, Connection] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._loops: list[asyncio.Task[Any]] = []
+        self._logs: dict[str, list[dict[str, Any]]] = {}
+        self._requests: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.discover()
+        for loop in (self._discovery_loop, self._health_loop, self._request_loop, self._log_loop):
+            self._loops.append(asyncio.get_running_loop().create_task(loop()))
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        for connection in self.connections.values():
+            connection.stop()
+        tasks = list(self.tasks.values()) + self._loops
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._flush_logs()
+
+    async def discover(self) -> None:
+        """Re-read the config file's servers, then hold exactly the enabled managed ones."""
+        path = settings.MC_CONFIG_PATH
+        if path:
+            try:
+                servers = load_config(path).mcps.servers
+            except ConfigError as exc:
+                logger.error("gateway: %s: %s (keeping the servers as they are)", path, exc)
+            else:
+                result = await _db(sync_config_servers)(servers)
+                for name, reason in result.errors.items():
+                    logger.error("gateway: mcps.servers.%s: %s", name, reason)
+        specs = await _db(MCPServer.objects.connection_specs)()
+        for server_id in list(self.connections):
+            wanted = specs.get(server_id)
+            if wanted is None or Spec.of(server_id, wanted) != self.connections[server_id].spec:
+                await self._drop(server_id)
+        for server_id, spec in specs.items():
+            if server_id not in self.connections:
+                self._hold(Spec.of(server_id, spec))
+
+    def _hold(self, spec: Spec) -> None:
+        connection = Connection(spec, self, self.backoff)
+        self.connections[spec.id] = connection
+        self.tasks[spec.id] = asyncio.get_running_loop().create_task(connection.run())
+
+    async def _drop(self, server_id: str) -> None:
+        connection = self.connections.pop(server_id)
+        connection.stop()
+        task = self.tasks.pop(server_id)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await self.status(server_id, MCPServer.Status.DISCONNECTED, "removed or disabled")
+
+    async def _discovery_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.discovery_interval)
+            try:
+                await self.discover()
+            except Exception:
+                logger.exception("gateway: discovery failed")
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            try:
+                await self.check_health()
+            except Exception:
+                logger.exception("gateway: health check failed")
+
+    async def check_health(self) -> list[dict[str, Any]]:
+        """Probe every held server once; store and return the results."""
+        ids = list(self.connections)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the SDK warns that ping left the 2026 protocol
+            results = await asyncio.gather(*(self.connections[i].probe() for i in ids))
+        rows = [
+            HealthCheck(server_id=i, ok=ok, latency_ms=ms, error=err)
+            for i, (ok, ms, err) in zip(ids, results, strict=True)
+        ]
+        await _db(HealthCheck.objects.bulk_create)(rows)
+        return [
+            {"mcp_id": i, "ok": ok, "latency_ms": ms, "error": err}
+            for i, (ok, ms, err) in zip(ids, results, strict=True)
+        ]
+
+    # -- hooks (called by connections) -------------------------------------------------
+
+    async def status(self, server_id: str, status: str, error: str) -> None:
+        await _db(MCPServer.objects.record_status)(server_id, status, error)
+        event = encode(
+            {"type": "mcp.status", "mcp_id": server_id, "status": status, "error": error, "at": now_iso()}
+        )
+        outbox = Outbox()
+        outbox.add(f"mcp:{server_id}", event)
+        outbox.add("global", event)
+        await outbox.send()
+
+    async def connected(self, server_id: str, info: dict[str, Any], catalog: dict[str, list[Any]]) -> None:
+        await _db(MCPServer.objects.record_connected)(server_id, info, catalog)
+        await self._announce_catalog(server_id, catalog)
+
+    async def catalog(self, server_id: str, catalog: dict[str, list[Any]]) -> None:
+        from mcps.models import replace_catalog
+
+        await _db(replace_catalog)(server_id, catalog)
+        await self._announce_catalog(server_id, catalog)
+
+    async def _announce_catalog(self, server_id: str, catalog: dict[str, list[Any]]) -> None:
+        outbox = Outbox()
+        outbox.add(
+            f"mcp:{server_id}",
+            encode(
+                {"type": "mcp.catalog", "mcp_id": server_id, "tools": [t["name"] for t in catalog["tools"]]}
+            ),
+        )
+        await outbox.send()
+
+    async def log(self, server_id: str, level: str, logger_name: str, message: str, data: Any) -> None:
+        self._logs.setdefault(server_id, []).append(
+            {
+                "id": f"gw-{uuid.uuid4().hex}",
+                "type": "log",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "level": _LEVELS.get(level.lower(), level.upper() if level.isupper() else "INFO"),
+                "service": server_id,
+                "mcp_id": server_id,
+                "message": message[:10000],
+                "context": {"logger": logger_name, "data": data}
+                if data is not None
+                else {"logger": logger_name},
+            }
+        )
+
+    async def _log_loop(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_FLUSH_SECONDS)
+            try:
+                await self._flush_logs()
+            except Exception:
+                logger.exception("gateway: storing server logs failed")
+
+    async def _flush_logs(self) -> None:
+        pending, self._logs = self._logs, {}
+        for server_id, events in pending.items():
+            result = await _db(ingest)(events, Source(mcp_id=server_id))
+            await result.outbox.send()
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def _request_loop(self) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        while True:
+            message = await layer.receive(rpc.GATEWAY_CHANNEL)
+            task = asyncio.get_running_loop().create_task(self._serve(message))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _serve(self, message: dict[str, Any]) -> None:
+        reply_to, request_id = message["reply_to"], message["id"]
+        await rpc.reply(reply_to, request_id, "ack", {})
+
+        async def progress(done: float, total: float | None, text: str | None) -> None:
+            await rpc.reply(
+                reply_to, request_id, "progress", {"progress": done, "total": total, "message": text}
+            )
+
+        try:
+            payload = await self.handle(message["op"], message.get("args") or {}, progress)
+        except rpc.GatewayError as exc:
+            await rpc.reply(reply_to, request_id, "error", exc.as_payload())
+        except Exception as exc:
+            logger.exception("gateway: %s failed", message.get("op"))
+            await rpc.reply(reply_to, request_id, "error", {"status": 500, "reason": f"gateway error: {exc}"})
+        else:
+            await rpc.reply(reply_to, request_id, "result", payload)
+
+    def _connection(self, server_id: Any) -> Connection:
+        connection = self.connections.get(server_id) if isinstance(server_id, str) else None
+        if connection is None:
+            raise rpc.GatewayError(
+                404, f"no connected server {server_id!r} (unknown, disabled or not managed)", "mcp_id"
+            )
+        return connection
+
+    async def handle(self, op: str, args: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+        if op == "status":
+            return {
+                "servers": {
+                    i: {"status": c.status, "error": c.error, "tools": sorted(c.tools)}
+                    for i, c in self.connections.items()
+                }
+            }
+        if op == "check_health":
+            return {"results": await self.check_health()}
+        if op == "list_tools":
+            connection = self._connection(args.get("mcp_id"))
+            if connection.client is None:
+                raise rpc.GatewayError(503, f"server {connection.spec.id!r} is {connection.status}")
+            return {"mcp_id": connection.spec.id, "tools": list(connection.tools.values())}
+        if op == "reconnect":
+            connection = self._connection(args.get("mcp_id"))
+            connection.reconnect()
+            return {"mcp_id": connection.spec.id, "reconnecting": True}
+        if op == "call_tool":
+            return await self._call_tool(args, progress)
+        raise rpc.GatewayError(400, f"unknown operation {op!r}", "op")
+
+    async def _call_tool(self, args: dict[str, Any], progress: Any) -> dict[str, Any]:
+        connection = self._connection(args.get("mcp_id"))
+        name, arguments = args.get("tool"), args.get("arguments") or {}
+        if not isinstance(name, str) or not name:
+            raise rpc.GatewayError(400, "required, the tool's name", "tool")
+        if not isinstance(arguments, dict):
+            raise rpc.GatewayError(400, "expected an object", "arguments")
+        timeout = args.get("timeout") or settings.GATEWAY_CALL_TIMEOUT
+        try:
+            result = await connection.call_tool(name, arguments, float(timeout), progress)
+        except Unavailable as exc:
+            raise rpc.GatewayError(503, str(exc), "mcp_id") from exc
+        except InvalidArguments as exc:
+            field = f"arguments.{exc.path}" if exc.path else "arguments"
+            raise rpc.GatewayError(400, f"fails the tool's input schema: {exc.message}", field) from exc
+        except ToolError as exc:
+            status = 404 if name not in connection.tools else 400
+            raise rpc.GatewayError(status, exc.args[0], "tool" if status == 404 else "arguments") from exc
+        except TimeoutError as exc:
+            raise rpc.GatewayError(
+                504, f"{name} did not answer within {float(timeout):g} s", "timeout"
+            ) from exc
+        return {"mcp_id": connection.spec.id, "tool": name, "result": result}

@@ -1,0 +1,271 @@
+"""The gateway against real MCP servers spawned by the tests.
+
+PyPI mcp-server-time and mcp-server-git (stdio, the 2026-07-28 stateless protocol),
+npm @modelcontextprotocol/server-everything (stdio, and its Streamable HTTP mode; the
+2025-11-25 handshake protocol), connected at once through one gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+
+from logs.models import LogEntry
+from mcps.gateway import rpc
+from mcps.gateway.connection import Backoff
+from mcps.gateway.service import Gateway
+from mcps.models import HealthCheck, MCPServer, Tool
+from tests.processes import ROOT, free_port
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for server-everything"),
+]
+
+EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+
+
+def _register(server_id: str, **fields: Any) -> None:
+    MCPServer.objects.update_or_create(id=server_id, defaults={"name": server_id, "source": "api", **fields})
+
+
+async def _until(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await sync_to_async(predicate)():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def _status(server_id: str) -> str:
+    return MCPServer.objects.get(id=server_id).status
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t"}
+    env["GIT_COMMITTER_EMAIL"] = "t@e"
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    (path / "README").write_text("hello\n")
+    subprocess.run(["git", "-C", str(path), "add", "README"], check=True)
+    subprocess.run(["git", "-C", str(path), "commit", "-qm", "first"], check=True, env=env)
+    return path
+
+
+@pytest.fixture
+async def gateway(repo: Path) -> AsyncIterator[Gateway]:
+    await sync_to_async(_register)(
+        "time",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "mcp_server_time", "--local-timezone=UTC"],
+    )
+    await sync_to_async(_register)(
+        "git",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "mcp_server_git", "--repository", str(repo)],
+    )
+    await sync_to_async(_register)(
+        "everything", transport="stdio", command="node", args=[str(EVERYTHING), "stdio"]
+    )
+    gw = Gateway(Backoff(0.1, 0.5))
+    await gw.start()
+    try:
+        for server_id in ("time", "git", "everything"):
+            await _until(lambda s=server_id: _status(s) == "connected", what=f"{server_id} to connect")
+        yield gw
+    finally:
+        await gw.stop()
+
+
+async def api(method: str, path: str, body: Any = None) -> httpx.Response:
+    from missioncontrol.asgi import application
+
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
+        return await client.request(method, path, json=body)
+
+
+async def test_three_servers_connect_with_their_protocol_and_catalog(gateway: Gateway) -> None:
+    servers = {s["id"]: s for s in (await api("GET", "/api/mcps")).json()}
+    assert {servers[i]["status"] for i in ("time", "git", "everything")} == {"connected"}
+    assert servers["time"]["protocol_version"] == "2026-07-28"
+    assert servers["everything"]["protocol_version"] == "2025-11-25"
+    assert servers["time"]["server_info"]["name"] == "mcp-time"
+    tools = [t["name"] for t in (await api("GET", "/api/mcps/time/tools")).json()]
+    assert tools == ["convert_time", "get_current_time"]
+    assert await Tool.objects.filter(server_id="git", name="git_log").aexists()
+    detail = (await api("GET", "/api/mcps/everything")).json()
+    assert detail["capabilities"]["tools"] is not None
+    assert detail["connection"]["transport"] == "stdio"
+
+
+async def test_it_calls_tools_on_each_server(gateway: Gateway, repo: Path) -> None:
+    now = await api("POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": {"timezone": "UTC"}})
+    assert now.status_code == 200, now.text
+    assert now.json()["result"]["structuredContent"]["timezone"] == "UTC"
+    log = await api("POST", "/api/mcps/git/tools/git_log/call", {"arguments": {"repo_path": str(repo)}})
+    assert log.status_code == 200, log.text
+    assert "first" in log.json()["result"]["content"][0]["text"]
+    echo = await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "hi"}})
+    assert "hi" in echo.json()["result"]["content"][0]["text"]
+
+
+async def test_progress_streams_before_the_result(gateway: Gateway) -> None:
+    response = await api(
+        "POST",
+        "/api/mcps/everything/tools/trigger-long-running-operation/call?stream=1",
+        {"arguments": {"duration": 1, "steps": 3}},
+    )
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["type"] for line in lines] == ["progress", "progress", "progress", "result"]
+    assert [line["progress"] for line in lines[:3]] == [1, 2, 3] and lines[0]["total"] == 3
+    assert "completed" in lines[-1]["result"]["content"][0]["text"]
+
+
+async def test_server_stderr_and_log_notifications_become_log_entries(gateway: Gateway) -> None:
+    await _until(
+        lambda: LogEntry.objects.filter(service="everything", message__contains="Starting").exists(),
+        what="the stderr line",
+    )
+    await api("POST", "/api/mcps/everything/tools/toggle-simulated-logging/call", {"arguments": {}})
+    await _until(
+        lambda: (
+            LogEntry.objects.filter(service="everything", context__logger="everything").exists()
+            or LogEntry.objects.filter(service="everything").exclude(context__logger="stderr").exists()
+        ),
+        timeout=30,
+        what="an MCP log notification",
+    )
+
+
+async def test_bad_input_gets_a_clear_error_and_the_others_keep_serving(gateway: Gateway) -> None:
+    unknown_server = await api("POST", "/api/mcps/nope/tools/x/call", {"arguments": {}})
+    assert unknown_server.status_code == 404
+    unknown_tool = await api("POST", "/api/mcps/time/tools/nope/call", {"arguments": {}})
+    assert unknown_tool.status_code == 404
+    assert unknown_tool.json()["error"] == {"field": "tool", "reason": "unknown tool 'nope' on server 'time'"}
+    bad_args = await api("POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": {"timezone": 5}})
+    assert bad_args.status_code == 400
+    assert bad_args.json()["error"]["field"] == "arguments.timezone"
+    assert "is not of type 'string'" in bad_args.json()["error"]["reason"]
+    missing = await api("POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": {}})
+    assert missing.json()["error"]["reason"].endswith("'timezone' is a required property")
+    not_json = await api("POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": [1]})
+    assert not_json.status_code == 400 and not_json.json()["error"]["field"] == "arguments"
+
+    await sync_to_async(_register)("ghost", transport="stdio", command="/nonexistent/mcp-server")
+    await gateway.discover()
+    await _until(lambda: _status("ghost") in ("degraded", "disconnected"), what="ghost to fail")
+    ghost = await sync_to_async(MCPServer.objects.get)(id="ghost")
+    assert "nonexistent" in ghost.last_error or "No such file" in ghost.last_error
+    call = await api("POST", "/api/mcps/ghost/tools/x/call", {"arguments": {}})
+    assert call.status_code == 503 and call.headers["Retry-After"] == "5"
+    still = await api(
+        "POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": {"timezone": "UTC"}}
+    )
+    assert still.status_code == 200
+
+
+async def test_a_killed_server_is_seen_and_reconnected_with_its_tools(gateway: Gateway) -> None:
+    await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "warm"}})
+    pids = subprocess.run(["pgrep", "-f", str(EVERYTHING)], capture_output=True, text=True).stdout.split()
+    mine = [int(p) for p in pids if _is_descendant(int(p), os.getpid())]
+    assert mine, "the everything server is not a child of this test"
+    seen: list[str] = []
+
+    def record() -> bool:
+        seen.append(_status("everything"))
+        return seen[-1] != "connected"
+
+    for pid in mine:
+        os.kill(pid, signal.SIGKILL)
+    await _until(record, timeout=10, what="the status to change")
+    assert seen[-1] in ("degraded", "connecting")
+    await _until(lambda: _status("everything") == "connected", what="the reconnect")
+    echo = await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "back"}})
+    assert echo.status_code == 200 and "back" in echo.json()["result"]["content"][0]["text"]
+
+
+async def test_health_checks_are_recorded_per_server(gateway: Gateway) -> None:
+    results = await gateway.check_health()
+    assert {r["mcp_id"] for r in results if r["ok"]} == {"time", "git", "everything"}
+    health = (await api("GET", "/api/mcps/time/health")).json()
+    assert health["status"] == "connected" and health["checks"][0]["ok"] is True
+    assert health["checks"][0]["latency_ms"] > 0
+    assert await HealthCheck.objects.filter(server_id="everything", ok=True).aexists()
+
+
+async def test_reconnect_on_request(gateway: Gateway) -> None:
+    response = await api("POST", "/api/mcps/time/reconnect")
+    assert response.status_code == 202 and response.json() == {"mcp_id": "time", "reconnecting": True}
+    await _until(lambda: _status("time") != "connected", timeout=5, what="the session to drop")
+    await _until(lambda: _status("time") == "connected", what="the reconnect")
+
+
+async def test_streamable_http_server(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["node", str(EVERYTHING), "streamableHttp"],
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+        await sync_to_async(_register)(
+            "remote", transport="streamable_http", url=f"http://127.0.0.1:{port}/mcp"
+        )
+        gw = Gateway(Backoff(0.1, 0.5))
+        await gw.start()
+        try:
+            await _until(lambda: _status("remote") == "connected", what="the HTTP server to connect")
+            echo = await api(
+                "POST", "/api/mcps/remote/tools/echo/call", {"arguments": {"message": "over http"}}
+            )
+            assert "over http" in echo.json()["result"]["content"][0]["text"]
+        finally:
+            await gw.stop()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_calls_fail_with_503_when_no_gateway_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    await sync_to_async(_register)("time", transport="stdio", command="x")
+    monkeypatch.setattr(rpc, "ACK_SECONDS", 0.3)
+    response = await api("POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": {}})
+    assert response.status_code == 503
+    assert "gateway is not running" in response.json()["error"]["reason"]
+
+
+def _is_descendant(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == ancestor:
+            return True
+    return False
