@@ -8,6 +8,7 @@ threads), then live events as batches commit.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.conf import settings
 
 from audit.models import PermissionEvent
 from logs.events import LogFilter, recent
+from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
@@ -27,6 +29,7 @@ from threads.models import Thread
 # committed before the history query, its group_send after); its id is remembered
 # this long to drop the repeat.
 _HISTORY_DEDUP_SECONDS = 10.0
+COMMANDS = ("call_tool", "list_tools", "reconnect")
 
 
 def _thread_state(thread_id: str) -> dict[str, Any]:
@@ -112,6 +115,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.subscriptions = {}
+        self.commands: set[asyncio.Task[None]] = set()
         self.counted = False
         await self.accept()
         if LiveConsumer.open_sockets >= settings.WS_MAX_CONNECTIONS:
@@ -126,6 +130,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.counted = True
 
     async def disconnect(self, code: int) -> None:
+        for task in list(getattr(self, "commands", ())):
+            task.cancel()
         if getattr(self, "counted", False):
             LiveConsumer.open_sockets -= 1
             self.counted = False
@@ -226,12 +232,56 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=frame("response", channel, {"events": snapshot}, request_id))
 
     async def on_command(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
-        await self.send_error(
-            "commands are not available yet: no command is registered on this server",
-            str(channel or ""),
-            request_id,
-            field="type",
+        """{"type": "command", "channel": "mcp:{id}", "payload": {"command": "call_tool", ...}}.
+
+        Commands: call_tool (tool, arguments, timeout), list_tools, reconnect. Progress
+        comes as event frames carrying the request_id, then one response (or error).
+        """
+        try:
+            kind, mcp_id = parse_channel(channel)
+        except ValueError as exc:
+            await self.send_error(str(exc), str(channel or ""), request_id, field="channel")
+            return
+        command = payload.get("command")
+        if kind != "mcp" or mcp_id == "*":
+            await self.send_error(
+                "commands go to a server's channel, mcp:{id}", channel, request_id, "channel"
+            )
+            return
+        if command not in COMMANDS:
+            reason = f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
+            await self.send_error(reason, channel, request_id, field="command")
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._run_command(channel, mcp_id, command, payload, request_id)
         )
+        self.commands.add(task)
+        task.add_done_callback(self.commands.discard)
+
+    async def _run_command(
+        self, channel: str, mcp_id: str, command: str, payload: dict[str, Any], request_id: str | None
+    ) -> None:
+        args: dict[str, Any] = {"mcp_id": mcp_id}
+        timeout = 10.0
+        if command == "call_tool":
+            args.update(tool=payload.get("tool"), arguments=payload.get("arguments") or {})
+            args["timeout"] = payload.get("timeout")
+            timeout = float(payload.get("timeout") or settings.GATEWAY_CALL_TIMEOUT)
+
+        async def progress(update: dict[str, Any]) -> None:
+            await self.send(
+                text_data=frame("event", channel, {"type": "tool.progress", **update}, request_id)
+            )
+
+        try:
+            result = await gateway_rpc.request(command, args, timeout=timeout, on_progress=progress)
+        except gateway_rpc.GatewayError as exc:
+            payload_out: dict[str, Any] = {"reason": exc.reason, "status": exc.status}
+            if exc.field:
+                payload_out["field"] = exc.field
+            await self.send(text_data=frame("error", channel, payload_out, request_id))
+            return
+        await self.send(text_data=frame("response", channel, result, request_id))
 
     async def mc_events(self, message: EventsMessage) -> None:
         """A committed batch's events for one channel (one channel-layer message per batch)."""

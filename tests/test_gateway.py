@@ -218,6 +218,38 @@ async def test_reconnect_on_request(gateway: Gateway) -> None:
     await _until(lambda: _status("time") == "connected", what="the reconnect")
 
 
+async def test_websocket_commands_call_list_and_stream_progress(gateway: Gateway) -> None:
+    from tests.conftest import Socket
+
+    async with Socket() as ws:
+        await ws.send(type="command", channel="mcp:time", payload={"command": "list_tools"}, request_id="l")
+        listed = await ws.recv(timeout=10)
+        assert listed["type"] == "response" and listed["request_id"] == "l"
+        assert sorted(t["name"] for t in listed["payload"]["tools"]) == ["convert_time", "get_current_time"]
+        await ws.send(
+            type="command",
+            channel="mcp:everything",
+            payload={
+                "command": "call_tool",
+                "tool": "trigger-long-running-operation",
+                "arguments": {"duration": 1, "steps": 2},
+            },
+            request_id="c",
+        )
+        frames = [await ws.recv(timeout=10) for _ in range(3)]
+        assert [f["type"] for f in frames] == ["event", "event", "response"]
+        assert frames[0]["payload"]["type"] == "tool.progress" and frames[0]["request_id"] == "c"
+        assert "completed" in frames[2]["payload"]["result"]["content"][0]["text"]
+        await ws.send(
+            type="command",
+            channel="mcp:time",
+            payload={"command": "call_tool", "tool": "nope"},
+            request_id="e",
+        )
+        error = await ws.recv(timeout=10)
+        assert error["type"] == "error" and error["payload"]["status"] == 404
+
+
 async def test_streamable_http_server(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(

@@ -187,12 +187,18 @@ async def test_it_answers_ping_with_pong() -> None:
         assert "timestamp" in frame
 
 
-async def test_it_answers_a_command_with_a_clear_error() -> None:
+async def test_it_answers_malformed_commands_with_a_clear_error() -> None:
     async with Socket() as ws:
-        await ws.send(type="command", payload={"name": "reconnect"}, request_id="c1")
+        await ws.send(type="command", payload={"command": "reconnect"}, request_id="c1")
         frame = await ws.recv()
         assert frame["type"] == "error" and frame["request_id"] == "c1"
-        assert "not available" in frame["payload"]["reason"]
+        assert frame["payload"]["field"] == "channel"
+        await ws.send(type="command", channel="logs:*", payload={"command": "reconnect"}, request_id="c2")
+        assert (await ws.recv())["payload"]["reason"] == "commands go to a server's channel, mcp:{id}"
+        await ws.send(type="command", channel="mcp:time", payload={"command": "explode"}, request_id="c3")
+        frame = await ws.recv()
+        assert frame["payload"]["field"] == "command"
+        assert "expected one of call_tool, list_tools, reconnect" in frame["payload"]["reason"]
 
 
 async def test_it_answers_a_query_without_subscribing(ingest_key: str) -> None:
