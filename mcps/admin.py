@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
+from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from mcps.gateway import rpc
 from mcps.models import HealthCheck, IngestKey, MCPServer, Prompt, Resource, Tool
 
 
@@ -45,6 +49,10 @@ class MCPServerAdmin(admin.ModelAdmin):
     )
     inlines = [ToolInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def save_model(self, request: HttpRequest, obj: MCPServer, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        async_to_sync(rpc.notify)("discover", {})  # the gateway connects (or reconnects) now
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str]:
         return {"source": MCPServer.Source.ADMIN, "transport": MCPServer.Transport.STDIO}

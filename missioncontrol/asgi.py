@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 from typing import Any
 
 from django.core.asgi import get_asgi_application
@@ -19,6 +21,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
 from missioncontrol.routing import websocket_urlpatterns  # noqa: E402
 
+logger = logging.getLogger(__name__)
 INGEST_PATH = "/api/ingest/events"
 django_http = ASGIStaticFilesHandler(django_asgi_app)
 
@@ -33,8 +36,15 @@ def start_embedded_gateway() -> None:
         return
     from mcps.gateway.service import Gateway
 
+    loop = asyncio.get_running_loop()  # before claiming the slot: no loop, no gateway
     _embedded_gateway = Gateway()
-    asyncio.get_running_loop().create_task(_embedded_gateway.start())
+    task = loop.create_task(_embedded_gateway.start())
+    task.add_done_callback(_report_gateway_start)
+
+
+def _report_gateway_start(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the embedded MCP gateway failed to start", exc_info=task.exception())
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -56,11 +66,10 @@ async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 application = ProtocolTypeRouter({"http": http, "websocket": websocket_app})
 
-if settings.GATEWAY_EMBEDDED:
-    # Under daphne, connect to the servers as soon as the reactor runs, not on first use.
-    try:
-        from twisted.internet import reactor
+if settings.GATEWAY_EMBEDDED and "twisted.internet.reactor" in sys.modules:
+    # Under daphne (whose reactor is installed before the app is imported), connect to
+    # the servers as soon as the reactor runs; elsewhere the first request starts it.
+    # Startup triggers fire before the asyncio loop runs: start on its first turn.
+    from twisted.internet import reactor
 
-        reactor.callWhenRunning(start_embedded_gateway)  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - not under daphne: the first request starts it
-        pass
+    reactor.callWhenRunning(reactor.callLater, 0, start_embedded_gateway)  # type: ignore[attr-defined]

@@ -158,6 +158,10 @@ def _databases() -> dict[str, dict[str, object]]:
                     "timeout": 20,
                     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
                 },
+                # Tests use a file too, not Django's shared-cache in-memory default:
+                # that one refuses concurrent writers at once ("table is locked")
+                # instead of waiting, unlike the file `make run` serves from.
+                "TEST": {"NAME": str(DATA_DIR / "test_missioncontrol.sqlite3")},
             }
         }
     try:

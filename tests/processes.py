@@ -127,3 +127,22 @@ def receive_after_push(
             return snapshot["payload"]["events"], frame["payload"]["events"]
 
     return asyncio.run(scenario())
+
+
+def register_and_call_time(url: str, timeout: float = 60) -> dict[str, Any]:
+    """Register mcp-server-time through the API of the server at `url`, wait for the
+    gateway to connect it, and return the answer to one get_current_time call."""
+    spec = {"id": "time", "command": sys.executable, "args": ["-m", "mcp_server_time"]}
+    response = httpx.post(f"{url}/api/mcps", json=spec, timeout=10)
+    assert response.status_code == 201, response.text
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{url}/api/mcps/time", timeout=5).json()["status"] != "connected":
+        assert time.monotonic() < deadline, "the gateway did not connect mcp-server-time"
+        time.sleep(0.2)
+    call = httpx.post(
+        f"{url}/api/mcps/time/tools/get_current_time/call",
+        json={"arguments": {"timezone": "UTC"}},
+        timeout=30,
+    )
+    assert call.status_code == 200, call.text
+    return call.json()

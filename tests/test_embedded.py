@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import event
-from tests.processes import Server, clean_env, create_key, free_port, receive_after_push
+from tests.processes import (
+    Server,
+    clean_env,
+    create_key,
+    free_port,
+    receive_after_push,
+    register_and_call_time,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,5 +38,9 @@ def test_it_runs_on_sqlite_and_the_in_memory_layer_with_nothing_configured(tmp_p
         )
         assert history == []
         assert log["message"] == "hello from the laptop" and log["mcp_id"] == "srv-laptop"
+
+        # The gateway runs inside this one process: register a real server, call it.
+        answer = register_and_call_time(server.url)
+        assert answer["result"]["structuredContent"]["timezone"] == "UTC"
     finally:
         server.stop()

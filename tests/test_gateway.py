@@ -202,6 +202,22 @@ async def test_a_killed_server_is_seen_and_reconnected_with_its_tools(gateway: G
     assert echo.status_code == 200 and "back" in echo.json()["result"]["content"][0]["text"]
 
 
+async def test_a_server_registered_through_the_api_connects_without_waiting_for_discovery(
+    gateway: Gateway,
+) -> None:
+    assert gateway.discovery_interval >= 30
+    response = await api(
+        "POST",
+        "/api/mcps",
+        {"id": "time2", "command": sys.executable, "args": ["-m", "mcp_server_time"]},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["transport"] == "stdio"
+    await _until(lambda: _status("time2") == "connected", timeout=20, what="time2 to connect")
+    bad = await api("POST", "/api/mcps", {"id": "x", "url": "not a url"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "url"
+
+
 async def test_health_checks_are_recorded_per_server(gateway: Gateway) -> None:
     results = await gateway.check_health()
     assert {r["mcp_id"] for r in results if r["ok"]} == {"time", "git", "everything"}

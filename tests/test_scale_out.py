@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import event
-from tests.processes import Server, clean_env, daphne, free_port, receive_after_push
+from tests.processes import Server, clean_env, daphne, free_port, receive_after_push, register_and_call_time
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -81,3 +81,18 @@ def test_serve_runs_the_configured_workers_on_one_port_and_stops_them_all(
         server.stop()
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
     assert "with 2 daphne workers" in (tmp_path / "serve.log").read_text()
+
+
+@needs_pg_and_redis
+def test_a_separate_gateway_process_serves_tool_calls_from_a_web_process(tmp_path: Path) -> None:
+    env = _env()
+    web = daphne(free_port(), env, tmp_path / "web.log")
+    gateway = Server([sys.executable, "manage.py", "run_gateway"], 0, env, tmp_path / "gateway.log")
+    try:
+        web.wait_healthy()
+        answer = register_and_call_time(web.url)
+        assert answer["result"]["structuredContent"]["timezone"] == "UTC"
+        assert gateway.proc.poll() is None
+    finally:
+        gateway.stop()
+        web.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -53,6 +54,8 @@ class ServerList(APIView):
             field, _, reason = result.errors[name].partition(": ")
             return _error(400, field, reason)
         slug = (result.created or result.updated or result.unchanged)[0]
+        if result.created or result.updated:
+            async_to_sync(rpc.notify)("discover", {})  # connect now, not at the next interval
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(MCPServerDetailSerializer(servers().get(id=slug)).data, status=code)
 

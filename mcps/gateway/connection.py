@@ -121,13 +121,13 @@ class Connection:
     attempts: int = 0
     _lost: asyncio.Event = field(default_factory=asyncio.Event)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
-    _stopping: bool = False
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def run(self) -> None:
         """Connect, hold the session, reconnect when lost; until cancelled or stopped."""
-        while not self._stopping:
+        while not self._stopped.is_set():
             await self._set_status("connecting" if self.attempts == 0 else "degraded", self.error)
             try:
                 await self._session()
@@ -139,12 +139,13 @@ class Connection:
             finally:
                 self.client = None
                 self._ready.clear()
-            if self._stopping:
+            if self._stopped.is_set():
                 break
             await self._set_status("degraded" if self.attempts < 3 else "disconnected", self.error)
             delay = self.backoff.delay(self.attempts)
             self.attempts += 1
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
 
     async def _session(self) -> None:
         self._lost.clear()
@@ -242,7 +243,8 @@ class Connection:
         self._lost.set()
 
     def stop(self) -> None:
-        self._stopping = True
+        """End the session and the reconnect loop; `run()` returns soon after."""
+        self._stopped.set()
         self._lost.set()
 
     # -- notifications -----------------------------------------------------------------

@@ -19,13 +19,13 @@ from channels.layers import get_channel_layer
 GATEWAY_CHANNEL = "mc.gateway"
 ACK_SECONDS = 3.0
 
-Op = Literal["call_tool", "list_tools", "reconnect", "status", "check_health"]
+Op = Literal["call_tool", "list_tools", "reconnect", "status", "check_health", "discover"]
 
 
 class Request(TypedDict):
     type: Literal["gateway.request"]
     id: str
-    reply_to: str
+    reply_to: str | None  # None: a notice, nobody waits for the answer
     op: Op
     args: dict[str, Any]
 
@@ -65,15 +65,8 @@ async def request(
     if layer is None:
         raise GatewayDown()
     reply_to = await layer.new_channel("mc.gateway.reply.")
-    message: Request = {
-        "type": "gateway.request",
-        "id": uuid.uuid4().hex,
-        "reply_to": reply_to,
-        "op": op,
-        "args": args,
-    }
     try:
-        await layer.send(GATEWAY_CHANNEL, dict(message))
+        await layer.send(GATEWAY_CHANNEL, _request(op, args, reply_to))
         try:
             async with asyncio.timeout(ACK_SECONDS):
                 first = await layer.receive(reply_to)
@@ -96,6 +89,28 @@ async def request(
         discard = getattr(layer, "discard_channel", None)
         if discard is not None:
             await discard(reply_to)
+
+
+async def notify(op: Op, args: dict[str, Any]) -> None:
+    """Tell the gateway without waiting (e.g. "discover" after a server was registered).
+
+    If no gateway runs, nothing happens: it re-reads the servers when it starts and on
+    every discovery interval anyway.
+    """
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.send(GATEWAY_CHANNEL, _request(op, args, None))
+
+
+def _request(op: Op, args: dict[str, Any], reply_to: str | None) -> dict[str, Any]:
+    message: Request = {
+        "type": "gateway.request",
+        "id": uuid.uuid4().hex,
+        "reply_to": reply_to,
+        "op": op,
+        "args": args,
+    }
+    return dict(message)
 
 
 async def reply(reply_to: str, request_id: str, kind: str, payload: dict[str, Any]) -> None:

@@ -77,19 +77,27 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.discover()
-        for loop in (self._discovery_loop, self._health_loop, self._request_loop, self._log_loop):
+        for loop in (self._request_loop, self._discovery_loop, self._health_loop, self._log_loop):
             self._loops.append(asyncio.get_running_loop().create_task(loop()))
+        await self.discover()
+        logger.info("gateway: holding %d server(s)", len(self.connections))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Close every session and let each connection finish its own bookkeeping.
+
+        Connections are asked to stop, not cancelled, so a status write in flight in an
+        executor thread completes before we return; only stragglers are cancelled.
+        """
         for task in self._loops:
             task.cancel()
         for connection in self.connections.values():
             connection.stop()
-        tasks = list(self.tasks.values()) + self._loops
-        for task in self.tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        running = list(self.tasks.values())
+        if running:
+            _done, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+        await asyncio.gather(*running, *self._loops, *self._requests, return_exceptions=True)
         await self._flush_logs()
 
     async def discover(self) -> None:
@@ -122,7 +130,9 @@ class Gateway:
         connection = self.connections.pop(server_id)
         connection.stop()
         task = self.tasks.pop(server_id)
-        task.cancel()
+        _done, late = await asyncio.wait([task], timeout=10)
+        for straggler in late:
+            straggler.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         await self.status(server_id, MCPServer.Status.DISCONNECTED, "removed or disabled")
@@ -234,6 +244,12 @@ class Gateway:
 
     async def _serve(self, message: dict[str, Any]) -> None:
         reply_to, request_id = message["reply_to"], message["id"]
+        if reply_to is None:  # a notice
+            try:
+                await self.handle(message["op"], message.get("args") or {})
+            except Exception:
+                logger.exception("gateway: notice %s failed", message.get("op"))
+            return
         await rpc.reply(reply_to, request_id, "ack", {})
 
         async def progress(done: float, total: float | None, text: str | None) -> None:
@@ -267,6 +283,9 @@ class Gateway:
                     for i, c in self.connections.items()
                 }
             }
+        if op == "discover":
+            await self.discover()
+            return {"servers": sorted(self.connections)}
         if op == "check_health":
             return {"results": await self.check_health()}
         if op == "list_tools":
