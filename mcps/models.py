@@ -73,6 +73,11 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
             replace_catalog(server_id, catalog)
 
 
+# Mission Control's own aggregated endpoint (/mcp, mcp_proxy): the server its agents'
+# threads run on; their steps name the servers each call was routed to.
+AGGREGATE_ID = "mission-control"
+
+
 class MCPServer(models.Model):
     """An MCP server: one the gateway connects to, or one that only pushes events.
 
@@ -101,6 +106,7 @@ class MCPServer(models.Model):
         CONFIG = "config"
         IMPORT = "import"
         REGISTRY = "registry"
+        GATEWAY = "gateway", "Mission Control itself"
 
     id = models.CharField(
         primary_key=True,

@@ -17,7 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from mcps.models import MCPServer
+from mcps.models import AGGREGATE_ID, MCPServer
 
 _HTTP_TYPES = {"http", "streamable-http", "streamable_http"}
 _KNOWN_KEYS = {"command", "args", "env", "cwd", "url", "headers", "type", "transport", "enabled", "name"}
@@ -100,6 +100,9 @@ def register(name: str, entry: Any, source: str, result: Registration | None = N
     """Create or update the managed server `name` from its entry; errors are collected."""
     result = result if result is not None else Registration()
     slug = slug_for(name)
+    if slug.lower() == AGGREGATE_ID:
+        result.errors[name] = f"name: {AGGREGATE_ID!r} is Mission Control's own endpoint; pick another name"
+        return result
     try:
         fields = fields_from_entry(entry)
     except EntryError as exc:

@@ -14,6 +14,8 @@ from channels.testing import WebsocketCommunicator
 
 from mcps.models import IngestKey, MCPServer
 
+pytest_plugins = ["tests.mcp_servers"]  # the real-MCP-server fixtures: repo, gateway
+
 BASE_TIME = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 

@@ -14,9 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,78 +25,13 @@ from mcps.gateway import rpc
 from mcps.gateway.connection import Backoff
 from mcps.gateway.service import Gateway
 from mcps.models import HealthCheck, MCPServer, Tool
-from tests.processes import ROOT, free_port
+from tests.mcp_servers import EVERYTHING, api, register, status, until
+from tests.processes import free_port
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for server-everything"),
 ]
-
-EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-
-
-def _register(server_id: str, **fields: Any) -> None:
-    MCPServer.objects.update_or_create(id=server_id, defaults={"name": server_id, "source": "api", **fields})
-
-
-async def _until(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await sync_to_async(predicate)():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-def _status(server_id: str) -> str:
-    return MCPServer.objects.get(id=server_id).status
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t"}
-    env["GIT_COMMITTER_EMAIL"] = "t@e"
-    subprocess.run(["git", "init", "-q", str(path)], check=True)
-    (path / "README").write_text("hello\n")
-    subprocess.run(["git", "-C", str(path), "add", "README"], check=True)
-    subprocess.run(["git", "-C", str(path), "commit", "-qm", "first"], check=True, env=env)
-    return path
-
-
-@pytest.fixture
-async def gateway(repo: Path) -> AsyncIterator[Gateway]:
-    await sync_to_async(_register)(
-        "time",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "mcp_server_time", "--local-timezone=UTC"],
-    )
-    await sync_to_async(_register)(
-        "git",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "mcp_server_git", "--repository", str(repo)],
-    )
-    await sync_to_async(_register)(
-        "everything", transport="stdio", command="node", args=[str(EVERYTHING), "stdio"]
-    )
-    gw = Gateway(Backoff(0.1, 0.5))
-    await gw.start()
-    try:
-        for server_id in ("time", "git", "everything"):
-            await _until(lambda s=server_id: _status(s) == "connected", what=f"{server_id} to connect")
-        yield gw
-    finally:
-        await gw.stop()
-
-
-async def api(method: str, path: str, body: Any = None) -> httpx.Response:
-    from missioncontrol.asgi import application
-
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
-        return await client.request(method, path, json=body)
 
 
 async def test_three_servers_connect_with_their_protocol_and_catalog(gateway: Gateway) -> None:
@@ -139,12 +72,12 @@ async def test_progress_streams_before_the_result(gateway: Gateway) -> None:
 
 
 async def test_server_stderr_and_log_notifications_become_log_entries(gateway: Gateway) -> None:
-    await _until(
+    await until(
         lambda: LogEntry.objects.filter(service="everything", message__contains="Starting").exists(),
         what="the stderr line",
     )
     await api("POST", "/api/mcps/everything/tools/toggle-simulated-logging/call", {"arguments": {}})
-    await _until(
+    await until(
         lambda: (
             LogEntry.objects.filter(service="everything", context__logger="everything").exists()
             or LogEntry.objects.filter(service="everything").exclude(context__logger="stderr").exists()
@@ -169,9 +102,9 @@ async def test_bad_input_gets_a_clear_error_and_the_others_keep_serving(gateway:
     not_json = await api("POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": [1]})
     assert not_json.status_code == 400 and not_json.json()["error"]["field"] == "arguments"
 
-    await sync_to_async(_register)("ghost", transport="stdio", command="/nonexistent/mcp-server")
+    await sync_to_async(register)("ghost", transport="stdio", command="/nonexistent/mcp-server")
     await gateway.discover()
-    await _until(lambda: _status("ghost") in ("degraded", "disconnected"), what="ghost to fail")
+    await until(lambda: status("ghost") in ("degraded", "disconnected"), what="ghost to fail")
     ghost = await sync_to_async(MCPServer.objects.get)(id="ghost")
     assert "nonexistent" in ghost.last_error or "No such file" in ghost.last_error
     call = await api("POST", "/api/mcps/ghost/tools/x/call", {"arguments": {}})
@@ -190,14 +123,14 @@ async def test_a_killed_server_is_seen_and_reconnected_with_its_tools(gateway: G
     seen: list[str] = []
 
     def record() -> bool:
-        seen.append(_status("everything"))
+        seen.append(status("everything"))
         return seen[-1] != "connected"
 
     for pid in mine:
         os.kill(pid, signal.SIGKILL)
-    await _until(record, timeout=10, what="the status to change")
+    await until(record, timeout=10, what="the status to change")
     assert seen[-1] in ("degraded", "connecting")
-    await _until(lambda: _status("everything") == "connected", what="the reconnect")
+    await until(lambda: status("everything") == "connected", what="the reconnect")
     echo = await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "back"}})
     assert echo.status_code == 200 and "back" in echo.json()["result"]["content"][0]["text"]
 
@@ -213,7 +146,7 @@ async def test_a_server_registered_through_the_api_connects_without_waiting_for_
     )
     assert response.status_code == 201, response.text
     assert response.json()["transport"] == "stdio"
-    await _until(lambda: _status("time2") == "connected", timeout=20, what="time2 to connect")
+    await until(lambda: status("time2") == "connected", timeout=20, what="time2 to connect")
     bad = await api("POST", "/api/mcps", {"id": "x", "url": "not a url"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "url"
 
@@ -230,8 +163,8 @@ async def test_health_checks_are_recorded_per_server(gateway: Gateway) -> None:
 async def test_reconnect_on_request(gateway: Gateway) -> None:
     response = await api("POST", "/api/mcps/time/reconnect")
     assert response.status_code == 202 and response.json() == {"mcp_id": "time", "reconnecting": True}
-    await _until(lambda: _status("time") != "connected", timeout=5, what="the session to drop")
-    await _until(lambda: _status("time") == "connected", what="the reconnect")
+    await until(lambda: status("time") != "connected", timeout=5, what="the session to drop")
+    await until(lambda: status("time") == "connected", what="the reconnect")
 
 
 async def test_websocket_commands_call_list_and_stream_progress(gateway: Gateway) -> None:
@@ -281,13 +214,13 @@ async def test_streamable_http_server(tmp_path: Path) -> None:
                 break
             except httpx.HTTPError:
                 await asyncio.sleep(0.1)
-        await sync_to_async(_register)(
+        await sync_to_async(register)(
             "remote", transport="streamable_http", url=f"http://127.0.0.1:{port}/mcp"
         )
         gw = Gateway(Backoff(0.1, 0.5))
         await gw.start()
         try:
-            await _until(lambda: _status("remote") == "connected", what="the HTTP server to connect")
+            await until(lambda: status("remote") == "connected", what="the HTTP server to connect")
             echo = await api(
                 "POST", "/api/mcps/remote/tools/echo/call", {"arguments": {"message": "over http"}}
             )
@@ -300,7 +233,7 @@ async def test_streamable_http_server(tmp_path: Path) -> None:
 
 
 async def test_calls_fail_with_503_when_no_gateway_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    await sync_to_async(_register)("time", transport="stdio", command="x")
+    await sync_to_async(register)("time", transport="stdio", command="x")
     monkeypatch.setattr(rpc, "ACK_SECONDS", 0.3)
     response = await api("POST", "/api/mcps/time/tools/get_current_time/call", {"arguments": {}})
     assert response.status_code == 503

@@ -102,4 +102,13 @@ def test_config_sync_registers_and_disables_removed_servers() -> None:
     sync_config_servers({"a": {"command": "x"}, "b": {"command": "y"}})
     result = sync_config_servers({"a": {"command": "x"}})
     assert result.updated == ["b"] and result.unchanged == ["a"]
-    assert list(MCPServer.objects.filter(enabled=True).values_list("id", flat=True)) == ["a"]
+    assert list(MCPServer.objects.managed().filter(enabled=True).values_list("id", flat=True)) == ["a"]
+
+
+def test_mission_controls_own_endpoint_name_cannot_be_taken() -> None:
+    result = register("Mission Control", {"command": "x"}, "api")
+    assert result.errors == {
+        "Mission Control": "name: 'mission-control' is Mission Control's own endpoint; pick another name"
+    }
+    aggregate = MCPServer.objects.get(id="mission-control")
+    assert aggregate.transport == "" and aggregate.source == "gateway"

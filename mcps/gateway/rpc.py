@@ -1,10 +1,10 @@
 """Web processes talk to the gateway over the channel layer.
 
-A request goes to the one channel `GATEWAY_CHANNEL`; the gateway acknowledges at once
-on the caller's reply channel, may send progress frames, then one result or error. No
-acknowledgement within `ACK_SECONDS` means no gateway is running: `GatewayDown`
-(answered 503). Every answer is a plain dict, so the REST views, the WebSocket
-consumer and the /mcp endpoint share this one client.
+A request goes to the one channel `GATEWAY_CHANNEL`; on the caller's reply channel the
+gateway may send progress and log frames, then one result or error. An operation not
+answered within `ACK_AFTER` is acknowledged first; no word at all within `ACK_SECONDS`
+means no gateway is running: `GatewayDown` (answered 503). Every answer is a plain
+dict, so the REST views, the WebSocket consumer and the /mcp endpoint share this client.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any, Literal, TypedDict
 from channels.layers import get_channel_layer
 
 GATEWAY_CHANNEL = "mc.gateway"
-ACK_SECONDS = 3.0
+ACK_SECONDS = 3.0  # no word from the gateway within this: it is not running
+ACK_AFTER = 0.5  # the gateway acknowledges an operation not answered within this
 
-Op = Literal["call_tool", "list_tools", "reconnect", "status", "check_health", "discover"]
+Op = Literal["call_tool", "list_tools", "catalog", "reconnect", "status", "check_health", "discover"]
 
 
 class Request(TypedDict):
@@ -33,7 +34,7 @@ class Request(TypedDict):
 class Reply(TypedDict):
     type: Literal["gateway.reply"]
     id: str
-    kind: Literal["ack", "progress", "result", "error"]
+    kind: Literal["ack", "progress", "log", "result", "error"]
     payload: dict[str, Any]
 
 
@@ -59,8 +60,14 @@ async def request(
     *,
     timeout: float = 60.0,
     on_progress: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    on_log: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Ask the gateway; its result payload, or GatewayError."""
+    """Ask the gateway; its result payload, or GatewayError.
+
+    With `on_log`, the server's log notifications during a call_tool are relayed too.
+    """
+    if on_log is not None:
+        args = {**args, "relay_logs": True}
     layer = get_channel_layer()
     if layer is None:
         raise GatewayDown()
@@ -82,6 +89,8 @@ async def request(
                     raise GatewayError(p["status"], p["reason"], p.get("field"))
                 if answer["kind"] == "progress" and on_progress is not None:
                     await on_progress(answer["payload"])
+                elif answer["kind"] == "log" and on_log is not None:
+                    await on_log(answer["payload"])
                 answer = await layer.receive(reply_to)
     except TimeoutError:
         raise GatewayError(504, f"no answer from the gateway within {timeout:g} s", "timeout") from None

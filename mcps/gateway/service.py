@@ -16,6 +16,7 @@ import contextlib
 import logging
 import uuid
 import warnings
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,12 +26,19 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from mcps.gateway import rpc
-from mcps.gateway.connection import Backoff, Connection, InvalidArguments, Spec, ToolError, Unavailable
-from mcps.models import HealthCheck, MCPServer
+from mcps.gateway.connection import (
+    Backoff,
+    Connection,
+    InvalidArguments,
+    Progress,
+    Spec,
+    ToolError,
+    Unavailable,
+)
+from mcps.models import HealthCheck, MCPServer, replace_catalog
 from mcps.registration import sync_config_servers
 from missioncontrol.config import ConfigError, load_config
-from missioncontrol.ingest.events import Source
-from missioncontrol.ingest.pipeline import ingest
+from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.live import Outbox, encode, now_iso
 
 logger = logging.getLogger(__name__)
@@ -47,6 +55,7 @@ _LEVELS = {
     "emergency": "ERROR",
 }
 LOG_FLUSH_SECONDS = 0.25
+LogRelay = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def _db(fn: Any) -> Any:
@@ -63,21 +72,29 @@ def _db(fn: Any) -> Any:
 
 
 class Gateway:
-    def __init__(self, backoff: Backoff | None = None) -> None:
+    def __init__(self, backoff: Backoff | None = None, *, private: bool = False) -> None:
+        """`private`: a gateway of its own for one process (mcp_proxy).
+
+        It holds its own sessions and stores its servers' logs, but serves no requests
+        from the channel layer and leaves server status and health to the shared one.
+        """
         cfg = settings.MC.mcps
         self.backoff = backoff or Backoff(settings.GATEWAY_BACKOFF_BASE, settings.GATEWAY_BACKOFF_CAP)
+        self.private = private
         self.discovery_interval = cfg.discovery_interval
         self.health_interval = cfg.health_check_interval
         self.connections: dict[str, Connection] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[Any]] = []
-        self._logs: dict[str, list[dict[str, Any]]] = {}
+        self.logs = EventBatcher("gateway logs", linger=LOG_FLUSH_SECONDS)
+        self._log_relays: dict[str, set[LogRelay]] = {}
         self._requests: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        for loop in (self._request_loop, self._discovery_loop, self._health_loop, self._log_loop):
+        loops = [self._discovery_loop] if self.private else [self._request_loop, self._discovery_loop]
+        for loop in loops:
             self._loops.append(asyncio.get_running_loop().create_task(loop()))
         await self.discover()
         logger.info("gateway: holding %d server(s)", len(self.connections))
@@ -98,7 +115,7 @@ class Gateway:
             for task in late:
                 task.cancel()
         await asyncio.gather(*running, *self._loops, *self._requests, return_exceptions=True)
-        await self._flush_logs()
+        await self.logs.flush()
 
     async def discover(self) -> None:
         """Re-read the config file's servers, then hold exactly the enabled managed ones."""
@@ -145,14 +162,6 @@ class Gateway:
             except Exception:
                 logger.exception("gateway: discovery failed")
 
-    async def _health_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.health_interval)
-            try:
-                await self.check_health()
-            except Exception:
-                logger.exception("gateway: health check failed")
-
     async def check_health(self) -> list[dict[str, Any]]:
         """Probe every held server once; store and return the results."""
         ids = list(self.connections)
@@ -172,6 +181,8 @@ class Gateway:
     # -- hooks (called by connections) -------------------------------------------------
 
     async def status(self, server_id: str, status: str, error: str) -> None:
+        if self.private:
+            return
         await _db(MCPServer.objects.record_status)(server_id, status, error)
         event = encode(
             {"type": "mcp.status", "mcp_id": server_id, "status": status, "error": error, "at": now_iso()}
@@ -182,12 +193,14 @@ class Gateway:
         await outbox.send()
 
     async def connected(self, server_id: str, info: dict[str, Any], catalog: dict[str, list[Any]]) -> None:
+        if self.private:
+            return
         await _db(MCPServer.objects.record_connected)(server_id, info, catalog)
         await self._announce_catalog(server_id, catalog)
 
     async def catalog(self, server_id: str, catalog: dict[str, list[Any]]) -> None:
-        from mcps.models import replace_catalog
-
+        if self.private:
+            return
         await _db(replace_catalog)(server_id, catalog)
         await self._announce_catalog(server_id, catalog)
 
@@ -202,12 +215,14 @@ class Gateway:
         await outbox.send()
 
     async def log(self, server_id: str, level: str, logger_name: str, message: str, data: Any) -> None:
-        self._logs.setdefault(server_id, []).append(
+        """A server's log line: stored (live on the logs channels) and relayed to its callers."""
+        level = _LEVELS.get(level.lower(), level.upper() if level.isupper() else "INFO")
+        self.logs.add(
             {
                 "id": f"gw-{uuid.uuid4().hex}",
                 "type": "log",
                 "timestamp": datetime.now(UTC).isoformat(),
-                "level": _LEVELS.get(level.lower(), level.upper() if level.isupper() else "INFO"),
+                "level": level,
                 "service": server_id,
                 "mcp_id": server_id,
                 "message": message[:10000],
@@ -216,20 +231,24 @@ class Gateway:
                 else {"logger": logger_name},
             }
         )
-
-    async def _log_loop(self) -> None:
-        while True:
-            await asyncio.sleep(LOG_FLUSH_SECONDS)
+        for relay in list(self._log_relays.get(server_id, ())):
             try:
-                await self._flush_logs()
-            except Exception:
-                logger.exception("gateway: storing server logs failed")
+                await relay({"level": level, "logger": logger_name, "message": message, "data": data})
+            except Exception:  # noqa: BLE001 - a caller gone away must not stop the others
+                logger.debug("gateway: relaying a log of %s failed", server_id, exc_info=True)
 
-    async def _flush_logs(self) -> None:
-        pending, self._logs = self._logs, {}
-        for server_id, events in pending.items():
-            result = await _db(ingest)(events, Source(mcp_id=server_id))
-            await result.outbox.send()
+    @contextlib.contextmanager
+    def relaying_logs(self, server_id: str, relay: LogRelay | None) -> Iterator[None]:
+        """While a call runs, the server's log notifications also go to its caller."""
+        if relay is None:
+            yield
+            return
+        relays = self._log_relays.setdefault(server_id, set())
+        relays.add(relay)
+        try:
+            yield
+        finally:
+            relays.discard(relay)
 
     # -- requests ----------------------------------------------------------------------
 
@@ -244,25 +263,36 @@ class Gateway:
 
     async def _serve(self, message: dict[str, Any]) -> None:
         reply_to, request_id = message["reply_to"], message["id"]
+        op, args = message["op"], message.get("args") or {}
         if reply_to is None:  # a notice
             try:
-                await self.handle(message["op"], message.get("args") or {})
+                await self.handle(op, args)
             except Exception:
-                logger.exception("gateway: notice %s failed", message.get("op"))
+                logger.exception("gateway: notice %s failed", op)
             return
-        await rpc.reply(reply_to, request_id, "ack", {})
 
         async def progress(done: float, total: float | None, text: str | None) -> None:
             await rpc.reply(
                 reply_to, request_id, "progress", {"progress": done, "total": total, "message": text}
             )
 
+        async def log(entry: dict[str, Any]) -> None:
+            await rpc.reply(reply_to, request_id, "log", entry)
+
+        work = asyncio.get_running_loop().create_task(
+            self.handle(op, args, progress, log if args.get("relay_logs") else None)
+        )
+        # A quick answer is its own acknowledgement; a slow one is acknowledged first,
+        # so the caller can tell "busy" from "no gateway" (rpc.ACK_SECONDS).
+        done, _ = await asyncio.wait({work}, timeout=rpc.ACK_AFTER)
+        if not done:
+            await rpc.reply(reply_to, request_id, "ack", {})
         try:
-            payload = await self.handle(message["op"], message.get("args") or {}, progress)
+            payload = await work
         except rpc.GatewayError as exc:
             await rpc.reply(reply_to, request_id, "error", exc.as_payload())
         except Exception as exc:
-            logger.exception("gateway: %s failed", message.get("op"))
+            logger.exception("gateway: %s failed", op)
             await rpc.reply(reply_to, request_id, "error", {"status": 500, "reason": f"gateway error: {exc}"})
         else:
             await rpc.reply(reply_to, request_id, "result", payload)
@@ -275,7 +305,10 @@ class Gateway:
             )
         return connection
 
-    async def handle(self, op: str, args: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    async def handle(
+        self, op: str, args: dict[str, Any], progress: Progress | None = None, on_log: LogRelay | None = None
+    ) -> dict[str, Any]:
+        """One operation, for the channel layer (`_serve`) or a caller in this process."""
         if op == "status":
             return {
                 "servers": {
@@ -297,11 +330,19 @@ class Gateway:
             connection = self._connection(args.get("mcp_id"))
             connection.reconnect()
             return {"mcp_id": connection.spec.id, "reconnecting": True}
+        if op == "catalog":
+            return {
+                "servers": {
+                    i: list(c.tools.values()) for i, c in self.connections.items() if c.client is not None
+                }
+            }
         if op == "call_tool":
-            return await self._call_tool(args, progress)
+            return await self._call_tool(args, progress, on_log)
         raise rpc.GatewayError(400, f"unknown operation {op!r}", "op")
 
-    async def _call_tool(self, args: dict[str, Any], progress: Any) -> dict[str, Any]:
+    async def _call_tool(
+        self, args: dict[str, Any], progress: Progress | None, on_log: LogRelay | None
+    ) -> dict[str, Any]:
         connection = self._connection(args.get("mcp_id"))
         name, arguments = args.get("tool"), args.get("arguments") or {}
         if not isinstance(name, str) or not name:
@@ -310,7 +351,8 @@ class Gateway:
             raise rpc.GatewayError(400, "expected an object", "arguments")
         timeout = args.get("timeout") or settings.GATEWAY_CALL_TIMEOUT
         try:
-            result = await connection.call_tool(name, arguments, float(timeout), progress)
+            with self.relaying_logs(connection.spec.id, on_log):
+                result = await connection.call_tool(name, arguments, float(timeout), progress)
         except Unavailable as exc:
             raise rpc.GatewayError(503, str(exc), "mcp_id") from exc
         except InvalidArguments as exc:

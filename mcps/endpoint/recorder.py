@@ -1,0 +1,206 @@
+"""Each agent session on the aggregated endpoint becomes a Thread; each call, its steps.
+
+The thread runs on the `mission-control` server (the endpoint itself); each step names
+the server and tool the call was routed to.
+
+A call is recorded after its answer is ready and never waits for the database: the
+events (thread.started once, then per call a tool_call and a tool_result step and a
+permission.check) go to an `EventBatcher`, which stores them through the ingest
+pipeline and so onto the live channels.
+
+What counts as one session:
+- a legacy (handshake) client over HTTP: its `Mcp-Session-Id`, until it ends the
+  session (HTTP DELETE) or stays idle for `idle_seconds`;
+- a 2026-07-28 client, which has no session: the same principal and client
+  (name and version from the request's `_meta`, network address), until idle;
+- mcp_proxy: the whole stdio connection.
+Sequence numbers are kept here, per thread, so two calls never share a step.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mcps.models import AGGREGATE_ID
+from missioncontrol.ingest.batcher import EventBatcher
+from missioncontrol.jsontext import dumps
+
+MAX_ARGUMENTS_CHARS = 64 * 1024
+SUMMARY_CHARS = 500
+
+
+@dataclass
+class Session:
+    key: tuple[str, ...]
+    thread_id: str
+    via: str
+    principal: str
+    client: dict[str, Any]
+    started: bool = False
+    calls: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One forwarded call, as it ended."""
+
+    mcp_id: str
+    tool: str
+    arguments: dict[str, Any]
+    started_at: datetime
+    duration_ms: float
+    result: dict[str, Any] | None = None  # the CallToolResult, wire shape
+    error: str = ""  # the gateway's or the protocol's error, when there is no result
+
+
+class CallRecorder:
+    def __init__(self, batcher: EventBatcher, *, idle_seconds: float = 1800.0) -> None:
+        self.batcher = batcher
+        self.idle_seconds = idle_seconds
+        self.sessions: dict[tuple[str, ...], Session] = {}
+
+    def session(
+        self, key: tuple[str, ...], *, via: str, principal: str, client: dict[str, Any] | None
+    ) -> Session:
+        """The live session for `key`, or a new one (a new thread) if it is unknown or idle."""
+        now = time.monotonic()
+        self._end_idle(now)
+        current = self.sessions.get(key)
+        if current is None:
+            current = Session(
+                key=key,
+                thread_id=f"mcp-{uuid.uuid4().hex}",
+                via=via,
+                principal=principal,
+                client=client or {},
+            )
+            self.sessions[key] = current
+        current.last_seen = now
+        return current
+
+    def record(self, session: Session, call: Call) -> None:
+        thread_id, when = session.thread_id, call.started_at
+        events: list[dict[str, Any]] = []
+        if not session.started:
+            session.started = True
+            client = session.client.get("name") or "an MCP client"
+            events.append(
+                {
+                    "id": f"{thread_id}:started",
+                    "type": "thread.started",
+                    "timestamp": when.isoformat(),
+                    "thread_id": thread_id,
+                    "mcp_id": AGGREGATE_ID,
+                    "user_input": f"MCP session of {client} through {session.via}",
+                    "execution_context": {
+                        "via": session.via,
+                        "principal": session.principal,
+                        "client": session.client,
+                        "session": list(session.key),
+                    },
+                }
+            )
+        sequence = 2 * session.calls
+        session.calls += 1
+        ended_at = datetime.fromtimestamp(when.timestamp() + call.duration_ms / 1000, UTC)
+        failed = bool(call.error) or bool(call.result and call.result.get("isError"))
+        name = f"{call.mcp_id}__{call.tool}"
+        events += [
+            {
+                "id": f"{thread_id}:{sequence}",
+                "type": "thread.step",
+                "timestamp": when.isoformat(),
+                "thread_id": thread_id,
+                "sequence": sequence,
+                "step_type": "tool_call",
+                "description": name,
+                "details": {"mcp_id": call.mcp_id, "tool": call.tool, "arguments": _bounded(call.arguments)},
+                "status": "complete",
+            },
+            {
+                "id": f"{thread_id}:{sequence + 1}",
+                "type": "thread.step",
+                "timestamp": ended_at.isoformat(),
+                "thread_id": thread_id,
+                "sequence": sequence + 1,
+                "step_type": "tool_result",
+                "description": f"{name}: {'error' if failed else 'ok'}",
+                "details": _result_details(call),
+                "status": "error" if failed else "complete",
+                "duration_ms": round(call.duration_ms, 3),
+            },
+            {
+                "id": f"{thread_id}:{sequence}:permission",
+                "type": "permission.check",
+                "timestamp": when.isoformat(),
+                "thread_id": thread_id,
+                "user_id": session.principal,
+                "resource": f"{call.mcp_id}/{call.tool}",
+                "action": "execute",
+                "granted": True,
+                "reason": "no policy",
+                "rules_checked": [],
+                "inheritance_chain": [thread_id],
+            },
+        ]
+        self.batcher.add(*events)
+
+    def end(self, key: tuple[str, ...], status: str = "complete") -> None:
+        """The client ended its session: the thread ends (if a call ever started it)."""
+        session = self.sessions.pop(key, None)
+        if session is not None and session.started:
+            self.batcher.add(
+                {
+                    "id": f"{session.thread_id}:ended",
+                    "type": "thread.ended",
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "thread_id": session.thread_id,
+                    "status": status,
+                }
+            )
+
+    def end_all(self) -> None:
+        for key in list(self.sessions):
+            self.end(key)
+
+    def _end_idle(self, now: float) -> None:
+        idle = [k for k, s in self.sessions.items() if now - s.last_seen > self.idle_seconds]
+        for key in idle:
+            self.end(key)
+
+
+def _bounded(arguments: dict[str, Any]) -> Any:
+    text = dumps(arguments)
+    if len(text) <= MAX_ARGUMENTS_CHARS:
+        return arguments
+    return {"truncated": True, "chars": len(text), "preview": text[:2000]}
+
+
+def _result_details(call: Call) -> dict[str, Any]:
+    details: dict[str, Any] = {"mcp_id": call.mcp_id, "tool": call.tool}
+    if call.error:
+        details["error"] = call.error
+        return details
+    result = call.result or {}
+    texts = [c.get("text", "") for c in result.get("content", []) if c.get("type") == "text"]
+    kinds: dict[str, int] = {}
+    for item in result.get("content", []):
+        kinds[item.get("type", "?")] = kinds.get(item.get("type", "?"), 0) + 1
+    details.update(
+        is_error=bool(result.get("isError")),
+        summary=" ".join(texts)[:SUMMARY_CHARS],
+        content=kinds,
+    )
+    if result.get("structuredContent") is not None:
+        structured = dumps(result["structuredContent"])
+        details["structured"] = (
+            result["structuredContent"]
+            if len(structured) <= SUMMARY_CHARS * 4
+            else structured[: SUMMARY_CHARS * 4]
+        )
+    return details

@@ -1,0 +1,132 @@
+"""The aggregated MCP server: every connected server's tools as `{server}__{tool}`.
+
+Built on the SDK's low-level `Server` (tool schemas pass through untouched). A call is
+forwarded through the router, its progress and its server's log notifications are
+relayed to the caller as they arrive, and it is recorded once the answer is ready.
+
+Errors an agent can act on:
+- a name that is no connected server's tool: JSON-RPC error -32602 (Unknown tool);
+- arguments that fail the tool's schema, a server that is down, a timeout, or the
+  server's own error: a tool result with `isError` and the reason, so a model can
+  correct itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.shared.exceptions import MCPError
+
+from mcps.endpoint.recorder import Call, CallRecorder, Session
+from mcps.endpoint.router import Router
+from mcps.gateway.rpc import GatewayError
+
+logger = logging.getLogger(__name__)
+
+SEPARATOR = "__"
+INSTRUCTIONS = (
+    "Mission Control routes these tools to the MCP servers it manages. A tool named "
+    "`{server}__{tool}` is `tool` on `server`. Every call is recorded."
+)
+# Our log levels back to MCP's (RFC 5424 names).
+_MCP_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error"}
+
+SessionOf = Callable[[Any], Session]
+
+
+class AggregateServer(Server[Any]):
+    """Advertises tools.listChanged to handshake-era clients on every transport."""
+
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True), *args, **kwargs
+        )
+
+
+def split_name(name: str) -> tuple[str, str] | None:
+    server, sep, tool = name.partition(SEPARATOR)
+    return (server, tool) if sep and server and tool else None
+
+
+def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) -> AggregateServer:
+    """The MCP server over `router`; `session_of(ctx)` says which recorded session a call is in."""
+
+    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        catalog = await _catalog(router)
+        tools = [
+            types.Tool.model_validate({**tool, "name": f"{server}{SEPARATOR}{tool['name']}"})
+            for server, server_tools in sorted(catalog.items())
+            for tool in server_tools
+        ]
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        target = split_name(params.name)
+        if target is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name} (expected server__tool)")
+        mcp_id, tool = target
+        arguments = dict(params.arguments or {})
+        session = session_of(ctx)
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(done, total, message)
+
+        async def log(entry: dict[str, Any]) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the SDK marks server logging as deprecated
+                await ctx.session.send_log_message(
+                    _MCP_LEVELS.get(entry["level"], "info"),
+                    entry["data"] if entry.get("data") is not None else entry["message"],
+                    logger=f"{mcp_id}/{entry['logger']}" if entry.get("logger") else mcp_id,
+                    related_request_id=ctx.request_id,
+                )
+
+        started_at, clock = datetime.now(UTC), time.perf_counter()
+        try:
+            result = await router.call(mcp_id, tool, arguments, progress, log)
+        except GatewayError as exc:
+            elapsed = (time.perf_counter() - clock) * 1000
+            recorder.record(session, Call(mcp_id, tool, arguments, started_at, elapsed, error=exc.reason))
+            if exc.status == 404:
+                raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}: {exc.reason}") from exc
+            where = f" ({exc.field})" if exc.field else ""
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=f"{exc.reason}{where}")], is_error=True
+            )
+        elapsed = (time.perf_counter() - clock) * 1000
+        recorder.record(session, Call(mcp_id, tool, arguments, started_at, elapsed, result=result))
+        return types.CallToolResult.model_validate(result)
+
+    return AggregateServer(
+        "mission-control",
+        version=_version(),
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+async def _catalog(router: Router) -> dict[str, list[dict[str, Any]]]:
+    try:
+        return await router.catalog()
+    except GatewayError as exc:
+        raise MCPError(types.INTERNAL_ERROR, exc.reason) from exc
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mission-control")
+    except PackageNotFoundError:
+        return "0.1.0"

@@ -1,0 +1,91 @@
+"""Real MCP servers for the tests: registered, held by a gateway, and the REST API over it.
+
+PyPI mcp-server-time and mcp-server-git (stdio, the 2026-07-28 stateless protocol),
+npm @modelcontextprotocol/server-everything (stdio, and its Streamable HTTP mode; the
+2025-11-25 handshake protocol).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+
+from mcps.gateway.connection import Backoff
+from mcps.gateway.service import Gateway
+from mcps.models import MCPServer
+from tests.processes import ROOT
+
+EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+
+
+def register(server_id: str, **fields: Any) -> None:
+    MCPServer.objects.update_or_create(id=server_id, defaults={"name": server_id, "source": "api", **fields})
+
+
+async def until(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await sync_to_async(predicate)():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def status(server_id: str) -> str:
+    return MCPServer.objects.get(id=server_id).status
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t"}
+    env["GIT_COMMITTER_EMAIL"] = "t@e"
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    (path / "README").write_text("hello\n")
+    subprocess.run(["git", "-C", str(path), "add", "README"], check=True)
+    subprocess.run(["git", "-C", str(path), "commit", "-qm", "first"], check=True, env=env)
+    return path
+
+
+@pytest.fixture
+async def gateway(repo: Path) -> AsyncIterator[Gateway]:
+    await sync_to_async(register)(
+        "time",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "mcp_server_time", "--local-timezone=UTC"],
+    )
+    await sync_to_async(register)(
+        "git",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "mcp_server_git", "--repository", str(repo)],
+    )
+    await sync_to_async(register)(
+        "everything", transport="stdio", command="node", args=[str(EVERYTHING), "stdio"]
+    )
+    gw = Gateway(Backoff(0.1, 0.5))
+    await gw.start()
+    try:
+        for server_id in ("time", "git", "everything"):
+            await until(lambda s=server_id: status(s) == "connected", what=f"{server_id} to connect")
+        yield gw
+    finally:
+        await gw.stop()
+
+
+async def api(method: str, path: str, body: Any = None) -> httpx.Response:
+    from missioncontrol.asgi import application
+
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
+        return await client.request(method, path, json=body)
