@@ -186,4 +186,3 @@ async def test_through_the_channel_layer_as_a_web_process_reaches_run_gateway(ga
         assert progress == [1, 2]
     await endpoint.batcher.flush()
     assert await ExecutionStep.objects.filter(step_type="tool_result", status="complete").acount() == 2
-

@@ -19,6 +19,10 @@ class Router(Protocol):
         """Each connected server's tools, by server id."""
         ...
 
+    def input_schema(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        """The tool's input schema if known here and now (None: unknown, do not check)."""
+        ...
+
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn
     ) -> dict[str, Any]:
@@ -35,6 +39,11 @@ class LocalRouter:
     async def catalog(self) -> dict[str, list[dict[str, Any]]]:
         return (await self.gateway.handle("catalog", {}))["servers"]
 
+    def input_schema(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        connection = self.gateway.connections.get(mcp_id)
+        entry = connection.tools.get(tool) if connection is not None else None
+        return entry.get("inputSchema") if entry is not None else None
+
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn
     ) -> dict[str, Any]:
@@ -45,8 +54,17 @@ class LocalRouter:
 class ChannelRouter:
     """The gateway process (`run_gateway`), over the channel layer."""
 
+    def __init__(self) -> None:
+        self._catalog: dict[str, dict[str, dict[str, Any]]] = {}  # as last listed
+
     async def catalog(self) -> dict[str, list[dict[str, Any]]]:
-        return (await rpc.request("catalog", {}, timeout=10))["servers"]
+        servers = (await rpc.request("catalog", {}, timeout=10))["servers"]
+        self._catalog = {s: {t["name"]: t for t in tools} for s, tools in servers.items()}
+        return servers
+
+    def input_schema(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        entry = self._catalog.get(mcp_id, {}).get(tool)
+        return entry.get("inputSchema") if entry is not None else None
 
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn
@@ -73,6 +91,9 @@ class WebRouter:
 
     async def catalog(self) -> dict[str, list[dict[str, Any]]]:
         return await self._pick().catalog()
+
+    def input_schema(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        return self._pick().input_schema(mcp_id, tool)
 
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn

@@ -107,8 +107,15 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
         recorder.record(session, Call(mcp_id, tool, arguments, started_at, elapsed, result=result))
         return types.CallToolResult.model_validate(result)
 
+    def input_schema(name: str) -> dict[str, Any] | None:
+        # For the SDK's check of 2026-07-28 `Mcp-Param-*` headers: without it, the SDK
+        # would list every tool on every call to find this one schema.
+        target = split_name(name)
+        return router.input_schema(*target) if target is not None else None
+
     return AggregateServer(
         "mission-control",
+        get_tool_input_schema=input_schema,
         version=_version(),
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,

@@ -315,6 +315,8 @@ class Connection:
                 logger.warning("mcp %s: tool %s has an unusable input schema", self.spec.id, name)
                 return
             self._validators[name] = validator
+        if validator.is_valid(arguments):
+            return
         error = best_match(validator.iter_errors(arguments))
         if error is not None:
             raise InvalidArguments(".".join(str(p) for p in error.absolute_path), error.message)

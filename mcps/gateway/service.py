@@ -117,6 +117,14 @@ class Gateway:
         await asyncio.gather(*running, *self._loops, *self._requests, return_exceptions=True)
         await self.logs.flush()
 
+    async def settled(self, timeout: float) -> None:
+        """Wait until every held server has connected or failed once (at most `timeout` s)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while any(c.status == "connecting" for c in self.connections.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.05)
+
     async def discover(self) -> None:
         """Re-read the config file's servers, then hold exactly the enabled managed ones."""
         path = settings.MC_CONFIG_PATH

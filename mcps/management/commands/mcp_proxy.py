@@ -1,0 +1,67 @@
+"""manage.py mcp_proxy: Mission Control's aggregated MCP server over stdio.
+
+For MCP hosts that spawn a command rather than connect to a URL, e.g. in Claude
+Desktop's config: {"command": "/path/to/.venv/bin/python", "args": ["/path/to/manage.py", "mcp_proxy"]}.
+
+Like any host, it holds its own sessions to the managed servers (no hop to another
+process on a call), and it records every call exactly as /mcp does: the connection is
+one thread on the `mission-control` server. Server status and health stay with the
+shared gateway. stdout carries the protocol; Mission Control's own logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import anyio
+from django.core.management.base import BaseCommand
+from mcp.server.stdio import stdio_server
+
+from mcps.endpoint.http import client_of
+from mcps.endpoint.recorder import CallRecorder, Session
+from mcps.endpoint.router import LocalRouter
+from mcps.endpoint.server import build_server
+from mcps.gateway.service import Gateway
+from missioncontrol.ingest.batcher import EventBatcher
+
+
+class Command(BaseCommand):
+    help = "Serve Mission Control's aggregated MCP server (every managed server's tools) over stdio."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--principal",
+            default=os.environ.get("USER", "local"),
+            help="Who the recorded calls are attributed to (default: $USER).",
+        )
+        parser.add_argument(
+            "--connect-timeout",
+            type=float,
+            default=15.0,
+            help="Seconds to wait for the servers to connect before answering the host.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        anyio.run(serve, options["principal"], options["connect_timeout"])
+
+
+async def serve(principal: str, connect_timeout: float) -> None:
+    gateway = Gateway(private=True)
+    batcher = EventBatcher("mcp_proxy calls")
+    recorder = CallRecorder(batcher, idle_seconds=float("inf"))
+    key = ("stdio", str(os.getpid()))
+
+    def session_of(ctx: Any) -> Session:
+        return recorder.session(key, via="mcp_proxy", principal=principal, client=client_of(ctx))
+
+    server = build_server(LocalRouter(gateway), recorder, session_of)
+    await gateway.start()
+    try:
+        await gateway.settled(connect_timeout)
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+    finally:
+        recorder.end_all()
+        await gateway.stop()
+        await batcher.flush()

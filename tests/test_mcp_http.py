@@ -1,0 +1,152 @@
+"""Agents on Mission Control's own MCP endpoints, end to end, in real processes.
+
+/mcp: a daphne process on the embedded default holds mcp-server-time and
+server-everything; an `mcp` SDK client calls a namespaced tool over Streamable HTTP,
+and the call appears as a thread with steps on the WebSocket.
+mcp_proxy: an MCP host spawns `manage.py mcp_proxy`, calls through it over stdio, and
+the call is stored as a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.mcp_servers import EVERYTHING
+from tests.processes import ROOT, clean_env, daphne, free_port
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for server-everything"),
+]
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "mission_control.yml"
+    servers = {
+        "time": {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone=UTC"]},
+        "everything": {"command": "node", "args": [str(EVERYTHING), "stdio"]},
+    }
+    path.write_text(json.dumps({"mcps": {"servers": servers}}))  # JSON is YAML
+    return path
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = clean_env(MC_DATA_DIR=str(tmp_path / "data"), MC_CONFIG=str(_config(tmp_path)))
+    migrate = [sys.executable, "manage.py", "migrate", "-v0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=120)
+    return env
+
+
+def _wait_connected(url: str, *servers: str, timeout: float = 60) -> None:
+    async def poll() -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                listed = httpx.get(f"{url}/api/mcps", timeout=5).json()
+                if {s["id"] for s in listed if s["status"] == "connected"} >= set(servers):
+                    return
+                await asyncio.sleep(0.2)
+
+    asyncio.run(poll())
+
+
+async def _call_and_watch(url: str, port: int, mode: str) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """Call time__get_current_time over /mcp while a WebSocket watches mission-control."""
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "channel": "mcp:mission-control"}))
+        assert json.loads(await ws.recv())["type"] == "response"
+        assert json.loads(await ws.recv())["payload"]["events"][0]["type"] == "mcp.state"
+        async with Client(streamable_http_client(f"{url}/mcp"), mode=mode) as client:  # type: ignore[arg-type]
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert {"time__get_current_time", "everything__echo"} <= tools
+            result = await client.call_tool("time__get_current_time", {"timezone": "Asia/Tokyo"})
+        created = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))["payload"]["events"][0]
+        assert created["type"] == "thread.created", created
+        for _ in range(50):  # the steps are stored a moment after the answer
+            await ws.send(json.dumps({"type": "query", "channel": f"thread:{created['thread_id']}"}))
+            state = json.loads(await ws.recv())["payload"]["events"][0]
+            if len(state["timeline"]) == 2:
+                break
+            await asyncio.sleep(0.1)
+        return result, created, state["timeline"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_an_agent_on_mcp_over_http_is_routed_recorded_and_streamed(tmp_path: Path, mode: str) -> None:
+    env = _env(tmp_path)
+    port = free_port()
+    server = daphne(port, env, tmp_path / "daphne.log")
+    try:
+        server.wait_healthy()
+        _wait_connected(server.url, "time", "everything")
+        result, created, timeline = asyncio.run(_call_and_watch(server.url, port, mode))
+        assert not result.is_error and result.structured_content["timezone"] == "Asia/Tokyo"
+        assert created["mcp_id"] == "mission-control"
+        assert created["execution_context"]["via"] == "/mcp"
+        assert created["execution_context"]["client"]["name"] == "mcp"
+        assert [(s["step_type"], s["description"]) for s in timeline] == [
+            ("tool_call", "time__get_current_time"),
+            ("tool_result", "time__get_current_time: ok"),
+        ]
+        assert timeline[0]["details"]["arguments"] == {"timezone": "Asia/Tokyo"}
+    finally:
+        server.stop()
+
+
+def test_a_host_spawning_mcp_proxy_calls_through_it_and_the_call_is_stored(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    params = StdioServerParameters(
+        command=sys.executable, args=["manage.py", "mcp_proxy", "--principal", "bob"], env=env, cwd=str(ROOT)
+    )
+
+    async def host() -> tuple[set[str], Any, list[float]]:
+        progress: list[float] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            progress.append(done)
+
+        async with Client(stdio_client(params)) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            echo = await client.call_tool("everything__echo", {"message": "through the proxy"})
+            await client.call_tool(
+                "everything__trigger-long-running-operation",
+                {"duration": 0.4, "steps": 2},
+                progress_callback=on_progress,
+            )
+        return tools, echo, progress
+
+    tools, echo, progress = asyncio.run(asyncio.wait_for(host(), timeout=120))
+    assert {"time__get_current_time", "time__convert_time", "everything__echo"} <= tools
+    assert echo.content[0].text == "Echo: through the proxy"
+    assert progress == [1, 2]
+
+    # The proxy stored the calls before it exited.
+    db = sqlite3.connect(tmp_path / "data" / "missioncontrol.sqlite3")
+    threads = db.execute("select id, mcp_id, status, execution_context from threads_thread").fetchall()
+    assert len(threads) == 1
+    thread_id, mcp_id, status, context = threads[0]
+    assert (mcp_id, status) == ("mission-control", "complete")
+    assert json.loads(context)["principal"] == "bob" and json.loads(context)["via"] == "mcp_proxy"
+    steps = db.execute(
+        "select step_type, description from threads_executionstep where thread_id = ? order by sequence",
+        (thread_id,),
+    ).fetchall()
+    assert steps == [
+        ("tool_call", "everything__echo"),
+        ("tool_result", "everything__echo: ok"),
+        ("tool_call", "everything__trigger-long-running-operation"),
+        ("tool_result", "everything__trigger-long-running-operation: ok"),
+    ]
