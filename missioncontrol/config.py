@@ -94,11 +94,20 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """An MCP Registry API (`GET /v0/servers`) whose servers are registered (source "registry")."""
+
+    url: str | None = None
+    include: tuple[str, ...] = ("*",)  # globs over the registry's server names
+
+
+@dataclass(frozen=True)
 class McpsConfig:
     discovery_interval: int = 30
     health_check_interval: int = 60
     reconnect_backoff: str = "exponential"
     servers: dict[str, Any] = field(default_factory=dict)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             ),
             reconnect_backoff=_str(m, "reconnect_backoff", "exponential", "mcps") or "exponential",
             servers=servers,
+            registry=_registry(m.get("registry")),
         ),
         ingest=IngestConfig(
             max_body_bytes=_int(i, "max_body_bytes", 5 * 1024 * 1024, "ingest", 1024),
@@ -190,6 +200,27 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         ),
         path=path,
     )
+
+
+def _registry(raw: Any) -> RegistryConfig:
+    if raw is None:
+        return RegistryConfig()
+    if isinstance(raw, str):
+        raw = {"url": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError("mcps.registry: expected a URL or a mapping with 'url' and 'include'")
+    unknown = set(raw) - {"url", "include"}
+    if unknown:
+        raise ConfigError(f"mcps.registry.{sorted(unknown)[0]}: unknown key; expected url, include")
+    url = raw.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"mcps.registry.url: expected an http(s) URL, got {url!r}")
+    include = raw.get("include", ["*"])
+    if isinstance(include, str):
+        include = [include]
+    if not isinstance(include, list) or not all(isinstance(g, str) and g for g in include):
+        raise ConfigError("mcps.registry.include: expected a list of name patterns, e.g. ['io.github.me/*']")
+    return RegistryConfig(url=_expand_env(url), include=tuple(include))
 
 
 def load_config(path: str | None) -> Config:

@@ -54,8 +54,9 @@ def event(type_: str, seconds: float = 0, **fields: Any) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _no_embedded_gateway(settings: Any) -> None:
-    """Tests that need a gateway start their own, on their own event loop."""
+    """Tests that need a gateway (or the scheduler) start their own, on their own event loop."""
     settings.GATEWAY_EMBEDDED = False
+    settings.SCHEDULE_IN_PROCESS = False
 
 
 @pytest.fixture(autouse=True)

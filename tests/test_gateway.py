@@ -250,3 +250,66 @@ def _is_descendant(pid: int, ancestor: int) -> bool:
         if pid == ancestor:
             return True
     return False
+
+
+async def test_the_health_task_sees_a_dead_http_server_then_it_reconnects() -> None:
+    from mcps.tasks import check_health
+
+    port = free_port()
+
+    def start_server() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["node", str(EVERYTHING), "streamableHttp"],
+            env={**os.environ, "PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    proc = start_server()
+    await sync_to_async(register)("remote", transport="streamable_http", url=f"http://127.0.0.1:{port}/mcp")
+    gw = Gateway(Backoff(0.2, 0.5))
+    await gw.start()
+    try:
+        await until(lambda: status("remote") == "connected", what="the HTTP server to connect")
+        healthy = await sync_to_async(check_health.apply)()
+        assert [(r["mcp_id"], r["ok"]) for r in healthy.get()] == [("remote", True)]
+
+        proc.kill()
+        proc.wait(10)
+        sick = (await sync_to_async(check_health.apply)()).get()
+        assert sick[0]["ok"] is False and sick[0]["error"]
+        await until(lambda: status("remote") in ("degraded", "disconnected"), timeout=5, what="degraded")
+        assert (
+            not await HealthCheck.objects.filter(server_id="remote")
+            .order_by("-checked_at")
+            .values_list("ok", flat=True)
+            .afirst()
+        )
+
+        proc = start_server()
+        await until(lambda: status("remote") == "connected", what="the reconnect")
+        echo = await api("POST", "/api/mcps/remote/tools/echo/call", {"arguments": {"message": "back"}})
+        assert echo.status_code == 200
+    finally:
+        await gw.stop()
+        proc.kill()
+        proc.wait(10)
+
+
+async def test_without_celery_beat_the_web_process_runs_the_health_schedule(gateway: Gateway) -> None:
+    from missioncontrol.scheduler import InProcessScheduler
+
+    scheduler = InProcessScheduler({"health": {"task": "mcps.check_health", "schedule": 0.2}})
+    scheduler.start()
+    try:
+        await until(lambda: HealthCheck.objects.filter(ok=True).count() >= 6, timeout=10, what="two rounds")
+    finally:
+        await scheduler.stop()
+    assert scheduler.runs["health"] >= 2
+    assert set(
+        await sync_to_async(lambda: set(HealthCheck.objects.values_list("server_id", flat=True)))()
+    ) == {
+        "time",
+        "git",
+        "everything",
+    }

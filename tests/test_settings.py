@@ -61,11 +61,22 @@ def test_it_reads_the_seed_sections_with_durations() -> None:
         ({"auth": {"require_auth": "yes"}}, "auth.require_auth"),
         ({"websocket": []}, "websocket"),
         ({"servers": {}}, "unknown section"),
+        ({"mcps": {"registry": {"url": "ftp://r"}}}, "mcps.registry.url"),
+        ({"mcps": {"registry": {"url": "http://r", "include": [1]}}}, "mcps.registry.include"),
+        ({"mcps": {"registry": {"url": "http://r", "search": "x"}}}, "mcps.registry.search"),
     ],
 )
 def test_it_names_the_setting_that_is_malformed(raw: dict[str, object], named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         parse_config(raw)
+
+
+def test_a_registry_is_a_url_or_a_url_with_name_patterns() -> None:
+    assert parse_config({"mcps": {"registry": "https://reg.example"}}).mcps.registry.include == ("*",)
+    registry = parse_config(
+        {"mcps": {"registry": {"url": "http://r", "include": "io.github.me/*"}}}
+    ).mcps.registry
+    assert (registry.url, registry.include) == ("http://r", ("io.github.me/*",))
 
 
 def test_it_expands_environment_variables_in_the_file(

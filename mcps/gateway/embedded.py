@@ -1,6 +1,7 @@
-"""The gateway inside the web process, on the embedded default (no Redis).
+"""The gateway and the beat schedule inside the web process, on the embedded default.
 
-It lives on the web process's event loop; callers in that process reach it directly
+Without Redis there is no run_gateway and no celery beat: both live on the web
+process's event loop. Callers in that process reach the gateway directly
 (`running()`), everyone else over the channel layer (rpc.py).
 """
 
@@ -12,20 +13,24 @@ import logging
 from django.conf import settings
 
 from mcps.gateway.service import Gateway
+from missioncontrol.scheduler import InProcessScheduler
 
 logger = logging.getLogger(__name__)
 
 _gateway: Gateway | None = None
+_scheduler: InProcessScheduler | None = None
 
 
 def start() -> None:
-    """Start the embedded gateway once, on the running loop, when configured to."""
-    global _gateway
-    if _gateway is not None or not settings.GATEWAY_EMBEDDED:
-        return
-    loop = asyncio.get_running_loop()  # before claiming the slot: no loop, no gateway
-    _gateway = Gateway()
-    loop.create_task(_gateway.start()).add_done_callback(_report_start)
+    """Start the embedded gateway and scheduler once, on the running loop, as configured."""
+    global _gateway, _scheduler
+    if _gateway is None and settings.GATEWAY_EMBEDDED:
+        loop = asyncio.get_running_loop()  # before claiming the slot: no loop, no gateway
+        _gateway = Gateway()
+        loop.create_task(_gateway.start()).add_done_callback(_report_start)
+    if _scheduler is None and settings.SCHEDULE_IN_PROCESS:
+        _scheduler = InProcessScheduler()
+        _scheduler.start()
 
 
 def running() -> Gateway | None:

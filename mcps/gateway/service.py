@@ -37,7 +37,9 @@ from mcps.gateway.connection import (
 )
 from mcps.models import HealthCheck, MCPServer, replace_catalog
 from mcps.registration import sync_config_servers
-from missioncontrol.config import ConfigError, load_config
+from mcps.registry import RegistryError
+from mcps.registry import sync as registry_sync
+from missioncontrol.config import ConfigError, McpsConfig, load_config
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.live import Outbox, encode, now_iso
 
@@ -126,17 +128,27 @@ class Gateway:
             await asyncio.sleep(0.05)
 
     async def discover(self) -> None:
-        """Re-read the config file's servers, then hold exactly the enabled managed ones."""
+        """Re-read the config file's servers and registry, then hold the enabled managed ones."""
         path = settings.MC_CONFIG_PATH
+        config: McpsConfig | None = settings.MC.mcps
         if path:
             try:
-                servers = load_config(path).mcps.servers
+                config = load_config(path).mcps
             except ConfigError as exc:
                 logger.error("gateway: %s: %s (keeping the servers as they are)", path, exc)
+                config = None
             else:
-                result = await _db(sync_config_servers)(servers)
+                result = await _db(sync_config_servers)(config.servers)
                 for name, reason in result.errors.items():
                     logger.error("gateway: mcps.servers.%s: %s", name, reason)
+        if config is not None and config.registry.url:
+            try:
+                result = await _db(registry_sync)(config.registry.url, config.registry.include)
+            except RegistryError as exc:
+                logger.error("gateway: mcps.registry: %s (keeping its servers as they are)", exc)
+            else:
+                for name, reason in result.errors.items():
+                    logger.warning("gateway: registry server %s skipped: %s", name, reason)
         specs = await _db(MCPServer.objects.connection_specs)()
         for server_id in list(self.connections):
             wanted = specs.get(server_id)
