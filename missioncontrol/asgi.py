@@ -21,8 +21,10 @@ from mcps.endpoint.http import mcp_endpoint  # noqa: E402
 from mcps.gateway import embedded  # noqa: E402
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
 from missioncontrol.routing import websocket_urlpatterns  # noqa: E402
+from missioncontrol.runtime import tune_for_latency  # noqa: E402
 
 logger = logging.getLogger(__name__)
+tune_for_latency()
 INGEST_PATH = "/api/ingest/events"
 MCP_PATHS = ("/mcp", "/mcp/")
 django_http = ASGIStaticFilesHandler(django_asgi_app)

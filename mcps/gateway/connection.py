@@ -113,7 +113,7 @@ class Connection:
     spec: Spec
     hooks: Hooks
     backoff: Backoff = field(default_factory=Backoff)
-    status: str = "connecting"
+    status: str = "unknown"  # so the first status, "connecting", is always written
     error: str = ""
     client: Client | None = None
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)

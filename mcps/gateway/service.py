@@ -122,7 +122,7 @@ class Gateway:
     async def settled(self, timeout: float) -> None:
         """Wait until every held server has connected or failed once (at most `timeout` s)."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while any(c.status == "connecting" for c in self.connections.values()):
+        while any(c.status in ("unknown", "connecting") for c in self.connections.values()):
             if asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.sleep(0.05)

@@ -16,14 +16,15 @@ from typing import Any
 
 import anyio
 from django.core.management.base import BaseCommand
-from mcp.server.stdio import stdio_server
 
 from mcps.endpoint.http import client_of
 from mcps.endpoint.recorder import CallRecorder, Session
 from mcps.endpoint.router import LocalRouter
 from mcps.endpoint.server import build_server
+from mcps.endpoint.stdio import loop_stdio_server
 from mcps.gateway.service import Gateway
 from missioncontrol.ingest.batcher import EventBatcher
+from missioncontrol.runtime import tune_for_latency
 
 
 class Command(BaseCommand):
@@ -43,6 +44,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        tune_for_latency()
         anyio.run(serve, options["principal"], options["connect_timeout"])
 
 
@@ -59,7 +61,7 @@ async def serve(principal: str, connect_timeout: float) -> None:
     await gateway.start()
     try:
         await gateway.settled(connect_timeout)
-        async with stdio_server() as (read, write):
+        async with loop_stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:
         recorder.end_all()

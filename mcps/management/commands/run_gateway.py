@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mcps.gateway.service import Gateway
+from missioncontrol.runtime import tune_for_latency
 
 
 class Command(BaseCommand):
@@ -26,6 +27,7 @@ class Command(BaseCommand):
                 "run_gateway needs REDIS_URL: web processes reach the gateway over the Redis channel "
                 "layer. Without Redis the gateway runs inside the web process (`make run`)."
             )
+        tune_for_latency()
         asyncio.run(self.serve())
 
     async def serve(self) -> None:
