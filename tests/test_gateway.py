@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -313,3 +314,44 @@ async def test_without_celery_beat_the_web_process_runs_the_health_schedule(gate
         "git",
         "everything",
     }
+
+
+@pytest.mark.parametrize("era", ["2026-07-28", "2025-11-25"])
+async def test_a_servers_changed_tool_list_reaches_the_catalog_in_both_eras(
+    era: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcps.endpoint.router import LocalRouter
+    from mcps.gateway import connection as connection_module
+
+    await sync_to_async(register)(
+        "growing", transport="stdio", command=sys.executable, args=["-m", "tests.servers.growing"]
+    )
+    gw = Gateway(Backoff(0.1, 0.5))
+    if era == "2025-11-25":  # the handshake era: the server pushes list_changed unasked
+        original = connection_module.Client
+
+        def legacy_client(*args: Any, **kwargs: Any) -> Any:
+            return original(*args, mode="legacy", **kwargs)
+
+        monkeypatch.setattr(connection_module, "Client", legacy_client)
+    try:
+        await gw.start()
+        await until(lambda: status("growing") == "connected", what="the growing server")
+        assert (await sync_to_async(MCPServer.objects.get)(id="growing")).protocol_version == era
+        await LocalRouter(gw).call("growing", "grow", {"name": "sprout"}, _progress, _log)
+        await until(
+            lambda: Tool.objects.filter(server_id="growing", name="sprout").exists(),
+            timeout=10,
+            what="the new tool in the catalog",
+        )
+        assert "sprout" in gw.connections["growing"].tools
+    finally:
+        await gw.stop()
+
+
+async def _progress(done: float, total: float | None, message: str | None) -> None:
+    pass
+
+
+async def _log(entry: dict[str, Any]) -> None:
+    pass

@@ -173,6 +173,9 @@ class Connection:
             await self.hooks.connected(self.spec.id, info, catalog)
             await self._set_status("connected", "")
             self._ready.set()
+            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                listener = asyncio.get_running_loop().create_task(self._listen(client))
+                stack.callback(listener.cancel)
             await self._lost.wait()
             self.error = self.error or "session lost"
 
@@ -260,6 +263,25 @@ class Connection:
         method = getattr(message, "method", "")
         if method.endswith("/list_changed") and self.client is not None:
             asyncio.get_running_loop().create_task(self._refresh_catalog())
+
+    async def _listen(self, client: Client) -> None:
+        """2026-07-28 servers push list changes only on a `subscriptions/listen` stream."""
+        caps = client.server_capabilities
+        wants = {
+            "tools_list_changed": bool(caps.tools and caps.tools.list_changed),
+            "prompts_list_changed": bool(caps.prompts and caps.prompts.list_changed),
+            "resources_list_changed": bool(caps.resources and caps.resources.list_changed),
+        }
+        if not any(wants.values()):
+            return
+        try:
+            async with client.listen(**wants) as changes:
+                async for _change in changes:
+                    await self._refresh_catalog()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no stream: the catalog refreshes on reconnect
+            logger.info("mcp %s: list_changed stream ended: %s", self.spec.id, _describe(exc))
 
     async def _refresh_catalog(self) -> None:
         client = self.client
