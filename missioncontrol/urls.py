@@ -9,5 +9,6 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("health", views.health, name="health"),
     path("api/", include("mcps.api.urls")),
+    path("api/", include("threads.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -102,6 +102,12 @@ def test_an_agent_on_mcp_over_http_is_routed_recorded_and_streamed(tmp_path: Pat
             ("tool_result", "time__get_current_time: ok"),
         ]
         assert timeline[0]["details"]["arguments"] == {"timezone": "Asia/Tokyo"}
+        rest = httpx.get(f"{server.url}/api/threads/{created['thread_id']}", timeout=10).json()
+        assert rest["thread"]["mcp_id"] == "mission-control"
+        assert [s["step_type"] for s in rest["timeline"]] == ["tool_call", "tool_result"]
+        steps = httpx.get(f"{server.url}/api/threads/{created['thread_id']}/timeline", timeout=10).json()
+        assert steps[1]["details"]["summary"].startswith("{") and steps[1]["duration_ms"] > 0
+        assert httpx.get(f"{server.url}/api/threads/nope", timeout=10).status_code == 404
     finally:
         server.stop()
 
