@@ -27,6 +27,23 @@ from tests.processes import ROOT
 EVERYTHING = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 
 
+async def everything_over_http(port: int) -> subprocess.Popen[bytes]:
+    """server-everything in its Streamable HTTP mode on `port` (/mcp), once it listens."""
+    proc = subprocess.Popen(
+        ["node", str(EVERYTHING), "streamableHttp"],
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=0.5)
+            break
+        except httpx.HTTPError:
+            await asyncio.sleep(0.1)
+    return proc
+
+
 def register(server_id: str, **fields: Any) -> None:
     MCPServer.objects.update_or_create(id=server_id, defaults={"name": server_id, "source": "api", **fields})
 

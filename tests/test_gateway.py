@@ -7,7 +7,6 @@ npm @modelcontextprotocol/server-everything (stdio, and its Streamable HTTP mode
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -17,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -26,7 +24,7 @@ from mcps.gateway import rpc
 from mcps.gateway.connection import Backoff
 from mcps.gateway.service import Gateway
 from mcps.models import HealthCheck, MCPServer, Tool
-from tests.mcp_servers import EVERYTHING, api, register, status, until
+from tests.mcp_servers import EVERYTHING, api, everything_over_http, register, status, until
 from tests.processes import free_port
 
 pytestmark = [
@@ -202,19 +200,8 @@ async def test_websocket_commands_call_list_and_stream_progress(gateway: Gateway
 
 async def test_streamable_http_server(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        ["node", str(EVERYTHING), "streamableHttp"],
-        env={**os.environ, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = await everything_over_http(port)
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=0.5)
-                break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.1)
         await sync_to_async(register)(
             "remote", transport="streamable_http", url=f"http://127.0.0.1:{port}/mcp"
         )
@@ -257,16 +244,7 @@ async def test_the_health_task_sees_a_dead_http_server_then_it_reconnects() -> N
     from mcps.tasks import check_health
 
     port = free_port()
-
-    def start_server() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            ["node", str(EVERYTHING), "streamableHttp"],
-            env={**os.environ, "PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    proc = start_server()
+    proc = await everything_over_http(port)
     await sync_to_async(register)("remote", transport="streamable_http", url=f"http://127.0.0.1:{port}/mcp")
     gw = Gateway(Backoff(0.2, 0.5))
     await gw.start()
@@ -287,7 +265,7 @@ async def test_the_health_task_sees_a_dead_http_server_then_it_reconnects() -> N
             .afirst()
         )
 
-        proc = start_server()
+        proc = await everything_over_http(port)
         await until(lambda: status("remote") == "connected", what="the reconnect")
         echo = await api("POST", "/api/mcps/remote/tools/echo/call", {"arguments": {"message": "back"}})
         assert echo.status_code == 200
@@ -338,7 +316,16 @@ async def test_a_servers_changed_tool_list_reaches_the_catalog_in_both_eras(
         await gw.start()
         await until(lambda: status("growing") == "connected", what="the growing server")
         assert (await sync_to_async(MCPServer.objects.get)(id="growing")).protocol_version == era
-        await LocalRouter(gw).call("growing", "grow", {"name": "sprout"}, _progress, _log)
+        relayed: list[Any] = []
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            relayed.append((done, total, message))
+
+        async def log(entry: dict[str, Any]) -> None:
+            relayed.append(entry)
+
+        grown = await LocalRouter(gw).call("growing", "grow", {"name": "sprout"}, progress, log)
+        assert grown["content"][0]["text"] == "added sprout"
         await until(
             lambda: Tool.objects.filter(server_id="growing", name="sprout").exists(),
             timeout=10,
@@ -347,11 +334,3 @@ async def test_a_servers_changed_tool_list_reaches_the_catalog_in_both_eras(
         assert "sprout" in gw.connections["growing"].tools
     finally:
         await gw.stop()
-
-
-async def _progress(done: float, total: float | None, message: str | None) -> None:
-    pass
-
-
-async def _log(entry: dict[str, Any]) -> None:
-    pass

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +19,7 @@ from mcps.gateway.connection import Backoff
 from mcps.gateway.service import Gateway
 from mcps.models import MCPServer
 from mcps.registry import RegistryError, entry_for, sync
-from tests.mcp_servers import EVERYTHING, api, status, until
+from tests.mcp_servers import api, everything_over_http, status, until
 from tests.processes import free_port
 
 OFFICIAL = "io.modelcontextprotocol.registry/official"
@@ -106,6 +104,7 @@ class Registry:
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
         self.requests: list[dict[str, list[str]]] = []
+        self.log: list[str] = []
         registry = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -130,8 +129,8 @@ class Registry:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, *args: Any) -> None:
-                pass
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+                registry.log.append(format % args)  # kept here rather than on stderr
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -214,12 +213,7 @@ async def test_the_gateway_connects_the_servers_of_the_configured_registry(
     tmp_path: Path, settings: Any
 ) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        ["node", str(EVERYTHING), "streamableHttp"],
-        env={**os.environ, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = await everything_over_http(port)
     served = Registry([catalog(f"http://127.0.0.1:{port}/mcp")[1]])
     config = tmp_path / "mission_control.yml"
     config.write_text(json.dumps({"mcps": {"registry": {"url": served.url, "include": ["io.github.*"]}}}))

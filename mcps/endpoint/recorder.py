@@ -63,14 +63,20 @@ class CallRecorder:
         self.batcher = batcher
         self.idle_seconds = idle_seconds
         self.sessions: dict[tuple[str, ...], Session] = {}
+        self._swept = time.monotonic()
 
     def session(
         self, key: tuple[str, ...], *, via: str, principal: str, client: dict[str, Any] | None
     ) -> Session:
         """The live session for `key`, or a new one (a new thread) if it is unknown or idle."""
         now = time.monotonic()
-        self._end_idle(now)
+        if now - self._swept > min(60.0, self.idle_seconds):  # not a scan per call
+            self._swept = now
+            self._end_idle(now)
         current = self.sessions.get(key)
+        if current is not None and now - current.last_seen > self.idle_seconds:
+            self.end(key)
+            current = None
         if current is None:
             current = Session(
                 key=key,
