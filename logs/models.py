@@ -4,40 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from django.db import connection, models
-from django.db.models import Lookup
+from django.db import models
 from django.db.models.functions import Now
 
-# The GIN index behind full-text search is created by migration 0002 on PostgreSQL only,
-# over exactly this expression, so that the planner uses it.
-FTS_CONFIG = "simple"
-
-
-@models.TextField.register_lookup
-class WebSearch(Lookup):
-    """`message__websearch="disk -warning"`: PostgreSQL full-text search (websearch syntax)."""
-
-    lookup_name = "websearch"
-
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        sql = f"to_tsvector('{FTS_CONFIG}', {lhs}) @@ websearch_to_tsquery('{FTS_CONFIG}', {rhs})"
-        return sql, [*lhs_params, *rhs_params]
+from missioncontrol import textsearch
 
 
 class LogEntryQuerySet(models.QuerySet["LogEntry"]):
     def search(self, text: str) -> Self:
-        """Logs whose message matches `text`: full-text on PostgreSQL, every word elsewhere."""
-        text = text.strip()
-        if not text:
-            return self
-        if connection.vendor == "postgresql":
-            return self.filter(message__websearch=text)
-        qs = self
-        for word in text.split():
-            qs = qs.filter(message__icontains=word)
-        return qs
+        """Logs whose message matches the websearch query `text` (see missioncontrol.textsearch)."""
+        q = textsearch.matches("message", text)
+        return self if q is None else self.filter(q)
 
 
 class LogEntry(models.Model):

@@ -10,5 +10,7 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("api/", include("mcps.api.urls")),
     path("api/", include("threads.api.urls")),
+    path("api/", include("logs.api.urls")),
+    path("api/", include("audit.api.urls")),
     path("admin/", admin.site.urls),
 ]

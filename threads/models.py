@@ -6,8 +6,11 @@ from datetime import datetime
 from typing import Any, Self
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
+
+from missioncontrol import textsearch
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
@@ -16,6 +19,11 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
 
     def active(self) -> Self:
         return self.filter(status__in=Thread.ACTIVE)
+
+    def search(self, text: str) -> Self:
+        """Threads whose user input matches the websearch query `text`, or whose id is it."""
+        q = textsearch.matches("user_input", text)
+        return self if q is None else self.filter(q | Q(id=text.strip()))
 
     def ensure_exist(self, first_seen: dict[str, datetime]) -> None:
         """Create placeholder rows for threads known only by their steps, messages or end.
@@ -157,6 +165,11 @@ class Thread(models.Model):
 
 
 class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
+    def search(self, text: str) -> Self:
+        """Steps whose description matches the websearch query `text`."""
+        q = textsearch.matches("description", text)
+        return self if q is None else self.filter(q)
+
     def record(self, rows: list[ExecutionStep]) -> None:
         """Upsert steps by (thread, sequence): a later report of a step updates it."""
         if rows:
@@ -223,6 +236,13 @@ class ExecutionStep(models.Model):
         }
 
 
+class LLMMessageQuerySet(models.QuerySet["LLMMessage"]):
+    def search(self, text: str) -> Self:
+        """Transcript messages whose content matches the websearch query `text`."""
+        q = textsearch.matches("content", text)
+        return self if q is None else self.filter(q)
+
+
 class LLMMessage(models.Model):
     """One message of a thread's LLM transcript; its id is the event id."""
 
@@ -240,6 +260,8 @@ class LLMMessage(models.Model):
     timestamp = models.DateTimeField()
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_default=Now())
+
+    objects = LLMMessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["thread", "timestamp", "created_at"]

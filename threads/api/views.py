@@ -1,17 +1,31 @@
-"""REST for threads: one thread's state, and its timeline.
-
-The full query surface (lists with filters, transcript, children, search) is the query
-issue's; these two read the same `Thread.state()` the WebSocket snapshot sends.
-"""
+"""REST for threads: the filtered list, one thread's state, its timeline, transcript
+and children. Rows are the same dicts the WebSocket sends (`summary`, `as_event`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from missioncontrol.listing import FilteredList
+from missioncontrol.pagination import Keyset
+from threads.filtersets import ThreadFilterSet
 from threads.models import Thread
+
+
+class ThreadList(FilteredList):
+    filterset_class = ThreadFilterSet
+    keyset = Keyset("started_at", default_limit=50, max_limit=500)
+
+    def get_queryset(self) -> QuerySet[Thread]:
+        return Thread.objects.all()
+
+    def row(self, obj: Thread) -> dict[str, Any]:  # type: ignore[override]
+        return obj.summary()
 
 
 class ThreadDetail(APIView):
@@ -23,3 +37,15 @@ class ThreadTimeline(APIView):
     def get(self, request: Request, thread_id: str) -> Response:
         thread = get_object_or_404(Thread, id=thread_id)
         return Response([step.as_event() for step in thread.steps.all()])
+
+
+class ThreadTranscript(APIView):
+    def get(self, request: Request, thread_id: str) -> Response:
+        thread = get_object_or_404(Thread, id=thread_id)
+        return Response([message.as_event() for message in thread.messages.all()])
+
+
+class ThreadChildren(APIView):
+    def get(self, request: Request, thread_id: str) -> Response:
+        thread = get_object_or_404(Thread, id=thread_id)
+        return Response([child.summary() for child in thread.children.order_by("started_at", "id")])

@@ -1,0 +1,57 @@
+"""REST for logs: the filtered, keyset-paged list, one log, and the streamed export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from logs import export as exporting
+from logs.filtersets import LogFilterSet
+from logs.models import LogEntry
+from missioncontrol.listing import FilteredList, filtered
+from missioncontrol.pagination import Keyset
+
+
+class LogList(FilteredList):
+    filterset_class = LogFilterSet
+    keyset = Keyset("timestamp", default_limit=100, max_limit=1000)
+
+    def get_queryset(self) -> QuerySet[LogEntry]:
+        return LogEntry.objects.all()
+
+    def row(self, obj: LogEntry) -> dict[str, Any]:  # type: ignore[override]
+        return obj.as_event()
+
+
+class LogDetail(APIView):
+    def get(self, request: Request, log_id: str) -> Response:
+        return Response(get_object_or_404(LogEntry, id=log_id).as_event())
+
+
+class ExportFilterSet(LogFilterSet):
+    allowed_extra = frozenset({"format"})
+
+
+@require_GET
+async def export(request: HttpRequest) -> HttpResponse:
+    """`/api/logs/export?format=jsonl|csv&<log filters>`: every matching log, streamed."""
+    fmt = request.GET.get("format", "jsonl")
+    if fmt not in exporting.FORMATS:
+        return JsonResponse({"format": [f"Give one of: {', '.join(exporting.FORMATS)}."]}, status=400)
+    try:
+        queryset = filtered(ExportFilterSet, LogEntry.objects.all(), request.GET)
+    except ValidationError as exc:
+        return JsonResponse(exc.detail, status=400)
+    response = StreamingHttpResponse(exporting.stream(queryset, fmt), content_type=exporting.FORMATS[fmt])
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="logs-{stamp}.{fmt}"'
+    return response

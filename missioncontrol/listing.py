@@ -1,0 +1,44 @@
+"""The shape every filtered REST list shares: validate the filters, page by keyset."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Model, QuerySet
+from django.http import QueryDict
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from missioncontrol.filters import StrictFilterSet
+from missioncontrol.pagination import Keyset
+
+
+def filtered(
+    filterset_class: type[StrictFilterSet], queryset: QuerySet[Any], data: QueryDict | dict[str, Any]
+) -> QuerySet[Any]:
+    """`queryset` narrowed by the filters in `data`; 400 naming each bad parameter."""
+    filterset = filterset_class(data, queryset=queryset)
+    problems = filterset.problems()
+    if problems:
+        raise ValidationError(problems)
+    return filterset.qs
+
+
+class FilteredList(APIView):
+    """GET: `{"results", "next", "previous"}`, newest first, filtered by `filterset_class`."""
+
+    filterset_class: ClassVar[type[StrictFilterSet]]
+    keyset: ClassVar[Keyset]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def row(self, obj: Model) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        queryset = filtered(self.filterset_class, self.get_queryset(), request.query_params)
+        page = self.keyset.paginate(queryset, request)
+        return Response(page.body([self.row(obj) for obj in page.rows]))
