@@ -1,0 +1,186 @@
+"""The script registry, and Mission Control's own scripts over its database.
+
+A script is a Python callable registered with `@script(name, description, permissions)`.
+It takes keyword parameters (each with a default) and returns a JSON-able dict; a
+directive's `script:` step names it, and the directive engine runs it through
+`Script.run(params)`, which rejects parameters the script does not take.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from audit.models import PermissionEvent
+from logs.models import LogEntry
+from threads.models import Thread
+
+ScriptFunc = Callable[..., dict[str, Any]]
+F = TypeVar("F", bound=ScriptFunc)
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    description: str
+    permissions: tuple[str, ...]
+    func: ScriptFunc
+
+    def parameters(self) -> dict[str, Any]:
+        """Parameter name -> default value."""
+        return {
+            p.name: None if p.default is inspect.Parameter.empty else p.default
+            for p in inspect.signature(self.func).parameters.values()
+        }
+
+    def run(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        params = dict(params or {})
+        try:
+            inspect.signature(self.func).bind(**params)
+        except TypeError as exc:
+            raise ValueError(f"script {self.name!r}: {exc}") from None
+        return self.func(**params)
+
+
+_registry: dict[str, Script] = {}
+
+
+def script(name: str, description: str, permissions: list[str] | tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Register the decorated function as script `name`; the function itself is unchanged."""
+
+    def register(func: F) -> F:
+        existing = _registry.get(name)
+        if existing is not None and existing.func.__qualname__ != func.__qualname__:
+            raise ValueError(f"script {name!r} is already registered by {existing.func.__qualname__}")
+        _registry[name] = Script(name, description, tuple(permissions), func)
+        return func
+
+    return register
+
+
+def registry() -> dict[str, Script]:
+    """Every registered script, by name."""
+    return dict(sorted(_registry.items()))
+
+
+def get(name: str) -> Script | None:
+    return _registry.get(name)
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, not {value!r}")
+    return float(value)
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
+    return value
+
+
+def _since(window_hours: Any) -> datetime:
+    return timezone.now() - timedelta(hours=_positive("window_hours", window_hours))
+
+
+def p95(values: list[float]) -> float:
+    """The 95th percentile by nearest rank: the smallest value >= 95% of `values`."""
+    ordered = sorted(values)
+    return ordered[math.ceil(0.95 * len(ordered)) - 1]
+
+
+@script(
+    "detect_slow_threads",
+    "Finished threads that took more than `factor` (1.5) times the P95 duration of the window.",
+    permissions=["read:threads"],
+)
+def detect_slow_threads(window_hours: float = 24, factor: float = 1.5, limit: int = 100) -> dict[str, Any]:
+    since = _since(window_hours)
+    factor = _positive("factor", factor)
+    limit = _count("limit", limit)
+    rows = Thread.objects.filter(status__in=Thread.FINAL, ended_at__gte=since).values_list(
+        "id", "mcp_id", "status", "started_at", "ended_at"
+    )
+    durations = [
+        (ms, tid, mcp_id, status)
+        for tid, mcp_id, status, started, ended in rows
+        if (ms := (ended - started).total_seconds() * 1000) >= 0
+    ]
+    if not durations:
+        return {"sample_size": 0, "p95_ms": None, "threshold_ms": None, "count": 0, "slow_threads": []}
+    p95_ms = p95([d[0] for d in durations])
+    threshold = p95_ms * factor
+    slow = sorted((d for d in durations if d[0] > threshold), key=lambda d: (-d[0], d[1]))
+    return {
+        "sample_size": len(durations),
+        "p95_ms": p95_ms,
+        "threshold_ms": threshold,
+        "count": len(slow),
+        "slow_threads": [
+            {"id": tid, "mcp_id": mcp_id, "status": status, "duration_ms": ms}
+            for ms, tid, mcp_id, status in slow[:limit]
+        ],
+    }
+
+
+@script(
+    "find_permission_escalations",
+    "Permission checks flagged as privilege escalations within the window, newest first.",
+    permissions=["read:permissions"],
+)
+def find_permission_escalations(window_hours: float = 24, limit: int = 100) -> dict[str, Any]:
+    found = PermissionEvent.objects.filter(escalation_detected=True, timestamp__gte=_since(window_hours))
+    limit = _count("limit", limit)
+    by_user = found.order_by("user_id").values_list("user_id").annotate(n=Count("id"))
+    return {
+        "count": found.count(),
+        "by_user": dict(by_user),
+        "escalations": [e.as_event() for e in found.order_by("-timestamp", "id")[:limit]],
+    }
+
+
+@script(
+    "cleanup_old_logs",
+    "Delete log entries older than `max_age_days`; answers how many were deleted.",
+    permissions=["write:logs"],
+)
+def cleanup_old_logs(max_age_days: float = 30) -> dict[str, Any]:
+    cutoff = timezone.now() - timedelta(days=_positive("max_age_days", max_age_days))
+    # LogEntry has no relations and no delete signals: Django issues one DELETE.
+    deleted, _ = LogEntry.objects.filter(timestamp__lt=cutoff).delete()
+    return {"deleted": deleted, "cutoff": cutoff.isoformat()}
+
+
+@script(
+    "generate_summary",
+    "Threads by status, logs by level and permission denials over the window.",
+    permissions=["read:threads", "read:logs", "read:permissions"],
+)
+def generate_summary(window_hours: float = 24) -> dict[str, Any]:
+    since = _since(window_hours)
+    threads = dict.fromkeys(Thread.Status.values, 0)
+    threads.update(
+        Thread.objects.filter(started_at__gte=since).order_by().values_list("status").annotate(n=Count("id"))
+    )
+    logs = dict.fromkeys(LogEntry.Level.values, 0)
+    logs.update(
+        LogEntry.objects.filter(timestamp__gte=since).order_by().values_list("level").annotate(n=Count("id"))
+    )
+    permissions = PermissionEvent.objects.filter(timestamp__gte=since).aggregate(
+        checks=Count("id"),
+        denials=Count("id", filter=Q(granted=False)),
+        escalations=Count("id", filter=Q(escalation_detected=True)),
+    )
+    return {
+        "since": since.isoformat(),
+        "threads": {"total": sum(threads.values()), "by_status": threads},
+        "logs": {"total": sum(logs.values()), "by_level": logs},
+        "permissions": permissions,
+    }
