@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models.functions import Now, RowNumber
 
 from missioncontrol import textsearch
 
@@ -15,6 +15,18 @@ class LogEntryQuerySet(models.QuerySet["LogEntry"]):
         """Logs whose message matches the websearch query `text` (see missioncontrol.textsearch)."""
         q = textsearch.matches("message", text)
         return self if q is None else self.filter(q)
+
+    def page_per_thread(self, thread_ids: list[str], offset: int, limit: int | None) -> Self:
+        """The same page of each thread's logs, newest first, in one query (a window per thread)."""
+        rank = models.Window(
+            RowNumber(),
+            partition_by=models.F("thread_id"),
+            order_by=[models.F("timestamp").desc(), models.F("id").desc()],
+        )
+        page = self.filter(thread_id__in=thread_ids).annotate(thread_rank=rank).filter(thread_rank__gt=offset)
+        if limit is not None:
+            page = page.filter(thread_rank__lte=offset + limit)
+        return page.order_by("-timestamp", "-id")
 
 
 class LogEntry(models.Model):

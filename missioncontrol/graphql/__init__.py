@@ -1,0 +1,1 @@
+"""GraphQL at /graphql: each app's Query composed into one schema (see schema.py)."""

@@ -1,0 +1,20 @@
+"""The /graphql endpoint: POST JSON from API clients, GET for GraphiQL."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from strawberry.django.views import AsyncGraphQLView
+
+from missioncontrol.graphql.context import Context
+from missioncontrol.graphql.schema import schema
+
+
+class GraphQLView(AsyncGraphQLView[Context, None]):
+    # Async so that a DataLoader can batch the reads of sibling objects (a thread's logs).
+    async def get_context(self, request: HttpRequest, response: HttpResponse) -> Context:
+        return Context(request=request, response=response)
+
+
+# Read-only, and its clients are scripts and dashboards posting JSON, not forms.
+graphql_view = csrf_exempt(GraphQLView.as_view(schema=schema))
