@@ -9,9 +9,11 @@ from django.http import QueryDict
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from missioncontrol.filters import StrictFilterSet
+from missioncontrol.openapi import FilteredListSchema
 from missioncontrol.pagination import Keyset
 
 
@@ -31,6 +33,9 @@ class FilteredList(APIView):
 
     filterset_class: ClassVar[type[StrictFilterSet]]
     keyset: ClassVar[Keyset]
+    # The OpenAPI schema: the FilterSet's parameters and pages of `row_serializer` rows.
+    row_serializer: ClassVar[type[Serializer[Any]]]
+    schema = FilteredListSchema()
 
     def get_queryset(self) -> QuerySet[Any]:
         raise NotImplementedError

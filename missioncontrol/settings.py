@@ -107,6 +107,8 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "missioncontrol",
     "mcps",
     "threads",
@@ -231,6 +233,44 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3.1 at /api/schema/, browsable at /api/schema/docs/ (missioncontrol/openapi.py).
+# Swagger UI (and Redoc, should it be served) load from our own static files (the sidecar),
+# no CDN. Redoc is not served: its bundle always fetches a logo from Redocly's CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mission Control API",
+    "DESCRIPTION": (
+        "Threads, logs, permission checks and MCP servers of the agents Mission Control watches. "
+        "Lists filter by comma-separated values (`levels=WARN,ERROR`) and time "
+        "(`from`/`to` ISO 8601, `since=24h`), page by `cursor` and `limit`, and answer 400 "
+        "`{parameter: [reasons]}` for a parameter they do not know. Agents push events to "
+        "`POST /api/ingest/events` with `Authorization: Bearer <ingest key>`."
+    ),
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Choice sets that share a field name ("status", "kind") get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "ThreadStatusEnum": "threads.models.Thread.Status",
+        "StepStatusEnum": "threads.models.ExecutionStep.Status",
+        "ServerStatusEnum": "mcps.models.MCPServer.Status",
+        "TransportEnum": "mcps.models.MCPServer.Transport",
+        "RegistrationTransportEnum": "mcps.api.serializers.REGISTRATION_TRANSPORTS",
+        "EntityKindEnum": "missioncontrol.graph.ENTITY_KINDS",
+        "EdgeKindEnum": "missioncontrol.graph.EDGE_KINDS",
+        "SearchKindEnum": "missioncontrol.search.KINDS",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "missioncontrol.openapi.add_components",
+        "missioncontrol.openapi.add_plain_endpoints",
+    ],
 }
 
 # Ingest limits (answered with 413 past them).

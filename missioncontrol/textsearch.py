@@ -92,3 +92,31 @@ def matches(field: str, text: str) -> Q | None:
     if connection.vendor == "postgresql":
         return Q(**{f"{field}__websearch": text})
     return _like(field, text)
+
+
+def matches_any(fields: list[str], text: str) -> Q | None:
+    """Rows where each term of `text` is in one of `fields` (LIKE, for short columns)."""
+    groups = []
+    for group in terms(text):
+        parts = []
+        for negated, term in group:
+            anywhere = reduce(or_, [Q(**{f"{field}__icontains": term}) for field in fields])
+            parts.append(~anywhere if negated else anywhere)
+        groups.append(reduce(and_, parts))
+    return reduce(or_, groups) if groups else None
+
+
+def score(value: str, text: str) -> float:
+    """A relevance score of `value` for `text` where the database has none to give.
+
+    Occurrences of the wanted terms, dampened by length, like ts_rank; an exact
+    match of the whole value counts most, then a value that starts with the query.
+    """
+    haystack = value.lower()
+    query = text.strip().lower()
+    if haystack == query:
+        return 1.0
+    wanted = [t.lower() for group in terms(text) for negated, t in group if not negated]
+    hits = sum(haystack.count(t) for t in wanted)
+    base = hits / (hits + 1 + len(haystack) / 200)
+    return min(0.99, base + (0.3 if haystack.startswith(query) else 0.0))

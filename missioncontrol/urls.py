@@ -2,15 +2,22 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from missioncontrol import views
+from missioncontrol.graphql.views import graphql_view
 
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("health", views.health, name="health"),
+    # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("mcps.api.urls")),
     path("api/", include("threads.api.urls")),
     path("api/", include("logs.api.urls")),
     path("api/", include("audit.api.urls")),
+    path("api/", include("missioncontrol.api.urls")),
+    path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
 ]

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import Http404
 
+from audit.api.serializers import PermissionCheckSerializer
 from audit.filtersets import PermissionEventFilterSet
 from audit.models import PermissionEvent
 from missioncontrol.listing import FilteredList
@@ -17,6 +18,7 @@ from threads.models import Thread
 class PermissionAudit(FilteredList):
     filterset_class = PermissionEventFilterSet
     keyset = Keyset("timestamp", default_limit=100, max_limit=1000)
+    row_serializer = PermissionCheckSerializer
 
     def get_queryset(self) -> QuerySet[PermissionEvent]:
         thread_id = self.kwargs.get("thread_id")

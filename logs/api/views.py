@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
@@ -15,15 +16,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from logs import export as exporting
+from logs.api.serializers import LogEventSerializer
 from logs.filtersets import LogFilterSet
 from logs.models import LogEntry
 from missioncontrol.listing import FilteredList, filtered
+from missioncontrol.openapi import NOT_FOUND
 from missioncontrol.pagination import Keyset
 
 
 class LogList(FilteredList):
     filterset_class = LogFilterSet
     keyset = Keyset("timestamp", default_limit=100, max_limit=1000)
+    row_serializer = LogEventSerializer
 
     def get_queryset(self) -> QuerySet[LogEntry]:
         return LogEntry.objects.all()
@@ -33,6 +37,7 @@ class LogList(FilteredList):
 
 
 class LogDetail(APIView):
+    @extend_schema(responses={200: LogEventSerializer, 404: NOT_FOUND})
     def get(self, request: Request, log_id: str) -> Response:
         return Response(get_object_or_404(LogEntry, id=log_id).as_event())
 

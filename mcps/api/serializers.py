@@ -68,3 +68,34 @@ class HealthCheckSerializer(serializers.ModelSerializer[HealthCheck]):
     class Meta:
         model = HealthCheck
         fields = ["checked_at", "ok", "latency_ms", "error"]
+
+
+class HealthReportSerializer(serializers.Serializer[MCPServer]):
+    """A server's status with its latest health checks, newest first (documents ServerHealth)."""
+
+    mcp_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=MCPServer.Status.choices)
+    last_error = serializers.CharField(allow_blank=True)
+    checks = HealthCheckSerializer(many=True, help_text="The latest 50.")
+
+
+REGISTRATION_TRANSPORTS = ["stdio", "http", "streamable-http", "streamable_http", "sse"]
+
+
+class ServerRegistrationSerializer(serializers.Serializer[MCPServer]):
+    """An `mcpServers` entry, as MCP hosts write them, with the server's slug (documents POST /api/mcps).
+
+    Give `command` (stdio) or `url` (Streamable HTTP, or legacy SSE with `"type": "sse"`).
+    """
+
+    id = serializers.CharField(help_text="The server's slug (or give `name`).")
+    name = serializers.CharField(required=False)
+    command = serializers.CharField(required=False)
+    args = serializers.ListField(child=serializers.CharField(), required=False)
+    env = serializers.DictField(child=serializers.CharField(), required=False)
+    cwd = serializers.CharField(required=False)
+    url = serializers.URLField(required=False)
+    headers = serializers.DictField(child=serializers.CharField(), required=False)
+    type = serializers.ChoiceField(choices=REGISTRATION_TRANSPORTS, required=False)
+    transport = serializers.ChoiceField(choices=REGISTRATION_TRANSPORTS, required=False)
+    enabled = serializers.BooleanField(required=False)

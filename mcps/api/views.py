@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
@@ -22,14 +23,17 @@ from rest_framework.views import APIView
 
 from mcps.api.serializers import (
     HealthCheckSerializer,
+    HealthReportSerializer,
     MCPServerDetailSerializer,
     MCPServerSerializer,
+    ServerRegistrationSerializer,
     ToolSerializer,
 )
 from mcps.gateway import rpc
 from mcps.models import MCPServer
 from mcps.registration import register
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
+from missioncontrol.openapi import NOT_FOUND, error
 
 
 def servers() -> Any:
@@ -37,9 +41,18 @@ def servers() -> Any:
 
 
 class ServerList(APIView):
+    @extend_schema(responses=MCPServerSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(MCPServerSerializer(servers(), many=True).data)
 
+    @extend_schema(
+        request=ServerRegistrationSerializer,
+        responses={
+            200: OpenApiResponse(MCPServerDetailSerializer, description="Updated, or unchanged."),
+            201: OpenApiResponse(MCPServerDetailSerializer, description="Registered."),
+            400: error("The entry is not usable: the offending key and why."),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Register a server: {"id": "time", "command": "uvx", "args": [...]} or {"id", "url"}."""
         data = request.data if isinstance(request.data, dict) else None
@@ -61,17 +74,20 @@ class ServerList(APIView):
 
 
 class ServerDetail(APIView):
+    @extend_schema(responses={200: MCPServerDetailSerializer, 404: NOT_FOUND})
     def get(self, request: Request, mcp_id: str) -> Response:
         return Response(MCPServerDetailSerializer(get_object_or_404(servers(), id=mcp_id)).data)
 
 
 class ServerTools(APIView):
+    @extend_schema(responses={200: ToolSerializer(many=True), 404: NOT_FOUND})
     def get(self, request: Request, mcp_id: str) -> Response:
         server = get_object_or_404(MCPServer, id=mcp_id)
         return Response(ToolSerializer(server.tools.order_by("name"), many=True).data)
 
 
 class ServerHealth(APIView):
+    @extend_schema(responses={200: HealthReportSerializer, 404: NOT_FOUND})
     def get(self, request: Request, mcp_id: str) -> Response:
         server = get_object_or_404(MCPServer, id=mcp_id)
         checks = server.health_checks.order_by("-checked_at")[:50]

@@ -6,13 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from missioncontrol.listing import FilteredList
+from missioncontrol.openapi import NOT_FOUND
 from missioncontrol.pagination import Keyset
+from threads.api.serializers import (
+    ThreadMessageSerializer,
+    ThreadStateSerializer,
+    ThreadStepSerializer,
+    ThreadSummarySerializer,
+)
 from threads.filtersets import ThreadFilterSet
 from threads.models import Thread
 
@@ -20,6 +28,7 @@ from threads.models import Thread
 class ThreadList(FilteredList):
     filterset_class = ThreadFilterSet
     keyset = Keyset("started_at", default_limit=50, max_limit=500)
+    row_serializer = ThreadSummarySerializer
 
     def get_queryset(self) -> QuerySet[Thread]:
         return Thread.objects.all()
@@ -29,23 +38,27 @@ class ThreadList(FilteredList):
 
 
 class ThreadDetail(APIView):
+    @extend_schema(responses={200: ThreadStateSerializer, 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
         return Response(get_object_or_404(Thread, id=thread_id).state())
 
 
 class ThreadTimeline(APIView):
+    @extend_schema(responses={200: ThreadStepSerializer(many=True), 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
         thread = get_object_or_404(Thread, id=thread_id)
         return Response([step.as_event() for step in thread.steps.all()])
 
 
 class ThreadTranscript(APIView):
+    @extend_schema(responses={200: ThreadMessageSerializer(many=True), 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
         thread = get_object_or_404(Thread, id=thread_id)
         return Response([message.as_event() for message in thread.messages.all()])
 
 
 class ThreadChildren(APIView):
+    @extend_schema(responses={200: ThreadSummarySerializer(many=True), 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
         thread = get_object_or_404(Thread, id=thread_id)
         return Response([child.summary() for child in thread.children.order_by("started_at", "id")])

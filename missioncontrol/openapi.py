@@ -1,0 +1,577 @@
+"""The OpenAPI description's shared pieces (served at /api/schema/, see SPECTACULAR_SETTINGS).
+
+drf-spectacular describes the DRF views from their serializers and `@extend_schema`.
+This module holds what they share: the error bodies, the query parameters of a
+FilterSet (read from its filters, so a new filter is documented by itself) and the
+schema of every `FilteredList`. Its postprocessing hooks add the error components and
+the endpoints that are not DRF views: the bare ASGI ingest edge, the streamed log
+export, and the MCP gateway's reconnect and tool calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import django_filters
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import build_parameter_type
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+from uritemplate import variables
+
+from missioncontrol import filters
+from missioncontrol.ingest import events
+from missioncontrol.pagination import Keyset
+
+if TYPE_CHECKING:
+    from missioncontrol.filters import StrictFilterSet
+
+Schema = dict[str, Any]
+
+
+def ref(component: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{component}"}
+
+
+# Error bodies, added as components by `add_components`.
+COMPONENTS: dict[str, Schema] = {
+    "FieldErrors": {
+        "type": "object",
+        "description": "Each offending parameter or field with its reasons: "
+        '`{"levels": ["Select a valid choice. TRACE is not one of the available choices."]}`.',
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    },
+    "Detail": {
+        "type": "object",
+        "description": "What went wrong, in words.",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+    },
+    "Error": {
+        "type": "object",
+        "description": "The one offending field (or header, or null for the whole request) and why.",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+                "required": ["field", "reason"],
+            }
+        },
+        "required": ["error"],
+    },
+    "GraphError": {
+        "type": "object",
+        "description": "The offending parameter and why.",
+        "properties": {"field": {"type": "string"}, "error": {"type": "string"}},
+        "required": ["field", "error"],
+    },
+}
+
+FIELD_ERRORS = OpenApiResponse(ref("FieldErrors"), description="A parameter or field is not usable.")
+NOT_FOUND = OpenApiResponse(ref("Detail"), description="No such object.")
+FORBIDDEN = OpenApiResponse(ref("Detail"), description="Not signed in.")
+GRAPH_ERROR = OpenApiResponse(ref("GraphError"), description="A parameter is not usable.")
+GRAPH_NOT_FOUND = OpenApiResponse(ref("GraphError"), description="No entity with that id.")
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ref("Error"), description=description)
+
+
+# --- FilterSet parameters -------------------------------------------------------------
+
+_TIME_BOUNDS = {"gte": "at or after", "lte": "at or before"}
+
+
+def _filter_schema(name: str, f: django_filters.Filter) -> tuple[Schema, str, dict[str, Any]]:
+    """(schema, description, style keywords) of one filter's query parameter."""
+    choices = [value for value, _label in f.extra.get("choices", ())]
+    field = f.field_name
+    if isinstance(f, django_filters.BaseCSVFilter):
+        item: Schema = {"type": "string", "enum": choices} if choices else {"type": "string"}
+        described = f"`{field}` is any of these, comma-separated (`{name}=a,b`)."
+        return {"type": "array", "items": item}, described, {"style": "form", "explode": False}
+    if isinstance(f, filters.SinceFilter):
+        return (
+            {"type": "string", "pattern": filters._DURATION.pattern, "examples": ["24h"]},
+            f"`{field}` within this long before now: a number and s, m, h, d or w (`30m`, `24h`, `7d`).",
+            {},
+        )
+    if isinstance(f, django_filters.IsoDateTimeFilter):
+        bound = _TIME_BOUNDS.get(f.lookup_expr, f.lookup_expr)
+        return {"type": "string", "format": "date-time"}, f"`{field}` {bound} this ISO 8601 time.", {}
+    if isinstance(f, filters.StrictBooleanFilter):
+        negated = " is null" if f.lookup_expr == "isnull" else ""
+        return {"type": "boolean"}, f"`{field}`{negated}: true or false.", {}
+    if isinstance(f, filters.TextSearchFilter):
+        return {"type": "string"}, "Full-text search (websearch syntax on PostgreSQL).", {}
+    if choices:
+        return {"type": "string", "enum": choices}, f"`{field}` is this.", {}
+    lookup = "" if f.lookup_expr == "exact" else f" ({f.lookup_expr})"
+    return {"type": "string"}, f"`{field}`{lookup} is this.", {}
+
+
+def filter_parameters(filterset_class: type[StrictFilterSet]) -> list[OpenApiParameter]:
+    """One query parameter per filter of `filterset_class`."""
+    parameters = []
+    for name, f in filterset_class.base_filters.items():
+        schema, description, style = _filter_schema(name, f)
+        parameters.append(OpenApiParameter(name, schema, description=description, **style))
+    return parameters
+
+
+def page_parameters(keyset: Keyset) -> list[OpenApiParameter]:
+    limit = {"type": "integer", "minimum": 1, "maximum": keyset.max_limit, "default": keyset.default_limit}
+    return [
+        OpenApiParameter("cursor", str, description="Where to continue: from a `next` or `previous` link."),
+        OpenApiParameter("limit", limit, description="Rows per page."),
+    ]
+
+
+def as_dict(parameter: OpenApiParameter) -> Schema:
+    """A parameter as the schema holds it, for the hand-written path items below."""
+    assert isinstance(parameter.type, dict)
+    return build_parameter_type(
+        name=parameter.name,
+        schema=parameter.type,
+        location=parameter.location,
+        required=parameter.required,
+        description=parameter.description,
+        style=parameter.style,
+        explode=parameter.explode,
+    )
+
+
+@functools.cache
+def page_of(row: type[serializers.Serializer[Any]]) -> type[serializers.Serializer[Any]]:
+    """The serializer of a keyset page of `row`s: `{"results", "next", "previous"}`."""
+    name = row.__name__.removesuffix("Serializer")
+    fields = {
+        "results": row(many=True),
+        "next": serializers.URLField(allow_null=True, help_text="The older rows, or null at the end."),
+        "previous": serializers.URLField(
+            allow_null=True, help_text="The newer rows (those that arrived since, on the first page)."
+        ),
+        "__doc__": f"A page of {name} rows, newest first.",
+    }
+    return type(f"{name}PageSerializer", (serializers.Serializer,), fields)
+
+
+PAGE_DESCRIPTION = (
+    "Newest first, a page at a time: `next` leads to older rows, `previous` to newer ones "
+    "(on the first page, those that arrived since). A parameter the list does not know is a 400."
+)
+
+
+class FilteredListSchema(AutoSchema):
+    """A FilteredList: its FilterSet's parameters, pages of its `row_serializer`, its 400 and 404."""
+
+    def get_override_parameters(self) -> list[Any]:
+        view: Any = self.view
+        return [
+            *super().get_override_parameters(),
+            *filter_parameters(view.filterset_class),
+            *page_parameters(view.keyset),
+        ]
+
+    def get_description(self) -> str:
+        # The list's own docstring, if any, not FilteredList's (that one is for developers).
+        own = type(self.view).__dict__.get("__doc__")
+        return inspect.cleandoc(own) if own else PAGE_DESCRIPTION
+
+    def get_operation_id(self) -> str:
+        # `threads_list`, not `threads_retrieve` (a page is one object); a list under an
+        # object says so: `permissions_audit_of_thread_list`.
+        under = [f"of_{name.removesuffix('_id')}" for name in variables(self.path)]
+        return "_".join([super().get_operation_id().removesuffix("_retrieve"), *under, "list"])
+
+    def get_response_serializers(self) -> Any:
+        view: Any = self.view
+        responses: dict[int, Any] = {200: page_of(view.row_serializer), 400: FIELD_ERRORS}
+        if variables(self.path):  # a list under an object, such as one thread's checks
+            responses[404] = NOT_FOUND
+        return responses
+
+
+class ConstantField(serializers.CharField):
+    """A string that is always `value`, such as an event's `type`: documented as a `const`."""
+
+    def __init__(self, value: str, **kwargs: Any) -> None:
+        self.value = value
+        super().__init__(**kwargs)
+
+
+class ConstantFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = ConstantField
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> Schema:
+        return {"type": "string", "const": self.target.value}
+
+
+class KindsFieldExtension(OpenApiSerializerFieldExtension):
+    """The graph's `kind` parameter: some of its kinds, repeated or comma-separated."""
+
+    target_class = "missioncontrol.api.graph.KindsField"
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> Schema:
+        return {"type": "array", "items": {"type": "string", "enum": list(self.target.choices)}}
+
+
+# --- Hooks: components and the endpoints that are not DRF views ------------------------
+
+
+def add_components(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
+    """The error bodies and the ingest key's security scheme."""
+    components = result.setdefault("components", {})
+    components.setdefault("schemas", {}).update(COMPONENTS)
+    components.setdefault("securitySchemes", {})["ingestKey"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An ingest key (`manage.py create_ingest_key`), bound to one server or to none.",
+    }
+    return result
+
+
+def add_plain_endpoints(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
+    """Path items of the endpoints drf-spectacular cannot see: they are not DRF views."""
+    result.setdefault("components", {}).setdefault("schemas", {}).update(_ingest_components())
+    paths = result.setdefault("paths", {})
+    paths["/api/ingest/events"] = {"post": _ingest_operation()}
+    paths["/api/logs/export"] = {"get": _export_operation()}
+    paths["/api/mcps/{mcp_id}/reconnect"] = {"post": _reconnect_operation()}
+    paths["/api/mcps/{mcp_id}/tools/{tool}/call"] = {"post": _call_tool_operation()}
+    result["paths"] = dict(sorted(paths.items()))
+    return result
+
+
+def _json(schema: Schema, description: str, **headers: Schema) -> Schema:
+    response: Schema = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _header(description: str, schema: Schema | None = None) -> Schema:
+    return {"description": description, "schema": schema or {"type": "string"}}
+
+
+RETRY_AFTER = _header("Seconds to wait before trying again.", {"type": "integer"})
+
+
+def _path(name: str, description: str) -> Schema:
+    return {
+        "in": "path",
+        "name": name,
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+# The ingest contract, from missioncontrol/ingest/events.py's own constants.
+_ID = {"type": "string", "minLength": 1, "maxLength": events.MAX_ID}
+_OBJECT = {"type": "object", "additionalProperties": {}}
+_COUNT = {"type": "integer", "minimum": 0}
+_AMOUNT = {"type": "number", "minimum": 0}
+_MCP_ID = {**_ID, "description": "Required unless the ingest key is bound to a server (then it must match)."}
+
+
+def _event(kind: str, description: str, properties: Schema, required: list[str]) -> Schema:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "id": {**_ID, "description": "Unique per event: a repeat is answered `duplicate`, stored once."},
+            "type": {"type": "string", "const": kind},
+            "timestamp": {
+                "type": "string",
+                "format": "date-time",
+                "description": "ISO 8601; without an offset it is UTC.",
+            },
+            **properties,
+        },
+        "required": ["id", "type", "timestamp", *required],
+    }
+
+
+def _ingest_components() -> dict[str, Schema]:
+    kinds = {
+        "thread.started": _event(
+            "thread.started",
+            "An agent run began (possibly as the child of another).",
+            {
+                "thread_id": _ID,
+                "parent_id": _ID,
+                "mcp_id": _MCP_ID,
+                "user_input": {"type": "string"},
+                "execution_context": _OBJECT,
+            },
+            ["thread_id"],
+        ),
+        "thread.step": _event(
+            "thread.step",
+            "One step of a thread's timeline; a later report of the same sequence updates it.",
+            {
+                "thread_id": _ID,
+                "sequence": _COUNT,
+                "step_type": {"type": "string", "enum": list(events.STEP_TYPES)},
+                "description": {"type": "string"},
+                "details": _OBJECT,
+                "status": {"type": "string", "enum": list(events.STEP_STATUSES), "default": "complete"},
+                "duration_ms": _AMOUNT,
+                "memory_usage": {**_COUNT, "description": "bytes"},
+                "cpu_usage": {**_AMOUNT, "description": "percent"},
+            },
+            ["thread_id", "sequence", "step_type"],
+        ),
+        "thread.message": _event(
+            "thread.message",
+            "One message of a thread's LLM transcript (`assistant` is taken as `agent`).",
+            {
+                "thread_id": _ID,
+                "role": {"type": "string", "enum": list(events.ROLES)},
+                "content": {"type": "string"},
+                "metadata": _OBJECT,
+            },
+            ["thread_id", "role"],
+        ),
+        "thread.ended": _event(
+            "thread.ended",
+            "A thread finished; a thread that already ended keeps its first final status.",
+            {
+                "thread_id": _ID,
+                "status": {"type": "string", "enum": list(events.FINAL_STATUSES)},
+                "memory_usage": {**_COUNT, "description": "bytes"},
+                "cpu_usage": {**_AMOUNT, "description": "percent"},
+            },
+            ["thread_id", "status"],
+        ),
+        "log": _event(
+            "log",
+            "A structured log line (`warning`, `critical`, `fatal` and lower-case levels are taken too).",
+            {
+                "level": {"type": "string", "enum": list(events.LEVELS)},
+                "service": {"type": "string", "minLength": 1, "maxLength": 100},
+                "thread_id": _ID,
+                "mcp_id": _MCP_ID,
+                "message": {"type": "string", "minLength": 1},
+                "context": _OBJECT,
+                "exception": {"type": "string"},
+            },
+            ["level", "service", "message"],
+        ),
+        "permission.check": _event(
+            "permission.check",
+            "A permission check and its verdict; severity defaults to critical for an escalation, "
+            "warn for a denial, info otherwise.",
+            {
+                "thread_id": _ID,
+                "user_id": _ID,
+                "resource": {"type": "string", "minLength": 1, "maxLength": 500},
+                "action": {"type": "string", "enum": list(events.ACTIONS)},
+                "granted": {"type": "boolean"},
+                "reason": {"type": "string"},
+                "rules_checked": {"type": "array", "items": {}},
+                "inheritance_chain": {"type": "array", "items": {"type": "string"}},
+                "escalation_detected": {"type": "boolean", "default": False},
+                "severity": {"type": "string", "enum": list(events.SEVERITIES)},
+            },
+            ["thread_id", "resource", "action", "granted"],
+        ),
+    }
+    assert set(kinds) == set(events.EVENT_TYPES), "describe every event type of the ingest contract"
+    names = {kind: "Ingest" + "".join(p.capitalize() for p in kind.split(".")) for kind in kinds}
+    return {
+        **{names[kind]: schema for kind, schema in kinds.items()},
+        "IngestEvent": {
+            "oneOf": [ref(name) for name in names.values()],
+            "discriminator": {
+                "propertyName": "type",
+                "mapping": {kind: f"#/components/schemas/{name}" for kind, name in names.items()},
+            },
+        },
+        "IngestBatch": {
+            "type": "object",
+            "properties": {
+                "events": {
+                    "type": "array",
+                    "items": ref("IngestEvent"),
+                    "maxItems": settings.INGEST_MAX_EVENTS,
+                }
+            },
+            "required": ["events"],
+        },
+        "IngestVerdict": {
+            "type": "object",
+            "description": "What became of one event; `field` and `reason` only for a rejected one.",
+            "properties": {
+                "index": {"type": "integer", "description": "Its place in the batch."},
+                "id": {"description": "Its id, as sent."},
+                "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
+                "field": {"type": ["string", "null"]},
+                "reason": {"type": ["string", "null"]},
+            },
+            "required": ["index", "id", "status"],
+        },
+        "IngestResult": {
+            "type": "object",
+            "properties": {
+                "accepted": _COUNT,
+                "duplicates": _COUNT,
+                "rejected": _COUNT,
+                "results": {"type": "array", "items": ref("IngestVerdict")},
+            },
+            "required": ["accepted", "duplicates", "rejected", "results"],
+        },
+    }
+
+
+def _ingest_operation() -> Schema:
+    return {
+        "operationId": "ingest_events_create",
+        "tags": ["ingest"],
+        "summary": "Push a batch of events",
+        "description": (
+            "Validates and stores a batch in one transaction, then tells live subscribers. Each event "
+            "is judged on its own: the answer holds a verdict per event, in order. A bare ASGI "
+            "endpoint, outside Django's request cycle. The body may be up to "
+            f"{settings.INGEST_MAX_BODY_BYTES} bytes."
+        ),
+        "security": [{"ingestKey": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref("IngestBatch")}}},
+        "responses": {
+            "200": _json(ref("IngestResult"), "Stored: a verdict per event (some may be rejected)."),
+            "400": _json(
+                {"oneOf": [ref("IngestResult"), ref("Error")]},
+                "Every event was rejected (the verdicts), or the body is not JSON, not an object with "
+                "an `events` array, or its Content-Length is not an integer (an Error).",
+            ),
+            "401": _json(
+                ref("Error"),
+                "A missing, unknown or revoked ingest key.",
+                **{"WWW-Authenticate": _header("`Bearer`")},
+            ),
+            "413": _json(ref("Error"), "The body or the batch is over the limits."),
+            "503": _json(
+                ref("Error"), "The database is unavailable; retry later.", **{"Retry-After": RETRY_AFTER}
+            ),
+        },
+    }
+
+
+def _export_operation() -> Schema:
+    # Imported here: the log views import this module (through FilteredList).
+    from logs.api.views import ExportFilterSet
+    from logs.export import FORMATS
+
+    fmt = {
+        "in": "query",
+        "name": "format",
+        "schema": {"type": "string", "enum": list(FORMATS), "default": "jsonl"},
+        "description": "JSON Lines (a LogEvent per line) or CSV (a header row, then a row per log).",
+    }
+    text = {"schema": {"type": "string"}}
+    return {
+        "operationId": "logs_export_retrieve",
+        "tags": ["logs"],
+        "summary": "Export logs",
+        "description": "Every log the filters match, newest first, streamed as a file.",
+        "parameters": [fmt, *(as_dict(p) for p in filter_parameters(ExportFilterSet))],
+        "responses": {
+            "200": {
+                "description": "The file (`Content-Disposition: attachment`).",
+                "headers": {"Content-Disposition": _header('`attachment; filename="logs-<time>.<format>"`')},
+                "content": {FORMATS[name].split(";")[0]: text for name in FORMATS},
+            },
+            "400": _json(ref("FieldErrors"), "A parameter (or the format) is not usable."),
+        },
+    }
+
+
+_GATEWAY_DOWN = _json(
+    ref("Error"), "The gateway or the server is not reachable now.", **{"Retry-After": RETRY_AFTER}
+)
+_GATEWAY_SLOW = _json(ref("Error"), "No answer in time.")
+
+
+def _reconnect_operation() -> Schema:
+    answer = {
+        "type": "object",
+        "properties": {"mcp_id": {"type": "string"}, "reconnecting": {"type": "boolean", "const": True}},
+        "required": ["mcp_id", "reconnecting"],
+    }
+    return {
+        "operationId": "mcps_reconnect_create",
+        "tags": ["mcps"],
+        "summary": "Reconnect a server",
+        "description": "Asks the gateway to drop the server's session and connect again.",
+        "parameters": [_path("mcp_id", "The server's slug.")],
+        "responses": {
+            "202": _json(answer, "The gateway is reconnecting."),
+            "404": _json(ref("Error"), "No such server, or not one the gateway manages."),
+            "503": _GATEWAY_DOWN,
+            "504": _GATEWAY_SLOW,
+        },
+    }
+
+
+def _call_tool_operation() -> Schema:
+    body = {
+        "type": "object",
+        "properties": {
+            "arguments": {**_OBJECT, "description": "Checked against the tool's input schema."},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds (default 60)."},
+        },
+    }
+    result = {
+        "type": "object",
+        "properties": {
+            "mcp_id": {"type": "string"},
+            "tool": {"type": "string"},
+            "result": {
+                **_OBJECT,
+                "description": "The MCP CallToolResult: content, structuredContent, isError.",
+            },
+        },
+        "required": ["mcp_id", "tool", "result"],
+    }
+    stream = {
+        "schema": {"type": "string"},
+        "example": '{"type": "progress", "progress": 1, "total": 3, "message": "cloning"}\n'
+        '{"type": "result", "mcp_id": "git", "tool": "git_log", "result": {"content": []}}\n',
+    }
+    return {
+        "operationId": "mcps_tools_call_create",
+        "tags": ["mcps"],
+        "summary": "Call a tool",
+        "description": (
+            "Calls the tool through the gateway. With `stream=1` the answer is NDJSON: a "
+            '`{"type": "progress", "progress", "total", "message"}` line per progress notification, '
+            'then `{"type": "result", ...}` or `{"type": "error", "status", "field", "reason"}`.'
+        ),
+        "parameters": [
+            _path("mcp_id", "The server's slug."),
+            _path("tool", "The tool's name on that server."),
+            {
+                "in": "query",
+                "name": "stream",
+                "schema": {"type": "string", "enum": ["1", "true"]},
+                "description": "Stream progress as NDJSON.",
+            },
+        ],
+        "requestBody": {"content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": {
+                "description": "The tool's result (or the NDJSON stream).",
+                "content": {"application/json": {"schema": result}, "application/x-ndjson": stream},
+            },
+            "400": _json(ref("Error"), "The body, the arguments or the timeout is not usable."),
+            "404": _json(ref("Error"), "No such server or tool."),
+            "503": _GATEWAY_DOWN,
+            "504": _GATEWAY_SLOW,
+        },
+    }
