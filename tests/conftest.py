@@ -60,6 +60,12 @@ def _no_embedded_gateway(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Users are made in many tests; the production hasher's cost is not under test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_server_registry() -> Iterator[None]:
     """Each test starts with no memory of servers registered by an earlier one."""
     MCPServer.objects.forget_registered()

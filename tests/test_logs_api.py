@@ -206,3 +206,35 @@ async def test_it_refuses_an_unknown_export_format_or_filter() -> None:
     }
     response = await api("GET", "/api/logs/export?format=csv&levels=LOUD")
     assert response.status_code == 400 and "levels" in response.json()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_exports_in_constant_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peak memory while streaming does not grow with the number of rows exported."""
+    import tracemalloc
+
+    from asgiref.sync import sync_to_async
+
+    from logs import export as exporting
+
+    monkeypatch.setattr(exporting, "CHUNK", 250)
+
+    def fill(prefix: str, n: int) -> None:
+        for start in range(0, n, 3000):
+            store(*[log(f"{prefix}{i:06}", i, message="m" * 200) for i in range(start, min(n, start + 3000))])
+
+    async def peak(prefix: str) -> tuple[int, int]:
+        tracemalloc.start()
+        sent = 0
+        async for piece in exporting.stream(LogEntry.objects.filter(id__startswith=prefix), "csv"):
+            sent += len(piece)
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return top, sent
+
+    await sync_to_async(fill)("s", 500)
+    await sync_to_async(fill)("b", 2_500)
+    small, small_bytes = await peak("s")
+    big, big_bytes = await peak("b")
+    assert big_bytes > 4.5 * small_bytes
+    assert big < 1.5 * small, (small, big)
