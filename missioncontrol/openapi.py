@@ -63,19 +63,11 @@ COMPONENTS: dict[str, Schema] = {
         },
         "required": ["error"],
     },
-    "GraphError": {
-        "type": "object",
-        "description": "The offending parameter and why.",
-        "properties": {"field": {"type": "string"}, "error": {"type": "string"}},
-        "required": ["field", "error"],
-    },
 }
 
 FIELD_ERRORS = OpenApiResponse(ref("FieldErrors"), description="A parameter or field is not usable.")
 NOT_FOUND = OpenApiResponse(ref("Detail"), description="No such object.")
 FORBIDDEN = OpenApiResponse(ref("Detail"), description="Not signed in.")
-GRAPH_ERROR = OpenApiResponse(ref("GraphError"), description="A parameter is not usable.")
-GRAPH_NOT_FOUND = OpenApiResponse(ref("GraphError"), description="No entity with that id.")
 
 
 def error(description: str) -> OpenApiResponse:

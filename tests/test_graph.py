@@ -311,7 +311,7 @@ def test_it_names_the_bad_parameter(
 ) -> None:
     response = client.get(f"/api/graph/{path}", params)
     assert response.status_code == 400
-    assert response.json() == {"field": field, "error": error}
+    assert response.json() == {field: [error]}
 
 
 @pytest.mark.parametrize("entity", ["thread:T-nope", "server:ghost", "tool:git/nope", "knowledge:nope"])
@@ -320,7 +320,7 @@ def test_it_answers_404_for_relationships_of_an_unknown_entity(
 ) -> None:
     response = client.get("/api/graph/relationships", {"entity": entity})
     assert response.status_code == 404
-    assert response.json() == {"field": "entity", "error": f"no entity {entity!r}"}
+    assert response.json() == {"detail": f"No entity {entity!r}."}
 
 
 @pytest.mark.parametrize("threads", [2, 60])
@@ -341,3 +341,9 @@ def test_it_reads_the_graph_in_the_same_few_queries_however_many_threads(
     assert everything["count"] == len(everything["results"]) == 19 + threads
     used = [e for e in edges["results"] if e["kind"] == "used"]
     assert len(used) == 5 + 2 * threads
+
+
+def test_it_refuses_an_unknown_parameter(client: Client, db: None) -> None:
+    response = client.get("/api/graph/entities", {"kinds": "server"})
+    assert response.status_code == 400
+    assert response.json() == {"kinds": ["Unknown parameter."]}

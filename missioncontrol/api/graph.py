@@ -1,7 +1,7 @@
 """REST for the relationship graph: entities, relationships, search (see missioncontrol/graph.py).
 
-Every list answers {"count", "results"}. A bad parameter answers 400 naming it:
-{"field": "limit", "error": "..."}.
+Every list answers {"count", "results"}. A bad or unknown parameter answers 400 naming
+it, like every other list: {"limit": ["..."]}; an unknown entity is a 404.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,16 +18,10 @@ from rest_framework.views import APIView
 
 from missioncontrol.api.serializers import GraphEdgeListSerializer, GraphEntityListSerializer
 from missioncontrol.graph import EDGE_KINDS, ENTITY_KINDS, Graph, split_id
-from missioncontrol.openapi import GRAPH_ERROR, GRAPH_NOT_FOUND
+from missioncontrol.openapi import FIELD_ERRORS, NOT_FOUND
 
 MAX_LIMIT = 10_000
 MAX_SEARCH_LIMIT = 500
-
-
-class GraphError(APIException):
-    def __init__(self, field: str, error: str, status: int = 400) -> None:
-        super().__init__({"field": field, "error": error})
-        self.status_code = status
 
 
 class KindsField(serializers.Field):
@@ -81,14 +75,16 @@ class SearchParams(serializers.Serializer):
 
 def _params(params: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     checked = params(data=request.query_params)
-    if not checked.is_valid():
-        field, errors = next(iter(checked.errors.items()))
-        raise GraphError(field, str(errors[0]))
+    problems = {} if checked.is_valid() else dict(checked.errors)
+    for name in sorted(set(request.query_params) - set(checked.fields)):
+        problems[name] = ["Unknown parameter."]
+    if problems:
+        raise ValidationError(problems)
     return dict(checked.validated_data)
 
 
 class Entities(APIView):
-    @extend_schema(parameters=[EntityParams], responses={200: GraphEntityListSerializer, 400: GRAPH_ERROR})
+    @extend_schema(parameters=[EntityParams], responses={200: GraphEntityListSerializer, 400: FIELD_ERRORS})
     def get(self, request: Request) -> Response:
         p = _params(EntityParams, request)
         count, results = Graph().entities(p["kind"], p["offset"], p["limit"])
@@ -98,19 +94,19 @@ class Entities(APIView):
 class Relationships(APIView):
     @extend_schema(
         parameters=[RelationshipParams],
-        responses={200: GraphEdgeListSerializer, 400: GRAPH_ERROR, 404: GRAPH_NOT_FOUND},
+        responses={200: GraphEdgeListSerializer, 400: FIELD_ERRORS, 404: NOT_FOUND},
     )
     def get(self, request: Request) -> Response:
         p = _params(RelationshipParams, request)
         graph = Graph()
         if p["entity"] is not None and graph.get(p["entity"]) is None:
-            raise GraphError("entity", f"no entity {p['entity']!r}", status=404)
+            raise NotFound(f"No entity {p['entity']!r}.")
         count, results = graph.relationships(p["kind"], p["entity"], p["offset"], p["limit"])
         return Response({"count": count, "results": results})
 
 
 class Search(APIView):
-    @extend_schema(parameters=[SearchParams], responses={200: GraphEntityListSerializer, 400: GRAPH_ERROR})
+    @extend_schema(parameters=[SearchParams], responses={200: GraphEntityListSerializer, 400: FIELD_ERRORS})
     def get(self, request: Request) -> Response:
         p = _params(SearchParams, request)
         count, results = Graph().search(p["q"], p["kind"], p["limit"])
