@@ -16,6 +16,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from mcps.endpoint.http import mcp_endpoint  # noqa: E402
 from mcps.gateway import embedded  # noqa: E402
@@ -24,6 +25,7 @@ from missioncontrol.routing import websocket_urlpatterns  # noqa: E402
 from missioncontrol.runtime import tune_for_latency  # noqa: E402
 
 logger = logging.getLogger(__name__)
+get_resolver().url_patterns  # noqa: B018 (imports every view now, not on the first request)
 tune_for_latency()
 INGEST_PATH = "/api/ingest/events"
 MCP_PATHS = ("/mcp", "/mcp/")
@@ -58,3 +60,16 @@ if (settings.GATEWAY_EMBEDDED or settings.SCHEDULE_IN_PROCESS) and "twisted.inte
     from twisted.internet import reactor
 
     reactor.callWhenRunning(reactor.callLater, 0, embedded.start)  # type: ignore[attr-defined]
+
+if "twisted.internet.reactor" in sys.modules:
+    # Daphne sends no lifespan events: on SIGTERM, end /mcp's sessions and store the
+    # calls still waiting to be recorded before the process exits.
+    import asyncio
+
+    from twisted.internet import defer, reactor
+
+    reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
+        "before",
+        "shutdown",
+        lambda: defer.Deferred.fromFuture(asyncio.ensure_future(mcp_endpoint.shutdown())),
+    )

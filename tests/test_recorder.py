@@ -1,11 +1,17 @@
-"""How calls on the aggregated endpoint group into threads (no servers needed)."""
+"""How calls on the aggregated endpoint group into threads and are stored (no servers needed)."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from audit.models import PermissionEvent
 from mcps.endpoint.recorder import Call, CallRecorder
+from missioncontrol.ingest.batcher import EventBatcher
+from threads.models import ExecutionStep, Thread
 
 
 class Events:
@@ -42,3 +48,34 @@ def test_calls_in_one_session_share_a_thread_with_sequences_that_never_collide()
     steps = [(e["thread_id"], e["sequence"]) for e in events.added if e["type"] == "thread.step"]
     assert steps == [(session.thread_id, n) for n in range(4)]
     assert [e["type"] for e in events.added].count("thread.started") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_recorded_calls_are_stored_by_a_child_process_and_still_go_live(socket: Any) -> None:
+    batcher = EventBatcher("test calls", linger=0, isolated=True)
+    recorder = CallRecorder(batcher)
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={"name": "host"})
+    async with socket() as ws:
+        await ws.subscribe("mcp:mission-control")
+        recorder.record(session, _call())
+        live = await ws.events("mcp:mission-control", timeout=60)  # the child starts Django first
+        assert [e["type"] for e in live] == ["thread.created"]
+    assert batcher.process is not None and batcher.process.pid not in (None, os.getpid())
+    steps = ExecutionStep.objects.filter(thread_id=session.thread_id).order_by("sequence")
+    assert [s.step_type async for s in steps] == ["tool_call", "tool_result"]
+    assert await PermissionEvent.objects.filter(user_id="bob").acount() == 1
+    await batcher.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_closing_an_isolated_batcher_stores_what_is_still_pending() -> None:
+    batcher = EventBatcher("test calls", linger=60, isolated=True)  # would wait a minute
+    recorder = CallRecorder(batcher)
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={})
+    recorder.record(session, _call())
+    recorder.end_all()
+    await batcher.close()
+    assert batcher.pending == 0
+    thread = await Thread.objects.aget(id=session.thread_id)
+    assert thread.status == "complete"
+    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 2

@@ -40,7 +40,8 @@ def client_of(ctx: Any) -> dict[str, Any]:
 
 class MCPEndpoint:
     def __init__(self) -> None:
-        self.batcher = EventBatcher("mcp endpoint calls")
+        # Stored by a child process: the web process's GIL stays with the calls.
+        self.batcher = EventBatcher("mcp endpoint calls", isolated=True)
         self.recorder = CallRecorder(self.batcher)
         self.server = build_server(WebRouter(), self.recorder, self.session_of)
         self._manager: StreamableHTTPSessionManager | None = None
@@ -92,7 +93,7 @@ class MCPEndpoint:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.batcher.flush()
+        await self.batcher.close()
 
 
 mcp_endpoint = MCPEndpoint()

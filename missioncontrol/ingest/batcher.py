@@ -6,6 +6,14 @@ takes them without blocking, and one background flush at a time stores whatever 
 gathered (group commit): at most `linger` seconds after the first pending event, in
 one ingest batch, after which the live channels hear about them.
 
+Where a batch is stored:
+- by default in an executor thread of this process;
+- with `isolated=True`, in a child process (`StoreProcess`): the ORM work of ingest
+  (about 2 ms of CPU per recorded MCP call on SQLite) then neither holds this
+  process's GIL nor delays its event loop, which answers the next call meanwhile.
+  The child sends the batch's outbox back and it is published from here, so the live
+  channels work the same, in-memory channel layer included.
+
 A batch that fails to store is retried (event ids make the retry idempotent) up to
 `max_pending` events; beyond that the oldest are dropped and the loss is logged.
 """
@@ -14,15 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import close_old_connections, connections
 
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest
+from missioncontrol.jsontext import dumps, loads
+from missioncontrol.live import Outbox
 
 logger = logging.getLogger(__name__)
+
+DATABASE_NAMES_ENV = "MC_STORE_DATABASE_NAMES"  # the parent's database names (a test database, say)
+MAX_REPLY = 256 * 1024 * 1024
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Django is set up before this module (which imports models) is imported.
+CHILD_MAIN = "import django; django.setup(); from missioncontrol.ingest.batcher import serve; serve()"
 
 
 def _store(events: list[dict[str, Any]], source: Source) -> IngestResult:
@@ -31,6 +52,96 @@ def _store(events: list[dict[str, Any]], source: Source) -> IngestResult:
         return ingest(events, source)
     finally:
         close_old_connections()
+
+
+def _log_rejected(name: str, result: IngestResult) -> None:
+    rejected = [v for v in result.verdicts if v.status == "rejected"]
+    for verdict in rejected[:5]:
+        logger.error("%s: event %s rejected: %s: %s", name, verdict.id, verdict.field, verdict.reason)
+
+
+class StoreProcess:
+    """A child process (`serve()`) that stores batches.
+
+    One JSON line per batch on its stdin, one JSON line back with the batch's outbox
+    (or an error). It holds one database connection for its lifetime. Started on the
+    first batch; it ends when its stdin closes (`close()`, or this process exiting),
+    after storing what it was given.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._proc: asyncio.subprocess.Process | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    async def _started(self) -> asyncio.subprocess.Process:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new loop (tests run one per test): a new child
+            self._abandon()
+            self._loop, self._lock = loop, asyncio.Lock()
+        if self._proc is None or self._proc.returncode is not None:
+            names = {alias: str(connections[alias].settings_dict["NAME"]) for alias in connections}
+            path = os.environ.get("PYTHONPATH")
+            env = {
+                **os.environ,
+                "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT),
+                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE")
+                or settings.SETTINGS_MODULE
+                or "missioncontrol.settings",
+                DATABASE_NAMES_ENV: dumps(names),
+            }
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                CHILD_MAIN,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+                limit=MAX_REPLY,
+            )
+        return self._proc
+
+    async def store(self, events: list[dict[str, Any]]) -> Outbox:
+        """Store one batch in the child; its outbox, to send from here."""
+        proc = await self._started()
+        assert self._lock is not None and proc.stdin is not None and proc.stdout is not None
+        async with self._lock:
+            proc.stdin.write(dumps(events).encode() + b"\n")
+            await proc.stdin.drain()
+            line = await proc.stdout.readline()
+        if not line:
+            self._proc = None
+            raise RuntimeError(f"the store process exited ({await proc.wait()})")
+        reply = loads(line)
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        outbox = Outbox()
+        outbox.events = reply["events"]
+        outbox.meta = {channel: [tuple(m) for m in metas] for channel, metas in reply["meta"].items()}
+        return outbox
+
+    async def close(self) -> None:
+        """Let the child finish and exit."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None or self._loop is not asyncio.get_running_loop():
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    def _abandon(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+        self._proc = None
 
 
 class EventBatcher:
@@ -42,13 +153,16 @@ class EventBatcher:
         max_batch: int = 1000,
         max_pending: int = 100_000,
         retry_seconds: float = 1.0,
+        isolated: bool = False,
     ) -> None:
         self.name = name
         self.linger, self.max_batch, self.max_pending = linger, max_batch, max_pending
         self.retry_seconds = retry_seconds
         self._pending: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
+        self._storing: asyncio.Task[bool] | None = None
         self._store = sync_to_async(_store, thread_sensitive=False)
+        self.process = StoreProcess(name) if isolated else None
 
     def add(self, *events: dict[str, Any]) -> None:
         """Queue events (ingest's JSON shape) to be stored soon. Never waits."""
@@ -71,19 +185,27 @@ class EventBatcher:
                 await asyncio.sleep(self.retry_seconds)
 
     async def _flush_once(self) -> bool:
+        # The store runs as its own task, so cancelling the flush loop (flush()) never
+        # interrupts it halfway: a reply from the store process left unread would
+        # answer the next batch.
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.get_running_loop().create_task(self._store_next())
+        return await asyncio.shield(self._storing)
+
+    async def _store_next(self) -> bool:
         batch = self._pending[: self.max_batch]
         try:
-            result = await self._store(batch, Source(mcp_id=None))
+            if self.process is not None:
+                outbox = await self.process.store(batch)
+            else:
+                result = await self._store(batch, Source(mcp_id=None))
+                _log_rejected(self.name, result)
+                outbox = result.outbox
         except Exception:
             logger.exception("%s: storing %d event(s) failed; will retry", self.name, len(batch))
             return False
         del self._pending[: len(batch)]
-        rejected = [v for v in result.verdicts if v.status == "rejected"]
-        for verdict in rejected[:5]:
-            logger.error(
-                "%s: event %s rejected: %s: %s", self.name, verdict.id, verdict.field, verdict.reason
-            )
-        await result.outbox.send()
+        await outbox.send()
         return True
 
     async def flush(self) -> None:
@@ -92,6 +214,40 @@ class EventBatcher:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if self._storing is not None:  # a store in progress finishes first
+            await asyncio.gather(self._storing, return_exceptions=True)
         while self._pending:
             if not await self._flush_once():
                 return
+
+    async def close(self) -> None:
+        """Flush, then stop the store process (if any)."""
+        await self.flush()
+        if self.process is not None:
+            await self.process.close()
+
+
+def serve() -> None:
+    """The store process (Django set up): batches in on stdin, outboxes out on stdout."""
+    wire = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints must not corrupt the replies
+    # Ended by its stdin closing, after the batch at hand: a Ctrl-C or SIGTERM to the
+    # whole process group must not lose it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    names = loads(os.environ.get(DATABASE_NAMES_ENV) or "{}")
+    for alias, name in names.items():
+        connections[alias].settings_dict["NAME"] = name
+    for line in sys.stdin.buffer:
+        try:
+            result = ingest(loads(line), Source(mcp_id=None))
+        except Exception as exc:
+            logger.exception("store process: a batch failed")
+            connections.close_all()  # a broken connection is reopened for the retry
+            reply: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            _log_rejected("store process", result)
+            reply = {"events": result.outbox.events, "meta": result.outbox.meta}
+        wire.write(dumps(reply).encode() + b"\n")
+        wire.flush()
+    connections.close_all()

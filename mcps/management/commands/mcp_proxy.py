@@ -50,7 +50,8 @@ class Command(BaseCommand):
 
 async def serve(principal: str, connect_timeout: float) -> None:
     gateway = Gateway(private=True)
-    batcher = EventBatcher("mcp_proxy calls")
+    # Stored by a child process, so recording never holds the GIL the next call needs.
+    batcher = EventBatcher("mcp_proxy calls", isolated=True)
     recorder = CallRecorder(batcher, idle_seconds=float("inf"))
     key = ("stdio", str(os.getpid()))
 
@@ -66,4 +67,4 @@ async def serve(principal: str, connect_timeout: float) -> None:
     finally:
         recorder.end_all()
         await gateway.stop()
-        await batcher.flush()
+        await batcher.close()
