@@ -48,6 +48,8 @@ lint: install
 
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/query.py
+	$(PY) bench/gateway.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache node_modules
