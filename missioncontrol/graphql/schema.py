@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from audit.graphql.schema import AuditQuery
+from automations.graphql.schema import AutomationsQuery
 from logs.graphql.schema import LogsQuery
 from mcps.graphql.schema import MCPsQuery
 from missioncontrol.graphql.scalars import SCALARS
@@ -24,7 +25,7 @@ MAX_ALIASES = 20
 
 
 @strawberry.type
-class Query(ThreadsQuery, LogsQuery, AuditQuery, MCPsQuery):
+class Query(ThreadsQuery, LogsQuery, AuditQuery, MCPsQuery, AutomationsQuery):
     """Everything Mission Control observes, read-only."""
 
 
