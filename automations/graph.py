@@ -16,7 +16,7 @@ from missioncontrol.graph import (
     EdgeKind,
     Entity,
     EntityKind,
-    Provider,
+    ListedProvider,
     edge,
     edges_at,
     entity,
@@ -26,7 +26,7 @@ from missioncontrol.graph import (
 )
 
 
-class AutomationProvider(Provider):
+class AutomationProvider(ListedProvider):
     entity_kinds = ("directive", "script", "knowledge")
     edge_kinds = ("runs", "calls", "produced", "references")
 

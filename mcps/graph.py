@@ -8,7 +8,7 @@ from missioncontrol.graph import (
     EdgeKind,
     Entity,
     EntityKind,
-    Provider,
+    ListedProvider,
     edge,
     edges_at,
     entity,
@@ -18,7 +18,7 @@ from missioncontrol.graph import (
 )
 
 
-class MCPProvider(Provider):
+class MCPProvider(ListedProvider):
     """Servers, their catalog tools and tools seen in use; `provides` from server to tool."""
 
     entity_kinds = ("server", "tool")

@@ -21,6 +21,7 @@ request makes a fixed number of queries however many threads there are.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypedDict, TypeVar, get_args
 
@@ -116,31 +117,51 @@ def rank(text: str, names: Sequence[str], description: str) -> int | None:
     return DESCRIPTION if text in description.casefold() else None
 
 
-class Provider:
-    """One app's part of the graph.
-
-    The base class serves kinds small enough to list whole: a subclass implements
-    `listing(kind)`, read once per graph. A kind too large for that overrides `count`,
-    `page`, `get` and `search` with queries.
-    """
+class Provider(ABC):
+    """One app's part of the graph: its entity kinds, read by query, and its edges."""
 
     entity_kinds: ClassVar[tuple[EntityKind, ...]] = ()
     edge_kinds: ClassVar[tuple[EdgeKind, ...]] = ()
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self._listed: dict[EntityKind, dict[str, Entity]] = {}
 
-    def listing(self, kind: EntityKind) -> list[Entity]:
-        raise NotImplementedError
+    @abstractmethod
+    def count(self, kind: EntityKind) -> int:
+        """How many entities of `kind` there are."""
 
+    @abstractmethod
+    def page(self, kind: EntityKind, offset: int, limit: int) -> list[Entity]:
+        """Entities of `kind` from `offset`, at most `limit`, in a stable order."""
+
+    @abstractmethod
+    def get(self, kind: EntityKind, entity_id: str) -> Entity | None:
+        """The entity with id `entity_id`, if there is one."""
+
+    @abstractmethod
+    def search(self, kind: EntityKind, text: str, limit: int) -> tuple[int, list[tuple[int, Entity]]]:
+        """(how many match, the best `limit` of them with their rank)."""
+
+    @abstractmethod
     def edges(self, kind: EdgeKind, touching: str | None) -> list[Edge]:
         """The edges of `kind`, only those at entity `touching` if given, in a stable order."""
-        raise NotImplementedError
 
     def references(self, kind: EntityKind) -> set[str]:
         """Ids of entities of `kind` this provider's edges point at (see Graph.referenced)."""
         return set()
+
+
+class ListedProvider(Provider):
+    """A provider whose kinds are small enough to list whole: `listing(kind)` is read
+    once per graph and counted, paged, looked up and searched in memory."""
+
+    def __init__(self, graph: Graph) -> None:
+        super().__init__(graph)
+        self._listed: dict[EntityKind, dict[str, Entity]] = {}
+
+    @abstractmethod
+    def listing(self, kind: EntityKind) -> list[Entity]:
+        """Every entity of `kind`."""
 
     def listed(self, kind: EntityKind) -> dict[str, Entity]:
         if kind not in self._listed:
@@ -157,7 +178,6 @@ class Provider:
         return self.listed(kind).get(entity_id)
 
     def search(self, kind: EntityKind, text: str, limit: int) -> tuple[int, list[tuple[int, Entity]]]:
-        """(how many match, the best `limit` of them with their rank)."""
         found = []
         for e in self.listed(kind).values():
             r = rank(text, (e["name"], e["title"], split_id(e["id"])[1]), e["description"])

@@ -52,6 +52,21 @@ def event(type_: str, seconds: float = 0, **fields: Any) -> dict[str, Any]:
     return body
 
 
+def store(*events: dict[str, Any], mcp_id: str | None = None) -> None:
+    """Store `events` through the ingest pipeline, as pushed by an unbound ingest key."""
+    from missioncontrol.ingest.events import Source
+    from missioncontrol.ingest.pipeline import ingest
+
+    result = ingest(list(events), Source(mcp_id=mcp_id))
+    assert all(v.status == "accepted" for v in result.verdicts), result.verdicts
+
+
+def result_ids(response: Any) -> list[str]:
+    """The ids of a successful list response's `results`, in order."""
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
 @pytest.fixture(autouse=True)
 def _no_embedded_gateway(settings: Any) -> None:
     """Tests that need a gateway (or the scheduler) start their own, on their own event loop."""

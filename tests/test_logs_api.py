@@ -11,27 +11,16 @@ import pytest
 from rest_framework.test import APIClient
 
 from logs.models import LogEntry
-from missioncontrol.ingest.events import Source
-from missioncontrol.ingest.pipeline import ingest
-from tests.conftest import at, event
+from tests.conftest import at, event, store
+from tests.conftest import result_ids as ids
 from tests.mcp_servers import api
 
 pytestmark = pytest.mark.django_db
 
 
-def store(*events: dict[str, Any], mcp_id: str | None = None) -> None:
-    result = ingest(list(events), Source(mcp_id=mcp_id))
-    assert all(v.status == "accepted" for v in result.verdicts), result.verdicts
-
-
 def log(id_: str, seconds: float, **fields: Any) -> dict[str, Any]:
     fields.setdefault("mcp_id", "srv-alpha")
     return event("log", seconds, id=id_, **fields)
-
-
-def ids(response: Any) -> list[str]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["results"]]
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from missioncontrol.ingest.events import Source
-from missioncontrol.ingest.pipeline import ingest
-from tests.conftest import event
+from tests.conftest import event, store
+from tests.conftest import result_ids as ids
 
 pytestmark = pytest.mark.django_db
 
@@ -28,35 +27,25 @@ def client() -> APIClient:
 
 @pytest.fixture
 def checks() -> None:
-    result = ingest(
-        [
-            event("thread.started", thread_id="T-1"),
-            event("thread.started", thread_id="T-2"),
-            check("p1", 30, granted=False, user_id="alice", resource="git/push", action="write"),
-            check("p2", 5, granted=False, user_id="bob", resource="git/push", action="write"),
-            check("p3", 4, granted=True, user_id="alice", resource="git/log", action="read"),
-            check(
-                "p4",
-                3,
-                thread_id="T-2",
-                granted=True,
-                user_id="bob",
-                resource="db/admin",
-                action="execute",
-                escalation_detected=True,
-            ),
-            check(
-                "p5", 1, thread_id="T-2", granted=False, user_id="carol", resource="db/drop", action="execute"
-            ),
-        ],
-        Source(mcp_id="srv-alpha"),
+    store(
+        event("thread.started", thread_id="T-1"),
+        event("thread.started", thread_id="T-2"),
+        check("p1", 30, granted=False, user_id="alice", resource="git/push", action="write"),
+        check("p2", 5, granted=False, user_id="bob", resource="git/push", action="write"),
+        check("p3", 4, granted=True, user_id="alice", resource="git/log", action="read"),
+        check(
+            "p4",
+            3,
+            thread_id="T-2",
+            granted=True,
+            user_id="bob",
+            resource="db/admin",
+            action="execute",
+            escalation_detected=True,
+        ),
+        check("p5", 1, thread_id="T-2", granted=False, user_id="carol", resource="db/drop", action="execute"),
+        mcp_id="srv-alpha",
     )
-    assert all(v.status == "accepted" for v in result.verdicts), result.verdicts
-
-
-def ids(response: Any) -> list[str]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["results"]]
 
 
 @pytest.mark.parametrize(

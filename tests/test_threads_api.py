@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from rest_framework.test import APIClient
 
 from mcps.models import MCPServer
-from missioncontrol.ingest.events import Source
-from missioncontrol.ingest.pipeline import ingest
-from tests.conftest import at, event
+from tests.conftest import at, event, store
+from tests.conftest import result_ids as ids
 
 pytestmark = pytest.mark.django_db
-
-
-def store(*events: dict[str, Any]) -> None:
-    result = ingest(list(events), Source(mcp_id=None))
-    assert all(v.status == "accepted" for v in result.verdicts), result.verdicts
-
-
-def ids(response: Any) -> list[str]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["results"]]
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -27,6 +25,3 @@ class PermissionAudit(FilteredList):
         if not Thread.objects.filter(id=thread_id).exists():
             raise Http404(f"No thread {thread_id!r}.")
         return PermissionEvent.objects.filter(thread_id=thread_id)
-
-    def row(self, obj: PermissionEvent) -> dict[str, Any]:  # type: ignore[override]
-        return obj.as_event()

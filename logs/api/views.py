@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -28,12 +25,6 @@ class LogList(FilteredList):
     filterset_class = LogFilterSet
     keyset = Keyset("timestamp", default_limit=100, max_limit=1000)
     row_serializer = LogEventSerializer
-
-    def get_queryset(self) -> QuerySet[LogEntry]:
-        return LogEntry.objects.all()
-
-    def row(self, obj: LogEntry) -> dict[str, Any]:  # type: ignore[override]
-        return obj.as_event()
 
 
 class LogDetail(APIView):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
@@ -29,9 +28,6 @@ class ThreadList(FilteredList):
     filterset_class = ThreadFilterSet
     keyset = Keyset("started_at", default_limit=50, max_limit=500)
     row_serializer = ThreadSummarySerializer
-
-    def get_queryset(self) -> QuerySet[Thread]:
-        return Thread.objects.all()
 
     def row(self, obj: Thread) -> dict[str, Any]:  # type: ignore[override]
         return obj.summary()
