@@ -65,6 +65,8 @@ async def serve(principal: str, connect_timeout: float) -> None:
         async with loop_stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:
+        # Store first: a host that closed our stdin terminates us a moment later (the
+        # SDK's stdio client waits two seconds), and stopping the servers can take longer.
         recorder.end_all()
-        await gateway.stop()
         await batcher.close()
+        await gateway.stop()
