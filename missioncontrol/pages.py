@@ -137,7 +137,9 @@ def list_page(
     except ValidationError as exc:  # a tampered cursor or limit: say so, as the API's 400 does
         detail = exc.detail if isinstance(exc.detail, dict) else {"cursor": exc.detail}
         return ListPage([], filters, {k: [str(r) for r in v] for k, v in detail.items()}, views=views)
-    return ListPage(page.rows, filters, {}, _relative(page.next), _relative(page.previous), views)
+    # "Newer" only once the reader has paged away from the newest rows.
+    previous = _relative(page.previous) if request.GET.get("cursor") else None
+    return ListPage(page.rows, filters, {}, _relative(page.next), previous, views)
 
 
 def _relative(url: str | None) -> str | None:

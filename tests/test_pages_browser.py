@@ -129,7 +129,8 @@ def sign_in(visit: Visit, next_path: str = "/") -> None:
 
 @pytest.fixture
 def visit(web: Server, browser: Any, operator: Any) -> Iterator[Visit]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    # A dark system theme, so the screenshots show it; the `t` key switches to light.
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, color_scheme="dark")
     tab = Visit(web, context.new_page())
     sign_in(tab)
     yield tab

@@ -27,9 +27,11 @@
   const cy = cytoscape({
     container: container,
     wheelSensitivity: 0.3,
+    maxZoom: 2.5,
+    minZoom: 0.05,
     style: [
-      { selector: "node", style: { "background-color": "data(color)", label: "data(label)", color: fg(), "font-size": 9, "text-valign": "bottom", "text-margin-y": 3, width: 14, height: 14 } },
-      { selector: "node[kind = 'server']", style: { width: 26, height: 26, shape: "round-rectangle", "font-size": 11 } },
+      { selector: "node", style: { "background-color": "data(color)", label: "data(label)", color: fg(), "font-size": 8, "text-valign": "bottom", "text-margin-y": 2, "text-wrap": "ellipsis", "text-max-width": 90, width: 12, height: 12 } },
+      { selector: "node[kind = 'server']", style: { width: 20, height: 20, shape: "round-rectangle", "font-size": 10 } },
       { selector: "node.match", style: { "border-width": 3, "border-color": "#ff0" } },
       { selector: "node.faded, edge.faded", style: { opacity: 0.15 } },
       { selector: "edge", style: { width: "mapData(weight, 1, 20, 1, 4)", "line-color": "#6b7785", "target-arrow-shape": "triangle", "target-arrow-color": "#6b7785", "curve-style": "bezier", "arrow-scale": 0.7, opacity: 0.7 } },
@@ -57,7 +59,8 @@
     cy.add(nodes.map((n) => ({ group: "nodes", data: { id: n.id, kind: n.kind, name: n.name, label: n.kind === "thread" ? n.name.slice(0, 14) : n.name, description: n.description || n.title || "", color: COLORS[n.kind] || "#888", href: pageOf(n) } })));
     cy.add(edges.filter((e) => ids.has(e.source) && ids.has(e.target)).map((e, i) => ({ group: "edges", data: { id: "e" + i, source: e.source, target: e.target, kind: e.kind, weight: e.weight || 1 } })));
     count.textContent = "(" + cy.nodes().length + " nodes, " + cy.edges().length + " edges)";
-    cy.layout({ name: "cose", animate: false, nodeRepulsion: 9000, idealEdgeLength: 60, numIter: 1500 }).run();
+    cy.layout({ name: "cose", animate: false, nodeRepulsion: 9000, idealEdgeLength: 60, numIter: 1500, padding: 40 }).run();
+    if (cy.zoom() > 1.6) { cy.zoom(1.6); cy.center(); }
     highlight();
   }
 
