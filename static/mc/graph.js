@@ -59,7 +59,7 @@
     cy.add(nodes.map((n) => ({ group: "nodes", data: { id: n.id, kind: n.kind, name: n.name, label: n.kind === "thread" ? n.name.slice(0, 14) : n.name, description: n.description || n.title || "", color: COLORS[n.kind] || "#888", href: pageOf(n) } })));
     cy.add(edges.filter((e) => ids.has(e.source) && ids.has(e.target)).map((e, i) => ({ group: "edges", data: { id: "e" + i, source: e.source, target: e.target, kind: e.kind, weight: e.weight || 1 } })));
     count.textContent = "(" + cy.nodes().length + " nodes, " + cy.edges().length + " edges)";
-    cy.layout({ name: "cose", animate: false, nodeRepulsion: 9000, idealEdgeLength: 60, numIter: 1500, padding: 40 }).run();
+    cy.layout({ name: "cose", animate: false, nodeRepulsion: 9000, idealEdgeLength: 60, numIter: 1500, padding: 40, componentSpacing: 90 }).run();
     if (cy.zoom() > 1.6) { cy.zoom(1.6); cy.center(); }
     highlight();
   }

@@ -80,8 +80,11 @@
   function renderThread() {
     statusBadge.textContent = thread.status;
     statusBadge.className = "status status-" + thread.status;
-    if (thread.ended_at) duration.textContent = ms(at(thread.ended_at) - at(thread.started_at));
+    duration.textContent = thread.ended_at
+      ? ms(at(thread.ended_at) - at(thread.started_at))
+      : ms(Math.max(0, Date.now() - at(thread.started_at))) + " so far";
   }
+  setInterval(() => { if (!thread.ended_at) renderThread(); }, 1000);
 
   function addPermission(p) {
     const empty = permissionRows.querySelector(".empty");
