@@ -9,7 +9,7 @@ PORT ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/missioncontrol
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-postgres test-embedded lint bench clean
+.PHONY: install browser run test test-postgres test-embedded lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,23 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+# Front-end libraries of the pages (htmx, uPlot, cytoscape; pinned in package.json),
+# copied into static/vendor/ (ignored by git): nothing loads from a CDN at run time.
+VENDOR := static/vendor
+$(VENDOR)/.installed: node_modules/.installed
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/uplot/dist/uPlot.iife.min.js \
+	   node_modules/uplot/dist/uPlot.min.css node_modules/cytoscape/dist/cytoscape.min.js $(VENDOR)/
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives it and never downloads one).
+/usr/bin/chromium:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+browser: /usr/bin/chromium
+
+install: $(VENV)/.installed node_modules/.installed $(VENDOR)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
@@ -33,12 +49,12 @@ test: install
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-embedded
 
-test-postgres: install
+test-postgres: install browser
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only \
 	MC_CONN_MAX_AGE=0 MC_CHANNEL_PREFIX=mctest$$$$ \
 	$(PY) -m pytest --create-db -q
 
-test-embedded: install
+test-embedded: install browser
 	tmp=$$(mktemp -d) && env -u DATABASE_URL -u REDIS_URL -u MC_CONFIG MC_DATA_DIR=$$tmp \
 	$(PY) -m pytest -q -m "not slow"; rc=$$?; rm -rf $$tmp; exit $$rc
 

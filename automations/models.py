@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -58,6 +59,9 @@ class Directive(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("directive-page", args=[self.name])
 
     def apply(self, text: str, parsed: dict[str, Any] | None = None) -> None:
         """Set source, definition and the fields read from it; ValueError if `text` is invalid."""
@@ -137,6 +141,9 @@ class KnowledgeEntry(models.Model):
         if not self.slug:
             self.slug = slugify(self.title)[:300]
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("knowledge-page", args=[self.slug])
 
     @staticmethod
     def links(entries: Iterable[KnowledgeEntry]) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -27,7 +27,18 @@ class ToolInline(admin.TabularInline):
 
 @admin.register(MCPServer)
 class MCPServerAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "transport", "enabled", "status", "protocol_version", "last_seen")
+    list_display = (
+        "id",
+        "name",
+        "transport",
+        "enabled",
+        "status",
+        "tool_count",
+        "protocol_version",
+        "last_seen",
+        "last_error",
+    )
+    actions = ["reconnect"]
     list_filter = ("status", "transport", "enabled", "source")
     search_fields = ("id", "name", "command", "url")
     date_hierarchy = "last_seen"
@@ -56,6 +67,33 @@ class MCPServerAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str]:
         return {"source": MCPServer.Source.ADMIN, "transport": MCPServer.Transport.STDIO}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MCPServer]:
+        return super().get_queryset(request).annotate(tools_in_catalog=Count("tools"))
+
+    @admin.display(description="tools", ordering="tools_in_catalog")
+    def tool_count(self, obj: Any) -> int:
+        return obj.tools_in_catalog
+
+    @admin.action(description="Reconnect selected servers")
+    def reconnect(self, request: HttpRequest, queryset: QuerySet[MCPServer]) -> None:
+        """Drop and reopen each managed server's session, as POST /api/mcps/{id}/reconnect does."""
+        done: list[str] = []
+        for server in queryset.managed():
+            try:
+                async_to_sync(rpc.request)("reconnect", {"mcp_id": server.id}, timeout=10)
+            except rpc.GatewayError as exc:
+                self.message_user(request, f"{server.id}: {exc.reason}", messages.ERROR)
+                if isinstance(exc, rpc.GatewayDown):
+                    break  # every other server would get the same answer
+            else:
+                done.append(server.id)
+        if done:
+            self.message_user(request, f"Reconnecting {', '.join(done)}.", messages.SUCCESS)
+        skipped = queryset.exclude(id__in=queryset.managed().values("id")).count()
+        if skipped:
+            note = f"Skipped {skipped} server(s) that only push events."
+            self.message_user(request, note, messages.WARNING)
 
 
 @admin.register(Tool, Resource, Prompt)

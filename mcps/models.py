@@ -12,6 +12,7 @@ from typing import Any, Self
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
@@ -145,6 +146,9 @@ class MCPServer(models.Model):
 
     def __str__(self) -> str:
         return self.name if self.name == self.id else f"{self.name} ({self.id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("server-detail", args=[self.id])
 
     @property
     def managed(self) -> bool:

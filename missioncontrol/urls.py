@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -9,6 +10,17 @@ from missioncontrol.graphql.views import graphql_view
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    # Pages (issue 7): each app's HTML pages, Django's login and logout.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("graph", views.graph_page, name="graph-page"),
+    path("search", views.search_page, name="search-page"),
+    path("settings", views.settings_page, name="settings"),
+    path("", include("threads.urls")),
+    path("", include("logs.urls")),
+    path("", include("mcps.urls")),
+    path("", include("audit.urls")),
+    path("", include("automations.urls")),
     path("health", views.health, name="health"),
     # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,20 +1,30 @@
-"""Cross-cutting pages: /health and the live overview at /."""
+"""Cross-cutting pages: /health, the dashboard at /, the graph, search and settings."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from audit.models import PermissionEvent
+from logs.models import LogEntry
 from mcps.models import MCPServer
-from threads.models import Thread
+from missioncontrol import search as global_search
+from missioncontrol.activity import activity, error_rate
+from missioncontrol.graph import ENTITY_KINDS
+from missioncontrol.models import SavedView, UserPreference
+from missioncontrol.pages import visible
+from threads.models import ExecutionStep, Thread
 
 
 def _database_state() -> dict[str, Any]:
@@ -64,12 +74,81 @@ async def health(request: HttpRequest) -> JsonResponse:
     return response
 
 
+@login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    """Live overview: counts, recent threads and the event stream, updated over /ws/."""
+    """The dashboard: live counts, recent threads, server health and activity charts."""
+    threads = visible(request, Thread.objects.all())
+    steps = ExecutionStep.objects.filter(thread__in=threads)
+    logs = visible(request, LogEntry.objects.all())
+    permissions = visible(request, PermissionEvent.objects.all())
+    minutes = activity(threads, steps, logs, permissions)
+    servers = list(MCPServer.objects.order_by("id"))
+    statuses = Counter(s.status for s in servers)
     context = {
-        "threads": Thread.objects.select_related("mcp").order_by("-started_at")[:25],
-        "active_count": Thread.objects.active().count(),
-        "server_count": MCPServer.objects.count(),
-        "servers": MCPServer.objects.order_by("-last_seen")[:12],
+        "threads": threads.select_related("mcp").order_by("-started_at")[:20],
+        "active_count": threads.active().count(),
+        "servers": servers,
+        "server_count": len(servers),
+        "connected_count": statuses[MCPServer.Status.CONNECTED],
+        "degraded_count": statuses[MCPServer.Status.DEGRADED] + statuses[MCPServer.Status.DISCONNECTED],
+        "activity": minutes,
+        "error_rate": error_rate(minutes),
     }
     return render(request, "overview.html", context)
+
+
+@login_required
+def graph_page(request: HttpRequest) -> HttpResponse:
+    """The relationship graph, drawn by cytoscape.js from /api/graph/*."""
+    return render(request, "graph.html", {"kinds": ENTITY_KINDS, "focus": request.GET.get("focus", "")})
+
+
+@login_required
+def search_page(request: HttpRequest) -> HttpResponse:
+    """Everything matching `q`, through the same search as /api/search."""
+    query = request.GET.get("q", "").strip()
+    answer = global_search.search(query, global_search.KINDS, "rank", 50) if query else None
+    if answer is not None:
+        for hit in answer["results"]:
+            hit["page"] = page_of(hit)
+    return render(request, "search.html", {"search_query": query, "answer": answer})
+
+
+def page_of(hit: dict[str, Any]) -> str:
+    """The page that shows a search hit (the API's `url` is the REST resource)."""
+    kind, key, thread = hit["kind"], str(hit["id"]), hit.get("thread_id")
+    if kind == "tool":
+        server, _, tool = key.partition("/")
+        return f"/servers/{quote(server)}/terminal?tool={quote(tool)}"
+    if kind == "directive":
+        return f"/directives/{quote(key)}"
+    if kind == "knowledge":
+        return f"/knowledge/{quote(key)}"
+    if kind == "log":
+        return f"/logs?threads={quote(thread)}" if thread else f"/logs?search={quote(hit['snippet'][:60])}"
+    if kind == "permission":
+        return f"/permissions?thread={quote(thread or '')}"
+    if kind == "step":
+        return f"/threads/{quote(thread or '')}#timeline"
+    if kind == "message":
+        return f"/threads/{quote(thread or '')}#transcript"
+    return f"/threads/{quote(key)}"
+
+
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's preferences: the theme."""
+    preference, _ = UserPreference.objects.get_or_create(user=request.user)
+    saved = False
+    if request.method == "POST":
+        theme = request.POST.get("theme", "")
+        if theme in UserPreference.Theme.values:
+            preference.theme = theme
+            preference.save(update_fields=["theme", "updated_at"])
+            saved = True
+    views = SavedView.objects.filter(user=request.user).order_by("name")
+    return render(
+        request,
+        "settings.html",
+        {"preference": preference, "themes": UserPreference.Theme.choices, "saved": saved, "views": views},
+    )

@@ -8,6 +8,7 @@ from typing import Any, Self
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import textsearch
@@ -106,6 +107,9 @@ class Thread(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+    def get_absolute_url(self) -> str:
+        return reverse("thread-page", args=[self.id])  # the Thread Inspector
 
     @property
     def is_final(self) -> bool:

@@ -132,7 +132,7 @@ async def reconnect(request: HttpRequest, mcp_id: str) -> HttpResponse:
 async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpResponse:
     """POST {"arguments": {...}, "timeout": 30}.
 
-    `?stream=1` answers NDJSON: a line per progress notification, then the result.
+    `?stream=1` answers NDJSON: a line per progress or log notification, then the result.
     """
     if request.method != "POST":
         return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
@@ -170,9 +170,12 @@ async def _stream_call(args: dict[str, Any], wait: float) -> AsyncIterator[str]:
     async def progress(payload: dict[str, Any]) -> None:
         await lines.put(dumps({"type": "progress", **payload}) + "\n")
 
+    async def log(payload: dict[str, Any]) -> None:
+        await lines.put(dumps({"type": "log", **payload}) + "\n")
+
     async def run() -> None:
         try:
-            result = await rpc.request("call_tool", args, timeout=wait, on_progress=progress)
+            result = await rpc.request("call_tool", args, timeout=wait, on_progress=progress, on_log=log)
             await lines.put(dumps({"type": "result", **result}) + "\n")
         except rpc.GatewayError as exc:
             await lines.put(

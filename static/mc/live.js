@@ -1,0 +1,134 @@
+// The one WebSocket of a page: /ws/, shared by every live part of it.
+//
+//   const sub = MC.live.subscribe("thread:T-1", {}, (events, frame) => ...);
+//   sub.close();
+//
+// Frames follow the contract in ARCHITECTURE.md: client {type, channel, payload,
+// request_id}; server {type: "event"|"response"|"error", channel, payload, timestamp}.
+// Everything about the socket (connecting, backoff, resubscribing after a reconnect,
+// what a snapshot is) lives here, so a change of the protocol changes this file only.
+(function () {
+  "use strict";
+  const MC = (window.MC = window.MC || {});
+  const subscriptions = new Map(); // channel -> {payload, handlers:Set}
+  const pending = new Map(); // request_id -> {resolve, reject, onEvent}
+  const stateListeners = new Set();
+  let socket = null;
+  let retry = 500;
+  let counter = 0;
+  let state = "connecting";
+
+  function setState(next) {
+    state = next;
+    const badge = document.getElementById("ws-state");
+    if (badge) {
+      badge.dataset.state = next;
+      badge.textContent = { live: "live", connecting: "connecting…", down: "reconnecting…" }[next] || next;
+    }
+    stateListeners.forEach((cb) => cb(next));
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  function subscribeFrame(channel, payload) {
+    const sub = subscriptions.get(channel);
+    if (sub) sub.awaitingSnapshot = !channel.startsWith("permission:"); // sent only when not empty
+    return { type: "subscribe", channel: channel, payload: payload || {}, request_id: "sub:" + channel };
+  }
+
+  function onFrame(frame) {
+    const waiting = frame.request_id && pending.get(frame.request_id);
+    if (waiting) {
+      if (frame.type === "event") { waiting.onEvent && waiting.onEvent(frame.payload); return; }
+      pending.delete(frame.request_id);
+      if (frame.type === "error") waiting.reject(frame.payload);
+      else waiting.resolve(frame.payload);
+      return;
+    }
+    if (frame.type === "error") {
+      console.warn("Mission Control live:", frame.channel, frame.payload && frame.payload.reason);
+      return;
+    }
+    if (frame.type !== "event") return;
+    const sub = subscriptions.get(frame.channel);
+    if (!sub) return;
+    // The first event frame after a subscribe is the channel's snapshot (state or history).
+    frame.snapshot = sub.awaitingSnapshot;
+    sub.awaitingSnapshot = false;
+    const events = (frame.payload && frame.payload.events) || [];
+    sub.handlers.forEach((handler) => handler(events, frame));
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws/");
+    socket.onopen = function () {
+      retry = 500;
+      setState("live");
+      subscriptions.forEach((sub, channel) => send(subscribeFrame(channel, sub.payload)));
+    };
+    socket.onmessage = function (message) {
+      let frame;
+      try { frame = JSON.parse(message.data); } catch (e) { return; }
+      onFrame(frame);
+    };
+    socket.onclose = function () {
+      setState("down");
+      pending.forEach((p) => p.reject({ reason: "connection lost" }));
+      pending.clear();
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000) * (0.8 + Math.random() * 0.4);
+    };
+  }
+
+  MC.live = {
+    get state() { return state; },
+    onState(cb) { stateListeners.add(cb); cb(state); },
+    /** Listen to `channel`; `handler(events, frame)` gets the snapshot first (frame.snapshot), then live batches. */
+    subscribe(channel, payload, handler) {
+      let sub = subscriptions.get(channel);
+      if (!sub) {
+        sub = { payload: payload || {}, handlers: new Set() };
+        subscriptions.set(channel, sub);
+        send(subscribeFrame(channel, sub.payload));
+      }
+      sub.handlers.add(handler);
+      return {
+        close() {
+          sub.handlers.delete(handler);
+          if (sub.handlers.size === 0) {
+            subscriptions.delete(channel);
+            send({ type: "unsubscribe", channel: channel });
+          }
+        },
+      };
+    },
+    /** Change a subscription's payload (a log filter, say): resubscribe with it. */
+    resubscribe(channel, payload) {
+      const sub = subscriptions.get(channel);
+      if (!sub) return;
+      sub.payload = payload || {};
+      send({ type: "unsubscribe", channel: channel });
+      send(subscribeFrame(channel, sub.payload));
+    },
+    /** A request/response exchange (query, command): resolves with the response payload. */
+    request(type, channel, payload, onEvent) {
+      const requestId = type + ":" + ++counter;
+      return new Promise(function (resolve, reject) {
+        pending.set(requestId, { resolve: resolve, reject: reject, onEvent: onEvent });
+        if (!send({ type: type, channel: channel, payload: payload || {}, request_id: requestId })) {
+          pending.delete(requestId);
+          reject({ reason: "not connected" });
+        }
+      });
+    },
+  };
+
+  connect();
+})();
