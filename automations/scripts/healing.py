@@ -68,11 +68,14 @@ def check_mcp_status(mcp_id: str = "") -> dict[str, Any]:
     return probe(server.id)
 
 
+def _state(mcp_id: str) -> str:
+    return _gateway("status", {}, timeout=10)["servers"].get(mcp_id, {}).get("status", "unknown")
+
+
 def _connected_within(mcp_id: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while True:
-        servers = _gateway("status", {}, timeout=10)["servers"]
-        if servers.get(mcp_id, {}).get("status") == "connected":
+        if _state(mcp_id) == "connected":
             return True
         if time.monotonic() >= deadline:
             return False
@@ -92,7 +95,9 @@ def reconnect_mcp(mcp_id: str = "", max_attempts: int = 3, backoff_seconds: floa
     started, error = time.monotonic(), ""
     for attempt in range(attempts):
         try:
-            _gateway("reconnect", {"mcp_id": server.id}, timeout=10)
+            # A session still being set up is left to finish: asking again would drop it.
+            if _state(server.id) != "connecting":
+                _gateway("reconnect", {"mcp_id": server.id}, timeout=10)
             if _connected_within(server.id, backoff * 2**attempt):
                 health = probe(server.id)
                 if health["ok"]:
