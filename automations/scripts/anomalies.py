@@ -280,3 +280,18 @@ def recent_anomalies(limit: int = 50, kind: str | None = None) -> list[dict[str,
         }
         for e in found.select_related("source_directive").order_by("-updated_at", "slug")[:limit]
     ]
+
+
+@script(
+    "anomaly_summary",
+    "Sum up an anomaly check: one log line (WARN if anything was found), and the total count.",
+    permissions=["write:logs"],
+)
+def anomaly_summary(slow: int = 0, spikes: int = 0) -> dict[str, Any]:
+    slow, spikes = integer("slow", slow), integer("spikes", spikes)
+    count = slow + spikes
+    level = "WARN" if count else "INFO"
+    log_id = events.log(
+        level, f"anomalies: {slow} slow thread(s), {spikes} rate spike(s)", slow=slow, spikes=spikes
+    )
+    return {"count": count, "slow": slow, "spikes": spikes, "log_id": log_id}
