@@ -9,13 +9,15 @@ after every `migrate` (post_migrate) and as `manage.py load_directives`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
+from automations.definition import parse
 from automations.models import Directive
 
 DIRECTIVES_DIR = Path(__file__).resolve().parent / "directives"
@@ -48,8 +50,6 @@ def load_system_directives(directory: Path = DIRECTIVES_DIR) -> LoadResult:
 
 
 def _load(text: str, result: LoadResult) -> None:
-    from automations.definition import parse
-
     name = parse(text)["name"]
     existing = Directive.objects.filter(name=name).first()
     if existing is not None and not existing.system:
@@ -68,9 +68,11 @@ def on_post_migrate(sender: Any, **kwargs: Any) -> None:
         return
     if kwargs.get("using", "default") != "default":
         return
+    if Directive._meta.db_table not in connection.introspection.table_names():
+        return  # a partial migrate (`migrate threads`) that has not reached automations yet
     result = load_system_directives()
-    verbosity = kwargs.get("verbosity", 1)
-    if verbosity >= 1 and (result.created or result.updated):
-        print(f"  System directives: {len(result.created)} created, {len(result.updated)} updated")
+    out = kwargs.get("stdout") or sys.stdout
+    if kwargs.get("verbosity", 1) >= 1 and (result.created or result.updated):
+        out.write(f"  System directives: {len(result.created)} created, {len(result.updated)} updated\n")
     for name, reason in {**result.conflicts, **result.errors}.items():
-        print(f"  System directive {name}: {reason}")
+        out.write(f"  System directive {name}: {reason}\n")
