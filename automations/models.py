@@ -100,6 +100,35 @@ class Directive(models.Model):
 WIKI_LINK = re.compile(r"\[\[\s*([^\[\]]+?)\s*\]\]")
 
 
+class KnowledgeEntryQuerySet(models.QuerySet["KnowledgeEntry"]):
+    def record(
+        self,
+        slug: str,
+        *,
+        title: str,
+        category: str,
+        content: str,
+        confidence: float,
+        source_directive: str | None = None,
+    ) -> tuple[KnowledgeEntry, bool]:
+        """Create or update the entry keyed by `slug`: a re-run refreshes it, never duplicates it.
+
+        `source_directive` is a directive's name; an unknown name leaves the link empty.
+        Answers (entry, created).
+        """
+        directive = Directive.objects.filter(name=source_directive).first() if source_directive else None
+        return self.update_or_create(
+            slug=slugify(slug)[:300],
+            defaults={
+                "title": title[:300],
+                "category": category,
+                "content": content,
+                "confidence": min(1.0, max(0.0, float(confidence))),
+                "source_directive": directive,
+            },
+        )
+
+
 class KnowledgeEntry(models.Model):
     """Something Mission Control learned: a pattern, an optimization, an alert, a practice."""
 
@@ -124,6 +153,8 @@ class KnowledgeEntry(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = KnowledgeEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["slug"]

@@ -297,6 +297,10 @@ GATEWAY_CALL_TIMEOUT = env_float("MC_GATEWAY_CALL_TIMEOUT", 60.0)
 GATEWAY_BACKOFF_BASE = env_float("MC_GATEWAY_BACKOFF_BASE", 1.0)
 GATEWAY_BACKOFF_CAP = env_float("MC_GATEWAY_BACKOFF_CAP", 60.0)
 
+# Mission Control's own directives (automations/directives/*.yaml), loaded after every
+# migrate; `manage.py load_directives` does the same on demand.
+LOAD_SYSTEM_DIRECTIVES = env_bool("MC_LOAD_SYSTEM_DIRECTIVES", True)
+
 # `manage.py serve`: the web processes (several share one listening socket).
 SERVER_HOST = env_str("MC_HOST", MC.server.host) or MC.server.host
 SERVER_PORT = env_int("MC_PORT", MC.server.port)

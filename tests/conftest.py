@@ -67,6 +67,14 @@ def result_ids(response: Any) -> list[str]:
     return [row["id"] for row in response.json()["results"]]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_system_directives_on_migrate() -> None:
+    """Test databases start with no directive; tests about the system ones load them."""
+    from django.conf import settings
+
+    settings.LOAD_SYSTEM_DIRECTIVES = False
+
+
 @pytest.fixture(autouse=True)
 def _no_embedded_gateway(settings: Any) -> None:
     """Tests that need a gateway (or the scheduler) start their own, on their own event loop."""

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from automations import scripts as script_registry
 from automations.models import Directive, KnowledgeEntry
 from mcps.endpoint.recorder import Call, CallRecorder
 from mcps.models import MCPServer, Tool
@@ -15,6 +16,9 @@ from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
 from tests.conftest import BASE_TIME
 from threads.models import ExecutionStep, Thread
+
+# Every registered script, and the one the world's directive names but nobody registered.
+SCRIPTS = len(script_registry.registry()) + 1
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +151,7 @@ def test_it_derives_the_scripts_and_tools_of_a_directive(client: Client, world: 
     assert scripts["missing_script"] == {"registered": False}
     assert scripts["detect_slow_threads"]["registered"] is True
     assert scripts["detect_slow_threads"]["permissions"] == ["read:threads"]
-    assert len(scripts) == 5
+    assert len(scripts) == SCRIPTS
 
 
 def test_it_derives_knowledge_a_directive_produced_and_what_it_references(
@@ -186,10 +190,10 @@ def test_it_lists_the_edges_touching_one_entity(client: Client, world: None) -> 
 
 def test_it_pages_entities_across_kinds(client: Client, world: None) -> None:
     everything = _get(client, "entities")
-    assert everything["count"] == 3 + 5 + 3 + 1 + 5 + 2
+    assert everything["count"] == 3 + 5 + 3 + 1 + SCRIPTS + 2
     assert [e["kind"] for e in everything["results"]][:4] == ["server", "server", "server", "tool"]
     page = _get(client, "entities", offset=2, limit=3)
-    assert page["count"] == 19
+    assert page["count"] == 14 + SCRIPTS
     assert [e["id"] for e in page["results"]] == ["server:time", "tool:ghost/haunt", "tool:git/git_diff"]
     assert [
         e["id"] for e in _get(client, "entities", kind="thread,server", offset=3, limit=2)["results"]
@@ -338,7 +342,7 @@ def test_it_reads_the_graph_in_the_same_few_queries_however_many_threads(
     with django_assert_max_num_queries(7):
         edges = _get(client, "relationships", limit=10_000)
 
-    assert everything["count"] == len(everything["results"]) == 19 + threads
+    assert everything["count"] == len(everything["results"]) == 14 + SCRIPTS + threads
     used = [e for e in edges["results"] if e["kind"] == "used"]
     assert len(used) == 5 + 2 * threads
 

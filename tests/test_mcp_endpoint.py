@@ -67,7 +67,7 @@ async def test_agents_get_every_connected_servers_tools_under_their_server_name(
         assert client.server_info is not None and client.server_info.name == "mission-control"
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert {"time__get_current_time", "git__git_log", "everything__echo"} <= set(tools)
-    assert all(name.partition("__")[0] in ("time", "git", "everything") for name in tools)
+    assert all(name.partition("__")[0] in ("time", "git", "everything", "missioncontrol") for name in tools)
     schema = tools["time__get_current_time"].input_schema
     assert schema["required"] == ["timezone"]  # the server's schema, untouched
 

@@ -6,12 +6,14 @@ from datetime import datetime
 from typing import Any, Self
 
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models import Case, F, Max, OuterRef, Q, Subquery, Value, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, Greatest, Now
 from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import textsearch
+from missioncontrol.stats import Milliseconds
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
@@ -25,6 +27,54 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Threads whose user input matches the websearch query `text`, or whose id is it."""
         q = textsearch.matches("user_input", text)
         return self if q is None else self.filter(q | Q(id=text.strip()))
+
+    def finished_between(self, since: datetime, until: datetime | None = None) -> Self:
+        """Threads that ended (complete, error or cancelled) at or after `since`, before `until`."""
+        found = self.filter(status__in=Thread.FINAL, ended_at__isnull=False, ended_at__gte=since)
+        return found if until is None else found.filter(ended_at__lt=until)
+
+    def with_duration(self) -> Self:
+        """Annotate `duration`: ended minus started, in ms, computed by the database."""
+        return self.annotate(duration=Milliseconds(F("ended_at"), F("started_at")))
+
+    def with_kind(self) -> Self:
+        """Annotate `kind`: the execution context's `kind` if it names one, else root or child."""
+        return self.annotate(
+            kind=Coalesce(
+                KeyTextTransform("kind", "execution_context"),
+                Case(When(parent__isnull=True, then=Value("root")), default=Value("child")),
+                output_field=models.CharField(),
+            )
+        )
+
+    def with_last_activity(self) -> Self:
+        """Annotate `last_activity`: the latest of its start and its steps' timestamps."""
+        last_step = (
+            ExecutionStep.objects.filter(thread=OuterRef("pk"))
+            .order_by()
+            .values("thread")
+            .annotate(at=Max("timestamp"))
+            .values("at")
+        )
+        return self.annotate(
+            last_activity=Greatest(
+                F("started_at"),
+                Coalesce(Subquery(last_step), F("started_at")),
+                output_field=models.DateTimeField(),
+            )
+        )
+
+    def stalled(self, idle_since: datetime) -> Self:
+        """Running threads with no step (and no start) since `idle_since`."""
+        return (
+            self.filter(status=Thread.Status.RUNNING)
+            .with_last_activity()
+            .filter(last_activity__lt=idle_since)
+        )
+
+    def overdue(self, started_before: datetime) -> Self:
+        """Threads still running or paused that started before `started_before`."""
+        return self.active().filter(started_at__lt=started_before)
 
     def ensure_exist(self, first_seen: dict[str, datetime]) -> None:
         """Create placeholder rows for threads known only by their steps, messages or end.
@@ -90,6 +140,12 @@ class Thread(models.Model):
     execution_context = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
+    stalled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the health monitor found it running with no step for too long; "
+        "cleared by its next event.",
+    )
     memory_usage = models.BigIntegerField(null=True, blank=True, help_text="bytes")
     cpu_usage = models.FloatField(null=True, blank=True, help_text="percent")
     created_at = models.DateTimeField(db_default=Now())
@@ -154,6 +210,7 @@ class Thread(models.Model):
             "started_at": self.started_at.isoformat(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "duration_ms": self.duration_ms,
+            "stalled_at": self.stalled_at.isoformat() if self.stalled_at else None,
             "memory_usage": self.memory_usage,
             "cpu_usage": self.cpu_usage,
         }

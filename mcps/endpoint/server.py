@@ -25,6 +25,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.shared.exceptions import MCPError
 
+from mcps.endpoint import own_tools
 from mcps.endpoint.recorder import Call, CallRecorder, Session
 from mcps.endpoint.router import Router
 from mcps.gateway.rpc import GatewayError
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 SEPARATOR = "__"
 INSTRUCTIONS = (
     "Mission Control routes these tools to the MCP servers it manages. A tool named "
-    "`{server}__{tool}` is `tool` on `server`. Every call is recorded."
+    "`{server}__{tool}` is `tool` on `server`. Every call is recorded. The `missioncontrol__` "
+    "tools answer questions about Mission Control itself: its logs, threads, servers, "
+    "anomalies and directives."
 )
 # Our log levels back to MCP's (RFC 5424 names).
 _MCP_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error"}
@@ -62,7 +65,14 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
     """The MCP server over `router`; `session_of(ctx)` says which recorded session a call is in."""
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        catalog = await _catalog(router)
+        try:
+            catalog = await router.catalog()
+        except GatewayError as exc:
+            # Mission Control's own tools need no gateway: an agent can still ask why it is down.
+            logger.warning("mcp endpoint: listing the routed tools failed: %s", exc.reason)
+            catalog = {}
+        # A managed server that happens to be called `missioncontrol` is shadowed by our own tools.
+        catalog = {**catalog, own_tools.PREFIX: own_tools.catalog()}
         tools = [
             types.Tool.model_validate({**tool, "name": f"{server}{SEPARATOR}{tool['name']}"})
             for server, server_tools in sorted(catalog.items())
@@ -92,6 +102,13 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
                 )
 
         started_at, clock = datetime.now(UTC), time.perf_counter()
+        if mcp_id == own_tools.PREFIX:
+            if tool not in own_tools.TOOLS:
+                raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
+            answer = await own_tools.call(tool, arguments)
+            elapsed = (time.perf_counter() - clock) * 1000
+            recorder.record(session, Call(mcp_id, tool, arguments, started_at, elapsed, result=answer))
+            return types.CallToolResult.model_validate(answer)
         try:
             result = await router.call(mcp_id, tool, arguments, progress, log)
         except GatewayError as exc:
@@ -111,6 +128,8 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
         # For the SDK's check of 2026-07-28 `Mcp-Param-*` headers: without it, the SDK
         # would list every tool on every call to find this one schema.
         target = split_name(name)
+        if target is not None and target[0] == own_tools.PREFIX:
+            return own_tools.input_schema(target[1])
         return router.input_schema(*target) if target is not None else None
 
     return AggregateServer(
@@ -121,13 +140,6 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
-
-
-async def _catalog(router: Router) -> dict[str, list[dict[str, Any]]]:
-    try:
-        return await router.catalog()
-    except GatewayError as exc:
-        raise MCPError(types.INTERNAL_ERROR, exc.reason) from exc
 
 
 def _version() -> str:

@@ -122,6 +122,7 @@ class Connection:
     _lost: asyncio.Event = field(default_factory=asyncio.Event)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # a reconnect cuts the backoff short
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -144,8 +145,13 @@ class Connection:
             await self._set_status("degraded" if self.attempts < 3 else "disconnected", self.error)
             delay = self.backoff.delay(self.attempts)
             self.attempts += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), delay)
+            self._wake.clear()
+            waits = [asyncio.ensure_future(self._stopped.wait()), asyncio.ensure_future(self._wake.wait())]
+            try:
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
 
     async def _session(self) -> None:
         self._lost.clear()
@@ -241,9 +247,11 @@ class Connection:
             await self.hooks.status(self.spec.id, status, error)
 
     def reconnect(self, reason: str = "reconnect requested") -> None:
+        """Drop the session and connect again now, even in the middle of a backoff wait."""
         self.error = reason
         self.attempts = 0
         self._lost.set()
+        self._wake.set()
 
     def stop(self) -> None:
         """End the session and the reconnect loop; `run()` returns soon after."""

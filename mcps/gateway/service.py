@@ -182,9 +182,9 @@ class Gateway:
             except Exception:
                 logger.exception("gateway: discovery failed")
 
-    async def check_health(self) -> list[dict[str, Any]]:
-        """Probe every held server once; store and return the results."""
-        ids = list(self.connections)
+    async def check_health(self, only: str | None = None) -> list[dict[str, Any]]:
+        """Probe every held server (or just `only`) once; store and return the results."""
+        ids = [self._connection(only).spec.id] if only is not None else list(self.connections)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the SDK warns that ping left the 2026 protocol
             results = await asyncio.gather(*(self.connections[i].probe() for i in ids))
@@ -340,7 +340,7 @@ class Gateway:
             await self.discover()
             return {"servers": sorted(self.connections)}
         if op == "check_health":
-            return {"results": await self.check_health()}
+            return {"results": await self.check_health(args.get("mcp_id"))}
         if op == "list_tools":
             connection = self._connection(args.get("mcp_id"))
             if connection.client is None:

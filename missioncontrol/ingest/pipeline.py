@@ -164,7 +164,8 @@ def _store(events: list[dict[str, Any]], outbox: Outbox) -> set[str]:
 
     touched = set(first_seen) | {e["thread_id"] for e in started}
     if touched:
-        Thread.objects.filter(id__in=touched).update(updated_at=Now())
+        # Any news of a thread means it is not stalled (any more).
+        Thread.objects.filter(id__in=touched).update(updated_at=Now(), stalled_at=None)
     return new_ids
 
 

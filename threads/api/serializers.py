@@ -25,6 +25,9 @@ class ThreadSummarySerializer(serializers.Serializer[Thread]):
     started_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
     duration_ms = serializers.FloatField(allow_null=True)
+    stalled_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set by the health monitor while it runs with no new step."
+    )
     memory_usage = serializers.IntegerField(allow_null=True, help_text="bytes")
     cpu_usage = serializers.FloatField(allow_null=True, help_text="percent")
 

@@ -184,3 +184,7 @@ def generate_summary(window_hours: float = 24) -> dict[str, Any]:
         "logs": {"total": sum(logs.values()), "by_level": logs},
         "permissions": permissions,
     }
+
+
+# Mission Control's own maintenance and analysis scripts register themselves on import.
+from automations.scripts import anomalies, healing, health, patterns, reports, retention  # noqa: E402, F401
