@@ -11,9 +11,10 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install run test test-postgres test-embedded lint bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt sdk/pyproject.toml $(wildcard sdk/missioncontrol_sdk/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check ./sdk
 	touch $@
 
 # npm's MCP test server (server-everything), pinned in package.json.

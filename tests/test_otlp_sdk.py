@@ -1,20 +1,16 @@
 """The real OpenTelemetry Python SDK and its OTLP/HTTP exporters, pointed at a served app.
 
-The app is served by uvicorn on a real port, in a thread of this process so that the
-test can read the same (test) database; the exporters post over real HTTP.
+The app is served on a real port (tests.served); the exporters post over real HTTP.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from opentelemetry import trace
@@ -28,28 +24,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from logs.models import LogEntry
-from tests.processes import free_port
+from tests import served as serving
 from threads.models import ExecutionStep, LLMMessage, Thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    """The ASGI application behind uvicorn on a free port; its base URL."""
-    from missioncontrol.asgi import application
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(application, port=port, log_level="warning", lifespan="off"))
-    runner = threading.Thread(target=server.run, daemon=True)
-    runner.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    runner.join(timeout=10)
+served = serving.served  # the fixture
 
 
 class Relay(SpanExporter):
