@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,6 +98,19 @@ def test_events_go_in_batches(served: str, open_key: str) -> None:
         client.close()
     assert (client.stats.batches, client.stats.accepted) == (3, 120)
     assert LogEntry.objects.count() == 120
+
+
+def test_events_are_sent_within_the_flush_interval_without_a_flush(served: str, open_key: str) -> None:
+    client = MissionControl(served, open_key, mcp_id="lingerer", flush_interval=0.2, close_at_exit=False)
+    try:
+        client.log("INFO", "on its own", service="lingerer")
+        deadline = time.monotonic() + 10
+        while not LogEntry.objects.exists():
+            assert time.monotonic() < deadline, "the event was never sent"
+            time.sleep(0.05)
+    finally:
+        client.close()
+    assert client.stats.batches == 1
 
 
 def test_a_retry_after_a_503_stores_each_event_once(

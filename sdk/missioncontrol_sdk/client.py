@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("missioncontrol_sdk")
 Overflow = Literal["drop_oldest", "block"]
+# Posts one JSON batch body, answers (status, headers, body): HTTP by default; another
+# transport for in-process use (Mission Control's own demo seeding) or tests.
+Transport = Callable[[bytes], tuple[int, Mapping[str, str], bytes]]
 INGEST_PATH = "/api/ingest/events"
 _RETRYABLE = {408, 429, 500, 502, 503, 504}
 
@@ -66,6 +70,7 @@ class MissionControl:
     producer wait. A failed batch is retried `max_retries` times with exponential
     backoff from `backoff` seconds (or the server's Retry-After), capped at
     `max_backoff`. `close()` (registered with atexit) sends what is buffered.
+    `transport` replaces the HTTP POST (see `Transport`).
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class MissionControl:
         max_backoff: float = 30.0,
         timeout: float = 10.0,
         close_at_exit: bool = True,
+        transport: Transport | None = None,
     ) -> None:
         if overflow not in ("drop_oldest", "block"):
             raise ValueError("overflow must be 'drop_oldest' or 'block'")
@@ -98,6 +104,7 @@ class MissionControl:
         self.timeout = timeout
         self.stats = Stats()
         self._key = ingest_key
+        self._transport = transport
         self._buffer: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
         self._in_flight = 0
@@ -124,7 +131,8 @@ class MissionControl:
                 else:
                     self._cond.wait()
             self._buffer.append(event)
-            if len(self._buffer) >= self.batch_size:
+            # The first event starts the sender's linger; a full batch ends it.
+            if len(self._buffer) == 1 or len(self._buffer) >= self.batch_size:
                 self._cond.notify_all()
         return str(event["id"])
 
@@ -294,6 +302,26 @@ class MissionControl:
                 )
 
     def _post(self, body: bytes) -> dict[str, Any] | None:
+        """The server's answer to one batch; None if it refused the batch; _Retryable."""
+        try:
+            status, headers, content = (self._transport or self._http)(body)
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            raise _Retryable(str(exc)) from exc
+        if 200 <= status < 300:
+            return json.loads(content)
+        text = content.decode(errors="replace")[:500]
+        if status in _RETRYABLE:
+            retry_after = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+            raise _Retryable(f"HTTP {status}: {text}", float(retry_after) if retry_after else None)
+        if status == 400:  # every event rejected: the answer still says why, per event
+            try:
+                return json.loads(content)
+            except ValueError:
+                pass
+        logger.error("missioncontrol_sdk: batch refused, HTTP %d: %s", status, text)
+        return None
+
+    def _http(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
         request = urllib.request.Request(
             self.endpoint,
             data=body,
@@ -302,20 +330,6 @@ class MissionControl:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
+                return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as exc:
-            text = exc.read().decode(errors="replace")[:500]
-            if exc.code in _RETRYABLE:
-                retry_after = exc.headers.get("Retry-After")
-                raise _Retryable(
-                    f"HTTP {exc.code}: {text}", float(retry_after) if retry_after else None
-                ) from exc
-            if exc.code == 400:  # every event rejected: the answer still says why, per event
-                try:
-                    return json.loads(text)
-                except ValueError:
-                    pass
-            logger.error("missioncontrol_sdk: batch refused, HTTP %d: %s", exc.code, text)
-            return None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            raise _Retryable(str(exc)) from exc
+            return exc.code, dict(exc.headers), exc.read()
