@@ -251,3 +251,32 @@ def test_an_instrumented_mcp_server_reports_each_tool_call_and_its_permission_de
     assert steps_of(denied.id) == [("check_permission", "weather/delete_city: denied", "error")]
     check = PermissionEvent.objects.get(thread=denied)
     assert (check.granted, check.user_id, check.rules_checked) == (False, "agent-7", ["no-delete"])
+
+
+def test_the_example_instrumented_server_reports_its_tool_calls_when_spawned_over_stdio(
+    served: str, open_key: str
+) -> None:
+    from mcp import StdioServerParameters
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[str(ROOT / "examples" / "instrumented_mcp_server.py")],
+        env={"MC_URL": served, "MC_INGEST_KEY": open_key, "PATH": "/usr/bin:/bin"},
+        cwd=str(ROOT),
+    )
+
+    async def host() -> None:
+        async with Client(params) as client:
+            assert not (await client.call_tool("add_note", {"title": "a", "text": "hello"})).is_error
+            assert (await client.call_tool("delete_note", {"title": "a"})).is_error  # the server's own rule
+
+    anyio.run(host)  # the server exits with its stdin and flushes at exit
+    deadline = time.monotonic() + 20
+    while Thread.objects.filter(mcp_id="notes").count() < 2 or not LogEntry.objects.exists():
+        assert time.monotonic() < deadline, list(Thread.objects.values_list("id", "mcp_id"))
+        time.sleep(0.1)
+    saved = Thread.objects.get(user_input='add_note({"title": "a", "text": "hello"})')
+    assert [s[0] for s in steps_of(saved.id)] == ["check_permission", "tool_call", "tool_result"]
+    assert LogEntry.objects.get().thread_id == saved.id
+    denied = PermissionEvent.objects.get(granted=False)
+    assert denied.resource == "notes/delete_note" and "NOTES_ALLOW_DELETE" in denied.reason
