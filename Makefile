@@ -52,6 +52,7 @@ bench: install
 	$(PY) bench/run.py
 	$(PY) bench/query.py
 	$(PY) bench/gateway.py
+	$(PY) bench/otlp.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache node_modules
