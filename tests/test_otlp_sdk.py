@@ -59,6 +59,7 @@ def span_exporter(url: str, key: str, **kwargs: Any) -> OTLPSpanExporter:
     return OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers={"Authorization": f"Bearer {key}"}, **kwargs)
 
 
+@pytest.mark.filterwarnings("ignore:`LoggingHandler` in `opentelemetry-sdk` is deprecated:DeprecationWarning")
 def test_the_sdks_exporters_deliver_an_agents_spans_and_logs(served: str, open_key: str) -> None:
     resource = Resource.create({"service.name": "weather-agent"})
     tracer_provider = TracerProvider(resource=resource)
