@@ -11,9 +11,10 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install browser run test test-postgres test-embedded lint bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt sdk/pyproject.toml $(wildcard sdk/missioncontrol_sdk/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check ./sdk
 	touch $@
 
 # npm's MCP test server (server-everything), pinned in package.json.
@@ -41,6 +42,7 @@ install: $(VENV)/.installed node_modules/.installed $(VENDOR)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 # Everything against PostgreSQL + Redis, then the suite again on the embedded default
@@ -66,6 +68,7 @@ bench: install
 	$(PY) bench/run.py
 	$(PY) bench/query.py
 	$(PY) bench/gateway.py
+	$(PY) bench/otlp.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache node_modules

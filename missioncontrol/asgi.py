@@ -21,6 +21,8 @@ from django.urls import get_resolver  # noqa: E402
 from mcps.endpoint.http import mcp_endpoint  # noqa: E402
 from mcps.gateway import embedded  # noqa: E402
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
+from missioncontrol.ingest.otlp.edge import SIGNALS as OTLP_PATHS  # noqa: E402
+from missioncontrol.ingest.otlp.edge import otlp_endpoint  # noqa: E402
 from missioncontrol.routing import websocket_urlpatterns  # noqa: E402
 from missioncontrol.runtime import tune_for_latency  # noqa: E402
 
@@ -33,10 +35,12 @@ django_http = ASGIStaticFilesHandler(django_asgi_app)
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Ingest batches bypass Django's request cycle (see ingest.edge); the rest is Django."""
+    """Ingest batches and OTLP exports bypass Django's request cycle (see ingest.edge); the rest is Django."""
     embedded.start()
     if scope["path"] == INGEST_PATH:
         await ingest_endpoint(scope, receive, send)
+    elif scope["path"].rstrip("/") in OTLP_PATHS:
+        await otlp_endpoint(scope, receive, send)
     elif scope["path"] in MCP_PATHS:
         await mcp_endpoint(scope, receive, send)
     else:

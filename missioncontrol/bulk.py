@@ -45,6 +45,107 @@ def _pg_type(field: models.Field[Any, Any]) -> str:
     return _PG_ARRAY_TYPES[field.get_internal_type()]
 
 
+def _pg_arrays(concrete: list[models.Field[Any, Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """One array per column; JSON values as text (cast to jsonb in the select list)."""
+    is_json = [isinstance(f, models.JSONField) for f in concrete]
+    arrays: list[list[Any]] = [[] for _ in concrete]
+    for row in rows:
+        for i, value in enumerate(row):
+            arrays[i].append(dumps(value) if is_json[i] and value is not None else value)
+    return arrays
+
+
+def _pg_unnest(concrete: list[models.Field[Any, Any]]) -> str:
+    return ", ".join(f"%s::{_pg_type(f)}[]" for f in concrete)
+
+
+def _pg_select(concrete: list[models.Field[Any, Any]], names: list[str]) -> str:
+    return ", ".join(
+        f"{n}::jsonb" if isinstance(f, models.JSONField) else n for f, n in zip(concrete, names, strict=True)
+    )
+
+
+def _pg_execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run `sql` on Django's connection (and transaction) with server-side binding.
+
+    Django's cursor binds client-side: psycopg would quote every element of every array
+    in Python, which costs more than the statement itself on a 500-row batch.
+    """
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def upsert(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    unique: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """Insert `rows`, or update `update` of the row already stored with the same `unique` values.
+
+    On PostgreSQL one `INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE`; elsewhere
+    Django's `bulk_create(update_conflicts=True)`. Rows must be unique on `unique`.
+    """
+    if not rows:
+        return
+    concrete = [_concrete_field(model, name) for name in fields]
+    if connection.vendor != "postgresql":
+        attnames = [f.attname for f in concrete]
+        model._default_manager.bulk_create(
+            [model(**dict(zip(attnames, row, strict=True))) for row in rows],
+            update_conflicts=True,
+            unique_fields=list(unique),
+            update_fields=list(update),
+        )
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = [quote(f.column) for f in concrete]
+    conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
+    assignments = ", ".join(
+        f"{quote(c)} = EXCLUDED.{quote(c)}" for c in (_concrete_field(model, n).column for n in update)
+    )
+    names = [f"c{i}" for i in range(len(concrete))]
+    select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
+    _pg_execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
+        _pg_arrays(concrete, rows),
+    )
+
+
+def update_rows(model: type[models.Model], objs: list[models.Model], fields: Sequence[str]) -> None:
+    """Save `fields` of `objs` (already stored) at once.
+
+    On PostgreSQL one `UPDATE ... FROM unnest(...)` joined on the primary key; elsewhere
+    Django's `bulk_update` (whose CASE WHEN per row and field grows with the batch).
+    """
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, list(fields))
+        return
+    pk_field = model._meta.pk
+    concrete = [pk_field, *(_concrete_field(model, name) for name in fields)]
+    names = [f"c{i}" for i in range(len(concrete))]
+    rows = [tuple(getattr(obj, f.attname) for f in concrete) for obj in objs]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(
+        f"{quote(f.column)} = v.{n}{'::jsonb' if isinstance(f, models.JSONField) else ''}"
+        for f, n in zip(concrete[1:], names[1:], strict=True)
+    )
+    _pg_execute(
+        f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "
+        f"FROM unnest({_pg_unnest(concrete)}) AS v({', '.join(names)}) "
+        f"WHERE t.{quote(pk_field.column)} = v.c0",
+        _pg_arrays(concrete, rows),
+    )
+
+
 def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> set[Any]:
     """Insert `rows` (values in `fields` order) into `model`'s table; return the new pks.
 
@@ -56,25 +157,19 @@ def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tupl
     table = connection.ops.quote_name(model._meta.db_table)
     columns = [connection.ops.quote_name(f.column) for f in concrete]
     pk = connection.ops.quote_name(model._meta.pk.column)
-    is_json = [isinstance(f, models.JSONField) for f in concrete]
+
+    if connection.vendor == "postgresql":
+        names = [f"c{i}" for i in range(len(concrete))]
+        select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
+        rows_out = _pg_execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
+            f"ON CONFLICT DO NOTHING RETURNING {pk}",
+            _pg_arrays(concrete, rows),
+        )
+        return {r[0] for r in rows_out}
 
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays: list[list[Any]] = [[] for _ in concrete]
-            for row in rows:
-                for i, value in enumerate(row):
-                    arrays[i].append(dumps(value) if is_json[i] and value is not None else value)
-            names = [f"c{i}" for i in range(len(concrete))]
-            unnest = ", ".join(f"%s::{_pg_type(f)}[]" for f in concrete)
-            select = ", ".join(f"{n}::jsonb" if is_json[i] else n for i, n in enumerate(names))
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) "
-                f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
-                f"ON CONFLICT DO NOTHING RETURNING {pk}",
-                arrays,
-            )
-            return {r[0] for r in cursor.fetchall()}
-
         inserted: set[Any] = set()
         per_chunk = max(1, _SQLITE_MAX_PARAMS // len(concrete))
         placeholder = "(" + ", ".join(["%s"] * len(concrete)) + ")"

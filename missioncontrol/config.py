@@ -125,10 +125,11 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     mcps: McpsConfig = field(default_factory=McpsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    demo: bool = True  # seed_demo and the demo agent on first run (`demo: false` switches them off)
     path: Path | None = None
 
 
-_SECTIONS = {"server", "websocket", "database", "log_retention", "auth", "mcps", "ingest"}
+_SECTIONS = {"server", "websocket", "database", "log_retention", "auth", "mcps", "ingest", "demo"}
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -156,6 +157,9 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     r, a, m = _section(raw, "log_retention"), _section(raw, "auth"), _section(raw, "mcps")
     i = _section(raw, "ingest")
     db_url = _str(d, "url", None, "database")
+    demo = raw.get("demo", True)
+    if not isinstance(demo, bool):
+        raise ConfigError(f"demo: expected true or false, got {demo!r}")
     jwt = _str(a, "jwt_secret", None, "auth")
     servers = m.get("servers", {}) or {}
     if not isinstance(servers, dict):
@@ -198,6 +202,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             max_body_bytes=_int(i, "max_body_bytes", 5 * 1024 * 1024, "ingest", 1024),
             max_events=_int(i, "max_events", 5000, "ingest", 1),
         ),
+        demo=demo,
         path=path,
     )
 

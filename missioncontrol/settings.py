@@ -306,6 +306,10 @@ SERVER_HOST = env_str("MC_HOST", MC.server.host) or MC.server.host
 SERVER_PORT = env_int("MC_PORT", MC.server.port)
 SERVER_WORKERS = env_int("MC_WORKERS", MC.server.workers)
 
+# First run: `seed_demo` and the demo agent `serve` starts (config `demo: false` or MC_DEMO=0: off).
+DEMO = env_bool("MC_DEMO", MC.demo)
+DEMO_INTERVAL = env_float("MC_DEMO_INTERVAL", 20.0)  # seconds between the demo agent's rounds
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_it_runs_on_sqlite_and_the_in_memory_layer_with_nothing_configured(tmp_path: Path) -> None:
     port = free_port()
-    env = clean_env(MC_DATA_DIR=str(tmp_path / "data"))
+    # The first-run demo would add its own server, threads and logs: this test wants none.
+    env = clean_env(MC_DATA_DIR=str(tmp_path / "data"), MC_DEMO="0")
     server = Server(["make", "--no-print-directory", "run", f"PORT={port}"], port, env, tmp_path / "run.log")
     try:
         health = server.wait_healthy(timeout=300)

@@ -13,7 +13,25 @@ from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import textsearch
+from missioncontrol.bulk import update_rows, upsert
 from missioncontrol.stats import Milliseconds
+
+_STEP_FIELDS = (
+    "thread",
+    "sequence",
+    "timestamp",
+    "duration_ms",
+    "step_type",
+    "description",
+    "details",
+    "status",
+)
+
+
+def _values(row: models.Model, fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """The row's values of `fields` (foreign keys as their ids), for the bulk helpers."""
+    meta = row._meta
+    return tuple(getattr(row, meta.get_field(name).attname) for name in fields)  # type: ignore[union-attr]
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
@@ -94,13 +112,18 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         Status is not among the updated fields: a thread whose end arrived first keeps
         its final status.
         """
-        if rows:
-            self.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["id"],
-                update_fields=["parent", "mcp", "user_input", "execution_context", "started_at"],
-            )
+        fields = ("id", "parent", "mcp", "status", "user_input", "execution_context", "started_at")
+        upsert(
+            Thread,
+            fields,
+            [_values(row, fields) for row in rows],
+            unique=["id"],
+            update=["parent", "mcp", "user_input", "execution_context", "started_at"],
+        )
+
+    def save_fields(self, rows: list[Thread], fields: list[str]) -> None:
+        """Save `fields` of stored threads in one statement (the ingest path's bulk update)."""
+        update_rows(Thread, rows, fields)
 
 
 class Thread(models.Model):
@@ -233,20 +256,13 @@ class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
 
     def record(self, rows: list[ExecutionStep]) -> None:
         """Upsert steps by (thread, sequence): a later report of a step updates it."""
-        if rows:
-            self.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["thread", "sequence"],
-                update_fields=[
-                    "timestamp",
-                    "duration_ms",
-                    "step_type",
-                    "description",
-                    "details",
-                    "status",
-                ],
-            )
+        upsert(
+            ExecutionStep,
+            _STEP_FIELDS,
+            [_values(row, _STEP_FIELDS) for row in rows],
+            unique=["thread", "sequence"],
+            update=_STEP_FIELDS[2:],
+        )
 
 
 class ExecutionStep(models.Model):

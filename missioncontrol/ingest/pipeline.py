@@ -286,6 +286,6 @@ def _apply_ends_and_usage(ended: list[dict[str, Any]], steps: list[dict[str, Any
             if thread.mcp_id:
                 outbox.add(f"mcp:{thread.mcp_id}", payload)
     if changed:
-        Thread.objects.bulk_update(
+        Thread.objects.save_fields(
             [threads[t] for t in changed], ["status", "ended_at", "memory_usage", "cpu_usage"]
         )

@@ -5,7 +5,8 @@ Host and port come from `server`, keepalive pings from `websocket`. With
 many daphne processes sharing it (the kernel spreads connections over them); they
 meet through PostgreSQL and the Redis channel layer, so more than one needs REDIS_URL.
 If one worker exits, the others are stopped and the command exits with its code, for
-the process manager to restart.
+the process manager to restart. When the demo is on and seeded (`seed_demo`), the
+demo agent runs beside it as a child process (`run_demo_agent`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +32,25 @@ def daphne_options() -> list[str]:
         "--ping-timeout",
         str(settings.WS_PING_TIMEOUT),
     ]
+
+
+def start_demo_agent(host: str, port: int) -> subprocess.Popen[bytes] | None:
+    """The demo agent (`run_demo_agent`) beside the web process, if the demo is on and seeded."""
+    from django.db import DatabaseError
+
+    from missioncontrol.demo.seed import is_seeded
+
+    if not settings.DEMO:
+        return None
+    try:
+        if not is_seeded():
+            return None
+    except DatabaseError:  # serve anyway: /health says what is down
+        return None
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
+    manage = Path(settings.BASE_DIR) / "manage.py"
+    return subprocess.Popen([sys.executable, str(manage), "run_demo_agent", "--url", url])
 
 
 class Command(BaseCommand):
@@ -51,12 +72,21 @@ class Command(BaseCommand):
                 f"server.workers: {workers} needs REDIS_URL; without it the channel layer is "
                 "in-memory and cannot span processes (use 1 worker)"
             )
-        if workers == 1:
-            from daphne.cli import CommandLineInterface
+        demo = start_demo_agent(host, port)
+        try:
+            if workers == 1:
+                from daphne.cli import CommandLineInterface
 
-            CommandLineInterface().run(["-b", host, "-p", str(port), *daphne_options(), APPLICATION])
-            return
-        sys.exit(self.run_workers(host, port, workers))
+                CommandLineInterface().run(["-b", host, "-p", str(port), *daphne_options(), APPLICATION])
+                return
+            sys.exit(self.run_workers(host, port, workers))
+        finally:
+            if demo is not None and demo.poll() is None:
+                demo.terminate()
+                try:
+                    demo.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    demo.kill()
 
     def run_workers(self, host: str, port: int, workers: int) -> int:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
