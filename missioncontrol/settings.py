@@ -174,6 +174,9 @@ def _databases() -> dict[str, dict[str, object]]:
         raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from exc
     if not db.get("ENGINE"):
         raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme in {DATABASE_URL!r}")
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        # An unreachable host fails in seconds, so ingest spools instead of hanging.
+        db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("MC_DB_CONNECT_TIMEOUT", 5))
     return {"default": db}
 
 
@@ -210,6 +213,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # (missioncontrol/scheduler.py).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "mcps.check-health": {"task": "mcps.check_health", "schedule": float(MC.mcps.health_check_interval)},
+    # Spools left by any process on this data volume (each web process drains its own too).
+    "missioncontrol.drain-spool": {
+        "task": "missioncontrol.drain_spool",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
 }
 SCHEDULE_IN_PROCESS = env_bool("MC_SCHEDULE_IN_PROCESS", REDIS_URL is None)
 
@@ -277,6 +286,15 @@ SPECTACULAR_SETTINGS = {
 INGEST_MAX_BODY_BYTES = env_int("MC_INGEST_MAX_BODY_BYTES", MC.ingest.max_body_bytes)
 INGEST_MAX_EVENTS = env_int("MC_INGEST_MAX_EVENTS", MC.ingest.max_events)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
+
+# Durable ingest (missioncontrol/ingest/spool.py): batches kept on disk while the
+# database is unreachable, answered 202, replayed by the drainer; 503 past the bound.
+SPOOL_DIR = Path(env_str("MC_SPOOL_DIR", str(DATA_DIR / "spool")) or DATA_DIR / "spool")
+SPOOL_MAX_BYTES = env_int("MC_SPOOL_MAX_BYTES", 256 * 1024 * 1024)
+SPOOL_DRAIN_INTERVAL = env_float("MC_SPOOL_DRAIN_INTERVAL", 2.0)
+SPOOL_DRAIN_IN_PROCESS = env_bool("MC_SPOOL_DRAIN_IN_PROCESS", True)
+# How long a key authenticated by this process may still spool while the database is down.
+INGEST_KEY_MEMORY_SECONDS = env_int("MC_INGEST_KEY_MEMORY_SECONDS", 3600)
 
 WS_LOG_HISTORY = MC.websocket.log_history
 # Per web process: a socket past the cap is closed with 1013 (try again later).

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from mcps.models import MCPServer
+from missioncontrol.ingest.spool import default_spool
 from threads.models import Thread
 
 
@@ -49,6 +50,7 @@ async def _channel_layer_state() -> dict[str, Any]:
 async def health(request: HttpRequest) -> JsonResponse:
     database = await sync_to_async(_database_state, thread_sensitive=False)()
     layer = await _channel_layer_state()
+    files, size = await sync_to_async(default_spool().depth, thread_sensitive=False)()
     ok = database["ok"] and layer["ok"]
     response = JsonResponse(
         {
@@ -56,6 +58,8 @@ async def health(request: HttpRequest) -> JsonResponse:
             "mode": "embedded" if settings.EMBEDDED else "production",
             "database": database,
             "channel_layer": layer,
+            # Batches accepted while the database was unreachable, waiting to be stored.
+            "spool": {"files": files, "bytes": size},
         },
         status=200 if ok else 503,
     )
