@@ -297,6 +297,9 @@ SPOOL_DRAIN_IN_PROCESS = env_bool("MC_SPOOL_DRAIN_IN_PROCESS", True)
 INGEST_KEY_MEMORY_SECONDS = env_int("MC_INGEST_KEY_MEMORY_SECONDS", 3600)
 
 WS_LOG_HISTORY = MC.websocket.log_history
+# Resumable live streams (missioncontrol/history.py): per-channel history for reconnects.
+WS_RESUME_HISTORY = env_int("MC_WS_RESUME_HISTORY", MC.websocket.resume_history)
+WS_RESUME_SECONDS = MC.websocket.resume_seconds
 # Per web process: a socket past the cap is closed with 1013 (try again later).
 WS_MAX_CONNECTIONS = env_int("MC_WS_MAX_CONNECTIONS", MC.websocket.max_connections)
 WS_PING_INTERVAL = MC.websocket.ping_interval

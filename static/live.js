@@ -1,8 +1,86 @@
-// Live overview: one WebSocket to /ws/, subscribed to `global` and `logs:*`.
-// Frames follow the contract: {type: "event"|"response"|"error", channel, payload, timestamp}.
+// Live updates over one WebSocket to /ws/, resumable across reconnects.
+//
+// MissionControlLive.connect() returns a socket whose subscribe(channel, payload, handlers)
+// survives reconnects: event frames carry the channel's {epoch, seq}; the socket keeps
+// the last per channel and, on reconnect, subscribes with payload.resume = {epoch, seq},
+// so the server sends exactly the frames missed. If the server cannot (history lost or
+// too old) it answers with a `resync` frame and then a fresh snapshot; handlers.onResync
+// lets the page drop what it showed before the snapshot arrives.
+// Frames: {type: "event"|"response"|"error"|"resync", channel, payload, timestamp, epoch?, seq?}.
 (function () {
   "use strict";
+
+  function connect(onState) {
+    const subscriptions = new Map(); // channel -> {payload, handlers, at: {epoch, seq} | null}
+    let ws = null;
+    let retry = 500;
+
+    function send(frame) {
+      if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
+    }
+
+    function subscribeFrame(channel, sub) {
+      const payload = Object.assign({}, sub.payload);
+      if (sub.at) payload.resume = sub.at;
+      return { type: "subscribe", channel: channel, payload: payload, request_id: channel };
+    }
+
+    function onFrame(frame) {
+      const sub = subscriptions.get(frame.channel);
+      if (frame.type === "event" && sub) {
+        // Keep the newest position (a live frame published while the snapshot was read
+        // may carry a seq below the snapshot's; its events are still shown).
+        if (frame.seq != null && (!sub.at || sub.at.epoch !== frame.epoch || frame.seq > sub.at.seq)) {
+          sub.at = { epoch: frame.epoch, seq: frame.seq };
+        }
+        (sub.handlers.onEvents || function () {})(frame.payload.events, frame);
+      } else if (frame.type === "resync" && sub) {
+        sub.at = null;
+        (sub.handlers.onResync || function () {})(frame.payload);
+      } else if (frame.type === "error") {
+        console.warn("Mission Control:", frame.channel || "", frame.payload.reason);
+      }
+    }
+
+    function open() {
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      ws = new WebSocket(scheme + location.host + "/ws/");
+      ws.onopen = function () {
+        retry = 500;
+        onState("live");
+        subscriptions.forEach(function (sub, channel) { send(subscribeFrame(channel, sub)); });
+      };
+      ws.onmessage = function (msg) { onFrame(JSON.parse(msg.data)); };
+      ws.onclose = function () {
+        onState("down");
+        setTimeout(open, retry);
+        retry = Math.min(retry * 2, 10000);
+      };
+    }
+
+    open();
+    return {
+      subscribe: function (channel, payload, handlers) {
+        const sub = { payload: payload || {}, handlers: handlers || {}, at: null };
+        subscriptions.set(channel, sub);
+        send(subscribeFrame(channel, sub));
+      },
+      unsubscribe: function (channel) {
+        subscriptions.delete(channel);
+        send({ type: "unsubscribe", channel: channel });
+      },
+      position: function (channel) {
+        const sub = subscriptions.get(channel);
+        return sub && sub.at ? { epoch: sub.at.epoch, seq: sub.at.seq } : null;
+      },
+      send: send,
+    };
+  }
+
+  window.MissionControlLive = { connect: connect };
+
   const state = document.getElementById("ws-state");
+  if (!state) return; // a page without the live overview uses MissionControlLive itself
   const rows = document.getElementById("thread-rows");
   const stream = document.getElementById("log-stream");
   const activeCount = document.getElementById("active-count");
@@ -11,7 +89,6 @@
   const MAX_LOGS = 200;
   let paused = false;
   let received = 0;
-  let retry = 500;
 
   function text(tag, value, cls) {
     const el = document.createElement(tag);
@@ -59,28 +136,18 @@
     }
   }
 
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(scheme + location.host + "/ws/");
-    ws.onopen = function () {
-      retry = 500;
-      state.textContent = "live";
-      state.dataset.state = "live";
-      ws.send(JSON.stringify({ type: "subscribe", channel: "global", request_id: "global" }));
-      ws.send(JSON.stringify({ type: "subscribe", channel: "logs:*", payload: { history: 50 }, request_id: "logs" }));
-    };
-    ws.onmessage = function (msg) {
-      const frame = JSON.parse(msg.data);
-      if (frame.type === "event") frame.payload.events.forEach(function (e) { onEvent(frame.channel, e); });
-      else if (frame.type === "error") console.warn("Mission Control:", frame.payload.reason);
-    };
-    ws.onclose = function () {
-      state.textContent = "reconnecting…";
-      state.dataset.state = "down";
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10000);
-    };
+  const live = connect(function (value) {
+    state.textContent = value === "live" ? "live" : "reconnecting…";
+    state.dataset.state = value;
+  });
+  function each(channel) {
+    return function (events) { events.forEach(function (e) { onEvent(channel, e); }); };
   }
+  live.subscribe("global", {}, { onEvents: each("global") });
+  live.subscribe("logs:*", { history: 50 }, {
+    onEvents: each("logs:*"),
+    onResync: function () { stream.replaceChildren(); }, // the snapshot that follows refills it
+  });
 
   pauseButton.addEventListener("click", function () {
     paused = !paused;
