@@ -44,14 +44,19 @@
 
     function open() {
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      ws = new WebSocket(scheme + location.host + "/ws/");
-      ws.onopen = function () {
+      const socket = new WebSocket(scheme + location.host + "/ws/");
+      let lost = false;
+      ws = socket;
+      socket.onopen = function () {
         retry = 500;
         onState("live");
         subscriptions.forEach(function (sub, channel) { send(subscribeFrame(channel, sub)); });
       };
-      ws.onmessage = function (msg) { onFrame(JSON.parse(msg.data)); };
-      ws.onclose = function () {
+      socket.onmessage = function (msg) { onFrame(JSON.parse(msg.data)); };
+      // Some runtimes report a refused connection with `error` alone, no `close`.
+      socket.onerror = socket.onclose = function () {
+        if (lost) return;
+        lost = true;
         onState("down");
         setTimeout(open, retry);
         retry = Math.min(retry * 2, 10000);
