@@ -207,13 +207,32 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
+# At-least-once execution (every task is idempotent, see missioncontrol/taskruns.py):
+# a message is acknowledged after its task ends, so a worker killed mid-task leaves it
+# to be run again; a killed pool child is requeued at once (reject_on_worker_lost).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a dead worker holds at most one message per process
+# No run may last longer than the hard limit; the soft one lets a task stop cleanly.
+CELERY_TASK_TIME_LIMIT = env_int("MC_CELERY_TASK_TIME_LIMIT", 1800)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - max(1, CELERY_TASK_TIME_LIMIT // 10)
+# Redis redelivers an unacknowledged message after the visibility timeout. It must exceed
+# the hard time limit (and any countdown), or a task still running would be started a
+# second time by another worker; beyond that, shorter is better: it is how long a
+# message whose worker was killed outright waits before it runs again.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("MC_CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
+}
 # Periodic tasks: run by `celery beat` with Redis, by the web process itself without
 # (missioncontrol/scheduler.py).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "mcps.check-health": {"task": "mcps.check_health", "schedule": float(MC.mcps.health_check_interval)},
     # Spools left by any process on this data volume (each web process drains its own too).
+    "missioncontrol.sweep-task-runs": {
+        "task": "missioncontrol.sweep_task_runs",
+        "schedule": 300.0,
+        "options": {"expires": 280},
+    },
     "missioncontrol.drain-spool": {
         "task": "missioncontrol.drain_spool",
         "schedule": 30.0,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from celery import shared_task
+from django.conf import settings
 
+from missioncontrol import taskruns
 from missioncontrol.ingest.spool import drain_default
 from missioncontrol.metrics import SPOOL_REPLAYED
 
@@ -24,3 +27,9 @@ def drain_spool() -> dict[str, Any]:
         "remaining": report.remaining,
         "error": report.error,
     }
+
+
+@shared_task(name="missioncontrol.sweep_task_runs")
+def sweep_task_runs() -> int:
+    """Mark lost the runs whose worker died: started longer ago than the hard time limit allows."""
+    return taskruns.sweep(timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60))

@@ -9,10 +9,16 @@ exactly as in an outage.
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import redis
 from django.db import connection, connections
+
+from tests.processes import free_port
 
 
 def _admin() -> object:
@@ -65,3 +71,44 @@ def database_down() -> Iterator[None]:
         yield
     finally:
         bring_back(token)
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, which can be killed and started again."""
+
+    def __init__(self, directory: Path, persistent: bool) -> None:
+        self.port, self.directory, self.persistent = free_port(), directory, persistent
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        durability = (
+            ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        )
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                *durability,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no shutdown save
+        self.proc.wait()

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from channels.layers import channel_layers
 
 from missioncontrol import history
 from tests.conftest import Socket, event, post_batch
-from tests.processes import free_port
+from tests.faults import PrivateRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,47 +127,6 @@ async def test_a_malformed_resume_is_an_error_naming_the_field() -> None:
 
 
 # --- Redis restarted under the live stream -------------------------------------------
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, which can be killed and started again."""
-
-    def __init__(self, directory: Path, persistent: bool) -> None:
-        self.port, self.directory, self.persistent = free_port(), directory, persistent
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        durability = (
-            ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
-        )
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.directory),
-                "--save",
-                "",
-                *durability,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # SIGKILL: no shutdown save
-        self.proc.wait()
 
 
 @pytest.fixture(params=[True, False], ids=["persistent", "volatile"])
