@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
+from django.utils.decorators import sync_and_async_middleware
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -140,27 +142,53 @@ def _connections_in_use(connection: Any) -> dict[str, int] | None:
 
 
 _shared = SharedStateCollector()
+_shared_registry = CollectorRegistry()
+_shared_registry.register(_shared)
 
 
 def exposition() -> tuple[bytes, str]:
-    """The metrics text of every process (multiprocess mode) or of this one."""
-    registry = CollectorRegistry()
+    """The metrics text of every process (multiprocess mode) or of this one, and shared state."""
     if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        return generate_latest(registry) + generate_latest(_shared_registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(_shared_registry), CONTENT_TYPE_LATEST
+
+
+def surface(path: str) -> str | None:
+    """Which query surface a request path belongs to (None: not measured)."""
+    if path.startswith("/graphql"):
+        return "graphql"
+    if path.startswith("/api/"):
+        return "rest"
+    return None
+
+
+@sync_and_async_middleware
+def query_latency_middleware(get_response: Any) -> Any:
+    """Observe the time to answer REST and GraphQL requests (mission_control_query_latency)."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: Any) -> Any:
+            kind = surface(request.path)
+            if kind is None:
+                return await get_response(request)
+            start = time.perf_counter()
+            try:
+                return await get_response(request)
+            finally:
+                QUERY_LATENCY.labels(kind).observe(time.perf_counter() - start)
+
     else:
-        for collector in list(REGISTRY._collector_to_names):  # this process's own metrics
-            registry.register(collector)
-    registry.register(_shared)
-    return generate_latest(registry), CONTENT_TYPE_LATEST
 
+        def middleware(request: Any) -> Any:  # type: ignore[misc]
+            kind = surface(request.path)
+            if kind is None:
+                return get_response(request)
+            start = time.perf_counter()
+            try:
+                return get_response(request)
+            finally:
+                QUERY_LATENCY.labels(kind).observe(time.perf_counter() - start)
 
-class Timer:
-    """`with Timer() as t: ...; t.seconds`."""
-
-    def __enter__(self) -> Timer:
-        self.start = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self.start
+    return middleware

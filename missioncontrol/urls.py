@@ -10,6 +10,7 @@ from missioncontrol.graphql.views import graphql_view
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

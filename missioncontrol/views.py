@@ -15,6 +15,7 @@ from django.shortcuts import render
 
 from mcps.models import MCPServer
 from missioncontrol.ingest.spool import default_spool
+from missioncontrol.metrics import exposition
 from threads.models import Thread
 
 
@@ -77,3 +78,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "servers": MCPServer.objects.order_by("-last_seen")[:12],
     }
     return render(request, "overview.html", context)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of Mission Control's own metrics (missioncontrol.metrics)."""
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)

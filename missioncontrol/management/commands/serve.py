@@ -11,6 +11,7 @@ the process manager to restart.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from missioncontrol.metrics import MULTIPROCESS_ENV
 
 APPLICATION = "missioncontrol.asgi:application"
 
@@ -30,6 +33,17 @@ def daphne_options() -> list[str]:
         "--ping-timeout",
         str(settings.WS_PING_TIMEOUT),
     ]
+
+
+def metrics_environment() -> dict[str, str]:
+    """The workers' environment: one PROMETHEUS_MULTIPROC_DIR, emptied, so /metrics sums them all."""
+    env = dict(os.environ)
+    if not env.get(MULTIPROCESS_ENV):
+        directory = settings.DATA_DIR / "prometheus"
+        shutil.rmtree(directory, ignore_errors=True)  # values of earlier runs' processes
+        directory.mkdir(parents=True)
+        env[MULTIPROCESS_ENV] = str(directory)
+    return env
 
 
 class Command(BaseCommand):
@@ -67,7 +81,8 @@ class Command(BaseCommand):
         listener.set_inheritable(True)
         fd = listener.fileno()
         command = [sys.executable, "-m", "daphne", "--fd", str(fd), *daphne_options(), APPLICATION]
-        children = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
+        env = metrics_environment()
+        children = [subprocess.Popen(command, pass_fds=(fd,), env=env) for _ in range(workers)]
         self.stdout.write(f"serving on {host}:{port} with {workers} daphne workers", ending="\n")
         self.stdout.flush()
 
