@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from logs.models import LogEntry
+from logs.models import ArchiveDay, LogEntry
 
 
 @admin.register(LogEntry)
@@ -13,3 +13,12 @@ class LogEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "timestamp"
     # The hot table can hold millions of rows: don't count them for every page.
     show_full_result_count = False
+
+
+@admin.register(ArchiveDay)
+class ArchiveDayAdmin(admin.ModelAdmin):
+    list_display = ("day", "mcp_id", "tier", "rows", "archived_at", "restored_until", "name")
+    list_filter = ("tier",)
+    search_fields = ("mcp_id", "name")
+    date_hierarchy = "day"
+    readonly_fields = [f.name for f in ArchiveDay._meta.fields]

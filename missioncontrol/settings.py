@@ -234,6 +234,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 300.0,
         "options": {"expires": 280},
     },
+    # Daily: days past log_retention.hot to the archive, warm to cold, cold past its age gone.
+    "logs.archive": {"task": "logs.archive", "schedule": 86400.0, "options": {"expires": 86000}},
     "missioncontrol.drain-spool": {
         "task": "missioncontrol.drain_spool",
         "schedule": 30.0,
@@ -253,6 +255,36 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# Log retention tiers (logs/archive.py): hot in the database, then warm and cold files in
+# the archive storage: the data directory, or an S3-compatible bucket (django-storages,
+# with boto3 installed) when MC_ARCHIVE_S3_BUCKET is set.
+LOG_RETENTION = MC.log_retention
+
+
+def _archive_storage() -> dict[str, object]:
+    bucket = env_str("MC_ARCHIVE_S3_BUCKET")
+    if bucket:
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": env_str("MC_ARCHIVE_S3_ENDPOINT"),
+                "location": env_str("MC_ARCHIVE_S3_PREFIX", "mission-control/logs"),
+                "file_overwrite": True,
+            },
+        }
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "archive")},
+    }
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "archive": _archive_storage(),
+}
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -40,10 +40,14 @@ def args_digest(args: Any, kwargs: Any) -> str:
 
 def _guarded(record: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
-        from django.db import DatabaseError, close_old_connections
+        from django.db import DatabaseError, connections
 
         try:
-            close_old_connections()
+            # A worker's connection may have broken since its last task; an eager task
+            # runs inside its caller's transaction, which must be left alone.
+            for connection in connections.all(initialized_only=True):
+                if not connection.in_atomic_block:
+                    connection.close_if_unusable_or_obsolete()
             record(*args, **kwargs)
         except DatabaseError as exc:
             logger.warning("task runs: not recorded (%s): %s", record.__name__, exc)
