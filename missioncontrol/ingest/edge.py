@@ -84,8 +84,8 @@ def _database_down(exc: Exception, reason: str) -> Answer:
     return Answer(503, None, reason, Retry_After=str(RETRY_AFTER_SECONDS))
 
 
-def _authenticate(raw_key: str) -> str | None:
-    """The bound server of an active key (None if unbound); 401 otherwise."""
+def _authenticate(raw_key: str) -> tuple[str | None, Exception | None]:
+    """(bound server of an active key or None, the database error if it is down); 401 otherwise."""
     try:
         key = IngestKey.objects.authenticate(raw_key)
         if key is not None:
@@ -94,11 +94,11 @@ def _authenticate(raw_key: str) -> str | None:
         known, mcp_id = known_keys.recall(raw_key)
         if not known:
             raise _database_down(exc, "the database is unavailable; retry later") from exc
-        return mcp_id
+        return mcp_id, exc
     if key is None:
         raise Answer(401, "Authorization", "unknown or revoked ingest key", WWW_Authenticate="Bearer")
     known_keys.remember(raw_key, key.mcp_id)
-    return key.mcp_id
+    return key.mcp_id, None
 
 
 def _parse(body: bytes) -> list[Any]:
@@ -142,9 +142,11 @@ def receive_batch(raw_key: str, body: bytes) -> Received:
     # Executor threads keep their connections: drop broken or expired ones around use.
     _close_connections()
     try:
-        mcp_id = _authenticate(raw_key)
+        mcp_id, down = _authenticate(raw_key)
         events = _parse(body)
         source = Source(mcp_id=mcp_id)
+        if down is not None:  # no second wait for a database that just failed to answer
+            return _spool(events, source, down)
         try:
             return Received(ingest(events, source), len(events))
         except DATABASE_DOWN as exc:
