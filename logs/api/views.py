@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
@@ -20,14 +20,28 @@ from logs.api.serializers import LogEventSerializer
 from logs.filtersets import LogFilterSet
 from logs.models import LogEntry
 from missioncontrol.listing import FilteredList, filtered
-from missioncontrol.openapi import NOT_FOUND
+from missioncontrol.openapi import NOT_FOUND, FilteredListSchema
 from missioncontrol.pagination import Keyset
+
+
+class LogListSchema(FilteredListSchema):
+    def get_override_parameters(self) -> list[Any]:
+        archived = OpenApiParameter(
+            "archived",
+            bool,
+            description=(
+                "true: read archived days (log retention) instead of the database, between `from` and "
+                "`to` (both required, at most 31 days apart); rows carry `archived: true`; no cursor."
+            ),
+        )
+        return [*super().get_override_parameters(), archived]
 
 
 class LogList(FilteredList):
     filterset_class = LogFilterSet
     keyset = Keyset("timestamp", default_limit=100, max_limit=1000)
     row_serializer = LogEventSerializer
+    schema = LogListSchema()
 
     def get(self, request: Request, **kwargs: Any) -> Response:
         archived = request.query_params.get("archived")
