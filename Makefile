@@ -69,6 +69,7 @@ bench: install
 	$(PY) bench/query.py
 	$(PY) bench/gateway.py
 	$(PY) bench/otlp.py
+	$(PY) bench/spool.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache node_modules

@@ -6,7 +6,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from logs import export as exporting
-from logs.models import LogEntry
+from logs.models import ArchiveDay, LogEntry
 
 
 @admin.register(LogEntry)
@@ -33,3 +33,12 @@ class LogEntryAdmin(admin.ModelAdmin):
     @admin.action(description="Export selected logs as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> StreamingHttpResponse:
         return self._export(queryset, "jsonl")
+
+
+@admin.register(ArchiveDay)
+class ArchiveDayAdmin(admin.ModelAdmin):
+    list_display = ("day", "mcp_id", "tier", "rows", "archived_at", "restored_until", "name")
+    list_filter = ("tier",)
+    search_fields = ("mcp_id", "name")
+    date_hierarchy = "day"
+    readonly_fields = [f.name for f in ArchiveDay._meta.fields]

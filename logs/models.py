@@ -80,3 +80,28 @@ class LogEntry(models.Model):
             "context": self.context,
             "exception": self.exception,
         }
+
+
+class ArchiveDay(models.Model):
+    """One day of one server's logs in the archive (a compressed JSON Lines file), and where it is."""
+
+    class Tier(models.TextChoices):
+        WARM = "warm"
+        COLD = "cold"
+
+    day = models.DateField()
+    mcp_id = models.CharField(max_length=200)
+    tier = models.CharField(max_length=4, choices=Tier.choices, default=Tier.WARM)
+    name = models.CharField(max_length=500, help_text="The file's name in the archive storage")
+    rows = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    archived_at = models.DateTimeField(db_default=Now())
+    # Restored to the hot table (restore_logs): kept there, not re-archived, until then.
+    restored_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day", "mcp_id"]
+        constraints = [models.UniqueConstraint(fields=["day", "mcp_id"], name="archive_day_server")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.mcp_id} ({self.tier}, {self.rows} rows)"

@@ -20,6 +20,7 @@ from django.urls import get_resolver  # noqa: E402
 
 from mcps.endpoint.http import mcp_endpoint  # noqa: E402
 from mcps.gateway import embedded  # noqa: E402
+from missioncontrol.ingest import drainer  # noqa: E402
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
 from missioncontrol.ingest.otlp.edge import SIGNALS as OTLP_PATHS  # noqa: E402
 from missioncontrol.ingest.otlp.edge import otlp_endpoint  # noqa: E402
@@ -37,6 +38,7 @@ django_http = ASGIStaticFilesHandler(django_asgi_app)
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Ingest batches and OTLP exports bypass Django's request cycle (see ingest.edge); the rest is Django."""
     embedded.start()
+    drainer.start()
     if scope["path"] == INGEST_PATH:
         await ingest_endpoint(scope, receive, send)
     elif scope["path"].rstrip("/") in OTLP_PATHS:

@@ -6,8 +6,11 @@ import os
 
 from celery import Celery
 
+from missioncontrol import taskruns
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "missioncontrol.settings")
 
 app = Celery("missioncontrol")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+taskruns.connect(app)  # every execution recorded as a TaskRun

@@ -72,6 +72,10 @@ class WebsocketConfig:
     max_connections: int = 1000
     # How many matching logs a new logs subscription receives before live ones.
     log_history: int = 100
+    # Resumable streams (missioncontrol.history): messages kept per channel, and how long
+    # an idle channel's history is kept.
+    resume_history: int = 1000
+    resume_seconds: int = 3600
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,8 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             ping_timeout=_int(w, "ping_timeout", 10, "websocket", 1),
             max_connections=_int(w, "max_connections", 1000, "websocket", 1),
             log_history=_int(w, "log_history", 100, "websocket", 0),
+            resume_history=_int(w, "resume_history", 1000, "websocket", 0),
+            resume_seconds=_int(w, "resume_seconds", 3600, "websocket", 1),
         ),
         database=DatabaseConfig(
             url=_expand_env(db_url) if db_url else None,

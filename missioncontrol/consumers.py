@@ -1,14 +1,21 @@
 """The one WebSocket endpoint, /ws/, speaking the contract's frames.
 
 Client frames: subscribe, unsubscribe, command, query, ping. Server frames: event,
-response, error. A subscription first receives the channel's current state (a
+response, error, resync. A subscription first receives the channel's current state (a
 thread's details, timeline and transcript; the last N matching logs; the active
 threads), then live events as batches commit.
+
+Resuming (missioncontrol.history): live event frames carry the channel's `epoch` and
+`seq`, and so does the snapshot frame. A client that reconnects subscribes with
+`{"resume": {"epoch": ..., "seq": ...}}` (the last it saw on that channel) and receives
+the frames it missed, in order, instead of a snapshot; or, when the history cannot
+answer, a `resync` frame followed by the snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -21,9 +28,13 @@ from audit.models import PermissionEvent
 from logs.events import LogFilter, recent
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
+from missioncontrol import live
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
+from missioncontrol.metrics import WEBSOCKET_CONNECTIONS
 from threads.models import Thread
+
+logger = logging.getLogger(__name__)
 
 # A log sent in a subscription's history may also come by live message (its batch
 # committed before the history query, its group_send after); its id is remembered
@@ -84,13 +95,30 @@ def _snapshot(channel: str, log_filter: LogFilter | None, limit: int) -> list[di
 class Subscription:
     """One channel a socket listens to, with its server-side log filter."""
 
-    __slots__ = ("channel", "log_filter", "history_ids", "history_until")
+    __slots__ = ("channel", "log_filter", "history_ids", "history_until", "sent_seq")
 
     def __init__(self, channel: str, log_filter: LogFilter | None) -> None:
         self.channel = channel
         self.log_filter = None if log_filter is None or log_filter.is_empty else log_filter
         self.history_ids: set[str] = set()
         self.history_until = 0.0
+        # After a resume: the last seq replayed; live messages up to it are repeats.
+        self.sent_seq = 0
+
+
+def _resume_point(payload: dict[str, Any]) -> tuple[str, int] | None:
+    """The (epoch, seq) of a subscribe's `resume`; ValueError naming the field."""
+    resume = payload.get("resume")
+    if resume is None:
+        return None
+    if not isinstance(resume, dict):
+        raise ValueError("resume: expected an object {epoch, seq}")
+    epoch, seq = resume.get("epoch"), resume.get("seq")
+    if not isinstance(epoch, str) or not epoch:
+        raise ValueError("resume.epoch: expected the epoch of the last event frame received")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValueError("resume.seq: expected the seq (an integer >= 0) of the last event frame received")
+    return epoch, seq
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -127,6 +155,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=1013)  # try again later
             return
         LiveConsumer.open_sockets += 1
+        WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
 
     async def disconnect(self, code: int) -> None:
@@ -134,9 +163,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
             task.cancel()
         if getattr(self, "counted", False):
             LiveConsumer.open_sockets -= 1
+            WEBSOCKET_CONNECTIONS.dec()
             self.counted = False
         for channel in list(getattr(self, "subscriptions", {})):
-            await self.channel_layer.group_discard(group_for(channel), self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group_for(channel), self.channel_name)
+            except Exception as exc:  # Redis gone or restarted: the group is left locally anyway
+                logger.warning("ws: leaving %s failed: %s", channel, exc)
         self.subscriptions = {}
 
     async def send_error(
@@ -186,6 +219,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         except ValueError as exc:
             await self.send_error(str(exc), str(channel or ""), request_id, field="channel")
             return
+        try:
+            resume = _resume_point(payload)
+        except ValueError as exc:
+            await self.send_error(str(exc), channel, request_id, field="resume")
+            return
         limit = payload.get("history", settings.WS_LOG_HISTORY)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 1000:
             await self.send_error(
@@ -194,16 +232,35 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         subscription = Subscription(channel, log_filter)
         if channel not in self.subscriptions:
-            # Join before reading the snapshot so nothing committed meanwhile is missed.
+            # Join before reading the snapshot (or the history) so nothing committed
+            # meanwhile is missed; what both bring is dropped by id (or seq).
             await self.channel_layer.group_add(group_for(channel), self.channel_name)
         self.subscriptions[channel] = subscription
-        await self.send(text_data=frame("response", channel, {"subscribed": True}, request_id))
+        if resume is not None:
+            replay = await live.replay(channel, *resume)
+            if replay.resync is None:
+                await self.send(
+                    text_data=frame("response", channel, {"subscribed": True, "resumed": True}, request_id)
+                )
+                for message in replay.messages:
+                    await self._forward(subscription, message)  # type: ignore[arg-type]
+                subscription.sent_seq = replay.position.seq
+                return
+            await self.send(
+                text_data=frame("response", channel, {"subscribed": True, "resumed": False}, request_id)
+            )
+            resync = {"reason": replay.resync, "epoch": replay.position.epoch, "seq": replay.position.seq}
+            await self.send(text_data=frame("resync", channel, resync, request_id))
+        else:
+            await self.send(text_data=frame("response", channel, {"subscribed": True}, request_id))
+        # The position first: a live message after it may come before the snapshot is read.
+        at = await live.position(channel)
         snapshot = await database_sync_to_async(_snapshot)(channel, log_filter, limit)
         if kind == "logs":
             subscription.history_ids = {event["id"] for event in snapshot}
             subscription.history_until = time.monotonic() + _HISTORY_DEDUP_SECONDS
         if snapshot or kind == "logs":
-            await self.send(text_data=events_frame(channel, [encode(e) for e in snapshot]))
+            await self.send(text_data=events_frame(channel, [encode(e) for e in snapshot], at))
 
     async def on_unsubscribe(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
         if not isinstance(channel, str) or channel not in self.subscriptions:
@@ -288,11 +345,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
         subscription = self.subscriptions.get(message["channel"])
         if subscription is None:
             return
+        seq = message.get("seq")
+        if seq is not None and seq <= subscription.sent_seq:
+            return  # already sent by the resume's replay
+        await self._forward(subscription, message)
+
+    async def _forward(self, subscription: Subscription, message: EventsMessage) -> None:
         meta = message.get("meta")
+        at = live.message_position(message)
         if meta is None or not (subscription.log_filter or subscription.history_ids):
             text = message.get("frame")
             if text is None:
-                text = message["frame"] = events_frame(message["channel"], message["events"])
+                text = message["frame"] = events_frame(message["channel"], message["events"], at)
             await self.send(text_data=text)
             return
         log_filter = subscription.log_filter or LogFilter()
@@ -305,4 +369,4 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if m[0] not in skip and log_filter.matches(m)
         ]
         if events:
-            await self.send(text_data=events_frame(message["channel"], events))
+            await self.send(text_data=events_frame(message["channel"], events, at))

@@ -8,13 +8,19 @@ them, so fan-out to many browsers costs no re-encoding.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from channels.layers import get_channel_layer
 
+from missioncontrol import history
+from missioncontrol.history import Position, Replay
 from missioncontrol.jsontext import dumps
+from missioncontrol.metrics import MESSAGE_THROUGHPUT
+
+logger = logging.getLogger(__name__)
 
 # Channel kinds of the contract: global, thread:{id}, mcp:{id}, logs:{thread_id},
 # logs:*, permission:{thread_id}.
@@ -57,11 +63,14 @@ class ClientFrame(TypedDict):
 
 
 class ServerFrame(TypedDict):
-    type: Literal["event", "response", "error"]
+    type: Literal["event", "response", "error", "resync"]
     channel: str
     payload: dict[str, Any]
     timestamp: str
     request_id: NotRequired[str]
+    # Live event frames and snapshots: the channel's position (missioncontrol.history).
+    epoch: NotRequired[str]
+    seq: NotRequired[int]
 
 
 # Filter fields of a log travelling with its encoded text: id, level, service,
@@ -82,6 +91,9 @@ class EventsMessage(TypedDict):
     events: list[str]
     meta: list[LogMeta] | None
     frame: NotRequired[str]
+    # Set when published (missioncontrol.history): the channel's epoch and this message's number.
+    epoch: NotRequired[str]
+    seq: NotRequired[int]
 
 
 def now_iso() -> str:
@@ -93,7 +105,7 @@ def encode(payload: Any) -> str:
 
 
 def frame(
-    kind: Literal["event", "response", "error"],
+    kind: Literal["event", "response", "error", "resync"],
     channel: str,
     payload: dict[str, Any],
     request_id: str | None = None,
@@ -104,8 +116,13 @@ def frame(
     return encode(dict(out))
 
 
-def events_frame(channel: str, encoded_events: list[str]) -> str:
-    """An event frame whose payload is {"events": [...]}, assembled from encoded events."""
+def events_frame(channel: str, encoded_events: list[str], position: Position | None = None) -> str:
+    """An event frame whose payload is {"events": [...]}, assembled from encoded events.
+
+    With a position (a live message's, or a snapshot's), the frame carries `epoch` and
+    `seq`: what the client sends back to resume.
+    """
+    tail = "" if position is None else ',"epoch":' + encode(position.epoch) + ',"seq":' + str(position.seq)
     return (
         '{"type":"event","channel":'
         + encode(channel)
@@ -113,8 +130,35 @@ def events_frame(channel: str, encoded_events: list[str]) -> str:
         + ",".join(encoded_events)
         + ']},"timestamp":"'
         + now_iso()
-        + '"}'
+        + '"'
+        + tail
+        + "}"
     )
+
+
+def message_position(message: EventsMessage) -> Position | None:
+    epoch, seq = message.get("epoch"), message.get("seq")
+    return None if epoch is None or seq is None else Position(epoch, seq)
+
+
+def _sequenced_layer(layer: Any) -> bool:
+    return hasattr(layer, "replay")
+
+
+async def replay(channel: str, epoch: Any, seq: int) -> Replay:
+    """What a client at (epoch, seq) on `channel` missed, or why it must resync."""
+    layer = get_channel_layer()
+    if _sequenced_layer(layer):
+        return await layer.replay(group_for(channel), epoch, seq)  # type: ignore[union-attr]
+    return history.memory.replay(group_for(channel), epoch, seq)
+
+
+async def position(channel: str) -> Position:
+    """The channel's epoch and last sequence number now."""
+    layer = get_channel_layer()
+    if _sequenced_layer(layer):
+        return await layer.position(group_for(channel))  # type: ignore[union-attr]
+    return history.memory.position(group_for(channel))
 
 
 class Outbox:
@@ -145,13 +189,31 @@ class Outbox:
         return out
 
     async def send(self) -> None:
+        """Publish the committed events; never raises (what was stored stays readable).
+
+        A connection to Redis broken since the last publish (Redis restarted) fails the
+        first attempt and is reopened by the second.
+        """
         layer = get_channel_layer()
         if layer is None or not self.events:
             return
         messages = self.messages()
+        for attempt in (1, 2):
+            try:
+                await self._publish(layer, messages)
+                break
+            except Exception as exc:  # a broken layer must not turn a stored batch into an error
+                if attempt == 2:
+                    logger.error("live: %d channel message(s) not published: %s", len(messages), exc)
+                    return
+        for channel, events in self.events.items():
+            MESSAGE_THROUGHPUT.labels(channel.partition(":")[0]).inc(len(events))
+
+    @staticmethod
+    async def _publish(layer: Any, messages: list[tuple[str, dict[str, Any]]]) -> None:
         send_many = getattr(layer, "group_send_many", None)
-        if send_many is not None:  # the Redis layer: every channel in one round trip
+        if send_many is not None:  # the Redis layer: every channel in one round trip, numbered there
             await send_many(messages)
             return
         for group, message in messages:
-            await layer.group_send(group, message)
+            await layer.group_send(group, history.memory.record(group, message))

@@ -145,3 +145,44 @@ class UserPreference(models.Model):
 
     def clean(self) -> None:
         self.log_filters = _flat("log_filters", validate_filters, "logs", self.log_filters)
+
+
+class TaskRunQuerySet(models.QuerySet["TaskRun"]):
+    def running(self) -> TaskRunQuerySet:
+        return self.filter(status=TaskRun.Status.STARTED)
+
+    def mark_lost(self, reason: str) -> int:
+        """End runs whose worker is gone (never finished, never to finish): status lost."""
+        return self.running().update(status=TaskRun.Status.LOST, finished_at=Now(), error=reason)
+
+
+class TaskRun(models.Model):
+    """One Celery task execution: what ran, with which arguments (digest), how it ended."""
+
+    class Status(models.TextChoices):
+        STARTED = "started"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        RETRYING = "retrying"
+        LOST = "lost"  # the worker died mid-execution; the broker redelivers the message
+
+    task_id = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255, db_index=True)
+    args_digest = models.CharField(max_length=64, help_text="SHA-256 of the JSON of args and kwargs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTED, db_index=True)
+    deliveries = models.PositiveIntegerField(default=1, help_text="Executions of this message (redeliveries)")
+    retries = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(db_default=Now())
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    objects = TaskRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["status", "started_at"], name="taskrun_status_started")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.task_id} ({self.status})"

@@ -437,6 +437,11 @@ def _ingest_operation() -> Schema:
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref("IngestBatch")}}},
         "responses": {
             "200": _json(ref("IngestResult"), "Stored: a verdict per event (some may be rejected)."),
+            "202": _json(
+                ref("IngestResult"),
+                "The database is unreachable: the accepted events are kept durably in the ingest spool "
+                "(the body also has `spooled: true`) and stored once it is back.",
+            ),
             "400": _json(
                 {"oneOf": [ref("IngestResult"), ref("Error")]},
                 "Every event was rejected (the verdicts), or the body is not JSON, not an object with "
@@ -449,7 +454,10 @@ def _ingest_operation() -> Schema:
             ),
             "413": _json(ref("Error"), "The body or the batch is over the limits."),
             "503": _json(
-                ref("Error"), "The database is unavailable; retry later.", **{"Retry-After": RETRY_AFTER}
+                ref("Error"),
+                "The database is unavailable and the batch cannot be spooled (the spool is full, or the "
+                "key was not seen recently); retry later.",
+                **{"Retry-After": RETRY_AFTER},
             ),
         },
     }

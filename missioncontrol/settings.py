@@ -118,6 +118,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "missioncontrol.metrics.query_latency_middleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,6 +176,9 @@ def _databases() -> dict[str, dict[str, object]]:
         raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from exc
     if not db.get("ENGINE"):
         raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme in {DATABASE_URL!r}")
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        # An unreachable host fails in seconds, so ingest spools instead of hanging.
+        db.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("MC_DB_CONNECT_TIMEOUT", 5))
     return {"default": db}
 
 
@@ -205,12 +209,39 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
+# At-least-once execution (every task is idempotent, see missioncontrol/taskruns.py):
+# a message is acknowledged after its task ends, so a worker killed mid-task leaves it
+# to be run again; a killed pool child is requeued at once (reject_on_worker_lost).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a dead worker holds at most one message per process
+# No run may last longer than the hard limit; the soft one lets a task stop cleanly.
+CELERY_TASK_TIME_LIMIT = env_int("MC_CELERY_TASK_TIME_LIMIT", 1800)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - max(1, CELERY_TASK_TIME_LIMIT // 10)
+# Redis redelivers an unacknowledged message after the visibility timeout. It must exceed
+# the hard time limit (and any countdown), or a task still running would be started a
+# second time by another worker; beyond that, shorter is better: it is how long a
+# message whose worker was killed outright waits before it runs again.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("MC_CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
+}
 # Periodic tasks: run by `celery beat` with Redis, by the web process itself without
 # (missioncontrol/scheduler.py).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "mcps.check-health": {"task": "mcps.check_health", "schedule": float(MC.mcps.health_check_interval)},
+    # Spools left by any process on this data volume (each web process drains its own too).
+    "missioncontrol.sweep-task-runs": {
+        "task": "missioncontrol.sweep_task_runs",
+        "schedule": 300.0,
+        "options": {"expires": 280},
+    },
+    # Daily: days past log_retention.hot to the archive, warm to cold, cold past its age gone.
+    "logs.archive": {"task": "logs.archive", "schedule": 86400.0, "options": {"expires": 86000}},
+    "missioncontrol.drain-spool": {
+        "task": "missioncontrol.drain_spool",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
 }
 SCHEDULE_IN_PROCESS = env_bool("MC_SCHEDULE_IN_PROCESS", REDIS_URL is None)
 
@@ -230,6 +261,35 @@ USE_TZ = True
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Log retention tiers (logs/archive.py): hot in the database, then warm and cold files in
+# the archive storage: the data directory, or an S3-compatible bucket (django-storages,
+# with boto3 installed) when MC_ARCHIVE_S3_BUCKET is set.
+LOG_RETENTION = MC.log_retention
+
+
+def _archive_storage() -> dict[str, object]:
+    bucket = env_str("MC_ARCHIVE_S3_BUCKET")
+    if bucket:
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": env_str("MC_ARCHIVE_S3_ENDPOINT"),
+                "location": env_str("MC_ARCHIVE_S3_PREFIX", "mission-control/logs"),
+                "file_overwrite": True,
+            },
+        }
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "archive")},
+    }
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "archive": _archive_storage(),
+}
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -284,7 +344,19 @@ INGEST_MAX_BODY_BYTES = env_int("MC_INGEST_MAX_BODY_BYTES", MC.ingest.max_body_b
 INGEST_MAX_EVENTS = env_int("MC_INGEST_MAX_EVENTS", MC.ingest.max_events)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
 
+# Durable ingest (missioncontrol/ingest/spool.py): batches kept on disk while the
+# database is unreachable, answered 202, replayed by the drainer; 503 past the bound.
+SPOOL_DIR = Path(env_str("MC_SPOOL_DIR", str(DATA_DIR / "spool")) or DATA_DIR / "spool")
+SPOOL_MAX_BYTES = env_int("MC_SPOOL_MAX_BYTES", 256 * 1024 * 1024)
+SPOOL_DRAIN_INTERVAL = env_float("MC_SPOOL_DRAIN_INTERVAL", 2.0)
+SPOOL_DRAIN_IN_PROCESS = env_bool("MC_SPOOL_DRAIN_IN_PROCESS", True)
+# How long a key authenticated by this process may still spool while the database is down.
+INGEST_KEY_MEMORY_SECONDS = env_int("MC_INGEST_KEY_MEMORY_SECONDS", 3600)
+
 WS_LOG_HISTORY = MC.websocket.log_history
+# Resumable live streams (missioncontrol/history.py): per-channel history for reconnects.
+WS_RESUME_HISTORY = env_int("MC_WS_RESUME_HISTORY", MC.websocket.resume_history)
+WS_RESUME_SECONDS = MC.websocket.resume_seconds
 # Per web process: a socket past the cap is closed with 1013 (try again later).
 WS_MAX_CONNECTIONS = env_int("MC_WS_MAX_CONNECTIONS", MC.websocket.max_connections)
 WS_PING_INTERVAL = MC.websocket.ping_interval

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("automations.urls")),
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -22,6 +22,8 @@ from mcps.models import MCPServer
 from missioncontrol import search as global_search
 from missioncontrol.activity import activity, error_rate
 from missioncontrol.graph import ENTITY_KINDS
+from missioncontrol.ingest.spool import default_spool
+from missioncontrol.metrics import exposition
 from missioncontrol.models import SavedView, UserPreference
 from missioncontrol.pages import visible
 from threads.models import ExecutionStep, Thread
@@ -59,6 +61,7 @@ async def _channel_layer_state() -> dict[str, Any]:
 async def health(request: HttpRequest) -> JsonResponse:
     database = await sync_to_async(_database_state, thread_sensitive=False)()
     layer = await _channel_layer_state()
+    files, size = await sync_to_async(default_spool().depth, thread_sensitive=False)()
     ok = database["ok"] and layer["ok"]
     response = JsonResponse(
         {
@@ -66,6 +69,8 @@ async def health(request: HttpRequest) -> JsonResponse:
             "mode": "embedded" if settings.EMBEDDED else "production",
             "database": database,
             "channel_layer": layer,
+            # Batches accepted while the database was unreachable, waiting to be stored.
+            "spool": {"files": files, "bytes": size},
         },
         status=200 if ok else 503,
     )
@@ -152,3 +157,9 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "settings.html",
         {"preference": preference, "themes": UserPreference.Theme.choices, "saved": saved, "views": views},
     )
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of Mission Control's own metrics (missioncontrol.metrics)."""
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)

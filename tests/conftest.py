@@ -83,6 +83,13 @@ def _no_embedded_gateway(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _own_spool(settings: Any, tmp_path: Any) -> None:
+    """Each test spools into a directory of its own; tests drain it themselves."""
+    settings.SPOOL_DIR = tmp_path / "spool"
+    settings.SPOOL_DRAIN_IN_PROCESS = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     """Users are made in many tests; the production hasher's cost is not under test."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

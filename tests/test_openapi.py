@@ -125,7 +125,7 @@ def test_it_describes_the_ingest_edge(schema: dict[str, Any]) -> None:
     assert operation["security"] == [{"ingestKey": []}]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/IngestBatch"}
-    assert set(operation["responses"]) == {"200", "400", "401", "413", "503"}
+    assert set(operation["responses"]) == {"200", "202", "400", "401", "413", "503"}
     assert "Retry-After" in operation["responses"]["503"]["headers"]
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
     mapping = schema["components"]["schemas"]["IngestEvent"]["discriminator"]["mapping"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,6 +43,7 @@ from mcps.registry import sync as registry_sync
 from missioncontrol.config import ConfigError, McpsConfig, load_config
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.live import Outbox, encode, now_iso
+from missioncontrol.metrics import GATEWAY_CALL_LATENCY
 
 logger = logging.getLogger(__name__)
 
@@ -370,9 +372,11 @@ class Gateway:
         if not isinstance(arguments, dict):
             raise rpc.GatewayError(400, "expected an object", "arguments")
         timeout = args.get("timeout") or settings.GATEWAY_CALL_TIMEOUT
+        start, outcome = time.perf_counter(), "error"
         try:
             with self.relaying_logs(connection.spec.id, on_log):
                 result = await connection.call_tool(name, arguments, float(timeout), progress)
+            outcome = "ok"
         except Unavailable as exc:
             raise rpc.GatewayError(503, str(exc), "mcp_id") from exc
         except InvalidArguments as exc:
@@ -382,7 +386,10 @@ class Gateway:
             status = 404 if name not in connection.tools else 400
             raise rpc.GatewayError(status, exc.args[0], "tool" if status == 404 else "arguments") from exc
         except TimeoutError as exc:
+            outcome = "timeout"
             raise rpc.GatewayError(
                 504, f"{name} did not answer within {float(timeout):g} s", "timeout"
             ) from exc
+        finally:
+            GATEWAY_CALL_LATENCY.labels(connection.spec.id, outcome).observe(time.perf_counter() - start)
         return {"mcp_id": connection.spec.id, "tool": name, "result": result}

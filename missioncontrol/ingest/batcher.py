@@ -36,6 +36,7 @@ from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest
 from missioncontrol.jsontext import dumps, loads
 from missioncontrol.live import Outbox
+from missioncontrol.metrics import LOG_BUFFER_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ class EventBatcher:
         if overflow > 0:
             del self._pending[:overflow]
             logger.error("%s: %d event(s) dropped, the database is not keeping up", self.name, overflow)
+        LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -205,6 +207,7 @@ class EventBatcher:
             logger.exception("%s: storing %d event(s) failed; will retry", self.name, len(batch))
             return False
         del self._pending[: len(batch)]
+        LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
         await outbox.send()
         return True
 

@@ -10,21 +10,32 @@ transaction; the loop then publishes the committed events and answers.
 Answers: 200 with a verdict per event (400 if every event was rejected); 401 for a
 missing, unknown or revoked key; 405 for another method; 413 for a body or batch over
 the limits (the body is not read past the limit); 400 for a body that is not a JSON
-object with an `events` array; 503 with Retry-After when the database is unreachable.
+object with an `events` array; 503 with Retry-After when the database is unreachable
+and the batch cannot be spooled.
+
+When the database is unreachable, a batch from a key this process authenticated within
+`INGEST_KEY_MEMORY_SECONDS` is validated, its accepted events written durably to the
+spool (ingest.spool) and the answer is 202 with `"spooled": true`; a drainer stores
+them once the database is back. A full spool, or a key not seen recently, answers 503.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import DatabaseError, close_old_connections
 
-from mcps.models import IngestKey
+from mcps.models import IngestKey, hash_key
+from missioncontrol import metrics
 from missioncontrol.ingest.events import Source
-from missioncontrol.ingest.pipeline import IngestResult, ingest
+from missioncontrol.ingest.pipeline import IngestResult, ingest, triage
+from missioncontrol.ingest.spool import DATABASE_DOWN, SpoolFull, default_spool
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
 
 logger = logging.getLogger(__name__)
@@ -41,12 +52,53 @@ class Answer(Exception):
         self.headers = {name.replace("_", "-"): value for name, value in headers.items()}
 
 
-def _authenticate(raw_key: str) -> IngestKey:
-    key = IngestKey.objects.authenticate(raw_key)
+class KeyMemory:
+    """Ingest keys this process authenticated recently: who may still spool while the database is down.
+
+    Only hashes and the bound server are kept. A key revoked during an outage is
+    honoured until the database answers again or the memory expires.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, raw_key: str, mcp_id: str | None) -> None:
+        with self._lock:
+            self._keys[hash_key(raw_key)] = (mcp_id, time.monotonic())
+
+    def recall(self, raw_key: str) -> tuple[bool, str | None]:
+        """(known, bound server) of a key seen within INGEST_KEY_MEMORY_SECONDS."""
+        with self._lock:
+            hit = self._keys.get(hash_key(raw_key))
+        if hit is None or time.monotonic() - hit[1] > settings.INGEST_KEY_MEMORY_SECONDS:
+            return False, None
+        return True, hit[0]
+
+
+known_keys = KeyMemory()
+
+
+def _database_down(exc: Exception, reason: str) -> Answer:
+    logger.warning("ingest: database unavailable: %s", exc)
+    return Answer(503, None, reason, Retry_After=str(RETRY_AFTER_SECONDS))
+
+
+def _authenticate(raw_key: str) -> tuple[str | None, Exception | None]:
+    """(bound server of an active key or None, the database error if it is down); 401 otherwise."""
+    try:
+        key = IngestKey.objects.authenticate(raw_key)
+        if key is not None:
+            key.touch()
+    except DATABASE_DOWN as exc:
+        known, mcp_id = known_keys.recall(raw_key)
+        if not known:
+            raise _database_down(exc, "the database is unavailable; retry later") from exc
+        return mcp_id, exc
     if key is None:
         raise Answer(401, "Authorization", "unknown or revoked ingest key", WWW_Authenticate="Bearer")
-    key.touch()
-    return key
+    known_keys.remember(raw_key, key.mcp_id)
+    return key.mcp_id, None
 
 
 def _parse(body: bytes) -> list[Any]:
@@ -62,24 +114,52 @@ def _parse(body: bytes) -> list[Any]:
     return events
 
 
-def receive_batch(raw_key: str, body: bytes) -> tuple[IngestResult, int]:
-    """Authenticate, parse and store one batch; (result, number of events received)."""
-    # Executor threads keep their connections: drop broken or expired ones around use.
-    close_old_connections()
-    try:
-        key = _authenticate(raw_key)
-        events = _parse(body)
-        return ingest(events, Source(mcp_id=key.mcp_id)), len(events)
-    except (OperationalError, InterfaceError) as exc:
-        logger.warning("ingest: database unavailable: %s", exc)
-        raise Answer(
-            503, None, "the database is unavailable; retry later", Retry_After=str(RETRY_AFTER_SECONDS)
-        ) from exc
-    finally:
+@dataclass
+class Received:
+    result: IngestResult
+    received: int
+    spooled: bool = False
+
+
+def _spool(events: list[Any], source: Source, cause: Exception) -> Received:
+    """Keep the batch's accepted events on disk (fsync'd) while the database is down."""
+    verdicts, valid = triage(events, source)
+    result = IngestResult(verdicts)
+    if valid:
         try:
-            close_old_connections()
-        except DatabaseError:
-            logger.debug("ingest: closing a broken connection failed", exc_info=True)
+            default_spool().append([events[index] for index, _ in valid], source.mcp_id)
+        except SpoolFull as exc:
+            metrics.INGEST_EVENTS.labels("refused").inc(len(valid))
+            raise _database_down(
+                cause, "the database is unavailable and the ingest spool is full; retry later"
+            ) from exc
+        logger.warning("ingest: database unavailable (%s); %d event(s) spooled", cause, len(valid))
+    return Received(result, len(events), spooled=bool(valid))
+
+
+def receive_batch(raw_key: str, body: bytes) -> Received:
+    """Authenticate, parse and store (or spool) one batch."""
+    # Executor threads keep their connections: drop broken or expired ones around use.
+    _close_connections()
+    try:
+        mcp_id, down = _authenticate(raw_key)
+        events = _parse(body)
+        source = Source(mcp_id=mcp_id)
+        if down is not None:  # no second wait for a database that just failed to answer
+            return _spool(events, source, down)
+        try:
+            return Received(ingest(events, source), len(events))
+        except DATABASE_DOWN as exc:
+            return _spool(events, source, exc)
+    finally:
+        _close_connections()
+
+
+def _close_connections() -> None:
+    try:
+        close_old_connections()
+    except DatabaseError:
+        logger.debug("ingest: closing a broken connection failed", exc_info=True)
 
 
 def _bearer(headers: dict[bytes, bytes]) -> str:
@@ -120,11 +200,17 @@ async def _handle(scope: dict[str, Any], receive: Any) -> tuple[int, dict[str, A
     body = await _read_body(receive, limit)
     # An executor thread, not the one thread-sensitive thread: batches from many
     # servers are stored concurrently.
-    result, received = await sync_to_async(receive_batch, thread_sensitive=False)(raw_key, body)
+    batch = await sync_to_async(receive_batch, thread_sensitive=False)(raw_key, body)
     # Committed: only now do subscribers hear of it (one message per channel).
-    await result.outbox.send()
-    answer = result.as_dict()
-    return (400 if received and answer["rejected"] == received else 200), answer
+    await batch.result.outbox.send()
+    answer = batch.result.as_dict()
+    metrics.INGEST_EVENTS.labels("rejected").inc(answer["rejected"])
+    if batch.spooled:
+        metrics.INGEST_EVENTS.labels("spooled").inc(answer["accepted"])
+        return 202, {"spooled": True, **answer}
+    metrics.INGEST_EVENTS.labels("accepted").inc(answer["accepted"])
+    metrics.INGEST_EVENTS.labels("duplicate").inc(answer["duplicates"])
+    return (400 if batch.received and answer["rejected"] == batch.received else 200), answer
 
 
 async def _respond(send: Any, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:

@@ -91,8 +91,11 @@ def _iso(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def ingest(raw_events: list[Any], source: Source) -> IngestResult:
-    """Validate and store a batch; the result's outbox is ready to send after commit."""
+def triage(raw_events: list[Any], source: Source) -> tuple[list[Verdict], list[tuple[int, dict[str, Any]]]]:
+    """Verdicts before storage (rejected, repeated in the batch, or accepted) and the valid events.
+
+    Needs no database: the spool (ingest.spool) keeps the accepted ones while it is down.
+    """
     verdicts: list[Verdict] = []
     valid: list[tuple[int, dict[str, Any]]] = []
     seen: set[str] = set()
@@ -109,7 +112,12 @@ def ingest(raw_events: list[Any], source: Source) -> IngestResult:
         seen.add(event["id"])
         verdicts.append(Verdict(index, event["id"], "accepted"))
         valid.append((index, event))
+    return verdicts, valid
 
+
+def ingest(raw_events: list[Any], source: Source) -> IngestResult:
+    """Validate and store a batch; the result's outbox is ready to send after commit."""
+    verdicts, valid = triage(raw_events, source)
     result = IngestResult(verdicts)
     if valid:
         with transaction.atomic():

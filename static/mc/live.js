@@ -4,9 +4,15 @@
 //   sub.close();
 //
 // Frames follow the contract in ARCHITECTURE.md: client {type, channel, payload,
-// request_id}; server {type: "event"|"response"|"error", channel, payload, timestamp}.
-// Everything about the socket (connecting, backoff, resubscribing after a reconnect,
-// what a snapshot is) lives here, so a change of the protocol changes this file only.
+// request_id}; server {type: "event"|"response"|"error"|"resync", channel, payload,
+// timestamp, epoch?, seq?}. Everything about the socket (connecting, backoff,
+// resubscribing after a reconnect, what a snapshot is) lives here.
+//
+// Resumable: event frames carry the channel's {epoch, seq}; the last one seen per channel
+// is kept and a reconnect subscribes with payload.resume = {epoch, seq}, so the server
+// replays exactly the frames missed (no snapshot then). When it cannot (history lost or
+// too old) it answers `resync`: handlers get ([], frame) with frame.resync = true, then
+// the fresh snapshot (frame.snapshot) that replaces what the page showed.
 (function () {
   "use strict";
   const MC = (window.MC = window.MC || {});
@@ -38,8 +44,11 @@
 
   function subscribeFrame(channel, payload) {
     const sub = subscriptions.get(channel);
-    if (sub) sub.awaitingSnapshot = !channel.startsWith("permission:"); // sent only when not empty
-    return { type: "subscribe", channel: channel, payload: payload || {}, request_id: "sub:" + channel };
+    const body = Object.assign({}, payload || {});
+    if (sub && sub.at) body.resume = sub.at; // missed frames follow, not a snapshot
+    // permission:{id} sends its snapshot only when it is not empty.
+    if (sub) sub.awaitingSnapshot = !body.resume && !channel.startsWith("permission:");
+    return { type: "subscribe", channel: channel, payload: body, request_id: "sub:" + channel };
   }
 
   function onFrame(frame) {
@@ -55,9 +64,21 @@
       console.warn("Mission Control live:", frame.channel, frame.payload && frame.payload.reason);
       return;
     }
-    if (frame.type !== "event") return;
     const sub = subscriptions.get(frame.channel);
     if (!sub) return;
+    if (frame.type === "resync") {
+      sub.at = null;
+      sub.awaitingSnapshot = true;
+      frame.resync = true;
+      sub.handlers.forEach((handler) => handler([], frame));
+      return;
+    }
+    if (frame.type !== "event") return;
+    // Keep the newest position (a live frame published while the snapshot was read may
+    // carry a seq below the snapshot's; its events are still shown).
+    if (frame.seq != null && (!sub.at || sub.at.epoch !== frame.epoch || frame.seq > sub.at.seq)) {
+      sub.at = { epoch: frame.epoch, seq: frame.seq };
+    }
     // The first event frame after a subscribe is the channel's snapshot (state or history).
     frame.snapshot = sub.awaitingSnapshot;
     sub.awaitingSnapshot = false;
@@ -89,6 +110,11 @@
 
   MC.live = {
     get state() { return state; },
+    /** The last {epoch, seq} seen on `channel`, or null. */
+    position(channel) {
+      const sub = subscriptions.get(channel);
+      return sub && sub.at ? { epoch: sub.at.epoch, seq: sub.at.seq } : null;
+    },
     onState(cb) { stateListeners.add(cb); cb(state); },
     /** Listen to `channel`; `handler(events, frame)` gets the snapshot first (frame.snapshot), then live batches. */
     subscribe(channel, payload, handler) {
@@ -114,6 +140,7 @@
       const sub = subscriptions.get(channel);
       if (!sub) return;
       sub.payload = payload || {};
+      sub.at = null; // a new filter starts from a fresh snapshot
       send({ type: "unsubscribe", channel: channel });
       send(subscribeFrame(channel, sub.payload));
     },

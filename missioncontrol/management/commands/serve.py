@@ -12,6 +12,7 @@ demo agent runs beside it as a child process (`run_demo_agent`).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from missioncontrol.metrics import MULTIPROCESS_ENV
 
 APPLICATION = "missioncontrol.asgi:application"
 
@@ -51,6 +54,17 @@ def start_demo_agent(host: str, port: int) -> subprocess.Popen[bytes] | None:
     url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
     manage = Path(settings.BASE_DIR) / "manage.py"
     return subprocess.Popen([sys.executable, str(manage), "run_demo_agent", "--url", url])
+
+
+def metrics_environment() -> dict[str, str]:
+    """The workers' environment: one PROMETHEUS_MULTIPROC_DIR, emptied, so /metrics sums them all."""
+    env = dict(os.environ)
+    if not env.get(MULTIPROCESS_ENV):
+        directory = settings.DATA_DIR / "prometheus"
+        shutil.rmtree(directory, ignore_errors=True)  # values of earlier runs' processes
+        directory.mkdir(parents=True)
+        env[MULTIPROCESS_ENV] = str(directory)
+    return env
 
 
 class Command(BaseCommand):
@@ -97,7 +111,8 @@ class Command(BaseCommand):
         listener.set_inheritable(True)
         fd = listener.fileno()
         command = [sys.executable, "-m", "daphne", "--fd", str(fd), *daphne_options(), APPLICATION]
-        children = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
+        env = metrics_environment()
+        children = [subprocess.Popen(command, pass_fds=(fd,), env=env) for _ in range(workers)]
         self.stdout.write(f"serving on {host}:{port} with {workers} daphne workers", ending="\n")
         self.stdout.flush()
 

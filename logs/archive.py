@@ -1,0 +1,252 @@
+"""Retention tiers for logs: hot (the database) -> warm -> cold (archive files) -> gone.
+
+`log_retention` in the config sets the ages: a day of logs older than `hot` leaves the
+database for a compressed JSON Lines file per day and server in the archive storage
+(`STORAGES["archive"]`: the data directory by default, any S3-compatible bucket through
+django-storages when configured); older than `warm` its file moves to the cold prefix;
+older than `cold` it is deleted.
+
+Safety: rows leave the database only after their file has been written (fsync'd, on the
+local filesystem), read back and verified (same ids, same digest). Re-running is
+harmless: an existing day file is merged with the rows by id, never duplicated.
+`restore` brings archived days back into the database for `hot` more (marked on the
+ArchiveDay so archival leaves them there meanwhile); `read` reads archived days for
+the API without restoring them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, storages
+from django.db import transaction
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from logs.models import ArchiveDay, LogEntry
+from missioncontrol.bulk import insert_new
+from missioncontrol.jsontext import dumps, loads
+
+LOG_FIELDS = ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception")
+_DELETE_CHUNK = 5000
+
+
+class ArchiveError(Exception):
+    """An archive file did not read back as written; nothing was deleted."""
+
+
+def storage() -> Storage:
+    return storages["archive"]
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def file_name(tier: str, day: date, mcp_id: str) -> str:
+    return f"{tier}/{day:%Y/%m/%d}/{quote(mcp_id, safe='')}.jsonl.gz"
+
+
+def encode_rows(rows: list[dict[str, Any]]) -> bytes:
+    # mtime=0: the same rows always give the same bytes (and digest).
+    return gzip.compress(b"".join(dumps(row).encode() + b"\n" for row in rows), mtime=0)
+
+
+def decode_rows(data: bytes) -> list[dict[str, Any]]:
+    return [loads(line) for line in gzip.decompress(data).splitlines() if line]
+
+
+def _write(name: str, data: bytes) -> None:
+    """Write durably: on a local filesystem, temp file + fsync + rename + directory fsync."""
+    store = storage()
+    try:
+        path = Path(store.path(name))
+    except NotImplementedError:  # remote (S3): a completed PUT is durable
+        if store.exists(name):
+            store.delete(name)
+        store.save(name, ContentFile(data))
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".archive-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read(name: str) -> bytes:
+    with storage().open(name, "rb") as handle:
+        return handle.read()
+
+
+def _write_verified(name: str, rows: list[dict[str, Any]]) -> str:
+    """Write `rows` to `name`, read them back and compare; their digest."""
+    data = encode_rows(rows)
+    digest = hashlib.sha256(data).hexdigest()
+    _write(name, data)
+    back = _read(name)
+    if hashlib.sha256(back).hexdigest() != digest or [r["id"] for r in decode_rows(back)] != [
+        r["id"] for r in rows
+    ]:
+        raise ArchiveError(f"{name} did not read back as written")
+    return digest
+
+
+@dataclass
+class ArchiveReport:
+    days: int = 0
+    rows: int = 0
+    moved_cold: int = 0
+    expired: int = 0
+    names: list[str] = field(default_factory=list)
+
+
+def pending_days(before: datetime, now: datetime) -> list[tuple[date, str]]:
+    """(day, server) pairs with logs older than `before`, minus days restored until later than now."""
+    pairs = (
+        LogEntry.objects.filter(timestamp__lt=before)
+        .annotate(day=TruncDate("timestamp", tzinfo=UTC))
+        .values_list("day", "mcp_id")
+        .distinct()
+        .order_by("day", "mcp_id")
+    )
+    held = set(ArchiveDay.objects.filter(restored_until__gt=now).values_list("day", "mcp_id"))
+    return [(day, mcp_id) for day, mcp_id in pairs if (day, mcp_id) not in held]
+
+
+def archive_day(day: date, mcp_id: str, now: datetime, cold_before: date) -> int:
+    """Archive one day of one server's logs; the rows removed from the database."""
+    start, end = day_bounds(day)
+    hot = [
+        row.as_event()
+        for row in LogEntry.objects.filter(mcp_id=mcp_id, timestamp__gte=start, timestamp__lt=end).order_by(
+            "timestamp", "id"
+        )
+    ]
+    if not hot:
+        return 0
+    for row in hot:
+        del row["type"]
+    existing = ArchiveDay.objects.filter(day=day, mcp_id=mcp_id).first()
+    merged: dict[str, dict[str, Any]] = {}
+    if existing is not None:
+        merged.update((row["id"], row) for row in decode_rows(_read(existing.name)))
+    merged.update((row["id"], row) for row in hot)
+    rows = sorted(merged.values(), key=lambda r: (r["timestamp"], r["id"]))
+    tier = ArchiveDay.Tier.COLD if day < cold_before else ArchiveDay.Tier.WARM
+    name = file_name(tier, day, mcp_id)
+    digest = _write_verified(name, rows)
+    with transaction.atomic():
+        ArchiveDay.objects.update_or_create(
+            day=day,
+            mcp_id=mcp_id,
+            defaults={"tier": tier, "name": name, "rows": len(rows), "sha256": digest, "archived_at": now},
+        )
+        ids = [row["id"] for row in hot]
+        for i in range(0, len(ids), _DELETE_CHUNK):
+            LogEntry.objects.filter(id__in=ids[i : i + _DELETE_CHUNK]).delete()
+    if existing is not None and existing.name != name:
+        storage().delete(existing.name)
+    return len(hot)
+
+
+def archive(
+    now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ArchiveReport:
+    """Move every day past `hot` to the archive, warm days past `warm` to cold, drop days past `cold`."""
+    now = now or timezone.now()
+    retention = settings.LOG_RETENTION
+    now_utc = now.astimezone(UTC)
+    # Whole days only: a day leaves the database once all of it is older than `hot`.
+    hot_before = day_bounds((now_utc - timedelta(seconds=retention.hot)).date())[0]
+    cold_before = (now_utc - timedelta(seconds=retention.warm)).date()
+    expire_before = (now_utc - timedelta(seconds=retention.cold)).date()
+    report = ArchiveReport()
+    pending = pending_days(hot_before, now)
+    for done, (day, mcp_id) in enumerate(pending, 1):
+        report.rows += archive_day(day, mcp_id, now, cold_before)
+        report.days += 1
+        if progress is not None:
+            progress(done, len(pending))
+    for entry in ArchiveDay.objects.filter(tier=ArchiveDay.Tier.WARM, day__lt=cold_before):
+        name = file_name(ArchiveDay.Tier.COLD, entry.day, entry.mcp_id)
+        rows = decode_rows(_read(entry.name))
+        _write_verified(name, rows)
+        old, entry.name, entry.tier = entry.name, name, ArchiveDay.Tier.COLD
+        entry.save(update_fields=["name", "tier"])
+        storage().delete(old)
+        report.moved_cold += 1
+    for entry in ArchiveDay.objects.filter(day__lt=expire_before):
+        storage().delete(entry.name)
+        entry.delete()
+        report.expired += 1
+    return report
+
+
+def days_between(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def _as_row(row: dict[str, Any]) -> tuple[Any, ...]:
+    values = dict(row)
+    values["timestamp"] = datetime.fromisoformat(values["timestamp"])
+    return tuple(values.get(f) for f in LOG_FIELDS)
+
+
+def restore(first: date, last: date, mcp_ids: Iterable[str] | None = None) -> tuple[int, int]:
+    """Bring the archived days from `first` to `last` back into the database; (days, rows inserted).
+
+    They stay there for `hot` (restored_until) before archival may take them again.
+    """
+    entries = ArchiveDay.objects.filter(day__gte=first, day__lte=last)
+    if mcp_ids is not None:
+        entries = entries.filter(mcp_id__in=list(mcp_ids))
+    until = timezone.now() + timedelta(seconds=settings.LOG_RETENTION.hot)
+    days = inserted = 0
+    for entry in entries.order_by("day", "mcp_id"):
+        rows = decode_rows(_read(entry.name))
+        with transaction.atomic():
+            inserted += len(insert_new(LogEntry, LOG_FIELDS, [_as_row(r) for r in rows]))
+            entry.restored_until = until
+            entry.save(update_fields=["restored_until"])
+        days += 1
+    return days, inserted
+
+
+def read(first: datetime, last: datetime, mcp_ids: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Archived logs with `first` <= timestamp <= `last` (oldest day first), as API rows."""
+    entries = ArchiveDay.objects.filter(
+        day__gte=first.astimezone(UTC).date(), day__lte=last.astimezone(UTC).date()
+    )
+    if mcp_ids is not None:
+        entries = entries.filter(mcp_id__in=list(mcp_ids))
+    for entry in entries.order_by("day", "mcp_id"):
+        for row in decode_rows(_read(entry.name)):
+            if first <= datetime.fromisoformat(row["timestamp"]) <= last:
+                yield {"type": "log", **row, "archived": True}

@@ -1,0 +1,194 @@
+"""Mission Control's own metrics, for Prometheus at /metrics.
+
+Several processes (daphne workers, Celery workers) each count what they do. With
+`PROMETHEUS_MULTIPROC_DIR` set in their environment before they start (`manage.py
+serve` sets it for its workers; docker-compose sets it for every process sharing the
+volume), prometheus-client keeps each process's values in memory-mapped files there and
+/metrics sums them over all processes, live ones for the gauges ("livesum"). Without it
+(one process, the embedded default) the values are this process's.
+
+Metrics that describe shared state rather than one process's work (spool depth, server
+statuses, database connections) are read when scraped, so every process answers the same.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.utils.decorators import sync_and_async_middleware
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import REGISTRY, Collector
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+INGEST_EVENTS = Counter(
+    "mission_control_ingest_events",
+    "Events received by the ingest endpoint, by outcome (accepted, duplicate, rejected, spooled, refused).",
+    ["outcome"],
+)
+SPOOL_REPLAYED = Counter(
+    "mission_control_spool_replayed_events", "Spooled events replayed into the database."
+)
+WEBSOCKET_CONNECTIONS = Gauge(
+    "mission_control_websocket_connections", "Open WebSocket connections.", multiprocess_mode="livesum"
+)
+MESSAGE_THROUGHPUT = Counter(
+    "mission_control_message_throughput",
+    "Live events published to WebSocket channels, by channel kind.",
+    ["kind"],
+)
+QUERY_LATENCY = Histogram(
+    "mission_control_query_latency_seconds",
+    "Time to answer REST and GraphQL queries.",
+    ["surface"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LOG_BUFFER_SIZE = Gauge(
+    "mission_control_log_buffer_size",
+    "Events produced inside Mission Control waiting to be stored, by batcher.",
+    ["batcher"],
+    multiprocess_mode="livesum",
+)
+GATEWAY_CALL_LATENCY = Histogram(
+    "mission_control_gateway_call_seconds",
+    "Tool calls through the gateway, by server and outcome.",
+    ["mcp_id", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+TASK_RUNS = Counter(
+    "mission_control_task_runs", "Celery task runs, by task and final status.", ["task", "status"]
+)
+
+
+class SharedStateCollector(Collector):
+    """Gauges read at scrape time: spool depth, MCP server statuses, database connections."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from missioncontrol.ingest.spool import default_spool
+
+        files, size = default_spool().depth()
+        spool = GaugeMetricFamily(
+            "mission_control_spool_depth", "Spooled ingest batches waiting for the database."
+        )
+        spool.add_metric([], files)
+        yield spool
+        spool_bytes = GaugeMetricFamily("mission_control_spool_bytes", "Bytes in the ingest spool.")
+        spool_bytes.add_metric([], size)
+        yield spool_bytes
+        yield from _database_gauges()
+
+
+def _database_gauges() -> Iterator[GaugeMetricFamily]:
+    from django.db import DatabaseError, close_old_connections, connection
+    from django.db.models import Count
+
+    from mcps.models import MCPServer
+
+    up = GaugeMetricFamily("mission_control_database_up", "1 if the database answered this scrape.")
+    try:
+        close_old_connections()
+        rows = MCPServer.objects.order_by().values("status").annotate(n=Count("id"))
+        statuses = {row["status"]: row["n"] for row in rows}
+        pool = _connections_in_use(connection)
+    except DatabaseError:
+        up.add_metric([], 0)
+        yield up
+        return
+    finally:
+        with suppress(DatabaseError):
+            close_old_connections()
+    up.add_metric([], 1)
+    yield up
+    servers = GaugeMetricFamily(
+        "mission_control_mcp_connections", "Registered MCP servers by gateway status.", labels=["status"]
+    )
+    for status in MCPServer.Status.values:
+        servers.add_metric([status], statuses.get(status, 0))
+    yield servers
+    if pool is not None:
+        db = GaugeMetricFamily(
+            "mission_control_db_connection_pool",
+            "Connections to Mission Control's database, by state (PostgreSQL's pg_stat_activity).",
+            labels=["state"],
+        )
+        for state, n in pool.items():
+            db.add_metric([state], n)
+        yield db
+
+
+def _connections_in_use(connection: Any) -> dict[str, int] | None:
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() GROUP BY 1"
+        )
+        return {state: n for state, n in cursor.fetchall()}
+
+
+_shared = SharedStateCollector()
+_shared_registry = CollectorRegistry()
+_shared_registry.register(_shared)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text of every process (multiprocess mode) or of this one, and shared state."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry) + generate_latest(_shared_registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(_shared_registry), CONTENT_TYPE_LATEST
+
+
+def surface(path: str) -> str | None:
+    """Which query surface a request path belongs to (None: not measured)."""
+    if path.startswith("/graphql"):
+        return "graphql"
+    if path.startswith("/api/"):
+        return "rest"
+    return None
+
+
+@sync_and_async_middleware
+def query_latency_middleware(get_response: Any) -> Any:
+    """Observe the time to answer REST and GraphQL requests (mission_control_query_latency)."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: Any) -> Any:
+            kind = surface(request.path)
+            if kind is None:
+                return await get_response(request)
+            start = time.perf_counter()
+            try:
+                return await get_response(request)
+            finally:
+                QUERY_LATENCY.labels(kind).observe(time.perf_counter() - start)
+
+    else:
+
+        def middleware(request: Any) -> Any:  # type: ignore[misc]
+            kind = surface(request.path)
+            if kind is None:
+                return get_response(request)
+            start = time.perf_counter()
+            try:
+                return get_response(request)
+            finally:
+                QUERY_LATENCY.labels(kind).observe(time.perf_counter() - start)
+
+    return middleware
