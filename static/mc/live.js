@@ -99,7 +99,11 @@
       try { frame = JSON.parse(message.data); } catch (e) { return; }
       onFrame(frame);
     };
-    socket.onclose = function () {
+    let lost = false;
+    // Some runtimes report a refused connection with `error` alone, no `close`.
+    socket.onerror = socket.onclose = function () {
+      if (lost) return;
+      lost = true;
       setState("down");
       pending.forEach((p) => p.reject({ reason: "connection lost" }));
       pending.clear();
