@@ -8,13 +8,17 @@ them, so fan-out to many browsers costs no re-encoding.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from channels.layers import get_channel_layer
 
 from missioncontrol.jsontext import dumps
+
+logger = logging.getLogger(__name__)
 
 # Channel kinds of the contract: global, thread:{id}, mcp:{id}, logs:{thread_id},
 # logs:*, permission:{thread_id}.
@@ -117,6 +121,17 @@ def events_frame(channel: str, encoded_events: list[str]) -> str:
     )
 
 
+# Called once per sent Outbox with its `global` events (encoded), after they went out:
+# how automations' event and alert triggers see the stream (automations.triggers).
+PublishListener = Callable[[list[str]], Awaitable[None]]
+_listeners: list[PublishListener] = []
+
+
+def on_publish(listener: PublishListener) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
 class Outbox:
     """Events of one committed batch, grouped by channel, sent with one group_send each."""
 
@@ -145,6 +160,15 @@ class Outbox:
         return out
 
     async def send(self) -> None:
+        await self._send()
+        global_events = self.events.get("global")
+        for listener in _listeners if global_events else ():
+            try:
+                await listener(global_events)
+            except Exception:  # a listener's failure must not fail the publication
+                logger.exception("live: a publish listener failed")
+
+    async def _send(self) -> None:
         layer = get_channel_layer()
         if layer is None or not self.events:
             return

@@ -210,6 +210,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # (missioncontrol/scheduler.py).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "mcps.check-health": {"task": "mcps.check_health", "schedule": float(MC.mcps.health_check_interval)},
+    # Scheduled automations, read from the database every minute (automations/tasks.py).
+    "automations.tick": {"task": "automations.tick", "schedule": 60.0, "options": {"expires": 55}},
 }
 SCHEDULE_IN_PROCESS = env_bool("MC_SCHEDULE_IN_PROCESS", REDIS_URL is None)
 
@@ -290,6 +292,14 @@ GATEWAY_EMBEDDED = env_bool("MC_GATEWAY_EMBEDDED", REDIS_URL is None)
 GATEWAY_CALL_TIMEOUT = env_float("MC_GATEWAY_CALL_TIMEOUT", 60.0)
 GATEWAY_BACKOFF_BASE = env_float("MC_GATEWAY_BACKOFF_BASE", 1.0)
 GATEWAY_BACKOFF_CAP = env_float("MC_GATEWAY_BACKOFF_CAP", 60.0)
+
+# The directive engine's runaway guards (`automations:` in mission_control.yml).
+DIRECTIVE_MAX_STEPS = MC.automations.max_steps
+DIRECTIVE_MAX_FOREACH_ITEMS = MC.automations.max_foreach_items
+DIRECTIVE_STEP_TIMEOUT = float(MC.automations.step_timeout)
+DIRECTIVE_RUN_TIMEOUT = float(MC.automations.run_timeout)
+DIRECTIVE_MAX_CONCURRENT = MC.automations.max_concurrent
+DIRECTIVE_MAX_DEPTH = MC.automations.max_depth
 
 # `manage.py serve`: the web processes (several share one listening socket).
 SERVER_HOST = env_str("MC_HOST", MC.server.host) or MC.server.host
