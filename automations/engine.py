@@ -82,11 +82,13 @@ def submit(
     trigger_key: str = "",
     depth: int = 0,
     wait: bool = False,
+    on_step: Callable[[StepRun], None] | None = None,
 ) -> DirectiveExecution:
     """Create the execution and start it (InputError for bad inputs, before anything is stored).
 
     Every directive run starts here, whatever triggered it. `wait` runs it in this
-    thread and returns it finished (the command line).
+    thread and returns it finished (the command line), calling `on_step` as each step
+    starts and ends.
     """
     values = coerce(directive.definition.get("inputs") or {}, inputs)
     with transaction.atomic():  # a repeated trigger_key fails alone, not the caller's transaction
@@ -101,7 +103,7 @@ def submit(
             depth=depth,
         )
     if wait:
-        execute(execution.pk)
+        execute(execution.pk, on_step)
     else:
         dispatch(execution.pk)
     execution.refresh_from_db()
@@ -220,12 +222,12 @@ class Watchdog:
 # ---------------------------------------------------------------- running a run
 
 
-def execute(execution_id: int) -> DirectiveExecution | None:
-    """Run a pending execution to its end; None if it is gone or no longer pending."""
+def execute(execution_id: int, on_step: Callable[[StepRun], None] | None = None) -> DirectiveExecution | None:
+    """Run a pending execution to its end; None if it is gone, as is if no longer pending."""
     execution = DirectiveExecution.objects.select_related("directive").filter(pk=execution_id).first()
     if execution is None or execution.status != Status.PENDING:
         return execution
-    return Run(execution, Limits.from_settings()).run()
+    return Run(execution, Limits.from_settings(), on_step=on_step).run()
 
 
 @dataclass
@@ -239,6 +241,7 @@ class Run:
     verdicts: dict[str, bool] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0
+    on_step: Callable[[StepRun], None] | None = None
 
     @property
     def thread_id(self) -> str:
@@ -442,8 +445,10 @@ class Run:
         steps = conditional.get(branch)
         if steps is None:
             return self.result
-        steps = steps if isinstance(steps, list) else [steps]
-        self._steps(steps, f"{path}.conditional.{branch}", scope)
+        if isinstance(steps, list):
+            self._steps(steps, f"{path}.conditional.{branch}", scope)
+        else:  # a branch written as one step
+            self._step(steps, f"{path}.conditional.{branch}", scope)
         return self.result
 
     def _leaf(
@@ -531,6 +536,8 @@ class Run:
         self.execution.steps_run = self.sequence
         DirectiveExecution.objects.filter(pk=self.execution.pk).update(steps_run=self.sequence)
         self._record([self._step_event(record)], step=record)
+        if self.on_step is not None:
+            self.on_step(record)
         return record
 
     def _finish(self, record: StepRun, status: str, output: Any, error: str) -> None:
@@ -538,6 +545,8 @@ class Run:
         record.duration_ms = (timezone.now() - record.started_at).total_seconds() * 1000
         record.save(update_fields=["status", "output", "error", "duration_ms"])
         self._record([self._step_event(record)], step=record)
+        if self.on_step is not None:
+            self.on_step(record)
 
     def _step_event(self, record: StepRun) -> dict[str, Any]:
         step_type = {"script": "script", "tool": "tool_call"}.get(

@@ -38,6 +38,29 @@ class DirectiveQuerySet(models.QuerySet["Directive"]):
     def enabled(self) -> Self:
         return self.filter(enabled=True)
 
+    def checked(self, text: str, current: Directive | None = None) -> dict[str, Any]:
+        """`text` parsed, for a user saving it (API, admin); ValidationError naming the problem.
+
+        Beyond the format: the name is free (or `current`'s own), it is not a system
+        directive's, and every step stays within the directive's declared permissions
+        ({step path: [reason]}).
+        """
+        from automations import bounds
+
+        try:
+            parsed = definition.parse(text)
+        except ValueError as exc:
+            raise ValidationError({"source": [str(exc)]}) from None
+        name = parsed["name"]
+        taken = self.filter(name=name).exclude(pk=current.pk if current else None).first()
+        if taken is not None:
+            reason = "is a system directive; give yours another name" if taken.system else "already exists"
+            raise ValidationError({"source": [f"a directive named {name!r} {reason}"]})
+        problems = bounds.problems(parsed)
+        if problems:
+            raise ValidationError(problems)
+        return parsed
+
 
 class Directive(models.Model):
     """A named YAML workflow of script, tool, foreach and conditional steps."""
@@ -72,11 +95,32 @@ class Directive(models.Model):
     def clean(self) -> None:
         # The admin edits `source`; everything else follows from it.
         try:
-            self.apply(self.source)
-        except ValueError as exc:
-            raise ValidationError({"source": str(exc)}) from None
-        if Directive.objects.exclude(pk=self.pk).filter(name=self.name).exists():
-            raise ValidationError({"source": f"a directive named {self.name!r} already exists"})
+            parsed = Directive.objects.checked(self.source, self if self.pk else None)
+        except ValidationError as exc:
+            raise ValidationError(
+                {
+                    "source": [
+                        f"{k}: {m}" if k != "source" else m for k, ms in exc.message_dict.items() for m in ms
+                    ]
+                }
+            ) from None
+        self.apply(self.source, parsed)
+
+    def summary(self) -> dict[str, Any]:
+        """The directive as the API lists it."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "system": self.system,
+            "enabled": self.enabled,
+            "permissions": self.definition.get("permissions") or [],
+            "inputs": self.definition.get("inputs") or {},
+            "scripts": self.script_names(),
+            "tools": [f"{r.server}/{r.tool}" for r in self.tool_refs()],
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
     def steps(self) -> Iterator[dict[str, Any]]:
         """Every step, nested ones included, depth first."""
@@ -138,6 +182,18 @@ class KnowledgeEntry(models.Model):
         if not self.slug:
             self.slug = slugify(self.title)[:300]
         super().save(*args, **kwargs)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "category": self.category,
+            "content": self.content,
+            "confidence": self.confidence,
+            "source_directive": self.source_directive.name if self.source_directive_id else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
     @staticmethod
     def links(entries: Iterable[KnowledgeEntry]) -> list[tuple[str, str]]:

@@ -267,6 +267,9 @@ SPECTACULAR_SETTINGS = {
         "EntityKindEnum": "missioncontrol.graph.ENTITY_KINDS",
         "EdgeKindEnum": "missioncontrol.graph.EDGE_KINDS",
         "SearchKindEnum": "missioncontrol.search.KINDS",
+        "ExecutionStatusEnum": "automations.models.DirectiveExecution.Status",
+        "ExecutionTriggerEnum": "automations.models.DirectiveExecution.Trigger",
+        "AutomationTriggerEnum": "automations.models.Automation.Trigger",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

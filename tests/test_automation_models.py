@@ -158,15 +158,18 @@ def alice(client: Client) -> Client:
     return client
 
 
+SUMMARY = "name: summary\nversion: 1.0.0\npermissions: ['read:*']\nsteps:\n  - script: generate_summary\n"
+
+
 def test_it_adds_a_directive_from_its_yaml_in_the_admin(alice: Client) -> None:
     response = alice.post(
         "/admin/automations/directive/add/",
-        {"source": MONITOR, "enabled": "on", "knowledge-TOTAL_FORMS": 0, "knowledge-INITIAL_FORMS": 0},
+        {"source": SUMMARY, "enabled": "on", "knowledge-TOTAL_FORMS": 0, "knowledge-INITIAL_FORMS": 0},
     )
     assert response.status_code == 302, response.content.decode()
     directive = Directive.objects.get()
-    assert directive.name == "monitor_thread_health" and directive.version == "1.0.0"
-    assert alice.get("/admin/automations/directive/", {"q": "monitor"}).status_code == 200
+    assert directive.name == "summary" and directive.version == "1.0.0"
+    assert alice.get("/admin/automations/directive/", {"q": "summary"}).status_code == 200
     assert alice.get(f"/admin/automations/directive/{directive.pk}/change/").status_code == 200
 
 
@@ -175,6 +178,10 @@ def test_it_shows_the_yaml_error_in_the_admin(alice: Client) -> None:
     for source, error in [
         ("name: x\nsteps: [run it]", "steps[0]: &#x27;run it&#x27; is not of type"),
         (MONITOR, "a directive named &#x27;monitor_thread_health&#x27; already exists"),
+        (
+            SUMMARY.replace("summary\n", "other\n", 1).replace("read:*", "read:threads"),
+            "steps[0]: script &#x27;generate_summary&#x27; needs &#x27;read:logs&#x27;",
+        ),
     ]:
         response = alice.post(
             "/admin/automations/directive/add/",

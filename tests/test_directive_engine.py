@@ -106,7 +106,7 @@ def test_it_runs_foreach_conditional_and_templating_over_named_outputs() -> None
         "steps[1]#0.steps[1]",
         "steps[1]#1.steps[0]",
         "steps[1]#1.steps[1]",
-        "steps[1]#1.steps[1].conditional.then[0]",
+        "steps[1]#1.steps[1].conditional.then",
         "steps[1]#2.steps[0]",
         "steps[1]#2.steps[1]",
         "steps[2]",
