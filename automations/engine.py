@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -148,6 +149,21 @@ def cancel(execution: DirectiveExecution) -> bool:
     if asked and flag is not None:
         flag.set()
     return asked
+
+
+def reap_lost(now: datetime | None = None) -> int:
+    """Fail runs still `running` well past the run timeout: their worker died mid-run.
+
+    Without this a lost run would count against max_concurrent forever. Called by the
+    minute tick; a live run ends itself at run_timeout, so the grace minute is enough.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.DIRECTIVE_RUN_TIMEOUT + 60)
+    return DirectiveExecution.objects.filter(status=Status.RUNNING, started_at__lt=cutoff).update(
+        status=Status.FAILED,
+        error="lost: the process running it stopped before it ended",
+        completed_at=now,
+    )
 
 
 # ---------------------------------------------------------------- the guards

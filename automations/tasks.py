@@ -18,5 +18,7 @@ def run_execution(execution_id: int) -> dict[str, Any] | None:
 
 @shared_task(name="automations.tick", expires=55)
 def tick() -> list[int]:
-    """Every minute: start the scheduled automations that are due (once per scheduled minute)."""
+    """Every minute: start the scheduled automations that are due (once per scheduled minute),
+    and fail runs whose worker died (engine.reap_lost)."""
+    engine.reap_lost()
     return [execution.pk for execution in triggers.fire_due()]

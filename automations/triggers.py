@@ -44,22 +44,34 @@ def forget(**_: Any) -> None:
     _watched = None
 
 
+def _fresh() -> frozenset[str] | None:
+    """The watched types if read recently, without touching the database."""
+    if _watched is None or time.monotonic() - _watched[0] > _CACHE_SECONDS:
+        return None
+    return _watched[1]
+
+
 def watched_types() -> frozenset[str]:
     global _watched
-    if _watched is None or time.monotonic() - _watched[0] > _CACHE_SECONDS:
+    types = _fresh()
+    if types is None:
         rows = Automation.objects.enabled().exclude(trigger=Automation.Trigger.SCHEDULE)
-        types: set[str] = set()
+        found: set[str] = set()
         for event_type in rows.values_list("event_type", flat=True):
-            types |= {event_type} if event_type else set(ALERT_TYPES)
-        _watched = (time.monotonic(), frozenset(types))
-    return _watched[1]
+            found |= {event_type} if event_type else set(ALERT_TYPES)
+        types = frozenset(found)
+        _watched = (time.monotonic(), types)
+    return types
 
 
 async def on_published(global_events: list[str]) -> None:
     """Fire the automations that wait for any of these (encoded) `global` events."""
     if not global_events:
         return
-    types = await sync_to_async(watched_types)()
+    # Runs after every published batch (the ingest hot path): no thread hop while cached.
+    types = _fresh()
+    if types is None:
+        types = await sync_to_async(watched_types)()
     if not types:
         return
     # Cheap before decoding: the encoded text names its type (compact JSON).

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
+from django.utils import timezone
 
 from automations import engine, scripts
 from automations.models import Automation, Directive, DirectiveExecution
@@ -207,3 +209,22 @@ def test_an_automation_that_triggers_itself_stops_at_max_depth(settings: Any) ->
     ]
     assert runs[-1][2].startswith("refused: depth 3 is past automations.max_depth (2)")
     assert [e for _, _, e in runs[:3]] == ["steps[0]: broken on purpose"] * 3
+
+
+def test_a_run_whose_worker_died_is_failed_by_the_tick(settings: Any) -> None:
+    settings.DIRECTIVE_RUN_TIMEOUT = 60
+    d = Directive.objects.upsert_from_yaml(
+        "name: lost\npermissions: [read:test]\nsteps:\n  - script: test_ping\n"
+    )
+    now = timezone.now()
+    lost = DirectiveExecution.objects.create(
+        directive=d, directive_name=d.name, status="running", started_at=now - timedelta(seconds=121)
+    )
+    alive = DirectiveExecution.objects.create(
+        directive=d, directive_name=d.name, status="running", started_at=now - timedelta(seconds=100)
+    )
+    assert engine.reap_lost(now) == 1
+    lost.refresh_from_db()
+    alive.refresh_from_db()
+    assert (lost.status, alive.status) == ("failed", "running")
+    assert lost.error.startswith("lost:")
