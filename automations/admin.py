@@ -4,7 +4,6 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from automations import engine
 from automations.inputs import InputError
 from automations.models import Automation, Directive, DirectiveExecution, KnowledgeEntry, StepRun
 
@@ -31,6 +30,8 @@ class DirectiveAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run the selected directives (default inputs)")
     def run_directive(self, request: HttpRequest, queryset: QuerySet[Directive]) -> None:
+        from automations import engine  # not at start-up: it brings Jinja2
+
         for directive in queryset:
             try:
                 execution = engine.submit(directive, {})
@@ -64,6 +65,8 @@ class DirectiveExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected executions")
     def cancel_execution(self, request: HttpRequest, queryset: QuerySet[DirectiveExecution]) -> None:
+        from automations import engine
+
         asked = sum(1 for execution in queryset if engine.cancel(execution))
         self.message_user(request, f"{asked} execution(s) asked to stop; the others had finished.")
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cache
 from typing import Any, NamedTuple
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from automations.directive_schema import SCHEMA
 from missioncontrol.jsontext import dumps, loads
@@ -50,7 +49,12 @@ class DirectiveError(ValueError):
         self.reason, self.path, self.line, self.column = reason, path, line, column
 
 
-_VALIDATOR = Draft202012Validator(SCHEMA)
+@cache
+def _validator() -> Any:
+    # Imported on first use: jsonschema costs every process ~0.2 s at start-up otherwise.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(SCHEMA)
 
 
 def parse(text: str) -> dict[str, Any]:
@@ -67,7 +71,9 @@ def parse(text: str) -> dict[str, Any]:
         raise DirectiveError(f"a directive must be a YAML mapping, not {_type(data)}")
     # Stored as JSON: YAML's dates and other non-JSON scalars become strings.
     data = loads(dumps(data))
-    error = best_match(_VALIDATOR.iter_errors(data))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(data))
     if error is not None:
         path: list[str | int] = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
