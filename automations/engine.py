@@ -18,6 +18,7 @@ soon as it returns to Python; a tool call is bounded by its own gateway timeout)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import threading
@@ -46,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 Status = DirectiveExecution.Status
 EXECUTION_EVENT = "directive.execution"
+# The run whose steps are executing here: an event or alert its scripts publish fires
+# automations one level deeper than it (see triggers.depth_after).
+current_run: contextvars.ContextVar[DirectiveExecution | None] = contextvars.ContextVar(
+    "current_run", default=None
+)
 
 
 class Stop(BaseException):  # noqa: N818 (raised into running steps: not an Exception, so no script swallows it)
@@ -270,6 +276,13 @@ class Run:
     # -- lifecycle
 
     def run(self) -> DirectiveExecution:
+        token = current_run.set(self.execution)
+        try:
+            return self._run()
+        finally:
+            current_run.reset(token)
+
+    def _run(self) -> DirectiveExecution:
         execution = self.execution
         refused = self._claim()
         if refused:

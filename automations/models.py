@@ -369,7 +369,15 @@ class StepRun(models.Model):
         }
 
 
-ALERT_TYPES = ("permission.escalation", "anomaly.detected")
+# Alerts published on `global`: escalations (ingest), and what the system directives'
+# scripts raise (anomalies, stalled or timed-out threads, servers that would not heal).
+ALERT_TYPES = (
+    "permission.escalation",
+    "anomaly.detected",
+    "thread.stalled",
+    "thread.timed_out",
+    "mcp.escalated",
+)
 
 
 class AutomationQuerySet(models.QuerySet["Automation"]):

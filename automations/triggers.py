@@ -164,15 +164,24 @@ def fire(
 
 
 def _depth_after(event: dict[str, Any]) -> int:
-    """0 for an outside event; one more than the run whose thread (or execution) it names."""
+    """0 for an outside event; one more than the run it came from.
+
+    A run is recognised by its thread (`directive-run-<id>`), an `execution_id` in the
+    event, or by publishing it from inside its own steps (engine.current_run).
+    """
+    from automations.engine import current_run
+
+    running = current_run.get()
+    depths = [running.depth + 1] if running is not None else []
     execution_id = event.get("execution_id")
     match = RUN_THREAD.match(str(event.get("thread_id") or ""))
     if match:
         execution_id = int(match.group(1))
-    if not isinstance(execution_id, int):
-        return 0
-    depth = DirectiveExecution.objects.filter(pk=execution_id).values_list("depth", flat=True).first()
-    return 0 if depth is None else depth + 1
+    if isinstance(execution_id, int):
+        depth = DirectiveExecution.objects.filter(pk=execution_id).values_list("depth", flat=True).first()
+        if depth is not None:
+            depths.append(depth + 1)
+    return max(depths, default=0)
 
 
 def publish_alert(type_: str, payload: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.utils import timezone
 
-from automations import engine, scripts
+from automations import engine, scripts, triggers
 from automations.models import Automation, Directive, DirectiveExecution
 from automations.scripts import script
 from missioncontrol.ingest.events import Source
@@ -45,6 +46,12 @@ def broken() -> dict[str, Any]:
     raise RuntimeError("broken on purpose")
 
 
+def alarm() -> dict[str, Any]:
+    """Raises an alert without saying which run it comes from."""
+    triggers.publish_alert("anomaly.detected", {"id": uuid.uuid4().hex, "kind": "slow"})
+    return {"alerted": True}
+
+
 @pytest.fixture(autouse=True)
 def _test_scripts() -> Iterator[None]:
     """Scripts for these tests, registered for each test and gone after it."""
@@ -53,6 +60,7 @@ def _test_scripts() -> Iterator[None]:
     script("test_spin", "Spins until its watchdog stops it.", permissions=["read:test"])(spin)
     script("test_hold", "Holds until released (for concurrency tests).", permissions=["read:test"])(hold)
     script("test_broken", "Always fails.", permissions=["read:test"])(broken)
+    script("test_alarm", "Raises an anomaly alert.", permissions=["read:test"])(alarm)
     yield
     scripts._registry.clear()
     scripts._registry.update(saved)
@@ -228,3 +236,15 @@ def test_a_run_whose_worker_died_is_failed_by_the_tick(settings: Any) -> None:
     alive.refresh_from_db()
     assert (lost.status, alive.status) == ("failed", "running")
     assert lost.error.startswith("lost:")
+
+
+def test_an_alert_raised_by_a_runs_own_script_cannot_retrigger_it_endlessly(settings: Any) -> None:
+    settings.DIRECTIVE_MAX_DEPTH = 1
+    d = Directive.objects.upsert_from_yaml(
+        "name: alarm\npermissions: [read:test]\nsteps:\n  - script: test_alarm\n"
+    )
+    Automation.objects.create(name="on anomaly", directive=d, trigger="alert", event_type="anomaly.detected")
+    triggers.publish_alert("anomaly.detected", {"id": "outside-1", "kind": "slow"})
+    runs = list(DirectiveExecution.objects.order_by("id").values_list("depth", "status"))
+    assert runs == [(0, "completed"), (1, "completed"), (2, "failed")]
+    assert DirectiveExecution.objects.order_by("id").last().error.startswith("refused: depth 2")
