@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from automations.models import Directive, KnowledgeEntry
+from automations.inputs import InputError
+from automations.models import Automation, Directive, DirectiveExecution, KnowledgeEntry, StepRun
 
 
 class KnowledgeInline(admin.TabularInline):
@@ -23,6 +26,57 @@ class DirectiveAdmin(admin.ModelAdmin):
     fields = ("source", "enabled", "name", "version", "description", "system", "created_at", "updated_at")
     readonly_fields = ("name", "version", "description", "system", "created_at", "updated_at")
     inlines = [KnowledgeInline]
+    actions = ["run_directive"]
+
+    @admin.action(description="Run the selected directives (default inputs)")
+    def run_directive(self, request: HttpRequest, queryset: QuerySet[Directive]) -> None:
+        from automations import engine  # not at start-up: it brings Jinja2
+
+        for directive in queryset:
+            try:
+                execution = engine.submit(directive, {})
+            except InputError as exc:
+                self.message_user(request, f"{directive.name}: {exc}", messages.ERROR)
+                continue
+            ran = f"Ran {directive.name}: execution {execution.pk} is {execution.status}"
+            self.message_user(request, ran)
+
+
+class StepRunInline(admin.TabularInline):
+    model = StepRun
+    fields = ("sequence", "path", "name", "kind", "status", "duration_ms", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(DirectiveExecution)
+class DirectiveExecutionAdmin(admin.ModelAdmin):
+    list_display = ("id", "directive_name", "status", "triggered_by", "depth", "created_at", "duration_ms")
+    list_filter = ("status", "triggered_by")
+    search_fields = ("directive_name", "error", "thread_id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in DirectiveExecution._meta.fields]
+    inlines = [StepRunInline]
+    actions = ["cancel_execution"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # runs start from a directive (its action), the API or an automation
+
+    @admin.action(description="Cancel the selected executions")
+    def cancel_execution(self, request: HttpRequest, queryset: QuerySet[DirectiveExecution]) -> None:
+        from automations import engine
+
+        asked = sum(1 for execution in queryset if engine.cancel(execution))
+        self.message_user(request, f"{asked} execution(s) asked to stop; the others had finished.")
+
+
+@admin.register(Automation)
+class AutomationAdmin(admin.ModelAdmin):
+    list_display = ("name", "directive", "trigger", "schedule", "event_type", "enabled", "last_executed_at")
+    list_filter = ("trigger", "enabled")
+    search_fields = ("name", "directive__name", "event_type")
+    readonly_fields = ("last_executed_at", "created_at", "updated_at")
 
 
 @admin.register(KnowledgeEntry)

@@ -9,18 +9,22 @@ mapping; the kinds this module knows about are
 - `conditional: {if: ..., then: <step or steps>, else: <step or steps>}`,
 - any step with nested `steps` (a group).
 
-Other keys are left to the directive engine; this module only checks the shape it
-needs to find every script and tool a directive refers to.
+plus `name` (its output is then reachable by later steps), `inputs` (a script's
+keyword parameters), `arguments` (a tool's), `timeout_seconds` and `continue_on_error`.
+The whole format is a JSON Schema (directive_schema.py); every error names the line
+and column of the YAML it is about.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cache
 from typing import Any, NamedTuple
 
 import yaml
 
+from automations.directive_schema import SCHEMA
 from missioncontrol.jsontext import dumps, loads
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -34,25 +38,60 @@ class ToolRef(NamedTuple):
     tool: str
 
 
+class DirectiveError(ValueError):
+    """A directive that does not hold; the message says where (line, column) and why."""
+
+    def __init__(
+        self, reason: str, path: str = "", line: int | None = None, column: int | None = None
+    ) -> None:
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__(f"{where}{path + ': ' if path else ''}{reason}")
+        self.reason, self.path, self.line, self.column = reason, path, line, column
+
+
+@cache
+def _validator() -> Any:
+    # Imported on first use: jsonschema costs every process ~0.2 s at start-up otherwise.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(SCHEMA)
+
+
 def parse(text: str) -> dict[str, Any]:
-    """The definition in `text`, checked; ValueError saying what is wrong otherwise."""
+    """The definition in `text`, checked against the schema; DirectiveError saying where otherwise."""
+    loader = yaml.SafeLoader(text)
     try:
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
-        raise ValueError(f"invalid YAML: {_yaml_problem(exc)}") from None
+        raise DirectiveError(f"invalid YAML: {_yaml_problem(exc)}") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
-        raise ValueError(f"a directive must be a YAML mapping, not {_type(data)}")
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError("a directive needs a 'name'")
-    if not NAME.match(name):
-        raise ValueError(f"name {name!r} must be a slug: letters, digits, '-' and '_' (at most 100)")
-    steps = data.get("steps")
-    if not isinstance(steps, list) or not steps:
-        raise ValueError("a directive needs 'steps': a non-empty list of steps")
-    _check_steps(steps, "steps")
+        raise DirectiveError(f"a directive must be a YAML mapping, not {_type(data)}")
     # Stored as JSON: YAML's dates and other non-JSON scalars become strings.
-    return loads(dumps(data))
+    data = loads(dumps(data))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(data))
+    if error is not None:
+        path: list[str | int] = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+            extra = sorted(k for k in error.instance if k not in known)
+            if extra:
+                raise _located(root, [*path, extra[0]], f"unknown key {extra[0]!r}", key=True)
+        raise _located(root, path, error.message)
+    _check_steps(root, data["steps"], ["steps"])
+    return data
+
+
+def kind(step: dict[str, Any]) -> str:
+    """What a (parsed, valid) step does: script, tool, foreach, conditional or steps (a group)."""
+    for name in ("foreach", "script", "tool", "conditional"):
+        if name in step:
+            return name
+    return "steps"
 
 
 def walk(steps: list[Any]) -> Iterator[dict[str, Any]]:
@@ -98,44 +137,71 @@ def _as_steps(branch: Any) -> list[Any]:
     return branch if isinstance(branch, list) else [branch]
 
 
-def _check_steps(steps: Any, path: str) -> None:
-    if not isinstance(steps, list):
-        raise ValueError(f"{path}: expected a list of steps, not {_type(steps)}")
+def _check_steps(root: yaml.Node, steps: list[Any], path: list[str | int]) -> None:
     for i, step in enumerate(steps):
-        _check_step(step, f"{path}[{i}]")
+        _check_step(root, step, [*path, i])
 
 
-def _check_step(step: Any, path: str) -> None:
-    if not isinstance(step, dict):
-        raise ValueError(f"{path}: a step must be a mapping, not {_type(step)}")
-    if "script" in step and (not isinstance(step["script"], str) or not step["script"]):
-        raise ValueError(f"{path}.script: expected the script's name")
+def _check_step(root: yaml.Node, step: dict[str, Any], here: list[str | int]) -> None:
+    """What the schema cannot say: each step does one thing, and a tool names its server."""
+    doing = [k for k in ("script", "tool", "foreach", "conditional") if k in step]
+    if not doing and "steps" not in step:
+        raise _located(root, here, "a step needs one of script, tool, foreach, conditional or steps")
+    if len(doing) > 1 or (doing and doing[0] != "foreach" and "steps" in step):
+        found = doing + (["steps"] if "steps" in step and "foreach" not in doing else [])
+        raise _located(root, here, f"a step does one thing, this one has {' and '.join(found)}")
     if "tool" in step:
-        if not isinstance(step["tool"], str) or not step["tool"]:
-            raise ValueError(f"{path}.tool: expected the tool's name")
-        if "server" in step and (not isinstance(step["server"], str) or not step["server"]):
-            raise ValueError(f"{path}.server: expected the server's id")
         ref = tool_ref(step)
         if ref is None:
-            raise ValueError(
-                f"{path}.tool: {step['tool']!r} does not say its server: "
-                f"write 'server{TOOL_SEPARATOR}tool' or add 'server:'"
+            raise _located(
+                root,
+                [*here, "tool"],
+                f"{step['tool']!r} does not say its server: "
+                f"write 'server{TOOL_SEPARATOR}tool' or add 'server:'",
             )
         if not NAME.match(ref.server):
-            raise ValueError(f"{path}: {ref.server!r} is not a server id (letters, digits, '-' and '_')")
-    if "foreach" in step and "steps" not in step:
-        raise ValueError(f"{path}: a foreach step needs nested 'steps'")
+            raise _located(root, [*here, "tool"], f"{ref.server!r} is not a server id")
     if "steps" in step:
-        _check_steps(step["steps"], f"{path}.steps")
-    if "conditional" in step:
-        conditional = step["conditional"]
-        if not isinstance(conditional, dict):
-            raise ValueError(f"{path}.conditional: expected a mapping with 'if' and 'then'")
-        if "if" not in conditional or "then" not in conditional:
-            raise ValueError(f"{path}.conditional: needs both 'if' and 'then'")
-        for branch in ("then", "else"):
-            if branch in conditional:
-                _check_steps(_as_steps(conditional[branch]), f"{path}.conditional.{branch}")
+        _check_steps(root, step["steps"], [*here, "steps"])
+    conditional = step.get("conditional") or {}
+    for branch in ("then", "else"):
+        value = conditional.get(branch)
+        if isinstance(value, list):
+            _check_steps(root, value, [*here, "conditional", branch])
+        elif value is not None:
+            _check_step(root, value, [*here, "conditional", branch])
+
+
+def _node_at(root: yaml.Node, path: list[str | int], key: bool = False) -> yaml.Node:
+    """The deepest YAML node along `path` (a mapping key, then a list index, ...).
+
+    With `key`, the last part's key node rather than its value (for an unknown key).
+    """
+    node = root
+    for i, part in enumerate(path):
+        match = None
+        if isinstance(node, yaml.MappingNode):
+            last = key and i == len(path) - 1
+            match = next((k if last else v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            match = node.value[part]
+        if match is None:
+            break
+        node = match
+    return node
+
+
+def _located(root: yaml.Node, path: list[str | int], reason: str, key: bool = False) -> DirectiveError:
+    mark = _node_at(root, path, key).start_mark
+    return DirectiveError(reason, dotted(path), mark.line + 1, mark.column + 1)
+
+
+def dotted(path: list[str | int]) -> str:
+    """["steps", 0, "tool"] -> "steps[0].tool"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 YAML_TYPES = {

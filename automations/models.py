@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 from django.core.exceptions import ValidationError
@@ -37,6 +38,29 @@ class DirectiveQuerySet(models.QuerySet["Directive"]):
 
     def enabled(self) -> Self:
         return self.filter(enabled=True)
+
+    def checked(self, text: str, current: Directive | None = None) -> dict[str, Any]:
+        """`text` parsed, for a user saving it (API, admin); ValidationError naming the problem.
+
+        Beyond the format: the name is free (or `current`'s own), it is not a system
+        directive's, and every step stays within the directive's declared permissions
+        ({step path: [reason]}).
+        """
+        from automations import bounds
+
+        try:
+            parsed = definition.parse(text)
+        except ValueError as exc:
+            raise ValidationError({"source": [str(exc)]}) from None
+        name = parsed["name"]
+        taken = self.filter(name=name).exclude(pk=current.pk if current else None).first()
+        if taken is not None:
+            reason = "is a system directive; give yours another name" if taken.system else "already exists"
+            raise ValidationError({"source": [f"a directive named {name!r} {reason}"]})
+        problems = bounds.problems(parsed)
+        if problems:
+            raise ValidationError(problems)
+        return parsed
 
 
 class Directive(models.Model):
@@ -75,11 +99,32 @@ class Directive(models.Model):
     def clean(self) -> None:
         # The admin edits `source`; everything else follows from it.
         try:
-            self.apply(self.source)
-        except ValueError as exc:
-            raise ValidationError({"source": str(exc)}) from None
-        if Directive.objects.exclude(pk=self.pk).filter(name=self.name).exists():
-            raise ValidationError({"source": f"a directive named {self.name!r} already exists"})
+            parsed = Directive.objects.checked(self.source, self if self.pk else None)
+        except ValidationError as exc:
+            raise ValidationError(
+                {
+                    "source": [
+                        f"{k}: {m}" if k != "source" else m for k, ms in exc.message_dict.items() for m in ms
+                    ]
+                }
+            ) from None
+        self.apply(self.source, parsed)
+
+    def summary(self) -> dict[str, Any]:
+        """The directive as the API lists it."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "system": self.system,
+            "enabled": self.enabled,
+            "permissions": self.definition.get("permissions") or [],
+            "inputs": self.definition.get("inputs") or {},
+            "scripts": self.script_names(),
+            "tools": [f"{r.server}/{r.tool}" for r in self.tool_refs()],
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
     def steps(self) -> Iterator[dict[str, Any]]:
         """Every step, nested ones included, depth first."""
@@ -176,6 +221,18 @@ class KnowledgeEntry(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("knowledge-page", args=[self.slug])
 
+    def summary(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "category": self.category,
+            "content": self.content,
+            "confidence": self.confidence,
+            "source_directive": self.source_directive.name if self.source_directive_id else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
     @staticmethod
     def links(entries: Iterable[KnowledgeEntry]) -> list[tuple[str, str]]:
         """(from slug, to slug) for each entry that mentions another among `entries`.
@@ -192,3 +249,274 @@ class KnowledgeEntry(models.Model):
             targets |= {slug for slug, title in titles if title.search(entry.content)}
             links += [(entry.slug, target) for target in sorted(targets - {entry.slug})]
         return links
+
+
+class DirectiveExecutionQuerySet(models.QuerySet["DirectiveExecution"]):
+    def unfinished(self) -> Self:
+        return self.filter(status__in=DirectiveExecution.UNFINISHED)
+
+    def running_for(self, directive: Directive) -> int:
+        return self.filter(directive=directive, status=DirectiveExecution.Status.RUNNING).count()
+
+
+class DirectiveExecution(models.Model):
+    """One run of a directive: who triggered it, with what, how it went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual"
+        SCHEDULE = "schedule"
+        ALERT = "alert"
+        EVENT = "event"
+
+    UNFINISHED = (Status.PENDING, Status.RUNNING)
+    FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    directive = models.ForeignKey(
+        Directive, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    # Kept when the directive is deleted, so the history still reads.
+    directive_name = models.CharField(max_length=100, db_index=True)
+    automation = models.ForeignKey(
+        "Automation", null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    triggered_by = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    # What fired it: the event or alert, the scheduled minute, the user.
+    trigger_info = models.JSONField(default=dict, blank=True)
+    # Fires once per event or scheduled minute: unique per automation (see Meta).
+    trigger_key = models.CharField(max_length=200, blank=True, default="")
+    inputs = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True, default="")
+    depth = models.PositiveSmallIntegerField(default=0, help_text="How many runs led to this one.")
+    thread_id = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    steps_run = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    objects = DirectiveExecutionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation", "trigger_key"],
+                condition=~Q(trigger_key=""),
+                name="execution_fires_once_per_trigger",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.directive_name} #{self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "directive": self.directive_name,
+            "automation": self.automation_id,
+            "triggered_by": self.triggered_by,
+            "trigger_info": self.trigger_info,
+            "inputs": self.inputs,
+            "result": self.result,
+            "status": self.status,
+            "error": self.error,
+            "depth": self.depth,
+            "thread_id": self.thread_id or None,
+            "steps_run": self.steps_run,
+            "cancel_requested": self.cancel_requested,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+            "duration_ms": self.duration_ms,
+        }
+
+    def request_cancel(self) -> bool:
+        """Ask a pending or running execution to stop; False if it had already finished.
+
+        A pending one is cancelled at once; a running one stops before its next step
+        (or, in the process running it, at once: see engine.cancel_local).
+        """
+        now = timezone.now()
+        if DirectiveExecution.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            status=self.Status.CANCELLED, cancel_requested=True, error="cancelled", completed_at=now
+        ):
+            self.refresh_from_db()
+            return True
+        updated = DirectiveExecution.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+            cancel_requested=True
+        )
+        self.refresh_from_db()
+        return bool(updated)
+
+
+class StepRun(models.Model):
+    """One step of one execution: where it sits in the directive, what went in and out."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        CANCELLED = "cancelled"
+
+    execution = models.ForeignKey(DirectiveExecution, on_delete=models.CASCADE, related_name="step_runs")
+    sequence = models.PositiveIntegerField()
+    path = models.CharField(max_length=300, help_text="steps[1].steps[0]#3: item 3 of a foreach")
+    name = models.CharField(max_length=100, blank=True, default="")
+    kind = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "sequence"]
+        constraints = [models.UniqueConstraint(fields=["execution", "sequence"], name="steprun_sequence")]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}#{self.sequence} {self.path}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "path": self.path,
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "input": self.input,
+            "output": self.output,
+            "error": self.error,
+            "started_at": self.started_at.isoformat(),
+            "duration_ms": self.duration_ms,
+        }
+
+
+# Alerts published on `global`: escalations (ingest), and what the system directives'
+# scripts raise (anomalies, stalled or timed-out threads, servers that would not heal).
+ALERT_TYPES = (
+    "permission.escalation",
+    "anomaly.detected",
+    "thread.stalled",
+    "thread.timed_out",
+    "mcp.escalated",
+)
+
+
+class AutomationQuerySet(models.QuerySet["Automation"]):
+    def enabled(self) -> Self:
+        return self.filter(enabled=True, directive__enabled=True)
+
+
+class Automation(models.Model):
+    """Run a directive on a cron schedule, on an alert, or on an event of a given type."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule"
+        ALERT = "alert"
+        EVENT = "event"
+
+    name = models.CharField(max_length=200, unique=True)
+    directive = models.ForeignKey(Directive, on_delete=models.CASCADE, related_name="automations")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    schedule = models.CharField(max_length=100, blank=True, default="", help_text="Cron, e.g. '0 * * * *'.")
+    event_type = models.CharField(
+        max_length=100, blank=True, default="", help_text="e.g. thread.ended, mcp.status, anomaly.detected"
+    )
+    filters = models.JSONField(
+        default=dict, blank=True, help_text="Field equality, e.g. {'status': 'error'}."
+    )
+    inputs = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True, db_index=True)
+    last_executed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AutomationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def problems(self) -> dict[str, list[str]]:
+        """{field: [reason]} for what does not hold; empty when the automation is sound."""
+        from croniter import croniter
+
+        problems: dict[str, list[str]] = {}
+        if self.trigger == self.Trigger.SCHEDULE:
+            if not self.schedule:
+                problems["schedule"] = ["a schedule automation needs a cron expression, e.g. '0 * * * *'"]
+            elif len(self.schedule.split()) != 5 or not croniter.is_valid(self.schedule):
+                problems["schedule"] = [
+                    f"{self.schedule!r} is not a cron expression (five fields: m h dom mon dow)"
+                ]
+        elif self.trigger == self.Trigger.ALERT:
+            if self.event_type and self.event_type not in ALERT_TYPES:
+                problems["event_type"] = [f"an alert is one of {', '.join(ALERT_TYPES)}"]
+        elif self.trigger == self.Trigger.EVENT and not self.event_type:
+            problems["event_type"] = ["an event automation needs an event type, e.g. thread.ended"]
+        if not isinstance(self.filters, dict) or not all(
+            isinstance(v, str | int | float | bool) or v is None for v in self.filters.values()
+        ):
+            problems["filters"] = ["expected a mapping of field to value, e.g. {'status': 'error'}"]
+        if not isinstance(self.inputs, dict):
+            problems["inputs"] = ["expected a mapping of input to value"]
+        return problems
+
+    def clean(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValidationError(problems)
+
+    def next_runs(self, count: int = 5, after: datetime | None = None) -> list[datetime]:
+        """The next `count` times a schedule automation fires (UTC); [] for other triggers."""
+        from croniter import croniter
+
+        if self.trigger != self.Trigger.SCHEDULE or self.problems().get("schedule"):
+            return []
+        it = croniter(self.schedule, after or timezone.now())
+        return [it.get_next(datetime) for _ in range(count)]
+
+    def due_at(self, now: datetime) -> datetime | None:
+        """The scheduled minute this automation is due for at `now`, if it has not fired for it."""
+        from croniter import croniter
+
+        if self.trigger != self.Trigger.SCHEDULE or self.problems().get("schedule"):
+            return None
+        minute = now.replace(second=0, microsecond=0)
+        # The latest scheduled minute at or before `now` (get_prev is exclusive of its start).
+        latest: datetime = croniter(self.schedule, minute + timedelta(minutes=1)).get_prev(datetime)
+        since = self.last_executed_at or self.created_at
+        if latest < since.replace(second=0, microsecond=0):
+            return None
+        if self.last_executed_at is not None and latest <= self.last_executed_at.replace(
+            second=0, microsecond=0
+        ):
+            return None
+        return latest
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Whether an event (or alert) of the live stream fires this automation."""
+        wanted = self.event_type or (None if self.trigger == self.Trigger.EVENT else "")
+        if wanted and event.get("type") != wanted:
+            return False
+        if not wanted and event.get("type") not in ALERT_TYPES:
+            return False
+        return all(event.get(key) == value for key, value in self.filters.items())

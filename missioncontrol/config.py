@@ -121,6 +121,18 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class AutomationsConfig:
+    """Runaway guards of the directive engine (see automations/engine.py)."""
+
+    max_steps: int = 1000  # steps one run may execute, nested and repeated ones included
+    max_foreach_items: int = 500
+    step_timeout: int = 300  # seconds
+    run_timeout: int = 3600
+    max_concurrent: int = 4  # running executions per directive
+    max_depth: int = 3  # runs started by the events or alerts of runs, in a chain
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
@@ -130,10 +142,21 @@ class Config:
     mcps: McpsConfig = field(default_factory=McpsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     demo: bool = True  # seed_demo and the demo agent on first run (`demo: false` switches them off)
+    automations: AutomationsConfig = field(default_factory=AutomationsConfig)
     path: Path | None = None
 
 
-_SECTIONS = {"server", "websocket", "database", "log_retention", "auth", "mcps", "ingest", "demo"}
+_SECTIONS = {
+    "server",
+    "websocket",
+    "database",
+    "log_retention",
+    "auth",
+    "mcps",
+    "ingest",
+    "demo",
+    "automations",
+}
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -160,6 +183,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     s, w, d = _section(raw, "server"), _section(raw, "websocket"), _section(raw, "database")
     r, a, m = _section(raw, "log_retention"), _section(raw, "auth"), _section(raw, "mcps")
     i = _section(raw, "ingest")
+    am = _section(raw, "automations")
     db_url = _str(d, "url", None, "database")
     demo = raw.get("demo", True)
     if not isinstance(demo, bool):
@@ -209,7 +233,23 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             max_events=_int(i, "max_events", 5000, "ingest", 1),
         ),
         demo=demo,
+        automations=_automations(am),
         path=path,
+    )
+
+
+def _automations(raw: dict[str, Any]) -> AutomationsConfig:
+    unknown = set(raw) - set(AutomationsConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"automations.{sorted(unknown)[0]}: unknown key")
+    d = AutomationsConfig()
+    return AutomationsConfig(
+        max_steps=_int(raw, "max_steps", d.max_steps, "automations", 1),
+        max_foreach_items=_int(raw, "max_foreach_items", d.max_foreach_items, "automations", 1),
+        step_timeout=parse_duration(raw.get("step_timeout", d.step_timeout), "automations.step_timeout"),
+        run_timeout=parse_duration(raw.get("run_timeout", d.run_timeout), "automations.run_timeout"),
+        max_concurrent=_int(raw, "max_concurrent", d.max_concurrent, "automations", 1),
+        max_depth=_int(raw, "max_depth", d.max_depth, "automations", 0),
     )
 
 

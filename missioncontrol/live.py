@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -161,6 +162,17 @@ async def position(channel: str) -> Position:
     return history.memory.position(group_for(channel))
 
 
+# Called once per sent Outbox with its `global` events (encoded), after they went out:
+# how automations' event and alert triggers see the stream (automations.triggers).
+PublishListener = Callable[[list[str]], Awaitable[None]]
+_listeners: list[PublishListener] = []
+
+
+def on_publish(listener: PublishListener) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
 class Outbox:
     """Events of one committed batch, grouped by channel, sent with one group_send each."""
 
@@ -194,6 +206,15 @@ class Outbox:
         A connection to Redis broken since the last publish (Redis restarted) fails the
         first attempt and is reopened by the second.
         """
+        await self._send()
+        global_events = self.events.get("global")
+        for listener in _listeners if global_events else ():
+            try:
+                await listener(global_events)
+            except Exception:  # a listener's failure must not fail the publication
+                logger.exception("live: a publish listener failed")
+
+    async def _send(self) -> None:
         layer = get_channel_layer()
         if layer is None or not self.events:
             return

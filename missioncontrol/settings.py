@@ -242,6 +242,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Scheduled automations, read from the database every minute (automations/tasks.py).
+    "automations.tick": {"task": "automations.tick", "schedule": 60.0, "options": {"expires": 55}},
 }
 SCHEDULE_IN_PROCESS = env_bool("MC_SCHEDULE_IN_PROCESS", REDIS_URL is None)
 
@@ -331,6 +333,9 @@ SPECTACULAR_SETTINGS = {
         "EntityKindEnum": "missioncontrol.graph.ENTITY_KINDS",
         "EdgeKindEnum": "missioncontrol.graph.EDGE_KINDS",
         "SearchKindEnum": "missioncontrol.search.KINDS",
+        "ExecutionStatusEnum": "automations.models.DirectiveExecution.Status",
+        "ExecutionTriggerEnum": "automations.models.DirectiveExecution.Trigger",
+        "AutomationTriggerEnum": "automations.models.Automation.Trigger",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -372,6 +377,13 @@ GATEWAY_BACKOFF_CAP = env_float("MC_GATEWAY_BACKOFF_CAP", 60.0)
 # Mission Control's own directives (automations/directives/*.yaml), loaded after every
 # migrate; `manage.py load_directives` does the same on demand.
 LOAD_SYSTEM_DIRECTIVES = env_bool("MC_LOAD_SYSTEM_DIRECTIVES", True)
+# The directive engine's runaway guards (`automations:` in mission_control.yml).
+DIRECTIVE_MAX_STEPS = MC.automations.max_steps
+DIRECTIVE_MAX_FOREACH_ITEMS = MC.automations.max_foreach_items
+DIRECTIVE_STEP_TIMEOUT = float(MC.automations.step_timeout)
+DIRECTIVE_RUN_TIMEOUT = float(MC.automations.run_timeout)
+DIRECTIVE_MAX_CONCURRENT = MC.automations.max_concurrent
+DIRECTIVE_MAX_DEPTH = MC.automations.max_depth
 
 # `manage.py serve`: the web processes (several share one listening socket).
 SERVER_HOST = env_str("MC_HOST", MC.server.host) or MC.server.host

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/", include("logs.api.urls")),
     path("api/", include("audit.api.urls")),
     path("api/", include("missioncontrol.api.urls")),
+    path("api/", include("automations.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
 ]

@@ -90,6 +90,12 @@ def _own_spool(settings: Any, tmp_path: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _eager_celery(settings: Any) -> None:
+    """Tasks run where they are handed over (directive runs included), Redis or not."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     """Users are made in many tests; the production hasher's cost is not under test."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

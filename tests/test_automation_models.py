@@ -87,9 +87,9 @@ def test_it_keeps_a_users_directive_from_replacing_a_system_one() -> None:
 
 
 def test_it_stores_yaml_dates_as_strings() -> None:
-    directive = Directive.objects.upsert_from_yaml("name: d\nsince: 2026-01-22\nsteps: [{script: s}]")
+    directive = Directive.objects.upsert_from_yaml("name: d\nversion: 2026-01-22\nsteps: [{script: s}]")
     directive.refresh_from_db()
-    assert directive.definition["since"] == "2026-01-22"
+    assert directive.definition["version"] == directive.version == "2026-01-22"
 
 
 @pytest.mark.parametrize(
@@ -101,26 +101,47 @@ def test_it_stores_yaml_dates_as_strings() -> None:
         ),
         ("- name: x\n- steps: []", "a directive must be a YAML mapping, not a list"),
         ("", "a directive must be a YAML mapping, not nothing"),
-        ("steps: [{script: s}]", "a directive needs a 'name'"),
-        ("name: two words\nsteps: [{script: s}]", "name 'two words' must be a slug"),
-        ("name: x", "a directive needs 'steps': a non-empty list of steps"),
-        ("name: x\nsteps: {script: s}", "a directive needs 'steps'"),
-        ("name: x\nsteps: [run it]", r"steps\[0\]: a step must be a mapping, not a string"),
-        ("name: x\nsteps: [{tool: git_log}]", r"steps\[0\]\.tool: 'git_log' does not say its server"),
-        ("name: x\nsteps: [{server: a/b, tool: t}]", r"steps\[0\]: 'a/b' is not a server id"),
-        ("name: x\nsteps: [{script: 3}]", r"steps\[0\]\.script: expected the script's name"),
-        ("name: x\nsteps: [{foreach: items}]", r"steps\[0\]: a foreach step needs nested 'steps'"),
+        ("steps: [{script: s}]", "line 1, column 1: 'name' is a required property"),
+        ("name: two words\nsteps: [{script: s}]", "line 1, column 7: name: 'two words' does not match"),
+        ("name: x", "line 1, column 1: 'steps' is a required property"),
+        ("name: x\nsteps: {script: s}", "line 2, column 8: steps: {'script': 's'} is not of type 'array'"),
+        ("name: x\nsteps: [run it]", r"line 2, column 9: steps\[0\]: 'run it' is not of type 'object'"),
         (
-            "name: x\nsteps: [{foreach: items, steps: [{script: a}, 7]}]",
-            r"steps\[0\]\.steps\[1\]: a step must be a mapping, not a number",
+            "name: x\nsteps:\n  - tool: git_log",
+            r"line 3, column 11: steps\[0\]\.tool: 'git_log' does not say its server",
+        ),
+        (
+            "name: x\nsteps: [{server: a/b, tool: t}]",
+            r"line 2, column 18: steps\[0\]\.server: 'a/b' does not",
+        ),
+        ("name: x\nsteps: [{script: 3}]", r"steps\[0\]\.script: 3 is not of type 'string'"),
+        ("name: x\nsteps: [{foreach: items}]", r"steps\[0\]: 'steps' is a dependency of 'foreach'"),
+        (
+            "name: x\nsteps:\n  - foreach: items\n    steps:\n      - script: a\n      - 7\n",
+            r"line 6, column 9: steps\[0\]\.steps\[1\]: 7 is not of type 'object'",
         ),
         (
             "name: x\nsteps: [{conditional: {if: yes}}]",
-            r"steps\[0\]\.conditional: needs both 'if' and 'then'",
+            r"steps\[0\]\.conditional: 'then' is a required property",
         ),
         (
+            "name: x\nsteps:\n  - script: a\n    timeout_seconds: 0\n",
+            r"line 4, column 22: steps\[0\]\.timeout_seconds: 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            "name: x\npermisions: []\nsteps: [{script: a}]",
+            "line 2, column 1: permisions: unknown key 'permisions'",
+        ),
+        (
+            "name: x\nsteps:\n  - {script: a, tool: b__c}",
+            r"line 3, column 5: steps\[0\]: a step does one thing",
+        ),
+        ("name: x\nsteps:\n  - {name: a}", r"line 3, column 5: steps\[0\]: a step needs one of script, tool"),
+        ("name: x\ninputs:\n  n: {type: int}\nsteps: [{script: a}]", r"line 3, column 13: inputs\.n\.type"),
+        ("name: x\npermissions: [threads]\nsteps: [{script: a}]", r"line 2, column 15: permissions\[0\]"),
+        (
             "name: x\nsteps: [{conditional: {if: a, then: [{script: a}], else: [oops]}}]",
-            r"steps\[0\]\.conditional\.else\[0\]: a step must be a mapping",
+            r"steps\[0\]\.conditional\.else",
         ),
     ],
 )
@@ -137,23 +158,30 @@ def alice(client: Client) -> Client:
     return client
 
 
+SUMMARY = "name: summary\nversion: 1.0.0\npermissions: ['read:*']\nsteps:\n  - script: generate_summary\n"
+
+
 def test_it_adds_a_directive_from_its_yaml_in_the_admin(alice: Client) -> None:
     response = alice.post(
         "/admin/automations/directive/add/",
-        {"source": MONITOR, "enabled": "on", "knowledge-TOTAL_FORMS": 0, "knowledge-INITIAL_FORMS": 0},
+        {"source": SUMMARY, "enabled": "on", "knowledge-TOTAL_FORMS": 0, "knowledge-INITIAL_FORMS": 0},
     )
     assert response.status_code == 302, response.content.decode()
     directive = Directive.objects.get()
-    assert directive.name == "monitor_thread_health" and directive.version == "1.0.0"
-    assert alice.get("/admin/automations/directive/", {"q": "monitor"}).status_code == 200
+    assert directive.name == "summary" and directive.version == "1.0.0"
+    assert alice.get("/admin/automations/directive/", {"q": "summary"}).status_code == 200
     assert alice.get(f"/admin/automations/directive/{directive.pk}/change/").status_code == 200
 
 
 def test_it_shows_the_yaml_error_in_the_admin(alice: Client) -> None:
     Directive.objects.upsert_from_yaml(MONITOR)
     for source, error in [
-        ("name: x\nsteps: [run it]", "steps[0]: a step must be a mapping"),
+        ("name: x\nsteps: [run it]", "steps[0]: &#x27;run it&#x27; is not of type"),
         (MONITOR, "a directive named &#x27;monitor_thread_health&#x27; already exists"),
+        (
+            SUMMARY.replace("summary\n", "other\n", 1).replace("read:*", "read:threads"),
+            "steps[0]: script &#x27;generate_summary&#x27; needs &#x27;read:logs&#x27;",
+        ),
     ]:
         response = alice.post(
             "/admin/automations/directive/add/",

@@ -158,7 +158,7 @@ def test_it_answers_null_for_an_unknown_name_or_slug(client: Client) -> None:
 
 
 def test_it_serves_a_directive_without_knowledge_scripts_or_tools(client: Client) -> None:
-    Directive.objects.upsert_from_yaml("name: just_wait\nsteps:\n  - wait: 5\n")
+    Directive.objects.upsert_from_yaml("name: just_wait\nsteps:\n  - conditional: {if: false, then: []}\n")
     found = query(client, DIRECTIVE, name="just_wait")["directive"]
     assert (found["scriptNames"], found["toolRefs"], found["knowledge"]) == ([], [], [])
     assert found["version"] == "" and found["description"] == ""

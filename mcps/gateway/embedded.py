@@ -19,11 +19,14 @@ logger = logging.getLogger(__name__)
 
 _gateway: Gateway | None = None
 _scheduler: InProcessScheduler | None = None
+_loop: asyncio.AbstractEventLoop | None = None
 
 
 def start() -> None:
     """Start the embedded gateway and scheduler once, on the running loop, as configured."""
-    global _gateway, _scheduler
+    global _gateway, _scheduler, _loop
+    if _loop is None and (settings.GATEWAY_EMBEDDED or settings.SCHEDULE_IN_PROCESS):
+        _loop = asyncio.get_running_loop()
     if _gateway is None and settings.GATEWAY_EMBEDDED:
         loop = asyncio.get_running_loop()  # before claiming the slot: no loop, no gateway
         _gateway = Gateway()
@@ -31,6 +34,11 @@ def start() -> None:
     if _scheduler is None and settings.SCHEDULE_IN_PROCESS:
         _scheduler = InProcessScheduler()
         _scheduler.start()
+
+
+def loop() -> asyncio.AbstractEventLoop | None:
+    """The web process's event loop once start() ran: where in-process work is handed to."""
+    return _loop if _loop is not None and _loop.is_running() else None
 
 
 def running() -> Gateway | None:

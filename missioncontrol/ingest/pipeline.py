@@ -269,6 +269,8 @@ def _insert_checks(checks: list[dict[str, Any]], outbox: Outbox) -> set[str]:
     for event in checks:
         if event["id"] in new:
             outbox.add(f"permission:{event['thread_id']}", encode(_iso(event)))
+            if event["escalation_detected"]:  # an alert: on `global` too (alert automations)
+                outbox.add("global", encode({**_iso(event), "type": "permission.escalation"}))
     return new
 
 

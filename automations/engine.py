@@ -1,0 +1,678 @@
+"""The directive engine: submit a run, then execute its steps under the runaway guards.
+
+`submit()` is the one door every run goes through (API, admin, command, automations,
+the health monitor): it checks the inputs, creates the DirectiveExecution and hands it
+to Celery. `execute()` (the Celery task's body) runs it: each step is recorded as a
+StepRun and as a step of the run's Thread (on the `mission-control` server, through
+the ingest pipeline, so the run is live on `thread:{id}` like any agent's), each
+permission check as a PermissionEvent, and status changes as `directive.execution`
+events on `global` and the thread's channel.
+
+Guards (settings DIRECTIVE_*, `automations:` in mission_control.yml): steps per run,
+items per foreach, per-step and per-run timeouts, running executions per directive,
+depth of runs triggered by runs' own events, and cancel. A step that overstays is
+stopped by a watchdog raising StepTimeout inside it (a step blocked in C code stops as
+soon as it returns to Python; a tool call is bounded by its own gateway timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from automations import bounds, definition, scripts, templating
+from automations.inputs import coerce
+from automations.models import Automation, Directive, DirectiveExecution, StepRun
+from mcps.models import AGGREGATE_ID
+from missioncontrol.ingest.events import Source
+from missioncontrol.ingest.pipeline import ingest
+from missioncontrol.jsontext import dumps, loads
+from missioncontrol.live import Outbox, encode
+from threads.models import ExecutionStep
+
+logger = logging.getLogger(__name__)
+
+Status = DirectiveExecution.Status
+EXECUTION_EVENT = "directive.execution"
+# The run whose steps are executing here: an event or alert its scripts publish fires
+# automations one level deeper than it (see triggers.depth_after).
+current_run: contextvars.ContextVar[DirectiveExecution | None] = contextvars.ContextVar(
+    "current_run", default=None
+)
+
+
+class Stop(BaseException):  # noqa: N818 (raised into running steps: not an Exception, so no script swallows it)
+    """The run must stop now; the message says why."""
+
+
+class StepTimeout(Stop):
+    pass
+
+
+class Cancelled(Stop):
+    pass
+
+
+class StepFailed(Exception):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+class RunFailed(Exception):
+    """A guard ends the whole run (not just a step)."""
+
+
+# ---------------------------------------------------------------- submitting a run
+
+
+def submit(
+    directive: Directive,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    triggered_by: str = DirectiveExecution.Trigger.MANUAL,
+    trigger_info: dict[str, Any] | None = None,
+    automation: Automation | None = None,
+    trigger_key: str = "",
+    depth: int = 0,
+    wait: bool = False,
+    on_step: Callable[[StepRun], None] | None = None,
+) -> DirectiveExecution:
+    """Create the execution and start it (InputError for bad inputs, before anything is stored).
+
+    Every directive run starts here, whatever triggered it. `wait` runs it in this
+    thread and returns it finished (the command line), calling `on_step` as each step
+    starts and ends.
+    """
+    values = coerce(directive.definition.get("inputs") or {}, inputs)
+    with transaction.atomic():  # a repeated trigger_key fails alone, not the caller's transaction
+        execution = DirectiveExecution.objects.create(
+            directive=directive,
+            directive_name=directive.name,
+            automation=automation,
+            triggered_by=triggered_by,
+            trigger_info=trigger_info or {},
+            trigger_key=trigger_key,
+            inputs=values,
+            depth=depth,
+        )
+    if wait:
+        execute(execution.pk, on_step)
+    else:
+        dispatch(execution.pk)
+    execution.refresh_from_db()
+    return execution
+
+
+def dispatch(execution_id: int) -> None:
+    """Hand the run to Celery: a worker with Redis; in-process on the embedded default.
+
+    Eager Celery runs the task where it is called. Under the embedded web process that
+    would hold the request (or the ingest loop) for the whole run, so the run goes to a
+    worker thread of the process's event loop instead, exactly as the in-process
+    scheduler runs the beat tasks; with no loop (tests, commands) it runs right here.
+    """
+    from automations.tasks import run_execution
+    from mcps.gateway import embedded
+
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        transaction.on_commit(lambda: run_execution.apply_async(args=[execution_id]))
+        return
+    loop = embedded.loop()
+    if loop is None:
+        run_execution.apply(args=[execution_id])
+        return
+
+    def hand_over() -> None:
+        run = sync_to_async(run_execution.apply, thread_sensitive=False)
+        asyncio.run_coroutine_threadsafe(run(args=[execution_id]), loop)
+
+    transaction.on_commit(hand_over)
+
+
+# ---------------------------------------------------------------- cancel
+
+_local: dict[int, threading.Event] = {}  # runs executing in this process: their cancel flags
+
+
+def cancel(execution: DirectiveExecution) -> bool:
+    """Ask a run to stop (False if already finished); at once if it runs in this process."""
+    asked = execution.request_cancel()
+    flag = _local.get(execution.pk)
+    if asked and flag is not None:
+        flag.set()
+    return asked
+
+
+def reap_lost(now: datetime | None = None) -> int:
+    """Fail runs still `running` well past the run timeout: their worker died mid-run.
+
+    Without this a lost run would count against max_concurrent forever. Called by the
+    minute tick; a live run ends itself at run_timeout, so the grace minute is enough.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.DIRECTIVE_RUN_TIMEOUT + 60)
+    return DirectiveExecution.objects.filter(status=Status.RUNNING, started_at__lt=cutoff).update(
+        status=Status.FAILED,
+        error="lost: the process running it stopped before it ended",
+        completed_at=now,
+    )
+
+
+# ---------------------------------------------------------------- the guards
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int
+    max_foreach_items: int
+    step_timeout: float
+    run_timeout: float
+    max_concurrent: int
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        return cls(
+            settings.DIRECTIVE_MAX_STEPS,
+            settings.DIRECTIVE_MAX_FOREACH_ITEMS,
+            settings.DIRECTIVE_STEP_TIMEOUT,
+            settings.DIRECTIVE_RUN_TIMEOUT,
+            settings.DIRECTIVE_MAX_CONCURRENT,
+        )
+
+
+class Watchdog:
+    """Raises StepTimeout (or Cancelled) inside the runner's thread if a step overstays."""
+
+    def __init__(self, seconds: float, cancelled: threading.Event, overstayed: str) -> None:
+        self.target = threading.get_ident()
+        self.deadline = time.monotonic() + seconds
+        self.overstayed = overstayed
+        self.cancelled = cancelled
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.fired: Stop | None = None
+        self.thread = threading.Thread(target=self._watch, name="directive-watchdog", daemon=True)
+
+    def __enter__(self) -> Watchdog:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.done.set()
+            fired = self.fired
+        if fired is not None:
+            # A raise delivered late lands here, inside the step's guard; one the step
+            # swallowed is raised again.
+            for _ in range(1000):
+                pass
+            raise fired
+
+    def _watch(self) -> None:
+        while not self.done.wait(0.05):
+            if self.cancelled.is_set():
+                self._fire(Cancelled("cancelled while the step ran"))
+                return
+            if time.monotonic() >= self.deadline:
+                self._fire(StepTimeout(self.overstayed))
+                return
+
+    def _fire(self, exc: Stop) -> None:
+        with self.lock:
+            if self.done.is_set():
+                return
+            self.fired = exc
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self.target), ctypes.py_object(type(exc))
+            )
+
+
+# ---------------------------------------------------------------- running a run
+
+
+def execute(execution_id: int, on_step: Callable[[StepRun], None] | None = None) -> DirectiveExecution | None:
+    """Run a pending execution to its end; None if it is gone, as is if no longer pending."""
+    execution = DirectiveExecution.objects.select_related("directive").filter(pk=execution_id).first()
+    if execution is None or execution.status != Status.PENDING:
+        return execution
+    return Run(execution, Limits.from_settings(), on_step=on_step).run()
+
+
+@dataclass
+class Run:
+    execution: DirectiveExecution
+    limits: Limits
+    sequence: int = 0
+    result: Any = None
+    named: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)  # keys of earlier results, seed style
+    verdicts: dict[str, bool] = field(default_factory=dict)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0
+    on_step: Callable[[StepRun], None] | None = None
+
+    @property
+    def thread_id(self) -> str:
+        return f"directive-run-{self.execution.pk}"
+
+    @property
+    def name(self) -> str:
+        return self.execution.directive_name
+
+    # -- lifecycle
+
+    def run(self) -> DirectiveExecution:
+        token = current_run.set(self.execution)
+        try:
+            return self._run()
+        finally:
+            current_run.reset(token)
+
+    def _run(self) -> DirectiveExecution:
+        execution = self.execution
+        refused = self._claim()
+        if refused:
+            return self._end(Status.FAILED, refused, started=False)
+        _local[execution.pk] = self.cancelled
+        self.started = time.monotonic()
+        self._record(
+            [
+                self._event(
+                    "thread.started",
+                    "started",
+                    mcp_id=AGGREGATE_ID,
+                    user_input=f"run directive {self.name}",
+                    execution_context={
+                        "directive": self.name,
+                        "execution_id": execution.pk,
+                        "triggered_by": execution.triggered_by,
+                        "automation": execution.automation_id,
+                        "depth": execution.depth,
+                        "inputs": execution.inputs,
+                    },
+                )
+            ],
+            status=Status.RUNNING,
+        )
+        try:
+            directive = execution.directive
+            if directive is None:
+                raise RunFailed("the directive was deleted")
+            self._steps(directive.definition["steps"], "steps", {})
+        except Cancelled:
+            return self._end(Status.CANCELLED, "cancelled")
+        except (StepFailed, RunFailed, Stop) as exc:
+            return self._end(Status.FAILED, str(exc))
+        except Exception as exc:  # a bug in the engine must still end the run, visibly
+            logger.exception("directive %s: execution %s failed", self.name, execution.pk)
+            return self._end(Status.FAILED, f"{type(exc).__name__}: {exc}")
+        finally:
+            _local.pop(execution.pk, None)
+        return self._end(Status.COMPLETED, "")
+
+    def _claim(self) -> str:
+        """Move pending -> running unless the directive already runs max_concurrent times."""
+        execution = self.execution
+        with transaction.atomic():
+            if execution.directive_id is not None:
+                # Serializes claims per directive (SQLite's IMMEDIATE transactions do it anyway).
+                Directive.objects.select_for_update().filter(pk=execution.directive_id).first()
+            running = DirectiveExecution.objects.filter(
+                directive_name=execution.directive_name, status=Status.RUNNING
+            ).count()
+            if running >= self.limits.max_concurrent:
+                return (
+                    f"{running} runs of {self.name} are already running "
+                    f"(automations.max_concurrent is {self.limits.max_concurrent})"
+                )
+            now = timezone.now()
+            claimed = DirectiveExecution.objects.filter(pk=execution.pk, status=Status.PENDING).update(
+                status=Status.RUNNING, started_at=now, thread_id=self.thread_id
+            )
+            if not claimed:
+                return "no longer pending"
+        execution.refresh_from_db()
+        return ""
+
+    def _end(self, status: str, error: str, *, started: bool = True) -> DirectiveExecution:
+        execution = self.execution
+        now = timezone.now()
+        execution.refresh_from_db()
+        if execution.status in DirectiveExecution.FINAL and not started:
+            return execution
+        execution.status, execution.error, execution.completed_at = status, error, now
+        execution.result = _plain(self.result) if status == Status.COMPLETED else execution.result
+        if execution.started_at is not None:
+            execution.duration_ms = (now - execution.started_at).total_seconds() * 1000
+        execution.save(
+            update_fields=["status", "error", "completed_at", "result", "duration_ms", "steps_run"]
+        )
+        events = []
+        if started:
+            thread_status = {Status.COMPLETED: "complete", Status.CANCELLED: "cancelled"}.get(status, "error")
+            events.append(self._event("thread.ended", "ended", status=thread_status))
+        self._record(events, status=status)
+        return execution
+
+    # -- steps
+
+    def _steps(self, steps: list[dict[str, Any]], path: str, scope: dict[str, Any]) -> None:
+        for i, step in enumerate(steps):
+            self._step(step, f"{path}[{i}]", scope)
+
+    def _step(self, step: dict[str, Any], path: str, scope: dict[str, Any]) -> None:
+        self._between_steps()
+        kind = definition.kind(step)
+        record = self._begin(step, path, kind)
+        try:
+            if kind == "foreach":
+                output = self._foreach(step, path, scope, record)
+            elif kind == "conditional":
+                output = self._conditional(step, path, scope)
+            elif kind == "steps":
+                self._steps(step["steps"], f"{path}.steps", scope)
+                output = self.result
+            else:
+                output = self._leaf(step, path, kind, scope, record)
+        except StepFailed as exc:
+            self._finish(record, StepRun.Status.FAILED, None, exc.reason)
+            if not step.get("continue_on_error"):
+                raise
+            output = {"error": exc.reason}
+        except Stop as exc:
+            cancelled = isinstance(exc, Cancelled)
+            self._finish(
+                record, StepRun.Status.CANCELLED if cancelled else StepRun.Status.FAILED, None, str(exc)
+            )
+            if isinstance(exc, StepTimeout):
+                raise StepFailed(path, str(exc)) from None
+            raise
+        except RunFailed as exc:
+            self._finish(record, StepRun.Status.FAILED, None, str(exc))
+            raise
+        else:
+            self._finish(record, StepRun.Status.COMPLETED, output, "")
+        self.result = output
+        if step.get("name"):
+            self.named[step["name"]] = output
+        if isinstance(output, dict):
+            self.values.update(output)
+
+    def _between_steps(self) -> None:
+        limits, execution = self.limits, self.execution
+        if (
+            self.cancelled.is_set()
+            or DirectiveExecution.objects.filter(pk=execution.pk, cancel_requested=True).exists()
+        ):
+            raise Cancelled("cancelled")
+        if time.monotonic() - self.started > limits.run_timeout:
+            raise RunFailed(f"the run took longer than {limits.run_timeout:g} s (automations.run_timeout)")
+        if self.sequence >= limits.max_steps:
+            raise RunFailed(f"more than {limits.max_steps} steps (automations.max_steps)")
+
+    def _context(self, scope: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **self.values,
+            **self.named,
+            "inputs": self.execution.inputs,
+            "steps": self.named,
+            "result": self.result,
+            **scope,
+        }
+
+    def _foreach(self, step: dict[str, Any], path: str, scope: dict[str, Any], record: StepRun) -> list[Any]:
+        source = step["foreach"]
+        try:
+            if isinstance(source, list):
+                items = templating.render(source, self._context(scope))
+            else:
+                whole = templating.WHOLE.match(source)
+                items = templating.evaluate(whole["expr"] if whole else source, self._context(scope))
+        except templating.TemplateProblem as exc:
+            raise StepFailed(path, str(exc)) from None
+        if isinstance(items, dict):
+            items = list(items.values())
+        if not isinstance(items, list | tuple | range):
+            raise StepFailed(path, f"foreach needs a list, {source!r} is {type(items).__name__}")
+        if len(items) > self.limits.max_foreach_items:
+            raise StepFailed(
+                path,
+                f"foreach over {len(items)} items is more than {self.limits.max_foreach_items} "
+                "(automations.max_foreach_items)",
+            )
+        items = templating.plain(items)
+        record.input = {"items": len(items)}
+        record.save(update_fields=["input"])
+        results = []
+        for index, item in enumerate(items):
+            self.result = None
+            self._steps(step["steps"], f"{path}#{index}.steps", {**scope, "item": item, "index": index})
+            results.append(self.result)
+        return results
+
+    def _conditional(self, step: dict[str, Any], path: str, scope: dict[str, Any]) -> Any:
+        conditional = step["conditional"]
+        try:
+            taken = templating.truthy(conditional["if"], self._context(scope))
+        except templating.TemplateProblem as exc:
+            raise StepFailed(path, str(exc)) from None
+        branch = "then" if taken else "else"
+        steps = conditional.get(branch)
+        if steps is None:
+            return self.result
+        if isinstance(steps, list):
+            self._steps(steps, f"{path}.conditional.{branch}", scope)
+        else:  # a branch written as one step
+            self._step(steps, f"{path}.conditional.{branch}", scope)
+        return self.result
+
+    def _leaf(
+        self, step: dict[str, Any], path: str, kind: str, scope: dict[str, Any], record: StepRun
+    ) -> Any:
+        try:
+            needed = bounds.needed_by(step)
+        except bounds.UnknownScript as exc:
+            raise StepFailed(path, str(exc)) from None
+        for permission in needed:
+            self._check(permission, path)
+        key = "inputs" if kind == "script" else "arguments"
+        try:
+            params = templating.render(step.get(key) or step.get("inputs") or {}, self._context(scope))
+        except templating.TemplateProblem as exc:
+            raise StepFailed(path, str(exc)) from None
+        record.input = params
+        record.save(update_fields=["input"])
+        step_timeout = min(
+            float(step.get("timeout_seconds") or self.limits.step_timeout), self.limits.step_timeout
+        )
+        left = self.limits.run_timeout - (time.monotonic() - self.started)
+        timeout, overstayed = step_timeout, f"did not finish within {step_timeout:g} s"
+        if left < step_timeout:
+            timeout = max(left, 0.01)
+            overstayed = f"the run took longer than {self.limits.run_timeout:g} s (automations.run_timeout)"
+        call: Callable[[], Any]
+        if kind == "script":
+            script = scripts.get(definition.script_name(step) or "")
+            assert script is not None  # needed_by() found it
+            call = lambda: script.run(params)  # noqa: E731
+        else:
+            ref = definition.tool_ref(step)
+            assert ref is not None
+            call = lambda: call_tool(ref.server, ref.tool, params, timeout)  # noqa: E731
+        watchdog = Watchdog(timeout, self.cancelled, overstayed)
+        try:
+            with watchdog:
+                output = call()
+        except Stop as exc:
+            raise (watchdog.fired or exc) from None
+        except Exception as exc:
+            raise StepFailed(path, str(exc) or type(exc).__name__) from None
+        try:
+            return _plain(output)
+        except (TypeError, ValueError) as exc:
+            raise StepFailed(path, f"the result is not JSON: {exc}") from None
+
+    def _check(self, permission: str, path: str) -> None:
+        """One PermissionEvent per permission per run; a denial fails the step."""
+        if permission not in self.verdicts:
+            directive = self.execution.directive
+            declared = (directive.definition.get("permissions") or []) if directive is not None else []
+            match = bounds.covering(declared, permission)
+            granted = match is not None
+            self.verdicts[permission] = granted
+            action, _, resource = permission.partition(":")
+            self._record(
+                [
+                    self._event(
+                        "permission.check",
+                        f"permission-{len(self.verdicts)}",
+                        user_id=f"directive:{self.name}",
+                        resource=resource,
+                        action=action,
+                        granted=granted,
+                        reason=f"covered by {match!r}"
+                        if granted
+                        else "not among the directive's permissions",
+                        rules_checked=declared,
+                        inheritance_chain=[f"directive:{self.name}"],
+                    )
+                ]
+            )
+        if not self.verdicts[permission]:
+            raise StepFailed(path, f"permission {permission!r} denied: not among the directive's permissions")
+
+    # -- records
+
+    def _begin(self, step: dict[str, Any], path: str, kind: str) -> StepRun:
+        self.sequence += 1
+        record = StepRun.objects.create(
+            execution=self.execution, sequence=self.sequence, path=path, name=step.get("name", ""), kind=kind
+        )
+        self.execution.steps_run = self.sequence
+        DirectiveExecution.objects.filter(pk=self.execution.pk).update(steps_run=self.sequence)
+        self._record([self._step_event(record)], step=record)
+        if self.on_step is not None:
+            self.on_step(record)
+        return record
+
+    def _finish(self, record: StepRun, status: str, output: Any, error: str) -> None:
+        record.status, record.output, record.error = status, _plain_or_none(output), error
+        record.duration_ms = (timezone.now() - record.started_at).total_seconds() * 1000
+        record.save(update_fields=["status", "output", "error", "duration_ms"])
+        self._record([self._step_event(record)], step=record)
+        if self.on_step is not None:
+            self.on_step(record)
+
+    def _step_event(self, record: StepRun) -> dict[str, Any]:
+        step_type = {"script": "script", "tool": "tool_call"}.get(
+            record.kind, ExecutionStep.StepType.DIRECTIVE
+        )
+        step_status = {
+            StepRun.Status.RUNNING: "running",
+            StepRun.Status.COMPLETED: "complete",
+        }.get(record.status, "error")
+        return self._event(
+            "thread.step",
+            f"step-{record.sequence}-{record.status}",
+            sequence=record.sequence,
+            step_type=step_type,
+            description=f"{record.kind} {record.name or record.path}",
+            details={
+                "path": record.path,
+                "input": record.input,
+                "output": record.output,
+                "error": record.error,
+            },
+            status=step_status,
+            duration_ms=record.duration_ms,
+        )
+
+    def _event(self, type_: str, suffix: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": f"{self.thread_id}-{suffix}",
+            "type": type_,
+            "timestamp": timezone.now().isoformat(),
+            "thread_id": self.thread_id,
+            **fields,
+        }
+
+    def _record(
+        self, events: list[dict[str, Any]], *, status: str | None = None, step: StepRun | None = None
+    ) -> None:
+        """Store events through ingest and publish them with a directive.execution event."""
+        outbox = Outbox()
+        if events:
+            stored = ingest(events, Source(mcp_id=None))
+            for verdict in stored.verdicts:
+                if verdict.status == "rejected":
+                    logger.error(
+                        "execution %s: %s rejected: %s", self.execution.pk, verdict.field, verdict.reason
+                    )
+            outbox = stored.outbox
+        if status is not None or step is not None:
+            payload = {
+                "type": EXECUTION_EVENT,
+                "execution_id": self.execution.pk,
+                "directive": self.name,
+                "status": status or self.execution.status,
+                "thread_id": self.thread_id if self.execution.thread_id else None,
+                "timestamp": timezone.now().isoformat(),
+            }
+            if step is not None:
+                payload["step"] = step.as_dict()
+            if status is not None:
+                payload["error"] = self.execution.error if status != Status.RUNNING else ""
+                outbox.add("global", encode(payload))
+            if self.execution.thread_id:
+                outbox.add(f"thread:{self.thread_id}", encode(payload))
+        if len(outbox):
+            async_to_sync(outbox.send)()
+
+
+def call_tool(server: str, tool: str, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """A tool call through the gateway (as the health task reaches it); fails on an error result."""
+    from mcps.gateway import rpc
+
+    try:
+        answer = async_to_sync(rpc.request)(
+            "call_tool",
+            {"mcp_id": server, "tool": tool, "arguments": arguments, "timeout": timeout},
+            timeout=timeout,
+        )
+    except rpc.GatewayError as exc:
+        raise RuntimeError(f"{server}/{tool}: {exc.reason}") from None
+    result = answer["result"]
+    text = "\n".join(c.get("text", "") for c in result.get("content") or [] if c.get("type") == "text")
+    if result.get("isError"):
+        raise RuntimeError(f"{server}/{tool} answered an error: {text[:500]}")
+    return {
+        "text": text,
+        "structured": result.get("structuredContent"),
+        "content": result.get("content") or [],
+    }
+
+
+def _plain(value: Any) -> Any:
+    """JSON data (what is stored and what later steps see)."""
+    return loads(dumps(value))
+
+
+def _plain_or_none(value: Any) -> Any:
+    try:
+        return _plain(value)
+    except (TypeError, ValueError):
+        return None
