@@ -5,6 +5,11 @@ as a system directive, a changed one updated (its `enabled` switch kept), an unc
 one left alone, so running it again changes nothing. A user's directive is never
 touched: one of the same name is reported as a conflict and keeps its YAML. It runs
 after every `migrate` (post_migrate) and as `manage.py load_directives`.
+
+The health monitor: each scheduled system directive gets a system automation
+(`system:<directive>`, cron in SYSTEM_SCHEDULES) that the `automations.tick` beat task
+fires like any user automation. It is created once; an operator may then change its
+schedule or switch it off, and loading again leaves it as they set it.
 """
 
 from __future__ import annotations
@@ -18,9 +23,20 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from automations.definition import parse
-from automations.models import Directive
+from automations.models import Automation, Directive
 
 DIRECTIVES_DIR = Path(__file__).resolve().parent / "directives"
+
+# System directive -> when the health monitor runs it (cron, UTC).
+SYSTEM_SCHEDULES = {
+    "monitor_thread_health": "*/5 * * * *",
+    "detect_anomalies": "*/15 * * * *",
+    "cleanup_stale_sessions": "7 * * * *",
+    "generate_performance_report": "17 * * * *",
+    "analyze_permission_patterns": "27 */6 * * *",
+    "analyze_patterns": "37 */6 * * *",
+    "optimize_log_retention": "47 3 * * *",
+}
 
 
 @dataclass
@@ -30,6 +46,7 @@ class LoadResult:
     unchanged: list[str] = field(default_factory=list)
     conflicts: dict[str, str] = field(default_factory=dict)  # name -> why it was skipped
     errors: dict[str, str] = field(default_factory=dict)  # file name -> what is wrong
+    scheduled: list[str] = field(default_factory=list)  # system automations created
 
 
 def system_files(directory: Path = DIRECTIVES_DIR) -> list[Path]:
@@ -46,7 +63,25 @@ def load_system_directives(directory: Path = DIRECTIVES_DIR) -> LoadResult:
                 _load(text, result)
         except ValueError as exc:
             result.errors[path.name] = str(exc)
+    result.scheduled = schedule_system_directives()
     return result
+
+
+def schedule_system_directives() -> list[str]:
+    """Create the missing `system:<directive>` automations; the names created."""
+    created = []
+    for directive in Directive.objects.filter(system=True, name__in=SYSTEM_SCHEDULES):
+        _, new = Automation.objects.get_or_create(
+            name=f"system:{directive.name}",
+            defaults={
+                "directive": directive,
+                "trigger": Automation.Trigger.SCHEDULE,
+                "schedule": SYSTEM_SCHEDULES[directive.name],
+            },
+        )
+        if new:
+            created.append(directive.name)
+    return created
 
 
 def _load(text: str, result: LoadResult) -> None:
