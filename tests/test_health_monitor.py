@@ -47,8 +47,9 @@ def test_the_beat_tick_runs_monitor_thread_health_which_flags_the_stalled_thread
         mcp_id="agents",
     )
     load_system_directives()
-    Automation.objects.exclude(name="system:monitor_thread_health").update(enabled=False)
-    Automation.objects.filter(name="system:monitor_thread_health").update(created_at=now - timedelta(minutes=6))
+    monitor = Automation.objects.filter(name="system:monitor_thread_health")
+    Automation.objects.exclude(pk__in=monitor).update(enabled=False)
+    monitor.update(created_at=now - timedelta(minutes=6))
     # The next */5 minute mark, then one tick a few seconds after it.
     mark = now + timedelta(minutes=(5 - now.minute % 5) % 5 or 5)
     monkeypatch.setattr(timezone, "now", lambda: mark + timedelta(seconds=3))
