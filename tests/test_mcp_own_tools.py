@@ -36,6 +36,7 @@ OWN = {
     "missioncontrol__list_servers",
     "missioncontrol__list_anomalies",
     "missioncontrol__list_directives",
+    "missioncontrol__run_directive",
 }
 
 
@@ -59,14 +60,15 @@ def answer(result: Any) -> Any:
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_its_own_tools_are_listed_read_only_with_schemas_even_without_a_gateway(
+async def test_its_own_tools_are_listed_with_schemas_all_read_only_but_run_directive_even_without_a_gateway(
     endpoint: Endpoint, mode: str
 ) -> None:
     async with endpoint.client(mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools) == OWN
-    for tool in tools.values():
-        assert tool.annotations is not None and tool.annotations.read_only_hint is True
+    for name, tool in tools.items():
+        assert tool.annotations is not None
+        assert tool.annotations.read_only_hint is (name != "missioncontrol__run_directive")
         assert tool.annotations.destructive_hint is False and tool.input_schema["type"] == "object"
     assert tools["missioncontrol__get_thread"].input_schema["required"] == ["thread_id"]
     assert tools["missioncontrol__search_logs"].input_schema["properties"]["levels"]["items"]["enum"] == [
@@ -200,3 +202,33 @@ async def test_own_tool_calls_are_recorded_like_routed_ones(endpoint: Endpoint) 
         ("missioncontrol/list_servers", "execute", True),
         ("missioncontrol/get_thread", "execute", True),
     ]
+
+
+async def test_run_directive_runs_it_through_the_engine_and_answers_its_execution(endpoint: Endpoint) -> None:
+    def scene() -> None:
+        load_system_directives()
+        now = timezone.now()
+        store(
+            event("thread.started", thread_id="T-old", timestamp=(now - timedelta(days=3)).isoformat()),
+            mcp_id="agents",
+        )
+
+    await sync_to_async(scene)()
+    run = answer(
+        await call(
+            endpoint, "missioncontrol__run_directive", {"directive": "cleanup_stale_sessions", "inputs": {}}
+        )
+    )
+    assert run["directive"] == "cleanup_stale_sessions" and run["status"] == "completed", run
+    assert run["result"]["ended"] == 1 and [t["id"] for t in run["result"]["threads"]] == ["T-old"]
+    assert (await Thread.objects.aget(id="T-old")).status == "error"
+    assert await Thread.objects.filter(id=run["thread_id"], mcp_id=AGGREGATE_ID).aexists()
+
+    missing = await call(endpoint, "missioncontrol__run_directive", {"directive": "nope"})
+    assert missing.is_error and "no directive named 'nope'" in missing.content[0].text
+    bad = await call(
+        endpoint,
+        "missioncontrol__run_directive",
+        {"directive": "heal_mcp_connection", "inputs": {}},
+    )
+    assert bad.is_error and "mcp_id" in bad.content[0].text

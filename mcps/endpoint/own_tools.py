@@ -8,9 +8,9 @@ down). The endpoint records each call exactly like a routed one (server.py).
 - `get_thread`: a thread with its children, timeline and transcript, as /api/threads/{id};
 - `list_servers`: every MCP server with its status and latest health probe;
 - `list_anomalies`: what detect_anomalies found (alert entries of the knowledge base);
-- `list_directives`: the directives, their inputs and permissions.
-
-Running a directive as a tool comes with the directive engine.
+- `list_directives`: the directives, their inputs and permissions;
+- `run_directive`: run one through the directive engine (the only tool that changes
+  anything; its run is a thread of its own, like any run).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db.models import Count
 from jsonschema import validators
 from jsonschema.exceptions import best_match
@@ -50,6 +51,7 @@ class OwnTool:
     description: str
     input_schema: dict[str, Any]
     handler: Callable[[dict[str, Any]], dict[str, Any]]
+    read_only: bool = True
 
     def wire(self) -> dict[str, Any]:
         """The tool as tools/list shows it (before the endpoint adds the prefix)."""
@@ -60,9 +62,9 @@ class OwnTool:
             "inputSchema": self.input_schema,
             "annotations": {
                 "title": self.title,
-                "readOnlyHint": True,
+                "readOnlyHint": self.read_only,
                 "destructiveHint": False,
-                "idempotentHint": True,
+                "idempotentHint": self.read_only,
                 "openWorldHint": False,
             },
         }
@@ -176,6 +178,27 @@ def list_directives(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_directive(args: dict[str, Any]) -> dict[str, Any]:
+    """Run a directive to its end (its guards bound how long) and answer its execution."""
+    from automations import engine
+    from automations.inputs import InputError
+    from automations.models import DirectiveExecution
+
+    directive = Directive.objects.filter(name=args["directive"]).first()
+    if directive is None:
+        raise ToolFailure(f"no directive named {args['directive']!r} (see missioncontrol__list_directives)")
+    if not directive.enabled:
+        raise ToolFailure(f"directive {directive.name!r} is switched off")
+    limit = settings.DIRECTIVE_MAX_CONCURRENT
+    if DirectiveExecution.objects.running_for(directive) >= limit:
+        raise ToolFailure(f"{directive.name} already runs {limit} times at once; try again shortly")
+    try:
+        execution = engine.submit(directive, args.get("inputs") or {}, wait=True)
+    except InputError as exc:
+        raise ToolFailure(f"inputs: {exc}") from None
+    return execution.summary()
+
+
 TOOLS: dict[str, OwnTool] = {
     t.name: t
     for t in (
@@ -249,6 +272,21 @@ TOOLS: dict[str, OwnTool] = {
             "the scripts and tools they use.",
             _obj({"system": {"type": "boolean", "description": "Only system (true) or user (false) ones"}}),
             list_directives,
+        ),
+        OwnTool(
+            "run_directive",
+            "Run a directive",
+            "Run one of Mission Control's directives with `inputs` and wait for its end: the "
+            "execution's status, result or error, and the thread that recorded its steps.",
+            _obj(
+                {
+                    "directive": {"type": "string", "minLength": 1, "description": "The directive's name"},
+                    "inputs": {"type": "object", "description": "The directive's inputs by name"},
+                },
+                ["directive"],
+            ),
+            run_directive,
+            read_only=False,
         ),
     )
 }
