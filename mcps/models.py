@@ -14,6 +14,8 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from missioncontrol.redaction import redact_text
+
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
 # Server id -> monotonic time this process last wrote its row (see register_seen).
 _registered: dict[str, float] = {}
@@ -53,7 +55,8 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
         return {s.id: s.connection_spec() for s in self.managed().filter(enabled=True)}
 
     def record_status(self, server_id: str, status: str, error: str) -> None:
-        fields: dict[str, Any] = {"status": status, "last_error": error}
+        # A failed connection's error may quote its URL or command line, secrets included.
+        fields: dict[str, Any] = {"status": status, "last_error": redact_text(error)}
         if status == MCPServer.Status.CONNECTED:
             fields["last_seen"] = timezone.now()
         self.filter(id=server_id).update(**fields)

@@ -304,3 +304,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Hardening (missioncontrol/redaction.py, missioncontrol/ratelimit.py): secrets masked
+# before storage, and the limits answered with 429 + Retry-After.
+REDACTION = MC.redaction
+RATE_LIMITS = MC.rate_limits
