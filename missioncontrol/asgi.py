@@ -21,6 +21,7 @@ from django.urls import get_resolver  # noqa: E402
 from mcps.endpoint.http import mcp_endpoint  # noqa: E402
 from mcps.gateway import embedded  # noqa: E402
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
+from missioncontrol.origins import OriginValidator  # noqa: E402
 from missioncontrol.routing import websocket_urlpatterns  # noqa: E402
 from missioncontrol.runtime import tune_for_latency  # noqa: E402
 
@@ -43,7 +44,7 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await django_http(scope, receive, send)
 
 
-websocket = URLRouter(websocket_urlpatterns)
+websocket = OriginValidator(URLRouter(websocket_urlpatterns))
 
 
 async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -320,6 +320,8 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d
 
 def parse_rate(value: Any, name: str) -> Rate:
     """A rate such as "600/min", "100/10s" or "5000/h"; 0, off or null for no limit."""
+    if isinstance(value, Rate):
+        return value
     if value in (None, 0, False, "off", "0"):
         return Rate(0, 1)
     match = _RATE.match(str(value)) if isinstance(value, str) else None

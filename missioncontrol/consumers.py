@@ -21,8 +21,10 @@ from audit.models import PermissionEvent
 from logs.events import LogFilter, recent
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
+from missioncontrol import ratelimit
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
+from missioncontrol.ratelimit import FrameWindow
 from threads.models import Thread
 
 # A log sent in a subscription's history may also come by live message (its batch
@@ -30,6 +32,10 @@ from threads.models import Thread
 # this long to drop the repeat.
 _HISTORY_DEDUP_SECONDS = 10.0
 COMMANDS = ("call_tool", "list_tools", "reconnect")
+# Close codes of the limits: a user past rate_limits.websocket_connections (an
+# application code, 4000-4999, after HTTP's 429), a client flooding frames (policy).
+CLOSE_TOO_MANY_CONNECTIONS = 4029
+CLOSE_FLOOD = 1008
 
 
 def _thread_state(thread_id: str) -> dict[str, Any]:
@@ -99,6 +105,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     subscriptions: dict[str, Subscription]
     # Sockets open in this process, against settings.WS_MAX_CONNECTIONS.
     open_sockets = 0
+    # Sockets open in this process per user (or address), against
+    # rate_limits.websocket_connections.
+    open_by_identity: dict[str, int] = {}
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its per-message `aclose_old_connections()`.
@@ -117,6 +126,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.subscriptions = {}
         self.commands: set[asyncio.Task[None]] = set()
         self.counted = False
+        self.identity: str | None = None
+        self.frames = FrameWindow(settings.RATE_LIMITS.websocket_frames)
         await self.accept()
         if LiveConsumer.open_sockets >= settings.WS_MAX_CONNECTIONS:
             await self.send_error(
@@ -126,7 +137,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
             )
             await self.close(code=1013)  # try again later
             return
+        client = self.scope.get("client") or (None,)
+        identity, who = ratelimit.identity(self.scope.get("user"), client[0])
+        cap = settings.RATE_LIMITS.websocket_connections
+        if cap and LiveConsumer.open_by_identity.get(identity, 0) >= cap:
+            await self.send_error(
+                f"{who} already holds {cap} live connections; close one and retry",
+                field="rate_limits.websocket_connections",
+            )
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
         LiveConsumer.open_sockets += 1
+        LiveConsumer.open_by_identity[identity] = LiveConsumer.open_by_identity.get(identity, 0) + 1
+        self.identity = identity
         self.counted = True
 
     async def disconnect(self, code: int) -> None:
@@ -135,19 +158,33 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if getattr(self, "counted", False):
             LiveConsumer.open_sockets -= 1
             self.counted = False
+            left = LiveConsumer.open_by_identity.get(self.identity or "", 1) - 1
+            if left > 0:
+                LiveConsumer.open_by_identity[self.identity or ""] = left
+            else:
+                LiveConsumer.open_by_identity.pop(self.identity or "", None)
         for channel in list(getattr(self, "subscriptions", {})):
             await self.channel_layer.group_discard(group_for(channel), self.channel_name)
         self.subscriptions = {}
 
     async def send_error(
-        self, reason: str, channel: str = "", request_id: str | None = None, field: str | None = None
+        self,
+        reason: str,
+        channel: str = "",
+        request_id: str | None = None,
+        field: str | None = None,
+        **extra: Any,
     ) -> None:
-        payload: dict[str, Any] = {"reason": reason}
+        payload: dict[str, Any] = {"reason": reason, **extra}
         if field:
             payload["field"] = field
         await self.send(text_data=frame("error", channel, payload, request_id))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        retry_after = self.frames.take()
+        if retry_after:
+            await self._over_frame_limit(retry_after)
+            return
         try:
             message = loads(text_data if text_data is not None else (bytes_data or b""))
         except JSONDecodeError as exc:
@@ -178,6 +215,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send_error("payload must be an object", request_id=request_id, field="payload")
             return
         await handler(message.get("channel"), payload, request_id)
+
+    async def _over_frame_limit(self, retry_after: int) -> None:
+        """Past rate_limits.websocket_frames: one error frame, then frames are dropped until
+        the next window; a client that keeps flooding (twice the limit) is disconnected."""
+        if self.frames.flooding:
+            if self.frames.hits == 2 * self.frames.rate.count + 1:
+                await self.close(code=CLOSE_FLOOD)
+            return
+        if self.frames.first_over:
+            await self.send_error(
+                f"more than {self.frames.rate} frames on this connection; frames are dropped for "
+                f"{retry_after} s, and the connection is closed if they keep coming",
+                field="rate_limits.websocket_frames",
+                retry_after=retry_after,
+            )
 
     async def on_subscribe(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
         try:

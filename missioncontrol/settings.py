@@ -8,6 +8,7 @@ naming the setting.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from missioncontrol.config import ConfigError, load_config
+from missioncontrol.config import ConfigError, RateLimitsConfig, load_config, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -125,6 +126,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "missioncontrol.ratelimit.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "missioncontrol.urls"
@@ -234,6 +236,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["missioncontrol.renderers.FastJSONRenderer"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["missioncontrol.api.throttling.ApiRateThrottle"],
+    "EXCEPTION_HANDLER": "missioncontrol.api.throttling.exception_handler",
 }
 
 # OpenAPI 3.1 at /api/schema/, browsable at /api/schema/docs/ (missioncontrol/openapi.py).
@@ -308,4 +312,29 @@ LOGGING = {
 # Hardening (missioncontrol/redaction.py, missioncontrol/ratelimit.py): secrets masked
 # before storage, and the limits answered with 429 + Retry-After.
 REDACTION = MC.redaction
-RATE_LIMITS = MC.rate_limits
+
+
+def _rate_limits() -> RateLimitsConfig:
+    limits, env = MC.rate_limits, os.environ
+    try:
+        return dataclasses.replace(
+            limits,
+            ingest=parse_rate(env.get("MC_RATE_LIMIT_INGEST") or limits.ingest, "MC_RATE_LIMIT_INGEST"),
+            api=parse_rate(env.get("MC_RATE_LIMIT_API") or limits.api, "MC_RATE_LIMIT_API"),
+            websocket_frames=parse_rate(
+                env.get("MC_RATE_LIMIT_WS_FRAMES") or limits.websocket_frames, "MC_RATE_LIMIT_WS_FRAMES"
+            ),
+            websocket_connections=env_int("MC_WS_MAX_CONNECTIONS_PER_USER", limits.websocket_connections),
+        )
+    except ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+
+
+RATE_LIMITS = _rate_limits()
+# Origins a browser may open /ws/ from, besides this server's own (missioncontrol/origins.py).
+WS_ALLOWED_ORIGINS = [
+    o.strip()
+    for o in (env_str("MC_ALLOWED_ORIGINS") or ",".join(MC.security.allowed_origins)).split(",")
+    if o.strip()
+]
+RATE_LIMIT_KEY_PREFIX = f"{env_str('MC_CHANNEL_PREFIX', 'mc')}:ratelimit"
