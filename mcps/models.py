@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from missioncontrol.encryption import EncryptedJSONField
 from missioncontrol.redaction import redact_text
 
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
@@ -42,6 +43,12 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
             old = Q(last_seen__isnull=True) | Q(last_seen__lt=at - LAST_SEEN_RESOLUTION)
             self.filter(old, id__in=stale).update(last_seen=at)
             transaction.on_commit(lambda: _registered.update(dict.fromkeys(stale, now)))
+
+    def reencrypt_secrets(self) -> int:
+        """Write every server's env and headers again, encrypted with the first key; how many."""
+        servers = list(self.only("id", "env", "headers"))
+        self.bulk_update(servers, ["env", "headers"], batch_size=500)
+        return len(servers)
 
     def forget_registered(self) -> None:
         """Drop the process's memory of registered servers (one was deleted, say)."""
@@ -127,10 +134,11 @@ class MCPServer(models.Model):
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.INGEST)
     command = models.CharField(max_length=1000, blank=True)
     args = models.JSONField(default=list, blank=True)
-    env = models.JSONField(default=dict, blank=True)
+    # Secrets live here (API keys, tokens): encrypted at rest.
+    env = EncryptedJSONField(default=dict, blank=True)
     cwd = models.CharField(max_length=1000, blank=True)
     url = models.URLField(max_length=1000, blank=True)
-    headers = models.JSONField(default=dict, blank=True)
+    headers = EncryptedJSONField(default=dict, blank=True)
 
     # What it said when it connected.
     protocol_version = models.CharField(max_length=40, blank=True)

@@ -154,6 +154,8 @@ class SecurityConfig:
     # Origins a browser may open /ws/ from ("https://mc.example.com"); empty: the
     # ALLOWED_HOSTS (any host when that is "*").
     allowed_origins: tuple[str, ...] = ()
+    # Fernet keys for secrets at rest (missioncontrol/encryption.py); the first encrypts.
+    fernet_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,9 +256,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         ),
         redaction=_redaction(_section(raw, "redaction")),
         rate_limits=_rate_limits(_section(raw, "rate_limits")),
-        security=SecurityConfig(
-            allowed_origins=_strings(_section(raw, "security"), "allowed_origins", "security"),
-        ),
+        security=_security(_section(raw, "security")),
         path=path,
     )
 
@@ -289,6 +289,18 @@ def _strings(section: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{name}.{key}: expected a list of strings, got {value!r}")
     return tuple(value)
+
+
+def _security(raw: dict[str, Any]) -> SecurityConfig:
+    unknown = set(raw) - {"allowed_origins", "fernet_keys"}
+    if unknown:
+        raise ConfigError(
+            f"security.{sorted(unknown)[0]}: unknown key; expected allowed_origins, fernet_keys"
+        )
+    return SecurityConfig(
+        allowed_origins=_strings(raw, "allowed_origins", "security"),
+        fernet_keys=tuple(_expand_env(k) for k in _strings(raw, "fernet_keys", "security")),
+    )
 
 
 def _redaction(raw: dict[str, Any]) -> RedactionConfig:

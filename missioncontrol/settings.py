@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from missioncontrol.config import ConfigError, RateLimitsConfig, load_config, parse_rate
@@ -331,6 +332,26 @@ def _rate_limits() -> RateLimitsConfig:
 
 
 RATE_LIMITS = _rate_limits()
+
+
+def _fernet_keys() -> list[str]:
+    keys = env_str("MC_SECRET_KEY_FERNET") or ",".join(MC.security.fernet_keys)
+    out = [k.strip() for k in keys.split(",") if k.strip()]
+    for index, key in enumerate(out, 1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"MC_SECRET_KEY_FERNET: key {index} is not a Fernet key (32 url-safe base64 bytes); make "
+                "one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+    return out
+
+
+# Keys encrypting MCP servers' env and headers at rest (missioncontrol/encryption.py);
+# none: a key derived from SECRET_KEY.
+FERNET_KEYS = _fernet_keys()
 # Origins a browser may open /ws/ from, besides this server's own (missioncontrol/origins.py).
 WS_ALLOWED_ORIGINS = [
     o.strip()
