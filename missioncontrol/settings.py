@@ -71,7 +71,13 @@ DATABASE_URL = env_str("DATABASE_URL", MC.database.url)
 REDIS_URL = env_str("REDIS_URL")
 EMBEDDED = DATABASE_URL is None and REDIS_URL is None
 
-DEBUG = env_bool("DEBUG", EMBEDDED)
+# MC_ENV=production: behind TLS, with the settings `manage.py check --deploy` asks for
+# (see the end of this module); DEBUG off and a strong SECRET_KEY are then required.
+MC_ENV = env_str("MC_ENV", "development")
+if MC_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"MC_ENV: expected development or production, got {MC_ENV!r}")
+PRODUCTION = MC_ENV == "production"
+DEBUG = env_bool("DEBUG", EMBEDDED and not PRODUCTION)
 
 
 def _secret_key() -> str:
@@ -359,3 +365,41 @@ WS_ALLOWED_ORIGINS = [
     if o.strip()
 ]
 RATE_LIMIT_KEY_PREFIX = f"{env_str('MC_CHANNEL_PREFIX', 'mc')}:ratelimit"
+
+
+# Response headers and cookies, in every mode (these are Django's defaults, stated).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECRET_KEY_FALLBACKS = [k for k in (env_str("SECRET_KEY_FALLBACKS", "") or "").split(",") if k]
+# Behind a proxy that terminates TLS: the header it sets, e.g. X-Forwarded-Proto (its
+# value "https" marks a secure request). Only set it if the proxy always sets or strips it.
+_PROXY_SSL_HEADER = env_str("MC_PROXY_SSL_HEADER")
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+
+
+def _require_strong_secret_key() -> None:
+    weak = [k for k in [SECRET_KEY, *SECRET_KEY_FALLBACKS] if len(k) < 50 or len(set(k)) < 5]
+    if weak or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY (and each SECRET_KEY_FALLBACKS key): MC_ENV=production needs at least 50 "
+            "random characters; make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+
+
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG: must be off when MC_ENV=production")
+    _require_strong_secret_key()
+    # HTTPS only: plain HTTP is redirected (but /health, for load balancers' probes),
+    # browsers remember it for a year (HSTS), cookies never travel in clear.
+    SECURE_SSL_REDIRECT = env_bool("MC_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SECURE_HSTS_SECONDS = env_int("MC_HSTS_SECONDS", 365 * 86400)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MC_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("MC_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
