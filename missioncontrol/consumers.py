@@ -105,9 +105,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
     subscriptions: dict[str, Subscription]
     # Sockets open in this process, against settings.WS_MAX_CONNECTIONS.
     open_sockets = 0
-    # Sockets open in this process per user (or address), against
-    # rate_limits.websocket_connections.
-    open_by_identity: dict[str, int] = {}
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its per-message `aclose_old_connections()`.
@@ -126,7 +123,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.subscriptions = {}
         self.commands: set[asyncio.Task[None]] = set()
         self.counted = False
-        self.identity: str | None = None
+        self.identity: str | None = None  # set while counted against its user's socket cap
+        self.renewal: asyncio.Task[None] | None = None
         self.frames = FrameWindow(settings.RATE_LIMITS.websocket_frames)
         await self.accept()
         if LiveConsumer.open_sockets >= settings.WS_MAX_CONNECTIONS:
@@ -137,20 +135,31 @@ class LiveConsumer(AsyncWebsocketConsumer):
             )
             await self.close(code=1013)  # try again later
             return
+        # Counted before the user's cap is asked (an await with Redis): a socket opened
+        # meanwhile sees this one.
+        LiveConsumer.open_sockets += 1
+        self.counted = True
         client = self.scope.get("client") or (None,)
         identity, who = ratelimit.identity(self.scope.get("user"), client[0])
         cap = settings.RATE_LIMITS.websocket_connections
-        if cap and LiveConsumer.open_by_identity.get(identity, 0) >= cap:
-            await self.send_error(
-                f"{who} already holds {cap} live connections; close one and retry",
-                field="rate_limits.websocket_connections",
-            )
-            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
-            return
-        LiveConsumer.open_sockets += 1
-        LiveConsumer.open_by_identity[identity] = LiveConsumer.open_by_identity.get(identity, 0) + 1
-        self.identity = identity
-        self.counted = True
+        if cap:
+            if not await ratelimit.sockets().open(identity, self.channel_name, cap):
+                LiveConsumer.open_sockets -= 1
+                self.counted = False
+                await self.send_error(
+                    f"{who} already holds {cap} live connections; close one and retry",
+                    field="rate_limits.websocket_connections",
+                )
+                await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+                return
+            self.identity = identity
+            self.renewal = asyncio.get_running_loop().create_task(self._renew_socket(identity))
+
+    async def _renew_socket(self, identity: str) -> None:
+        """Keep this socket counted against its user's cap while it is open."""
+        while True:
+            await asyncio.sleep(ratelimit.SOCKET_RENEW)
+            await ratelimit.sockets().renew(identity, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "commands", ())):
@@ -158,11 +167,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if getattr(self, "counted", False):
             LiveConsumer.open_sockets -= 1
             self.counted = False
-            left = LiveConsumer.open_by_identity.get(self.identity or "", 1) - 1
-            if left > 0:
-                LiveConsumer.open_by_identity[self.identity or ""] = left
-            else:
-                LiveConsumer.open_by_identity.pop(self.identity or "", None)
+        identity = getattr(self, "identity", None)
+        if identity is not None:
+            if self.renewal is not None:
+                self.renewal.cancel()
+            await ratelimit.sockets().close(identity, self.channel_name)
+            self.identity = None
         for channel in list(getattr(self, "subscriptions", {})):
             await self.channel_layer.group_discard(group_for(channel), self.channel_name)
         self.subscriptions = {}

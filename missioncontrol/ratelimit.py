@@ -144,7 +144,7 @@ class RedisLimiter:
         return retry_after if hits > rate.count else 0
 
     def reset(self) -> None:
-        keys = list(self._sync.scan_iter(match=f"{self.prefix}:*", count=1000))
+        keys = list(self._sync.scan_iter(match=f"{self.prefix}:*", count=1000))  # sockets too
         if keys:
             self._sync.delete(*keys)
 
@@ -164,6 +164,7 @@ def limiter() -> Limiter:
 def _settings_changed(setting: str, **kwargs: Any) -> None:
     if setting in ("REDIS_URL", "RATE_LIMIT_KEY_PREFIX"):
         _current.clear()
+        _sockets.clear()
 
 
 setting_changed.connect(_settings_changed)
@@ -238,6 +239,123 @@ class RateLimitMiddleware(MiddlewareMixin):
         user = await request.auser() if hasattr(request, "auser") else None
         denied = await acheck_api(user, request.META.get("REMOTE_ADDR"))
         return None if denied is None else denied.response()
+
+
+# Open sockets per identity: a sorted set of the sockets' channel names, scored by when
+# each entry lapses. A socket renews its entry every SOCKET_RENEW seconds while open, so
+# the sockets of a process that died stop counting after SOCKET_TTL.
+SOCKET_TTL = 90
+SOCKET_RENEW = 30
+_OPEN_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class MemorySockets:
+    """Open WebSockets per identity, counted in this process (the embedded default)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, set[str]] = {}
+
+    async def open(self, identity: str, socket: str, cap: int) -> bool:
+        """Count `socket` for `identity` unless that makes more than `cap`; whether it was."""
+        sockets = self._open.setdefault(identity, set())
+        if len(sockets) >= cap:
+            return False
+        sockets.add(socket)
+        return True
+
+    async def renew(self, identity: str, socket: str) -> None:
+        return None  # nothing lapses in a process that is alive
+
+    async def close(self, identity: str, socket: str) -> None:
+        sockets = self._open.get(identity)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self._open[identity]
+
+    def reset(self) -> None:
+        self._open.clear()
+
+
+class RedisSockets:
+    """Open WebSockets per identity across every web process (REDIS_URL)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis
+        import redis.asyncio
+
+        self._redis_module = redis
+        self._url = url
+        self.prefix = prefix
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def _client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._redis_module.asyncio.Redis.from_url(
+                self._url, socket_timeout=1, socket_connect_timeout=1
+            )
+            client.open_script = client.register_script(_OPEN_SCRIPT)
+            self._clients[loop] = client
+        return client
+
+    def _key(self, identity: str) -> str:
+        return f"{self.prefix}:sockets:{identity}"
+
+    async def open(self, identity: str, socket: str, cap: int) -> bool:
+        now = time.time()
+        try:
+            client = self._client()
+            opened = await client.open_script(
+                keys=[self._key(identity)], args=[now, cap, now + SOCKET_TTL, socket, SOCKET_TTL]
+            )
+        except self._redis_module.RedisError as exc:
+            logger.warning("socket cap of %s not checked, Redis is unavailable: %s", identity, exc)
+            return True
+        return bool(opened)
+
+    async def renew(self, identity: str, socket: str) -> None:
+        try:
+            client = self._client()
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zadd(self._key(identity), {socket: time.time() + SOCKET_TTL}, xx=True)
+                pipe.expire(self._key(identity), SOCKET_TTL)
+                await pipe.execute()
+        except self._redis_module.RedisError as exc:
+            logger.warning("socket of %s not renewed, Redis is unavailable: %s", identity, exc)
+
+    async def close(self, identity: str, socket: str) -> None:
+        try:
+            await self._client().zrem(self._key(identity), socket)
+        except self._redis_module.RedisError as exc:
+            logger.warning("socket of %s not released, Redis is unavailable: %s", identity, exc)
+
+    def reset(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self._url)
+        keys = list(client.scan_iter(match=f"{self.prefix}:sockets:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+_sockets: list[MemorySockets | RedisSockets] = []
+
+
+def sockets() -> MemorySockets | RedisSockets:
+    """The process's count of open WebSockets per identity: in Redis when REDIS_URL is set."""
+    if not _sockets:
+        url = settings.REDIS_URL
+        _sockets.append(RedisSockets(url, settings.RATE_LIMIT_KEY_PREFIX) if url else MemorySockets())
+    return _sockets[0]
 
 
 class FrameWindow:

@@ -91,13 +91,13 @@ def _fresh_server_registry() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> Iterator[None]:
     """Each test starts with no requests counted against the rate limits."""
-    from missioncontrol.consumers import LiveConsumer
-    from missioncontrol.ratelimit import limiter
+    from missioncontrol.ratelimit import limiter, sockets
 
     limiter().reset()
+    sockets().reset()
     yield
     limiter().reset()
-    LiveConsumer.open_by_identity.clear()
+    sockets().reset()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.test import Client
 
 from missioncontrol.config import Rate, RateLimitsConfig, parse_config
 from missioncontrol.consumers import CLOSE_FLOOD, CLOSE_TOO_MANY_CONNECTIONS
-from missioncontrol.ratelimit import MemoryLimiter, RedisLimiter, limiter
+from missioncontrol.ratelimit import MemoryLimiter, RedisLimiter, RedisSockets, limiter
 from tests.conftest import Socket, event, post_batch
 
 
@@ -139,7 +139,10 @@ async def test_a_websocket_flood_gets_an_error_frame_then_the_socket_is_closed(s
 async def test_a_user_past_the_connection_cap_is_refused_and_others_are_not(settings: Any) -> None:
     limits(settings, websocket_connections=2)
     here = ("10.0.0.1", 50000)
-    async with Socket(client=here), Socket(client=here):
+    async with Socket(client=here) as first, Socket(client=here) as second:
+        for ws in (first, second):  # an answer: its connect() has finished, its place is taken
+            await ws.send(type="ping")
+            assert (await ws.recv())["payload"] == {"pong": True}
         third = Socket(client=here)
         connected, _ = await third.comm.connect()
         assert connected  # accepted only to say why, then closed
@@ -154,3 +157,16 @@ async def test_a_user_past_the_connection_cap_is_refused_and_others_are_not(sett
     async with Socket(client=here) as again:  # a closed socket frees its place
         await again.send(type="ping")
         assert (await again.recv())["payload"] == {"pong": True}
+
+
+async def test_open_sockets_are_counted_across_processes_through_redis(settings: Any) -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("the embedded default counts in its one process")
+    one = RedisSockets(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)
+    other = RedisSockets(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)  # another web process
+    assert await one.open("user:1", "socket-a", 2)
+    assert await other.open("user:1", "socket-b", 2)
+    assert not await other.open("user:1", "socket-c", 2)
+    assert await other.open("user:2", "socket-d", 2)
+    await one.close("user:1", "socket-a")
+    assert await other.open("user:1", "socket-c", 2)
