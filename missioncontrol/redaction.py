@@ -137,7 +137,8 @@ class Redactor:
             else:
                 triggers.update(fragments)
         self._regex = re.compile("|".join(parts)) if parts else None
-        self._triggers = tuple(sorted(triggers))
+        # A trigger that holds another ("sk-ant-" holds "sk-") adds nothing to the test.
+        self._triggers = tuple(sorted(t for t in triggers if not any(o != t and o in t for o in triggers)))
         self._key_suffixes = tuple({_fold(k) for k in keys if _fold(k)})
         self._key_cache: dict[str, bool] = {}
 
