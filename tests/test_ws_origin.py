@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from missioncontrol.origins import CLOSE_FORBIDDEN_ORIGIN
 from tests.conftest import Socket
+
+# The consumer closes stale database connections on the way out.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def handshake(origin: str, host: str = "127.0.0.1:8000") -> list[tuple[bytes, bytes]]:
