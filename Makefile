@@ -70,6 +70,7 @@ bench: install
 	$(PY) bench/gateway.py
 	$(PY) bench/otlp.py
 	$(PY) bench/spool.py
+	$(PY) bench/redaction.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache node_modules

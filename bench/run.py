@@ -257,7 +257,12 @@ def run(web: int) -> dict[str, Any]:
     """Both benchmarks against `web` daphne processes, on a fresh database."""
     url = reset_database()
     env = clean_env(
-        DATABASE_URL=url, REDIS_URL=REDIS, SECRET_KEY="bench", MC_CHANNEL_PREFIX=f"mcbench{os.getpid()}"
+        DATABASE_URL=url,
+        REDIS_URL=REDIS,
+        SECRET_KEY="bench",
+        MC_CHANNEL_PREFIX=f"mcbench{os.getpid()}",
+        # Every benchmark client is one anonymous address: past the default per-user cap.
+        MC_WS_MAX_CONNECTIONS_PER_USER=str(CLIENTS + 10),
     )
     key = create_key(env, "bench", "srv-bench")
     events = log_events("ingest", EVENTS)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, QuerySet
@@ -25,8 +26,46 @@ class ToolInline(admin.TabularInline):
         return False  # the catalog comes from the server
 
 
+SECRET_MASK = "***"
+
+
+class MCPServerForm(forms.ModelForm):  # its Meta comes from MCPServerAdmin
+    """Env and headers shown with their values masked; a value left masked is kept.
+
+    The page never carries a stored secret: each value shows as "***", and a key whose
+    value comes back as "***" keeps the value it had. Type a new value to change it,
+    remove the key to drop it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SECRET_FIELDS:
+            if name in self.fields and not self.instance._state.adding:
+                self.initial[name] = dict.fromkeys(getattr(self.instance, name) or {}, SECRET_MASK)
+                self.fields[
+                    name
+                ].help_text = "Values are hidden: a value left as *** is kept; type a new one to change it."
+
+    def _unmasked(self, name: str) -> Any:
+        value = self.cleaned_data.get(name)
+        stored = {} if self.instance._state.adding else (getattr(self.instance, name, None) or {})
+        if isinstance(value, dict):
+            return {k: stored.get(k, v) if v == SECRET_MASK else v for k, v in value.items()}
+        return value
+
+    def clean_env(self) -> Any:
+        return self._unmasked("env")
+
+    def clean_headers(self) -> Any:
+        return self._unmasked("headers")
+
+
+SECRET_FIELDS = ("env", "headers")
+
+
 @admin.register(MCPServer)
 class MCPServerAdmin(admin.ModelAdmin):
+    form = MCPServerForm
     list_display = (
         "id",
         "name",

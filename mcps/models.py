@@ -15,6 +15,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from missioncontrol.encryption import EncryptedJSONField
+from missioncontrol.redaction import redact_text
+
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
 # Server id -> monotonic time this process last wrote its row (see register_seen).
 _registered: dict[str, float] = {}
@@ -42,6 +45,12 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
             self.filter(old, id__in=stale).update(last_seen=at)
             transaction.on_commit(lambda: _registered.update(dict.fromkeys(stale, now)))
 
+    def reencrypt_secrets(self) -> int:
+        """Write every server's env and headers again, encrypted with the first key; how many."""
+        servers = list(self.only("id", "env", "headers"))
+        self.bulk_update(servers, ["env", "headers"], batch_size=500)
+        return len(servers)
+
     def forget_registered(self) -> None:
         """Drop the process's memory of registered servers (one was deleted, say)."""
         _registered.clear()
@@ -54,7 +63,8 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
         return {s.id: s.connection_spec() for s in self.managed().filter(enabled=True)}
 
     def record_status(self, server_id: str, status: str, error: str) -> None:
-        fields: dict[str, Any] = {"status": status, "last_error": error}
+        # A failed connection's error may quote its URL or command line, secrets included.
+        fields: dict[str, Any] = {"status": status, "last_error": redact_text(error)}
         if status == MCPServer.Status.CONNECTED:
             fields["last_seen"] = timezone.now()
         self.filter(id=server_id).update(**fields)
@@ -125,10 +135,11 @@ class MCPServer(models.Model):
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.INGEST)
     command = models.CharField(max_length=1000, blank=True)
     args = models.JSONField(default=list, blank=True)
-    env = models.JSONField(default=dict, blank=True)
+    # Secrets live here (API keys, tokens): encrypted at rest.
+    env = EncryptedJSONField(default=dict, blank=True)
     cwd = models.CharField(max_length=1000, blank=True)
     url = models.URLField(max_length=1000, blank=True)
-    headers = models.JSONField(default=dict, blank=True)
+    headers = EncryptedJSONField(default=dict, blank=True)
 
     # What it said when it connected.
     protocol_version = models.CharField(max_length=40, blank=True)

@@ -24,6 +24,7 @@ from missioncontrol.ingest import drainer  # noqa: E402
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
 from missioncontrol.ingest.otlp.edge import SIGNALS as OTLP_PATHS  # noqa: E402
 from missioncontrol.ingest.otlp.edge import otlp_endpoint  # noqa: E402
+from missioncontrol.origins import OriginValidator  # noqa: E402
 from missioncontrol.routing import websocket_urlpatterns  # noqa: E402
 from missioncontrol.runtime import tune_for_latency  # noqa: E402
 
@@ -49,7 +50,7 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await django_http(scope, receive, send)
 
 
-websocket = URLRouter(websocket_urlpatterns)
+websocket = OriginValidator(URLRouter(websocket_urlpatterns))
 
 
 async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

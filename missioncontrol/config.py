@@ -132,6 +132,47 @@ class AutomationsConfig:
     max_depth: int = 3  # runs started by the events or alerts of runs, in a chain
 
 
+class RedactionConfig:
+    """Secrets masked before anything ingested is stored (missioncontrol/redaction.py)."""
+
+    enabled: bool = True
+    replacement: str = "***"
+    # Extra regular expressions; a pattern's first group, if it has one, is kept.
+    patterns: tuple[str, ...] = ()
+    # Extra JSON key names (case-insensitive) whose string values are masked whole.
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` per `seconds` (a fixed window); count 0 means no limit."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count} per {self.seconds} s"
+
+
+@dataclass(frozen=True)
+class RateLimitsConfig:
+    """Limits answered with 429 + Retry-After (missioncontrol/ratelimit.py)."""
+
+    ingest: Rate = Rate(3000, 60)  # requests per ingest key
+    api: Rate = Rate(1200, 60)  # REST + GraphQL requests per user, or per address if anonymous
+    websocket_frames: Rate = Rate(200, 10)  # client frames per connection
+    websocket_connections: int = 100  # open sockets per user (or address); 0: no cap
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    # Origins a browser may open /ws/ from ("https://mc.example.com"); empty: the
+    # ALLOWED_HOSTS (any host when that is "*").
+    allowed_origins: tuple[str, ...] = ()
+    # Fernet keys for secrets at rest (missioncontrol/encryption.py); the first encrypts.
+    fernet_keys: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -143,6 +184,9 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     demo: bool = True  # seed_demo and the demo agent on first run (`demo: false` switches them off)
     automations: AutomationsConfig = field(default_factory=AutomationsConfig)
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     path: Path | None = None
 
 
@@ -156,6 +200,9 @@ _SECTIONS = {
     "ingest",
     "demo",
     "automations",
+    "redaction",
+    "rate_limits",
+    "security",
 }
 
 
@@ -234,6 +281,9 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         ),
         demo=demo,
         automations=_automations(am),
+        redaction=_redaction(_section(raw, "redaction")),
+        rate_limits=_rate_limits(_section(raw, "rate_limits")),
+        security=_security(_section(raw, "security")),
         path=path,
     )
 
@@ -272,6 +322,88 @@ def _registry(raw: Any) -> RegistryConfig:
     if not isinstance(include, list) or not all(isinstance(g, str) and g for g in include):
         raise ConfigError("mcps.registry.include: expected a list of name patterns, e.g. ['io.github.me/*']")
     return RegistryConfig(url=_expand_env(url), include=tuple(include))
+
+
+def _strings(section: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
+    value = section.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{name}.{key}: expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _security(raw: dict[str, Any]) -> SecurityConfig:
+    unknown = set(raw) - {"allowed_origins", "fernet_keys"}
+    if unknown:
+        raise ConfigError(
+            f"security.{sorted(unknown)[0]}: unknown key; expected allowed_origins, fernet_keys"
+        )
+    return SecurityConfig(
+        allowed_origins=_strings(raw, "allowed_origins", "security"),
+        fernet_keys=tuple(_expand_env(k) for k in _strings(raw, "fernet_keys", "security")),
+    )
+
+
+def _redaction(raw: dict[str, Any]) -> RedactionConfig:
+    unknown = set(raw) - {"enabled", "replacement", "patterns", "keys"}
+    if unknown:
+        raise ConfigError(
+            f"redaction.{sorted(unknown)[0]}: unknown key; expected enabled, replacement, patterns, keys"
+        )
+    patterns = _strings(raw, "patterns", "redaction")
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"redaction.patterns[{index}]: not a regular expression: {exc}") from exc
+        if pattern.startswith("(?") and re.match(r"\(\?[aiLmsux]+\)", pattern):
+            raise ConfigError(
+                f"redaction.patterns[{index}]: global flags cannot be combined; scope them, e.g. (?i:...)"
+            )
+    return RedactionConfig(
+        enabled=_bool(raw, "enabled", True, "redaction"),
+        replacement=_str(raw, "replacement", "***", "redaction") or "***",
+        patterns=patterns,
+        keys=_strings(raw, "keys", "redaction"),
+    )
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)?\s*$")
+
+
+def parse_rate(value: Any, name: str) -> Rate:
+    """A rate such as "600/min", "100/10s" or "5000/h"; 0, off or null for no limit."""
+    if isinstance(value, Rate):
+        return value
+    if value in (None, 0, False, "off", "0"):
+        return Rate(0, 1)
+    match = _RATE.match(str(value)) if isinstance(value, str) else None
+    if not match:
+        raise ConfigError(f"{name}: expected a rate such as '600/min' or '100/10s' (or off), got {value!r}")
+    count, number, unit = int(match.group(1)), int(match.group(2) or 1), (match.group(3) or "s")[0]
+    seconds = number * _UNIT_SECONDS[unit]
+    if seconds < 1:
+        raise ConfigError(f"{name}: the period must be at least one second, got {value!r}")
+    return Rate(count, seconds)
+
+
+def _rate_limits(raw: dict[str, Any]) -> RateLimitsConfig:
+    known = {"ingest", "api", "websocket_frames", "websocket_connections"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(
+            f"rate_limits.{sorted(unknown)[0]}: unknown key; expected {', '.join(sorted(known))}"
+        )
+    default = RateLimitsConfig()
+    return RateLimitsConfig(
+        ingest=parse_rate(raw.get("ingest", "3000/min"), "rate_limits.ingest"),
+        api=parse_rate(raw.get("api", "1200/min"), "rate_limits.api"),
+        websocket_frames=parse_rate(raw.get("websocket_frames", "200/10s"), "rate_limits.websocket_frames"),
+        websocket_connections=_int(
+            raw, "websocket_connections", default.websocket_connections, "rate_limits", 0
+        ),
+    )
 
 
 def load_config(path: str | None) -> Config:

@@ -28,10 +28,11 @@ from audit.models import PermissionEvent
 from logs.events import LogFilter, recent
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
-from missioncontrol import live
+from missioncontrol import live, ratelimit
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
 from missioncontrol.metrics import WEBSOCKET_CONNECTIONS
+from missioncontrol.ratelimit import FrameWindow
 from threads.models import Thread
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ logger = logging.getLogger(__name__)
 # this long to drop the repeat.
 _HISTORY_DEDUP_SECONDS = 10.0
 COMMANDS = ("call_tool", "list_tools", "reconnect")
+# Close codes of the limits: a user past rate_limits.websocket_connections (an
+# application code, 4000-4999, after HTTP's 429), a client flooding frames (policy).
+CLOSE_TOO_MANY_CONNECTIONS = 4029
+CLOSE_FLOOD = 1008
 
 
 def _thread_state(thread_id: str) -> dict[str, Any]:
@@ -145,6 +150,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.subscriptions = {}
         self.commands: set[asyncio.Task[None]] = set()
         self.counted = False
+        self.identity: str | None = None  # set while counted against its user's socket cap
+        self.renewal: asyncio.Task[None] | None = None
+        self.frames = FrameWindow(settings.RATE_LIMITS.websocket_frames)
         await self.accept()
         if LiveConsumer.open_sockets >= settings.WS_MAX_CONNECTIONS:
             await self.send_error(
@@ -154,9 +162,32 @@ class LiveConsumer(AsyncWebsocketConsumer):
             )
             await self.close(code=1013)  # try again later
             return
+        # Counted before the user's cap is asked (an await with Redis): a socket opened
+        # meanwhile sees this one.
         LiveConsumer.open_sockets += 1
         WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
+        client = self.scope.get("client") or (None,)
+        identity, who = ratelimit.identity(self.scope.get("user"), client[0])
+        cap = settings.RATE_LIMITS.websocket_connections
+        if cap:
+            if not await ratelimit.sockets().open(identity, self.channel_name, cap):
+                LiveConsumer.open_sockets -= 1
+                self.counted = False
+                await self.send_error(
+                    f"{who} already holds {cap} live connections; close one and retry",
+                    field="rate_limits.websocket_connections",
+                )
+                await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+                return
+            self.identity = identity
+            self.renewal = asyncio.get_running_loop().create_task(self._renew_socket(identity))
+
+    async def _renew_socket(self, identity: str) -> None:
+        """Keep this socket counted against its user's cap while it is open."""
+        while True:
+            await asyncio.sleep(ratelimit.SOCKET_RENEW)
+            await ratelimit.sockets().renew(identity, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "commands", ())):
@@ -165,6 +196,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             LiveConsumer.open_sockets -= 1
             WEBSOCKET_CONNECTIONS.dec()
             self.counted = False
+        identity = getattr(self, "identity", None)
+        if identity is not None:
+            if self.renewal is not None:
+                self.renewal.cancel()
+            await ratelimit.sockets().close(identity, self.channel_name)
+            self.identity = None
         for channel in list(getattr(self, "subscriptions", {})):
             try:
                 await self.channel_layer.group_discard(group_for(channel), self.channel_name)
@@ -173,14 +210,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.subscriptions = {}
 
     async def send_error(
-        self, reason: str, channel: str = "", request_id: str | None = None, field: str | None = None
+        self,
+        reason: str,
+        channel: str = "",
+        request_id: str | None = None,
+        field: str | None = None,
+        **extra: Any,
     ) -> None:
-        payload: dict[str, Any] = {"reason": reason}
+        payload: dict[str, Any] = {"reason": reason, **extra}
         if field:
             payload["field"] = field
         await self.send(text_data=frame("error", channel, payload, request_id))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        retry_after = self.frames.take()
+        if retry_after:
+            await self._over_frame_limit(retry_after)
+            return
         try:
             message = loads(text_data if text_data is not None else (bytes_data or b""))
         except JSONDecodeError as exc:
@@ -211,6 +257,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send_error("payload must be an object", request_id=request_id, field="payload")
             return
         await handler(message.get("channel"), payload, request_id)
+
+    async def _over_frame_limit(self, retry_after: int) -> None:
+        """Past rate_limits.websocket_frames: one error frame, then frames are dropped until
+        the next window; a client that keeps flooding (twice the limit) is disconnected."""
+        if self.frames.flooding:
+            if self.frames.hits == 2 * self.frames.rate.count + 1:
+                await self.close(code=CLOSE_FLOOD)
+            return
+        if self.frames.first_over:
+            await self.send_error(
+                f"more than {self.frames.rate} frames on this connection; frames are dropped for "
+                f"{retry_after} s, and the connection is closed if they keep coming",
+                field="rate_limits.websocket_frames",
+                retry_after=retry_after,
+            )
 
     async def on_subscribe(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
         try:

@@ -8,14 +8,16 @@ naming the setting.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from missioncontrol.config import ConfigError, load_config
+from missioncontrol.config import ConfigError, RateLimitsConfig, load_config, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,7 +71,13 @@ DATABASE_URL = env_str("DATABASE_URL", MC.database.url)
 REDIS_URL = env_str("REDIS_URL")
 EMBEDDED = DATABASE_URL is None and REDIS_URL is None
 
-DEBUG = env_bool("DEBUG", EMBEDDED)
+# MC_ENV=production: behind TLS, with the settings `manage.py check --deploy` asks for
+# (see the end of this module); DEBUG off and a strong SECRET_KEY are then required.
+MC_ENV = env_str("MC_ENV", "development")
+if MC_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"MC_ENV: expected development or production, got {MC_ENV!r}")
+PRODUCTION = MC_ENV == "production"
+DEBUG = env_bool("DEBUG", EMBEDDED and not PRODUCTION)
 
 
 def _secret_key() -> str:
@@ -126,6 +134,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "missioncontrol.ratelimit.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "missioncontrol.urls"
@@ -302,6 +311,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["missioncontrol.renderers.FastJSONRenderer"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["missioncontrol.api.throttling.ApiRateThrottle"],
+    "EXCEPTION_HANDLER": "missioncontrol.api.throttling.exception_handler",
 }
 
 # OpenAPI 3.1 at /api/schema/, browsable at /api/schema/docs/ (missioncontrol/openapi.py).
@@ -402,3 +413,91 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# Hardening (missioncontrol/redaction.py, missioncontrol/ratelimit.py): secrets masked
+# before storage, and the limits answered with 429 + Retry-After.
+REDACTION = MC.redaction
+
+
+def _rate_limits() -> RateLimitsConfig:
+    limits, env = MC.rate_limits, os.environ
+    try:
+        return dataclasses.replace(
+            limits,
+            ingest=parse_rate(env.get("MC_RATE_LIMIT_INGEST") or limits.ingest, "MC_RATE_LIMIT_INGEST"),
+            api=parse_rate(env.get("MC_RATE_LIMIT_API") or limits.api, "MC_RATE_LIMIT_API"),
+            websocket_frames=parse_rate(
+                env.get("MC_RATE_LIMIT_WS_FRAMES") or limits.websocket_frames, "MC_RATE_LIMIT_WS_FRAMES"
+            ),
+            websocket_connections=env_int("MC_WS_MAX_CONNECTIONS_PER_USER", limits.websocket_connections),
+        )
+    except ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+
+
+RATE_LIMITS = _rate_limits()
+
+
+def _fernet_keys() -> list[str]:
+    keys = env_str("MC_SECRET_KEY_FERNET") or ",".join(MC.security.fernet_keys)
+    out = [k.strip() for k in keys.split(",") if k.strip()]
+    for index, key in enumerate(out, 1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"MC_SECRET_KEY_FERNET: key {index} is not a Fernet key (32 url-safe base64 bytes); make "
+                "one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+    return out
+
+
+# Keys encrypting MCP servers' env and headers at rest (missioncontrol/encryption.py);
+# none: a key derived from SECRET_KEY.
+FERNET_KEYS = _fernet_keys()
+# Origins a browser may open /ws/ from, besides this server's own (missioncontrol/origins.py).
+WS_ALLOWED_ORIGINS = [
+    o.strip()
+    for o in (env_str("MC_ALLOWED_ORIGINS") or ",".join(MC.security.allowed_origins)).split(",")
+    if o.strip()
+]
+RATE_LIMIT_KEY_PREFIX = f"{env_str('MC_CHANNEL_PREFIX', 'mc')}:ratelimit"
+
+
+# Response headers and cookies, in every mode (these are Django's defaults, stated).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECRET_KEY_FALLBACKS = [k for k in (env_str("SECRET_KEY_FALLBACKS", "") or "").split(",") if k]
+# Behind a proxy that terminates TLS: the header it sets, e.g. X-Forwarded-Proto (its
+# value "https" marks a secure request). Only set it if the proxy always sets or strips it.
+_PROXY_SSL_HEADER = env_str("MC_PROXY_SSL_HEADER")
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+
+
+def _require_strong_secret_key() -> None:
+    weak = [k for k in [SECRET_KEY, *SECRET_KEY_FALLBACKS] if len(k) < 50 or len(set(k)) < 5]
+    if weak or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY (and each SECRET_KEY_FALLBACKS key): MC_ENV=production needs at least 50 "
+            "random characters; make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+
+
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG: must be off when MC_ENV=production")
+    _require_strong_secret_key()
+    # HTTPS only: plain HTTP is redirected (but /health, for load balancers' probes),
+    # browsers remember it for a year (HSTS), cookies never travel in clear.
+    SECURE_SSL_REDIRECT = env_bool("MC_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SECURE_HSTS_SECONDS = env_int("MC_HSTS_SECONDS", 365 * 86400)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MC_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("MC_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True

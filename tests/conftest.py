@@ -109,6 +109,18 @@ def _fresh_server_registry() -> Iterator[None]:
     MCPServer.objects.forget_registered()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """Each test starts with no requests counted against the rate limits."""
+    from missioncontrol.ratelimit import limiter, sockets
+
+    limiter().reset()
+    sockets().reset()
+    yield
+    limiter().reset()
+    sockets().reset()
+
+
 @pytest.fixture
 def server(db: None) -> MCPServer:
     return MCPServer.objects.create(id="srv-alpha", name="alpha")
@@ -129,12 +141,20 @@ def open_key(db: None) -> str:
 
 
 class Socket:
-    """A WebsocketCommunicator speaking the contract's JSON frames."""
+    """A WebsocketCommunicator speaking the contract's JSON frames.
 
-    def __init__(self) -> None:
+    `headers` (name, value) are sent with the handshake (an Origin, say); `client` is
+    the peer's (address, port).
+    """
+
+    def __init__(
+        self, headers: list[tuple[bytes, bytes]] | None = None, client: tuple[str, int] | None = None
+    ) -> None:
         from missioncontrol.asgi import application
 
-        self.comm = WebsocketCommunicator(application, "/ws/")
+        self.comm = WebsocketCommunicator(application, "/ws/", headers=headers)
+        if client is not None:
+            self.comm.scope["client"] = client
 
     async def __aenter__(self) -> Socket:
         connected, _ = await self.comm.connect()

@@ -10,8 +10,9 @@ transaction; the loop then publishes the committed events and answers.
 Answers: 200 with a verdict per event (400 if every event was rejected); 401 for a
 missing, unknown or revoked key; 405 for another method; 413 for a body or batch over
 the limits (the body is not read past the limit); 400 for a body that is not a JSON
-object with an `events` array; 503 with Retry-After when the database is unreachable
-and the batch cannot be spooled.
+object with an `events` array; 429 with Retry-After past the key's rate limit
+(rate_limits.ingest); 503 with Retry-After when the database is unreachable and the
+batch cannot be spooled.
 
 When the database is unreachable, a batch from a key this process authenticated within
 `INGEST_KEY_MEMORY_SECONDS` is validated, its accepted events written durably to the
@@ -37,6 +38,7 @@ from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest, triage
 from missioncontrol.ingest.spool import DATABASE_DOWN, SpoolFull, default_spool
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
+from missioncontrol.ratelimit import acheck_ingest
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -45,10 +47,12 @@ RETRY_AFTER_SECONDS = 5
 class Answer(Exception):
     """An HTTP answer other than the batch's verdicts."""
 
-    def __init__(self, status: int, field: str | None, reason: str, **headers: str) -> None:
+    def __init__(
+        self, status: int, field: str | None, reason: str, extra: dict[str, Any] | None = None, **headers: str
+    ) -> None:
         super().__init__(reason)
         self.status = status
-        self.body = {"error": {"field": field, "reason": reason}}
+        self.body = {"error": {"field": field, "reason": reason, **(extra or {})}}
         self.headers = {name.replace("_", "-"): value for name, value in headers.items()}
 
 
@@ -190,6 +194,16 @@ async def _handle(scope: dict[str, Any], receive: Any) -> tuple[int, dict[str, A
     raw_key = _bearer(headers)
     if not raw_key:
         raise Answer(401, "Authorization", "missing 'Bearer <ingest key>'", WWW_Authenticate="Bearer")
+    # Before the key is looked up or the body read: a flood costs neither.
+    denied = await acheck_ingest(raw_key)
+    if denied is not None:
+        raise Answer(
+            429,
+            None,
+            denied.reason,
+            {"limit": denied.limit, "retry_after": denied.retry_after},
+            Retry_After=str(denied.retry_after),
+        )
     limit = settings.INGEST_MAX_BODY_BYTES
     try:
         declared = int(headers.get(b"content-length", b"0"))

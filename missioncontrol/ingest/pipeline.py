@@ -21,6 +21,7 @@ from mcps.models import MCPServer
 from missioncontrol.bulk import copy_new, insert_new
 from missioncontrol.ingest.events import Invalid, Source, validate
 from missioncontrol.live import LogMeta, Outbox, encode
+from missioncontrol.redaction import redact_event
 from threads.models import ExecutionStep, LLMMessage, Thread, ThreadEvent
 
 Status = Literal["accepted", "duplicate", "rejected"]
@@ -102,7 +103,8 @@ def triage(raw_events: list[Any], source: Source) -> tuple[list[Verdict], list[t
     for index, raw in enumerate(raw_events):
         raw_id = raw.get("id") if isinstance(raw, dict) else None
         try:
-            event = validate(raw, source)
+            # Secrets are masked before anything is stored or sent live.
+            event = redact_event(validate(raw, source))
         except Invalid as exc:
             verdicts.append(Verdict(index, raw_id, "rejected", exc.field, exc.reason))
             continue

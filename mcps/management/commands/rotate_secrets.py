@@ -1,0 +1,21 @@
+"""manage.py rotate_secrets: re-encrypt MCP servers' env and headers with the first key.
+
+Rotation: put the new key first in MC_SECRET_KEY_FERNET (keeping the old one after it),
+run this, then drop the old key. See missioncontrol/encryption.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from mcps.models import MCPServer
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt MCP servers' env and headers with the first MC_SECRET_KEY_FERNET key."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        count = MCPServer.objects.reencrypt_secrets()
+        self.stdout.write(f"re-encrypted the secrets of {count} server(s)")

@@ -1,0 +1,172 @@
+"""Floods get 429 with Retry-After (or a WebSocket error frame, then a close); others don't."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from missioncontrol.config import Rate, RateLimitsConfig, parse_config
+from missioncontrol.consumers import CLOSE_FLOOD, CLOSE_TOO_MANY_CONNECTIONS
+from missioncontrol.ratelimit import MemoryLimiter, RedisLimiter, RedisSockets, limiter
+from tests.conftest import Socket, event, post_batch
+
+
+def limits(settings: Any, **changes: Any) -> None:
+    settings.RATE_LIMITS = dataclasses.replace(RateLimitsConfig(), **changes)
+
+
+def assert_limited(response: Any, limit: str) -> None:
+    assert response.status_code == 429, response.content
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    error = response.json()["error"]
+    assert error["limit"] == limit and error["retry_after"] == retry_after
+    assert "retry in" in error["reason"]
+
+
+def test_rates_read_from_mission_control_yml() -> None:
+    config = parse_config(
+        {
+            "rate_limits": {
+                "ingest": "100/10s",
+                "api": "5000/h",
+                "websocket_frames": "off",
+                "websocket_connections": 3,
+            }
+        }
+    ).rate_limits
+    assert config == RateLimitsConfig(Rate(100, 10), Rate(5000, 3600), Rate(0, 1), 3)
+    with pytest.raises(Exception, match="rate_limits.api"):
+        parse_config({"rate_limits": {"api": "lots"}})
+
+
+def test_the_limiter_is_shared_through_redis_when_redis_url_is_set(settings: Any) -> None:
+    assert isinstance(limiter(), RedisLimiter if settings.REDIS_URL else MemoryLimiter)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_ingest_key_past_its_rate_gets_429_and_another_key_does_not(
+    settings: Any, ingest_key: str, open_key: str
+) -> None:
+    limits(settings, ingest=Rate(3, 60))
+    for n in range(3):
+        response = await post_batch({"events": [event("log", message=f"m{n}")]}, ingest_key)
+        assert response.status_code == 200
+    flood = await post_batch({"events": [event("log", message="one too many")]}, ingest_key)
+    assert_limited(flood, "rate_limits.ingest")
+    other = await post_batch({"events": [event("log", mcp_id="srv-beta", message="fine")]}, open_key)
+    assert other.status_code == 200
+
+
+@pytest.fixture
+def alice(db: None) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_user("alice", password="x"))
+    return client
+
+
+@pytest.fixture
+def bob(db: None) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_user("bob", password="x"))
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/threads", "/api/logs", "/api/logs/export?format=jsonl"])
+def test_rest_requests_past_the_users_rate_get_429_and_other_users_do_not(
+    settings: Any, alice: Client, bob: Client, path: str
+) -> None:
+    limits(settings, api=Rate(4, 60))
+    for _ in range(4):  # each request counted once, whichever way it is served
+        assert alice.get(path).status_code == 200
+    assert_limited(alice.get(path), "rate_limits.api")
+    assert bob.get(path).status_code == 200
+    assert Client().get(path, REMOTE_ADDR="10.0.0.9").status_code == 200  # anonymous, its own address
+
+
+@pytest.mark.django_db
+def test_graphql_requests_past_the_users_rate_get_429(settings: Any, alice: Client, bob: Client) -> None:
+    limits(settings, api=Rate(3, 60))
+    query = {"query": "{ threads { totalCount } }"}
+
+    def ask(client: Client) -> Any:
+        return client.post("/graphql", query, content_type="application/json")
+
+    for _ in range(3):
+        assert ask(alice).status_code == 200
+    assert_limited(ask(alice), "rate_limits.api")
+    assert ask(bob).status_code == 200
+
+
+@pytest.mark.django_db
+def test_anonymous_clients_are_limited_per_address(settings: Any) -> None:
+    limits(settings, api=Rate(2, 60))
+    client = Client()
+    assert [client.get("/api/threads").status_code for _ in range(3)] == [200, 200, 429]
+    assert client.get("/api/threads", REMOTE_ADDR="10.0.0.7").status_code == 200
+    assert client.get("/health").status_code == 200  # not an API request
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_websocket_flood_gets_an_error_frame_then_the_socket_is_closed(settings: Any) -> None:
+    limits(settings, websocket_frames=Rate(5, 60))
+    async with Socket() as calm, Socket() as noisy:
+        for _ in range(5):
+            await noisy.send(type="ping")
+            assert (await noisy.recv())["payload"] == {"pong": True}
+        await noisy.send(type="ping")
+        error = await noisy.recv()
+        assert error["type"] == "error"
+        assert error["payload"]["field"] == "rate_limits.websocket_frames"
+        assert 1 <= error["payload"]["retry_after"] <= 60
+        for _ in range(4):  # dropped, unanswered
+            await noisy.send(type="ping")
+        assert await noisy.nothing()
+        await noisy.send(type="ping")  # past twice the limit: the flood goes on
+        closed = await noisy.comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": CLOSE_FLOOD}
+
+        await calm.send(type="ping")  # another connection keeps its own budget
+        assert (await calm.recv())["payload"] == {"pong": True}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_user_past_the_connection_cap_is_refused_and_others_are_not(settings: Any) -> None:
+    limits(settings, websocket_connections=2)
+    here = ("10.0.0.1", 50000)
+    async with Socket(client=here) as first, Socket(client=here) as second:
+        for ws in (first, second):  # an answer: its connect() has finished, its place is taken
+            await ws.send(type="ping")
+            assert (await ws.recv())["payload"] == {"pong": True}
+        third = Socket(client=here)
+        connected, _ = await third.comm.connect()
+        assert connected  # accepted only to say why, then closed
+        error = await third.recv()
+        assert error["type"] == "error"
+        assert error["payload"]["field"] == "rate_limits.websocket_connections"
+        closed = await third.comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": CLOSE_TOO_MANY_CONNECTIONS}
+        async with Socket(client=("10.0.0.2", 50000)) as elsewhere:
+            await elsewhere.send(type="ping")
+            assert (await elsewhere.recv())["payload"] == {"pong": True}
+    async with Socket(client=here) as again:  # a closed socket frees its place
+        await again.send(type="ping")
+        assert (await again.recv())["payload"] == {"pong": True}
+
+
+async def test_open_sockets_are_counted_across_processes_through_redis(settings: Any) -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("the embedded default counts in its one process")
+    one = RedisSockets(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)
+    other = RedisSockets(settings.REDIS_URL, settings.RATE_LIMIT_KEY_PREFIX)  # another web process
+    assert await one.open("user:1", "socket-a", 2)
+    assert await other.open("user:1", "socket-b", 2)
+    assert not await other.open("user:1", "socket-c", 2)
+    assert await other.open("user:2", "socket-d", 2)
+    await one.close("user:1", "socket-a")
+    assert await other.open("user:1", "socket-c", 2)
