@@ -132,6 +132,7 @@ class AutomationsConfig:
     max_depth: int = 3  # runs started by the events or alerts of runs, in a chain
 
 
+@dataclass(frozen=True)
 class RedactionConfig:
     """Secrets masked before anything ingested is stored (missioncontrol/redaction.py)."""
 
