@@ -71,14 +71,18 @@ async def on_published(global_events: list[str]) -> None:
     # Runs after every published batch (the ingest hot path): no thread hop while cached.
     types = _fresh()
     if types is None:
-        types = await sync_to_async(watched_types)()
+        types = await sync_to_async(watched_types, thread_sensitive=False)()
     if not types:
         return
     # Cheap before decoding: the encoded text names its type (compact JSON).
     markers = [f'"type":"{t}"' for t in types]
     wanted = [text for text in global_events if any(m in text for m in markers)]
     if wanted:
-        await sync_to_async(fire_for_events)([loads(text) | {"_text": text} for text in wanted])
+        # Not the thread-sensitive thread: the publisher (the gateway reporting a status,
+        # say) may be answering a call that very thread is blocked on.
+        await sync_to_async(fire_for_events, thread_sensitive=False)(
+            [loads(text) | {"_text": text} for text in wanted]
+        )
 
 
 def fire_for_events(events: list[dict[str, Any]]) -> list[DirectiveExecution]:

@@ -16,7 +16,8 @@ from missioncontrol.ingest.pipeline import ingest
 from missioncontrol.live import Outbox, encode
 from tests.conftest import event
 
-pytestmark = pytest.mark.django_db
+# Triggers read the automations from a worker thread of their own: committed rows only.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SUMMARY = "name: summary\npermissions: ['read:*']\ninputs:\n  hours: {type: number, default: 24}\nsteps:\n"
 SUMMARY += "  - script: generate_summary\n    inputs: {window_hours: '{{ inputs.hours }}'}\n"

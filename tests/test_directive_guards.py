@@ -191,6 +191,7 @@ def test_a_directive_runs_at_most_max_concurrent_times_at_once(settings: Any) ->
     assert first.status == "completed"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_automation_that_triggers_itself_stops_at_max_depth(settings: Any) -> None:
     settings.DIRECTIVE_MAX_DEPTH = 2
     d = Directive.objects.upsert_from_yaml(
@@ -238,6 +239,7 @@ def test_a_run_whose_worker_died_is_failed_by_the_tick(settings: Any) -> None:
     assert lost.error.startswith("lost:")
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_alert_raised_by_a_runs_own_script_cannot_retrigger_it_endlessly(settings: Any) -> None:
     settings.DIRECTIVE_MAX_DEPTH = 1
     d = Directive.objects.upsert_from_yaml(
