@@ -117,6 +117,21 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class EscalationConfig:
+    """Thresholds of escalation detection (audit/escalation.py)."""
+
+    denials: int = 3  # a grant after this many denials of the same resource...
+    window: int = 600  # ...for the same subject within this many seconds
+    learning_period: int = 7 * 86400  # a subject's history before "never used" alerts start
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    default: str = "allow"  # when no rule matches a routed call: allow or deny
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
@@ -125,10 +140,11 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     mcps: McpsConfig = field(default_factory=McpsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     path: Path | None = None
 
 
-_SECTIONS = {"server", "websocket", "database", "log_retention", "auth", "mcps", "ingest"}
+_SECTIONS = {"server", "websocket", "database", "log_retention", "auth", "mcps", "ingest", "policy"}
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -198,7 +214,35 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             max_body_bytes=_int(i, "max_body_bytes", 5 * 1024 * 1024, "ingest", 1024),
             max_events=_int(i, "max_events", 5000, "ingest", 1),
         ),
+        policy=_policy(_section(raw, "policy")),
         path=path,
+    )
+
+
+def _policy(p: dict[str, Any]) -> PolicyConfig:
+    unknown = set(p) - {"default", "escalation"}
+    if unknown:
+        raise ConfigError(f"policy.{sorted(unknown)[0]}: unknown key; expected default, escalation")
+    default = p.get("default", "allow")
+    if default not in ("allow", "deny"):
+        raise ConfigError(f"policy.default: expected allow or deny, got {default!r}")
+    e = p.get("escalation") or {}
+    if not isinstance(e, dict):
+        raise ConfigError(f"policy.escalation: expected a mapping, got {type(e).__name__}")
+    unknown = set(e) - {"denials", "window", "learning_period"}
+    if unknown:
+        raise ConfigError(
+            f"policy.escalation.{sorted(unknown)[0]}: unknown key; expected denials, window, learning_period"
+        )
+    return PolicyConfig(
+        default=default,
+        escalation=EscalationConfig(
+            denials=_int(e, "denials", 3, "policy.escalation", 1),
+            window=parse_duration(e.get("window", "10m"), "policy.escalation.window"),
+            learning_period=parse_duration(
+                e.get("learning_period", "7 days"), "policy.escalation.learning_period"
+            ),
+        ),
     )
 
 
