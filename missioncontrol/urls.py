@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/", include("audit.api.urls")),
     path("api/", include("missioncontrol.api.urls")),
     path("graphql", graphql_view, name="graphql"),
+    path("", include("audit.urls")),  # pages: /permissions/compliance
     path("admin/", admin.site.urls),
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from audit.api import policies, views
+from audit.api import compliance, policies, views
 
 rules = policies.PolicyRuleViewSet
 
@@ -17,4 +17,5 @@ urlpatterns = [
         rules.as_view({"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
         name="policy-detail",
     ),
+    path("permissions/compliance", compliance.compliance, name="permission-compliance"),
 ]
