@@ -50,6 +50,7 @@ bench: install
 	$(PY) bench/run.py
 	$(PY) bench/query.py
 	$(PY) bench/gateway.py
+	$(PY) bench/policy.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache node_modules

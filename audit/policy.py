@@ -13,6 +13,8 @@ Every call routed through the gateway (`/mcp`, `manage.py mcp_proxy`,
 - the **rules** (`PolicyRule`) are tried higher priority first, deny before allow at the
   same priority; the first whose subject, server glob, tool glob and action match
   decides. No match: `policy.default` in mission_control.yml (allow unless set).
+  `rules_checked` lists the rules considered: those whose subject part names the
+  caller, in order, up to the one that decided, each with `matched`.
 - **inheritance**: a call in a child thread is allowed only if it is allowed for the
   child's subject and for the subject of every ancestor thread (root first). A child
   never holds more than its parent.
@@ -138,31 +140,31 @@ class Rule:
         return cls(
             id=row.pk,
             description=row.description or str(row),
-            effect=row.effect,
+            effect=str(row.effect),
             priority=row.priority,
-            subject_kind=row.subject_kind,
+            subject_kind=str(row.subject_kind),
             subject_value=row.subject_value,
             server=row.server,
             tool=row.tool,
-            action=row.action,
+            action=str(row.action),
         )
 
     def applies_to(self, subject: Subject) -> bool:
         kind, value = self.subject_kind, self.subject_value
-        if kind == PolicyRule.SubjectKind.ANY:
+        if kind == "any":
             return True
-        if kind == PolicyRule.SubjectKind.USER:
+        if kind == "user":
             return subject.user == value
-        if kind == PolicyRule.SubjectKind.TOKEN:
+        if kind == "token":
             return subject.token == value
         return value in subject.teams
 
-    def matches(self, subject: Subject, server: str, tool: str, action: str) -> bool:
+    def matches(self, server: str, tool: str, action: str) -> bool:
+        """Resource and action (the subject is matched first, by `RuleSet.for_subject`)."""
         return (
-            (self.action == PolicyRule.RuleAction.ANY or self.action == action)
-            and fnmatchcase(server, self.server)
-            and fnmatchcase(tool, self.tool)
-            and self.applies_to(subject)
+            (self.action == "any" or self.action == action)
+            and (self.server == "*" or fnmatchcase(server, self.server))
+            and (self.tool == "*" or fnmatchcase(tool, self.tool))
         )
 
     def checked(self, matched: bool) -> dict[str, Any]:
@@ -185,20 +187,48 @@ class Verdict:
 
 
 class RuleSet:
-    """Enabled rules in evaluation order, and the default when none matches."""
+    """Enabled rules in evaluation order, and the default when none matches.
+
+    The rules a subject is concerned by, and each verdict, are remembered: an agent
+    calls the same few tools over and over, so most decisions are one dict lookup. A
+    change of rules builds a new RuleSet, so nothing remembered outlives its rules.
+    """
+
+    MEMO_SIZE = 10_000
 
     def __init__(self, rules: list[Rule], default_allow: bool) -> None:
         self.rules = rules
         self.default_allow = default_allow
+        self._subjects: dict[Subject, list[Rule]] = {}
+        self._verdicts: dict[tuple[Subject, str, str, str], Verdict] = {}
+
+    def for_subject(self, subject: Subject) -> list[Rule]:
+        """The rules whose subject part names `subject`: the ones its checks consider."""
+        found = self._subjects.get(subject)
+        if found is None:
+            if len(self._subjects) >= self.MEMO_SIZE:
+                self._subjects.clear()
+            found = self._subjects[subject] = [r for r in self.rules if r.applies_to(subject)]
+        return found
 
     def evaluate(self, subject: Subject, server: str, tool: str, action: str) -> Verdict:
+        key = (subject, server, tool, action)
+        verdict = self._verdicts.get(key)
+        if verdict is not None:
+            return verdict
         checked: list[dict[str, Any]] = []
-        for rule in self.rules:
-            matched = rule.matches(subject, server, tool, action)
+        verdict = Verdict(self.default_allow, None, ())
+        for rule in self.for_subject(subject):
+            matched = rule.matches(server, tool, action)
             checked.append(rule.checked(matched))
             if matched:
-                return Verdict(rule.effect == PolicyRule.Effect.ALLOW, rule, tuple(checked))
-        return Verdict(self.default_allow, None, tuple(checked))
+                verdict = Verdict(rule.effect == "allow", rule, ())
+                break
+        verdict = Verdict(verdict.granted, verdict.rule, tuple(checked))
+        if len(self._verdicts) >= self.MEMO_SIZE:
+            self._verdicts.clear()
+        self._verdicts[key] = verdict
+        return verdict
 
 
 # -- decision with inheritance ------------------------------------------------------
