@@ -385,3 +385,38 @@ async def test_a_denied_rest_call_is_a_403_and_is_recorded(gateway: Gateway) -> 
     check = await PermissionEvent.objects.aget(thread_id=body["thread_id"])
     assert (check.granted, check.action, check.user_id) == (False, "read", "anonymous")
     assert await Thread.objects.filter(id=body["thread_id"], status="error").aexists()
+
+
+def test_the_policy_section_is_validated_naming_the_key() -> None:
+    from missioncontrol.config import ConfigError, parse_config
+
+    parsed = parse_config({"policy": {"default": "deny", "escalation": {"denials": 5, "window": "1h"}}})
+    assert parsed.policy.default == "deny"
+    assert (parsed.policy.escalation.denials, parsed.policy.escalation.window) == (5, 3600)
+    assert parsed.policy.escalation.learning_period == 7 * 86400
+    for raw, key in [
+        ({"default": "maybe"}, "policy.default"),
+        ({"escalation": {"denials": 0}}, "policy.escalation.denials"),
+        ({"escalation": {"window": "soon"}}, "policy.escalation.window"),
+        ({"strict": True}, "policy.strict"),
+    ]:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            parse_config({"policy": raw})
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(__import__("shutil").which("node") is None, reason="the gateway fixture runs node")
+async def test_a_routed_grant_after_repeated_denials_is_flagged_as_an_escalation(endpoint: Endpoint) -> None:
+    blocking = await PolicyRule.objects.acreate(server="time", effect="deny", description="no time")
+    endpoint.subject = ALICE
+    async with endpoint.client() as client:
+        for _ in range(3):
+            assert (await client.call_tool("time__get_current_time", {"timezone": "UTC"})).is_error
+        await blocking.adelete()
+        granted = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
+    assert not granted.is_error
+    await endpoint.batcher.flush()
+    checks = [c async for c in PermissionEvent.objects.filter(user_id="alice").order_by("timestamp")]
+    assert [(c.granted, c.escalation_detected) for c in checks] == [(False, False)] * 3 + [(True, True)]
+    assert checks[-1].severity == "critical"
+    assert [e["rule"] for e in checks[-1].escalations] == ["grant_after_denials"]
