@@ -71,6 +71,7 @@ bench: install
 	$(PY) bench/otlp.py
 	$(PY) bench/spool.py
 	$(PY) bench/redaction.py
+	$(PY) bench/policy.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache node_modules

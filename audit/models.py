@@ -1,9 +1,11 @@
-"""Every permission check an agent or server reported, with its reasons."""
+"""Every permission check an agent or server reported, with its reasons, and the
+policy rules the gateway enforces on routed calls."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Now
 
@@ -32,6 +34,8 @@ class PermissionEvent(models.Model):
     rules_checked = models.JSONField(default=list, blank=True)
     inheritance_chain = models.JSONField(default=list, blank=True)
     escalation_detected = models.BooleanField(default=False)
+    # The escalation rules that fired: [{"rule": "child_exceeds_parent", "detail": "..."}].
+    escalations = models.JSONField(default=list, blank=True)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.INFO)
     received_at = models.DateTimeField(db_default=Now())
 
@@ -42,6 +46,8 @@ class PermissionEvent(models.Model):
             models.Index(fields=["granted", "-timestamp"], name="perm_granted_time"),
             models.Index(fields=["user_id", "-timestamp"], name="perm_user_time"),
             models.Index(fields=["-timestamp"], name="perm_time"),
+            # Escalation detection: a subject's history on one resource.
+            models.Index(fields=["user_id", "resource", "-timestamp"], name="perm_user_resource_time"),
         ]
 
     def __str__(self) -> str:
@@ -69,5 +75,70 @@ class PermissionEvent(models.Model):
             "rules_checked": self.rules_checked,
             "inheritance_chain": self.inheritance_chain,
             "escalation_detected": self.escalation_detected,
+            "escalations": self.escalations,
             "severity": self.severity,
         }
+
+
+class PolicyRuleQuerySet(models.QuerySet["PolicyRule"]):
+    def in_evaluation_order(self) -> PolicyRuleQuerySet:
+        """Enabled rules, higher priority first, deny before allow at equal priority."""
+        return self.filter(enabled=True).order_by("-priority", "-effect", "id")  # "deny" > "allow"
+
+
+class PolicyRule(models.Model):
+    """Who may do what on which server's tools: evaluated on every call routed by the gateway."""
+
+    class SubjectKind(models.TextChoices):
+        TOKEN = "token"
+        USER = "user"
+        TEAM = "team"
+        ANY = "any"
+
+    class Effect(models.TextChoices):
+        ALLOW = "allow"
+        DENY = "deny"
+
+    class RuleAction(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+        EXECUTE = "execute"
+        ANY = "any"
+
+    subject_kind = models.CharField(max_length=8, choices=SubjectKind.choices, default=SubjectKind.ANY)
+    subject_value = models.CharField(
+        max_length=200, blank=True, default="", help_text="token id, username or team slug; empty for any"
+    )
+    server = models.CharField(max_length=200, default="*", help_text="glob over server ids, e.g. git or g*")
+    tool = models.CharField(max_length=200, default="*", help_text="glob over tool names, e.g. git_* or *")
+    action = models.CharField(max_length=8, choices=RuleAction.choices, default=RuleAction.ANY)
+    effect = models.CharField(max_length=8, choices=Effect.choices)
+    priority = models.IntegerField(default=0, help_text="higher first; deny wins a tie")
+    enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PolicyRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-priority", "-effect", "id"]
+
+    def __str__(self) -> str:
+        any_one = self.subject_kind == self.SubjectKind.ANY
+        who = "anyone" if any_one else f"{self.subject_kind}:{self.subject_value}"
+        return f"#{self.pk} {self.effect} {who} {self.action} {self.server}/{self.tool}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.subject_kind == self.SubjectKind.ANY:
+            if self.subject_value:
+                errors["subject_value"] = "must be empty when subject_kind is any"
+        elif not self.subject_value:
+            errors["subject_value"] = f"required for subject_kind {self.subject_kind}"
+        for name in ("server", "tool"):
+            value = getattr(self, name)
+            if not value or any(c.isspace() for c in value):
+                errors[name] = "expected a glob without spaces, e.g. * or git_*"
+        if errors:
+            raise ValidationError(errors)

@@ -175,6 +175,21 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class EscalationConfig:
+    """Thresholds of escalation detection (audit/escalation.py)."""
+
+    denials: int = 3  # a grant after this many denials of the same resource...
+    window: int = 600  # ...for the same subject within this many seconds
+    learning_period: int = 7 * 86400  # a subject's history before "never used" alerts start
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    default: str = "allow"  # when no rule matches a routed call: allow or deny
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
@@ -188,6 +203,7 @@ class Config:
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     path: Path | None = None
 
 
@@ -204,6 +220,7 @@ _SECTIONS = {
     "redaction",
     "rate_limits",
     "security",
+    "policy",
 }
 
 
@@ -285,6 +302,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         redaction=_redaction(_section(raw, "redaction")),
         rate_limits=_rate_limits(_section(raw, "rate_limits")),
         security=_security(_section(raw, "security")),
+        policy=_policy(_section(raw, "policy")),
         path=path,
     )
 
@@ -301,6 +319,33 @@ def _automations(raw: dict[str, Any]) -> AutomationsConfig:
         run_timeout=parse_duration(raw.get("run_timeout", d.run_timeout), "automations.run_timeout"),
         max_concurrent=_int(raw, "max_concurrent", d.max_concurrent, "automations", 1),
         max_depth=_int(raw, "max_depth", d.max_depth, "automations", 0),
+    )
+
+
+def _policy(p: dict[str, Any]) -> PolicyConfig:
+    unknown = set(p) - {"default", "escalation"}
+    if unknown:
+        raise ConfigError(f"policy.{sorted(unknown)[0]}: unknown key; expected default, escalation")
+    default = p.get("default", "allow")
+    if default not in ("allow", "deny"):
+        raise ConfigError(f"policy.default: expected allow or deny, got {default!r}")
+    e = p.get("escalation") or {}
+    if not isinstance(e, dict):
+        raise ConfigError(f"policy.escalation: expected a mapping, got {type(e).__name__}")
+    unknown = set(e) - {"denials", "window", "learning_period"}
+    if unknown:
+        raise ConfigError(
+            f"policy.escalation.{sorted(unknown)[0]}: unknown key; expected denials, window, learning_period"
+        )
+    return PolicyConfig(
+        default=default,
+        escalation=EscalationConfig(
+            denials=_int(e, "denials", 3, "policy.escalation", 1),
+            window=parse_duration(e.get("window", "10m"), "policy.escalation.window"),
+            learning_period=parse_duration(
+                e.get("learning_period", "7 days"), "policy.escalation.learning_period"
+            ),
+        ),
     )
 
 

@@ -234,6 +234,7 @@ def add_plain_endpoints(result: Schema, generator: Any, request: Any, public: bo
     paths = result.setdefault("paths", {})
     paths["/api/ingest/events"] = {"post": _ingest_operation()}
     paths["/api/logs/export"] = {"get": _export_operation()}
+    paths["/api/permissions/compliance"] = {"get": _compliance_operation()}
     paths["/api/mcps/{mcp_id}/reconnect"] = {"post": _reconnect_operation()}
     paths["/api/mcps/{mcp_id}/tools/{tool}/call"] = {"post": _call_tool_operation()}
     result["paths"] = dict(sorted(paths.items()))
@@ -492,6 +493,41 @@ def _export_operation() -> Schema:
     }
 
 
+def _compliance_operation() -> Schema:
+    def query(name: str, description: str, **schema: Any) -> Schema:
+        return {
+            "in": "query",
+            "name": name,
+            "schema": {"type": "string", **schema},
+            "description": description,
+        }
+
+    return {
+        "operationId": "permissions_compliance_retrieve",
+        "tags": ["permissions"],
+        "summary": "Compliance report",
+        "description": (
+            "Checks, grants and denials in [from, to): totals, by subject, by resource, the top "
+            "denials, the escalations and the checks per day."
+        ),
+        "parameters": [
+            query("from", "ISO 8601 date or datetime (default: `to` minus 7 days)."),
+            query("to", "ISO 8601 date or datetime, excluded (default: now)."),
+            query("format", "JSON (default) or CSV (one table, a `section` column).", enum=["json", "csv"]),
+        ],
+        "responses": {
+            "200": {
+                "description": "The report.",
+                "content": {
+                    "application/json": {"schema": _OBJECT},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "400": _json(ref("FieldErrors"), "A parameter is not usable."),
+        },
+    }
+
+
 _GATEWAY_DOWN = _json(
     ref("Error"), "The gateway or the server is not reachable now.", **{"Retry-After": RETRY_AFTER}
 )
@@ -525,6 +561,10 @@ def _call_tool_operation() -> Schema:
         "properties": {
             "arguments": {**_OBJECT, "description": "Checked against the tool's input schema."},
             "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds (default 60)."},
+            "parent_thread_id": {
+                "type": "string",
+                "description": "The thread this call acts for: the call inherits its grants.",
+            },
         },
     }
     result = {
@@ -532,12 +572,13 @@ def _call_tool_operation() -> Schema:
         "properties": {
             "mcp_id": {"type": "string"},
             "tool": {"type": "string"},
+            "thread_id": {"type": "string", "description": "The thread the call was recorded on."},
             "result": {
                 **_OBJECT,
                 "description": "The MCP CallToolResult: content, structuredContent, isError.",
             },
         },
-        "required": ["mcp_id", "tool", "result"],
+        "required": ["mcp_id", "tool", "thread_id", "result"],
     }
     stream = {
         "schema": {"type": "string"},
@@ -570,6 +611,7 @@ def _call_tool_operation() -> Schema:
                 "content": {"application/json": {"schema": result}, "application/x-ndjson": stream},
             },
             "400": _json(ref("Error"), "The body, the arguments or the timeout is not usable."),
+            "403": _json(ref("Error"), "A policy rule denies the call; it was not forwarded."),
             "404": _json(ref("Error"), "No such server or tool."),
             "503": _GATEWAY_DOWN,
             "504": _GATEWAY_SLOW,

@@ -213,6 +213,25 @@ def _channel_layers() -> dict[str, dict[str, object]]:
 
 CHANNEL_LAYERS = _channel_layers()
 
+# "shared": small values every process must agree on (the policy rules' version stamp,
+# audit/policy.py). Redis with REDIS_URL; otherwise a file cache in MC_DATA_DIR, since
+# mcp_proxy is a process of its own even on the embedded default.
+CACHES: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("MC_CHANNEL_PREFIX", "mc") or "mc",
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    ),
+}
+
 # Celery: Redis as broker when configured; otherwise tasks run eagerly in-process.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None

@@ -25,6 +25,12 @@ class PermissionCheckSerializer(serializers.Serializer[PermissionEvent]):
     granted = serializers.BooleanField()
     reason = serializers.CharField(allow_blank=True)
     rules_checked = serializers.ListField(child=serializers.JSONField())
-    inheritance_chain = serializers.ListField(child=serializers.CharField())
+    inheritance_chain = serializers.ListField(
+        child=serializers.JSONField(),
+        help_text="Thread ids root first, or {thread_id, subject, granted, rule} as the gateway records.",
+    )
     escalation_detected = serializers.BooleanField()
+    escalations = serializers.ListField(
+        child=serializers.JSONField(), help_text='The escalation rules that fired: [{"rule", "detail"}].'
+    )
     severity = serializers.ChoiceField(choices=PermissionEvent.Severity.choices)

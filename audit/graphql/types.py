@@ -27,5 +27,6 @@ class PermissionEventType:
     rules_checked: auto
     inheritance_chain: auto
     escalation_detected: auto
+    escalations: auto
     severity: auto
     received_at: auto

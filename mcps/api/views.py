@@ -7,7 +7,10 @@ call holds no thread.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -21,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.policy import subject_of_scope
 from mcps.api.serializers import (
     HealthCheckSerializer,
     HealthReportSerializer,
@@ -29,8 +33,11 @@ from mcps.api.serializers import (
     ServerRegistrationSerializer,
     ToolSerializer,
 )
+from mcps.endpoint.gate import POLICY_META_KEY, authorize, denial_meta
+from mcps.endpoint.http import mcp_endpoint
+from mcps.endpoint.recorder import Call
 from mcps.gateway import rpc
-from mcps.models import MCPServer
+from mcps.models import MCPServer, Tool
 from mcps.registration import register
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
 from missioncontrol.openapi import NOT_FOUND, error
@@ -130,9 +137,11 @@ async def reconnect(request: HttpRequest, mcp_id: str) -> HttpResponse:
 
 @csrf_exempt
 async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpResponse:
-    """POST {"arguments": {...}, "timeout": 30}.
+    """POST {"arguments": {...}, "timeout": 30, "parent_thread_id": "T-1"}.
 
     `?stream=1` answers NDJSON: a line per progress or log notification, then the result.
+    The call passes the policy check first (mcps/endpoint/gate.py) and is recorded as a
+    thread of its own (a child of `parent_thread_id` if given); 403 when denied.
     """
     if request.method != "POST":
         return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
@@ -150,19 +159,64 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         return JsonResponse({"error": {"field": "timeout", "reason": "expected seconds > 0"}}, status=400)
+    parent = body.get("parent_thread_id")
+    if parent is not None and (not isinstance(parent, str) or not parent or len(parent) > 200):
+        return JsonResponse(
+            {"error": {"field": "parent_thread_id", "reason": "expected a thread id"}}, status=400
+        )
     if not await _exists(mcp_id):
         return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
+
+    recorder = mcp_endpoint.recorder
+    key = ("rest", uuid.uuid4().hex)
+    session = recorder.session(
+        key,
+        via="REST",
+        client={"name": "REST API"},
+        subject=subject_of_scope(getattr(request, "scope", None)),
+        parent_id=parent,
+    )
+    tools = Tool.objects.filter(server_id=mcp_id, name=tool)
+    annotations = await tools.values_list("annotations", flat=True).afirst()
+    started_at, clock = datetime.now(UTC), time.perf_counter()
+    decision = await authorize(recorder, session, mcp_id, tool, annotations)
+
+    def record(result: dict[str, Any] | None = None, error: str = "") -> None:
+        elapsed = (time.perf_counter() - clock) * 1000
+        recorder.record(
+            session,
+            Call(mcp_id, tool, arguments, started_at, elapsed, result=result, error=error, decision=decision),
+        )
+        recorder.end(key, "error" if error or not decision.granted else "complete")
+
+    if not decision.granted:
+        record(error=decision.denial_text())
+        return JsonResponse(
+            {
+                "error": {"field": "policy", "reason": decision.denial_text()},
+                "thread_id": session.thread_id,
+                "policy": denial_meta(decision, session.thread_id)[POLICY_META_KEY],
+            },
+            status=403,
+        )
     args = {"mcp_id": mcp_id, "tool": tool, "arguments": arguments, "timeout": timeout}
     wait = float(timeout or 60)
     if request.GET.get("stream") not in ("1", "true"):
         try:
-            return JsonResponse(await rpc.request("call_tool", args, timeout=wait))
+            answer = await rpc.request("call_tool", args, timeout=wait)
         except rpc.GatewayError as exc:
+            record(error=exc.reason)
             return _json_error(exc)
-    return StreamingHttpResponse(_stream_call(args, wait), content_type="application/x-ndjson")
+        record(result=answer["result"])
+        return JsonResponse({**answer, "thread_id": session.thread_id})
+    return StreamingHttpResponse(
+        _stream_call(args, wait, session.thread_id, record), content_type="application/x-ndjson"
+    )
 
 
-async def _stream_call(args: dict[str, Any], wait: float) -> AsyncIterator[str]:
+async def _stream_call(
+    args: dict[str, Any], wait: float, thread_id: str, record: Callable[..., None]
+) -> AsyncIterator[str]:
     import asyncio
 
     lines: asyncio.Queue[str | None] = asyncio.Queue()
@@ -176,8 +230,10 @@ async def _stream_call(args: dict[str, Any], wait: float) -> AsyncIterator[str]:
     async def run() -> None:
         try:
             result = await rpc.request("call_tool", args, timeout=wait, on_progress=progress, on_log=log)
-            await lines.put(dumps({"type": "result", **result}) + "\n")
+            record(result=result["result"])
+            await lines.put(dumps({"type": "result", **result, "thread_id": thread_id}) + "\n")
         except rpc.GatewayError as exc:
+            record(error=exc.reason)
             await lines.put(
                 dumps({"type": "error", "status": exc.status, "field": exc.field, "reason": exc.reason})
                 + "\n"

@@ -17,12 +17,12 @@ from typing import Any
 import mcp_types as types
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from audit.policy import subject_of_scope
+from mcps.endpoint.gate import parent_of
 from mcps.endpoint.recorder import CallRecorder, Session
 from mcps.endpoint.router import WebRouter
 from mcps.endpoint.server import build_server
 from missioncontrol.ingest.batcher import EventBatcher
-
-ANONYMOUS = "anonymous"
 
 
 def client_of(ctx: Any) -> dict[str, Any]:
@@ -50,16 +50,21 @@ class MCPEndpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def session_of(self, ctx: Any) -> Session:
+        """The call's session: its subject from the authentication layer (the ASGI scope's
+        `mc.subject`), its parent thread from the request's `_meta`."""
         request = ctx.request
         headers = request.headers if request is not None else {}
         client = client_of(ctx)
+        subject = subject_of_scope(request.scope if request is not None else None)
+        parent = parent_of(ctx.meta)
         session_id = headers.get("mcp-session-id")
         if session_id:
-            key: tuple[str, ...] = ("http", session_id)
+            key: tuple[str, ...] = ("http", session_id, parent or "")
         else:
             host = request.client.host if request is not None and request.client else ""
-            key = ("http", ANONYMOUS, client.get("name", ""), client.get("version", ""), host)
-        return self.recorder.session(key, via="/mcp", principal=ANONYMOUS, client=client)
+            who = subject.label
+            key = ("http", who, client.get("name", ""), client.get("version", ""), host, parent or "")
+        return self.recorder.session(key, via="/mcp", client=client, subject=subject, parent_id=parent)
 
     async def _run(self) -> None:
         manager = StreamableHTTPSessionManager(app=self.server)
@@ -85,7 +90,7 @@ class MCPEndpoint:
         if scope["method"] == "DELETE":
             session_id = dict(scope["headers"]).get(b"mcp-session-id")
             if session_id:
-                self.recorder.end(("http", session_id.decode("latin-1")))
+                self.recorder.end_under(("http", session_id.decode("latin-1")))
         await manager.handle_request(scope, receive, send)
 
     async def shutdown(self) -> None:

@@ -296,6 +296,11 @@ def catalog() -> list[dict[str, Any]]:
     return [tool.wire() for tool in TOOLS.values()]
 
 
+def annotations(name: str) -> dict[str, Any] | None:
+    tool = TOOLS.get(name)
+    return tool.wire()["annotations"] if tool is not None else None
+
+
 def input_schema(name: str) -> dict[str, Any] | None:
     tool = TOOLS.get(name)
     return tool.input_schema if tool is not None else None

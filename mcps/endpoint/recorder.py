@@ -15,6 +15,11 @@ What counts as one session:
   (name and version from the request's `_meta`, network address), until idle;
 - mcp_proxy: the whole stdio connection.
 Sequence numbers are kept here, per thread, so two calls never share a step.
+
+A session carries its subject (who the calls are from) and, when the client named one,
+its parent thread (`_meta["mc/parent_thread_id"]`, see audit/inheritance.py); both go on
+the thread (`parent_id`, `execution_context.subject`). Each call's policy decision
+(audit/policy.py) is recorded as its permission.check, rules and chain included.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from audit.policy import ANONYMOUS, Decision, Link, Subject
 from mcps.models import AGGREGATE_ID
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.jsontext import dumps
@@ -40,9 +46,12 @@ class Session:
     via: str
     principal: str
     client: dict[str, Any]
+    subject: Subject = ANONYMOUS
+    parent_id: str | None = None
     started: bool = False
     calls: int = 0
     last_seen: float = field(default_factory=time.monotonic)
+    ancestors: list[Link] | None = None  # resolved on the first call, root first
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Call:
     duration_ms: float
     result: dict[str, Any] | None = None  # the CallToolResult, wire shape
     error: str = ""  # the gateway's or the protocol's error, when there is no result
+    decision: Decision | None = None  # the policy's verdict; a denied call was never forwarded
 
 
 class CallRecorder:
@@ -63,12 +73,25 @@ class CallRecorder:
         self.batcher = batcher
         self.idle_seconds = idle_seconds
         self.sessions: dict[tuple[str, ...], Session] = {}
+        self.by_thread: dict[str, Session] = {}
         self._swept = time.monotonic()
 
     def session(
-        self, key: tuple[str, ...], *, via: str, principal: str, client: dict[str, Any] | None
+        self,
+        key: tuple[str, ...],
+        *,
+        via: str,
+        principal: str | None = None,
+        client: dict[str, Any] | None,
+        subject: Subject | None = None,
+        parent_id: str | None = None,
     ) -> Session:
-        """The live session for `key`, or a new one (a new thread) if it is unknown or idle."""
+        """The live session for `key`, or a new one (a new thread) if it is unknown or idle.
+
+        `principal` alone (no `subject`) is taken as a username.
+        """
+        if subject is None:
+            subject = Subject(user=principal) if principal and principal != ANONYMOUS.label else ANONYMOUS
         now = time.monotonic()
         if now - self._swept > min(60.0, self.idle_seconds):  # not a scan per call
             self._swept = now
@@ -82,12 +105,20 @@ class CallRecorder:
                 key=key,
                 thread_id=f"mcp-{uuid.uuid4().hex}",
                 via=via,
-                principal=principal,
+                principal=principal or subject.label,
                 client=client or {},
+                subject=subject,
+                parent_id=parent_id or None,
             )
             self.sessions[key] = current
+            self.by_thread[current.thread_id] = current
         current.last_seen = now
         return current
+
+    def known(self, thread_id: str) -> tuple[str | None, Subject] | None:
+        """A live session's parent and subject, by its thread id (for inheritance)."""
+        session = self.by_thread.get(thread_id)
+        return (session.parent_id, session.subject) if session is not None else None
 
     def record(self, session: Session, call: Call) -> None:
         thread_id, when = session.thread_id, call.started_at
@@ -101,11 +132,13 @@ class CallRecorder:
                     "type": "thread.started",
                     "timestamp": when.isoformat(),
                     "thread_id": thread_id,
+                    "parent_id": session.parent_id,
                     "mcp_id": AGGREGATE_ID,
                     "user_input": f"MCP session of {client} through {session.via}",
                     "execution_context": {
                         "via": session.via,
                         "principal": session.principal,
+                        "subject": session.subject.as_dict(),
                         "client": session.client,
                         "session": list(session.key),
                     },
@@ -115,6 +148,7 @@ class CallRecorder:
         session.calls += 1
         ended_at = datetime.fromtimestamp(when.timestamp() + call.duration_ms / 1000, UTC)
         failed = bool(call.error) or bool(call.result and call.result.get("isError"))
+        denied = call.decision is not None and not call.decision.granted
         name = f"{call.mcp_id}__{call.tool}"
         events += [
             {
@@ -135,30 +169,20 @@ class CallRecorder:
                 "thread_id": thread_id,
                 "sequence": sequence + 1,
                 "step_type": "tool_result",
-                "description": f"{name}: {'error' if failed else 'ok'}",
+                "description": f"{name}: {'denied' if denied else 'error' if failed else 'ok'}",
                 "details": _result_details(call),
                 "status": "error" if failed else "complete",
                 "duration_ms": round(call.duration_ms, 3),
             },
-            {
-                "id": f"{thread_id}:{sequence}:permission",
-                "type": "permission.check",
-                "timestamp": when.isoformat(),
-                "thread_id": thread_id,
-                "user_id": session.principal,
-                "resource": f"{call.mcp_id}/{call.tool}",
-                "action": "execute",
-                "granted": True,
-                "reason": "no policy",
-                "rules_checked": [],
-                "inheritance_chain": [thread_id],
-            },
+            _permission_check(session, call, f"{thread_id}:{sequence}:permission"),
         ]
         self.batcher.add(*events)
 
     def end(self, key: tuple[str, ...], status: str = "complete") -> None:
         """The client ended its session: the thread ends (if a call ever started it)."""
         session = self.sessions.pop(key, None)
+        if session is not None:
+            self.by_thread.pop(session.thread_id, None)
         if session is not None and session.started:
             self.batcher.add(
                 {
@@ -170,6 +194,11 @@ class CallRecorder:
                 }
             )
 
+    def end_under(self, prefix: tuple[str, ...]) -> None:
+        """End every session whose key starts with `prefix` (one client session, any parent)."""
+        for key in [k for k in self.sessions if k[: len(prefix)] == prefix]:
+            self.end(key)
+
     def end_all(self) -> None:
         for key in list(self.sessions):
             self.end(key)
@@ -178,6 +207,35 @@ class CallRecorder:
         idle = [k for k, s in self.sessions.items() if now - s.last_seen > self.idle_seconds]
         for key in idle:
             self.end(key)
+
+
+def _permission_check(session: Session, call: Call, event_id: str) -> dict[str, Any]:
+    decision = call.decision
+    check: dict[str, Any] = {
+        "id": event_id,
+        "type": "permission.check",
+        "timestamp": call.started_at.isoformat(),
+        "thread_id": session.thread_id,
+        "user_id": session.principal,
+        "resource": f"{call.mcp_id}/{call.tool}",
+    }
+    if decision is None:  # a caller that decides nothing (no policy in force)
+        return check | {
+            "action": "execute",
+            "granted": True,
+            "reason": "no policy",
+            "rules_checked": [],
+            "inheritance_chain": [session.thread_id],
+        }
+    return check | {
+        "user_id": decision.subject.label,
+        "action": decision.action,
+        "granted": decision.granted,
+        "reason": decision.reason,
+        "rules_checked": decision.rules_checked,
+        "inheritance_chain": decision.inheritance_chain,
+        "severity": decision.severity,
+    }
 
 
 def _bounded(arguments: dict[str, Any]) -> Any:
@@ -189,6 +247,8 @@ def _bounded(arguments: dict[str, Any]) -> Any:
 
 def _result_details(call: Call) -> dict[str, Any]:
     details: dict[str, Any] = {"mcp_id": call.mcp_id, "tool": call.tool}
+    if call.decision is not None and not call.decision.granted:
+        details["denied"] = True
     if call.error:
         details["error"] = call.error
         return details

@@ -23,6 +23,10 @@ class Router(Protocol):
         """The tool's input schema if known here and now (None: unknown, do not check)."""
         ...
 
+    async def annotations(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        """The tool's MCP annotations from the catalog (None: unknown tool or none given)."""
+        ...
+
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn
     ) -> dict[str, Any]:
@@ -43,6 +47,11 @@ class LocalRouter:
         connection = self.gateway.connections.get(mcp_id)
         entry = connection.tools.get(tool) if connection is not None else None
         return entry.get("inputSchema") if entry is not None else None
+
+    async def annotations(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        connection = self.gateway.connections.get(mcp_id)
+        entry = connection.tools.get(tool) if connection is not None else None
+        return entry.get("annotations") if entry is not None else None
 
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn
@@ -65,6 +74,16 @@ class ChannelRouter:
     def input_schema(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
         entry = self._catalog.get(mcp_id, {}).get(tool)
         return entry.get("inputSchema") if entry is not None else None
+
+    async def annotations(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        entry = self._catalog.get(mcp_id, {}).get(tool)
+        if entry is None:  # never listed here, or new since: list once (a stateless client may not)
+            try:
+                await self.catalog()
+            except rpc.GatewayError:
+                return None
+            entry = self._catalog.get(mcp_id, {}).get(tool)
+        return entry.get("annotations") if entry is not None else None
 
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn
@@ -94,6 +113,9 @@ class WebRouter:
 
     def input_schema(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
         return self._pick().input_schema(mcp_id, tool)
+
+    async def annotations(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
+        return await self._pick().annotations(mcp_id, tool)
 
     async def call(
         self, mcp_id: str, tool: str, arguments: dict[str, Any], progress: ProgressFn, log: LogFn

@@ -9,6 +9,15 @@ Errors an agent can act on:
 - arguments that fail the tool's schema, a server that is down, a timeout, or the
   server's own error: a tool result with `isError` and the reason, so a model can
   correct itself.
+- a call the policy denies (audit/policy.py): a tool result with `isError`, a text
+  naming the rule, and `_meta["mc/policy"]`; the server never sees the call. The MCP
+  spec keeps JSON-RPC errors for protocol failures (unknown tool, malformed request)
+  and reports failures a model can act on inside the result; a refusal is one: the
+  model should try another way or ask its user, not retry the protocol.
+
+Every result carries `_meta["mc/thread_id"]`, the thread the call was recorded on;
+an agent hands it to a sub-agent as `_meta["mc/parent_thread_id"]` so the sub-agent's
+thread is its child and inherits its grants (audit/inheritance.py).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.shared.exceptions import MCPError
 
 from mcps.endpoint import own_tools
+from mcps.endpoint.gate import THREAD_META_KEY, authorize, denial_meta
 from mcps.endpoint.recorder import Call, CallRecorder, Session
 from mcps.endpoint.router import Router
 from mcps.gateway.rpc import GatewayError
@@ -101,28 +111,53 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
                     related_request_id=ctx.request_id,
                 )
 
+        own = mcp_id == own_tools.PREFIX
+        if own and tool not in own_tools.TOOLS:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
         started_at, clock = datetime.now(UTC), time.perf_counter()
-        if mcp_id == own_tools.PREFIX:
-            if tool not in own_tools.TOOLS:
-                raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
+        # Mission Control's own tools pass the same policy check as routed ones.
+        annotations = own_tools.annotations(tool) if own else await router.annotations(mcp_id, tool)
+        decision = await authorize(recorder, session, mcp_id, tool, annotations)
+        if not decision.granted:
+            elapsed = (time.perf_counter() - clock) * 1000
+            text = decision.denial_text()
+            recorder.record(
+                session, Call(mcp_id, tool, arguments, started_at, elapsed, error=text, decision=decision)
+            )
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=text)],
+                is_error=True,
+                _meta=denial_meta(decision, session.thread_id),
+            )
+        if own:
             answer = await own_tools.call(tool, arguments)
             elapsed = (time.perf_counter() - clock) * 1000
-            recorder.record(session, Call(mcp_id, tool, arguments, started_at, elapsed, result=answer))
-            return types.CallToolResult.model_validate(answer)
+            call = Call(mcp_id, tool, arguments, started_at, elapsed, result=answer, decision=decision)
+            recorder.record(session, call)
+            own_answer = types.CallToolResult.model_validate(answer)
+            own_answer.meta = {**(own_answer.meta or {}), THREAD_META_KEY: session.thread_id}
+            return own_answer
         try:
             result = await router.call(mcp_id, tool, arguments, progress, log)
         except GatewayError as exc:
             elapsed = (time.perf_counter() - clock) * 1000
-            recorder.record(session, Call(mcp_id, tool, arguments, started_at, elapsed, error=exc.reason))
+            call = Call(mcp_id, tool, arguments, started_at, elapsed, error=exc.reason, decision=decision)
+            recorder.record(session, call)
             if exc.status == 404:
                 raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}: {exc.reason}") from exc
             where = f" ({exc.field})" if exc.field else ""
             return types.CallToolResult(
-                content=[types.TextContent(type="text", text=f"{exc.reason}{where}")], is_error=True
+                content=[types.TextContent(type="text", text=f"{exc.reason}{where}")],
+                is_error=True,
+                _meta={THREAD_META_KEY: session.thread_id},
             )
         elapsed = (time.perf_counter() - clock) * 1000
-        recorder.record(session, Call(mcp_id, tool, arguments, started_at, elapsed, result=result))
-        return types.CallToolResult.model_validate(result)
+        recorder.record(
+            session, Call(mcp_id, tool, arguments, started_at, elapsed, result=result, decision=decision)
+        )
+        answer = types.CallToolResult.model_validate(result)
+        answer.meta = {**(answer.meta or {}), THREAD_META_KEY: session.thread_id}
+        return answer
 
     def input_schema(name: str) -> dict[str, Any] | None:
         # For the SDK's check of 2026-07-28 `Mcp-Param-*` headers: without it, the SDK

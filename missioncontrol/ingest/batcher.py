@@ -173,8 +173,18 @@ class EventBatcher:
             del self._pending[:overflow]
             logger.error("%s: %d event(s) dropped, the database is not keeping up", self.name, overflow)
         LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
+        self._forget_other_loops()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _forget_other_loops(self) -> None:
+        """Tasks of a loop that is gone (tests run one loop per test) will never finish:
+        what they left pending is stored from this loop instead."""
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._task.get_loop() is not loop:
+            self._task = None
+        if self._storing is not None and self._storing.get_loop() is not loop:
+            self._storing = None
 
     @property
     def pending(self) -> int:
@@ -213,6 +223,7 @@ class EventBatcher:
 
     async def flush(self) -> None:
         """Store everything pending now (on shutdown, and in tests)."""
+        self._forget_other_loops()
         task = self._task
         if task is not None and not task.done():
             task.cancel()

@@ -239,8 +239,13 @@ def _permission_check(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
     granted = _bool(e, "granted", required=True)
     escalation = _bool(e, "escalation_detected")
     chain = _list(e, "inheritance_chain")
-    if not all(isinstance(link, str) for link in chain):
-        raise Invalid("inheritance_chain", "expected an array of strings")
+    # Thread ids root first; or, as the gateway records them, objects naming the thread
+    # and what it was granted: {"thread_id", "subject", "granted", "rule"}.
+    if not all(
+        isinstance(link, str) or (isinstance(link, dict) and isinstance(link.get("thread_id"), str))
+        for link in chain
+    ):
+        raise Invalid("inheritance_chain", "expected an array of thread ids (or of {thread_id, granted})")
     return {
         "thread_id": _str(e, "thread_id", required=True, max_len=MAX_ID),
         "user_id": _str(e, "user_id", max_len=MAX_ID, default=""),
@@ -251,6 +256,7 @@ def _permission_check(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
         "rules_checked": _list(e, "rules_checked"),
         "inheritance_chain": chain,
         "escalation_detected": escalation,
+        "escalations": _list(e, "escalations"),
         "severity": _choice(
             e,
             "severity",

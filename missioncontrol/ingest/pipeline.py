@@ -15,6 +15,7 @@ from typing import Any, Literal
 from django.db import transaction
 from django.db.models.functions import Now
 
+from audit.escalation import detect as detect_escalations
 from audit.models import PermissionEvent
 from logs.models import LogEntry
 from mcps.models import MCPServer
@@ -50,6 +51,7 @@ _PERMISSION_FIELDS = (
     "rules_checked",
     "inheritance_chain",
     "escalation_detected",
+    "escalations",
     "severity",
 )
 
@@ -268,11 +270,19 @@ def _insert_checks(checks: list[dict[str, Any]], outbox: Outbox) -> set[str]:
         _PERMISSION_FIELDS,
         [tuple(e["thread_id"] if f == "thread" else e[f] for f in _PERMISSION_FIELDS) for e in checks],
     )
+    # Escalation detection sees the batch as history, then flags what fired (rows included).
+    alerts = detect_escalations([e for e in checks if e["id"] in new])
+    alerted = {alert["check_id"] for alert in alerts}
     for event in checks:
         if event["id"] in new:
             outbox.add(f"permission:{event['thread_id']}", encode(_iso(event)))
-            if event["escalation_detected"]:  # an alert: on `global` too (alert automations)
+            if event["escalation_detected"] and event["id"] not in alerted:
+                # The agent flagged it itself: an alert on `global` too (alert automations).
                 outbox.add("global", encode({**_iso(event), "type": "permission.escalation"}))
+    for alert in alerts:
+        encoded = encode(alert)
+        outbox.add("global", encoded)
+        outbox.add(f"permission:{alert['thread_id']}", encoded)
     return new
 
 

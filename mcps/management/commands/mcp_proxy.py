@@ -17,6 +17,8 @@ from typing import Any
 import anyio
 from django.core.management.base import BaseCommand
 
+from audit.policy import Subject
+from mcps.endpoint.gate import parent_of
 from mcps.endpoint.http import client_of
 from mcps.endpoint.recorder import CallRecorder, Session
 from mcps.endpoint.router import LocalRouter
@@ -34,7 +36,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--principal",
             default=os.environ.get("USER", "local"),
-            help="Who the recorded calls are attributed to (default: $USER).",
+            help="Who the calls are recorded as and policies match as user (default: $USER).",
+        )
+        parser.add_argument(
+            "--team",
+            action="append",
+            default=[],
+            help="A team the principal belongs to, for team policies (repeatable).",
         )
         parser.add_argument(
             "--connect-timeout",
@@ -45,10 +53,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         tune_for_latency()
-        anyio.run(serve, options["principal"], options["connect_timeout"])
+        subject = Subject(user=options["principal"] or None, teams=tuple(options["team"]))
+        anyio.run(serve, subject, options["connect_timeout"])
 
 
-async def serve(principal: str, connect_timeout: float) -> None:
+async def serve(subject: Subject, connect_timeout: float) -> None:
     gateway = Gateway(private=True)
     # Stored by a child process, so recording never holds the GIL the next call needs.
     batcher = EventBatcher("mcp_proxy calls", isolated=True)
@@ -56,7 +65,10 @@ async def serve(principal: str, connect_timeout: float) -> None:
     key = ("stdio", str(os.getpid()))
 
     def session_of(ctx: Any) -> Session:
-        return recorder.session(key, via="mcp_proxy", principal=principal, client=client_of(ctx))
+        parent = parent_of(ctx.meta)
+        return recorder.session(
+            (*key, parent or ""), via="mcp_proxy", client=client_of(ctx), subject=subject, parent_id=parent
+        )
 
     server = build_server(LocalRouter(gateway), recorder, session_of)
     await gateway.start()

@@ -1,0 +1,180 @@
+"""Escalation detection, run on every permission check as it is stored.
+
+Both the gateway's own checks (audit/policy.py, recorded through the ingest pipeline)
+and the `permission.check` events agents push go through `detect()`, called once by the
+pipeline after a batch's checks are inserted, so the batch itself counts as history.
+Only grants can escalate. The rules (thresholds in `policy.escalation` of
+mission_control.yml):
+
+- `child_exceeds_parent`: a thread is granted a resource an ancestor lacks. When the
+  check carries its chain's verdicts (`inheritance_chain` objects with `granted`, as
+  the gateway records them), any ancestor not granted fires it. Otherwise the parent
+  thread's own recorded checks of that resource decide: its latest was a denial, or it
+  was never granted it.
+- `grant_after_denials`: the subject (`user_id`) was denied the same resource at least
+  `denials` times (default 3) in the `window` (default 10 minutes) before this grant.
+- `new_resource_class`: the subject reaches a resource class (the part of the resource
+  before the first `/`: the server, for routed calls) it was never granted before. It
+  only fires once the subject has a history at least `learning_period` long (default 7
+  days) before this check: until then whatever a subject uses is its baseline, so a new
+  install, or a new agent, does not raise an alert per first call.
+
+A firing check gets `escalation_detected`, severity `critical`, and `escalations`
+(`[{"rule", "detail"}]`); a `permission.escalation` alert goes to `global` and
+`permission:{thread_id}`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Min, Q
+
+from audit.models import PermissionEvent
+from threads.models import Thread
+
+CHILD_EXCEEDS_PARENT = "child_exceeds_parent"
+GRANT_AFTER_DENIALS = "grant_after_denials"
+NEW_RESOURCE_CLASS = "new_resource_class"
+
+
+def resource_class(resource: str) -> str:
+    return resource.split("/", 1)[0]
+
+
+def detect(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flag the escalations among `checks` (stored already); the alert events to publish.
+
+    A firing check's dict and row are updated in place (escalation_detected, severity,
+    escalations). A few indexed queries per granted check; denials cost nothing.
+    """
+    granted = [c for c in checks if c["granted"]]
+    if not granted:
+        return []
+    config = settings.MC.policy.escalation
+    parents = dict(
+        Thread.objects.filter(id__in={c["thread_id"] for c in granted}, parent__isnull=False).values_list(
+            "id", "parent_id"
+        )
+    )
+    first_seen: dict[str, Any] = {}
+    alerts: list[dict[str, Any]] = []
+    for check in sorted(granted, key=lambda c: c["timestamp"]):
+        fired = [
+            *_child_exceeds_parent(check, parents.get(check["thread_id"])),
+            *_grant_after_denials(check, config.denials, config.window),
+            *_new_resource_class(check, config.learning_period, first_seen),
+        ]
+        if not fired:
+            continue
+        check["escalation_detected"] = True
+        check["severity"] = PermissionEvent.Severity.CRITICAL
+        check["escalations"] = fired
+        PermissionEvent.objects.filter(id=check["id"]).update(
+            escalation_detected=True, severity=PermissionEvent.Severity.CRITICAL, escalations=fired
+        )
+        alerts.append(
+            {
+                "type": "permission.escalation",
+                "id": f"{check['id']}:escalation",
+                "check_id": check["id"],
+                "timestamp": check["timestamp"].isoformat(),
+                "thread_id": check["thread_id"],
+                "user_id": check["user_id"],
+                "resource": check["resource"],
+                "action": check["action"],
+                "severity": PermissionEvent.Severity.CRITICAL,
+                "rules": fired,
+            }
+        )
+    return alerts
+
+
+def _history(check: dict[str, Any]) -> Any:
+    """Checks recorded before (or with) this one, itself excluded."""
+    return PermissionEvent.objects.filter(timestamp__lte=check["timestamp"]).exclude(id=check["id"])
+
+
+def _child_exceeds_parent(check: dict[str, Any], parent_id: str | None) -> list[dict[str, str]]:
+    resource = check["resource"]
+    verdicts = [link for link in check["inheritance_chain"] if isinstance(link, dict) and "granted" in link]
+    if verdicts:
+        lacking = [
+            link
+            for link in verdicts
+            if link.get("thread_id") != check["thread_id"] and link.get("granted") is not True
+        ]
+        if not lacking:
+            return []
+        who = lacking[0]
+        return [
+            {
+                "rule": CHILD_EXCEEDS_PARENT,
+                "detail": f"ancestor thread {who['thread_id']} was not granted {resource}",
+            }
+        ]
+    if parent_id is None:
+        return []
+    latest = (
+        _history(check)
+        .filter(thread_id=parent_id, resource=resource)
+        .order_by("-timestamp")
+        .values_list("granted", flat=True)
+        .first()
+    )
+    if latest is True:
+        return []
+    if (
+        latest is None
+        and _history(check).filter(thread_id=parent_id, resource=resource, granted=True).exists()
+    ):
+        return []
+    why = "was denied" if latest is False else "was never granted"
+    return [{"rule": CHILD_EXCEEDS_PARENT, "detail": f"parent thread {parent_id} {why} {resource}"}]
+
+
+def _grant_after_denials(check: dict[str, Any], threshold: int, window: int) -> list[dict[str, str]]:
+    subject = check["user_id"]
+    if not subject:
+        return []
+    since = check["timestamp"] - timedelta(seconds=window)
+    denials = (
+        _history(check)
+        .filter(user_id=subject, resource=check["resource"], granted=False, timestamp__gte=since)
+        .count()
+    )
+    if denials < threshold:
+        return []
+    return [
+        {
+            "rule": GRANT_AFTER_DENIALS,
+            "detail": f"{subject} was denied {check['resource']} {denials} times in the {window} s before",
+        }
+    ]
+
+
+def _new_resource_class(
+    check: dict[str, Any], learning_period: int, first_seen: dict[str, Any]
+) -> list[dict[str, str]]:
+    subject = check["user_id"]
+    if not subject:
+        return []
+    if subject not in first_seen:
+        first_seen[subject] = PermissionEvent.objects.filter(user_id=subject).aggregate(
+            first=Min("timestamp")
+        )["first"]
+    first = first_seen[subject]
+    if first is None or check["timestamp"] - first < timedelta(seconds=learning_period):
+        return []  # still learning this subject's baseline
+    cls = resource_class(check["resource"])
+    used = (
+        _history(check)
+        .filter(user_id=subject, granted=True)
+        .filter(Q(resource=cls) | Q(resource__startswith=f"{cls}/"))
+        .exists()
+    )
+    if used:
+        return []
+    return [{"rule": NEW_RESOURCE_CLASS, "detail": f"{subject} never used {cls} before"}]
