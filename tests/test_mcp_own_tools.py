@@ -198,9 +198,10 @@ async def test_own_tool_calls_are_recorded_like_routed_ones(endpoint: Endpoint) 
         ("tool_result", "missioncontrol__get_thread: error", "error", "get_thread"),
     ]
     checks = [(p.resource, p.action, p.granted) async for p in PermissionEvent.objects.order_by("timestamp")]
+    # Read-only tools are checked as reads, as routed tools with readOnlyHint are.
     assert checks == [
-        ("missioncontrol/list_servers", "execute", True),
-        ("missioncontrol/get_thread", "execute", True),
+        ("missioncontrol/list_servers", "read", True),
+        ("missioncontrol/get_thread", "read", True),
     ]
 
 
@@ -232,3 +233,16 @@ async def test_run_directive_runs_it_through_the_engine_and_answers_its_executio
         {"directive": "heal_mcp_connection", "inputs": {}},
     )
     assert bad.is_error and "mcp_id" in bad.content[0].text
+
+
+async def test_a_deny_policy_blocks_an_own_tool_like_a_routed_one(endpoint: Endpoint) -> None:
+    from audit.models import PolicyRule
+    from automations.models import DirectiveExecution
+
+    await PolicyRule.objects.acreate(server="missioncontrol", tool="run_directive", effect="deny")
+    result = await call(endpoint, "missioncontrol__run_directive", {"directive": "cleanup_stale_sessions"})
+    assert result.is_error and "denied" in result.content[0].text.lower()
+    await endpoint.batcher.flush()
+    check = await PermissionEvent.objects.aget(resource="missioncontrol/run_directive")
+    assert (check.action, check.granted) == ("execute", False)
+    assert not await DirectiveExecution.objects.aexists()
