@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = "Permission audit"
+
+    def ready(self) -> None:
+        from audit import signals  # noqa: F401 (connects the login receivers)

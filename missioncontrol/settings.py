@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -123,6 +124,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Pages need a signed-in user (redirect to LOGIN_URL); the API answers 401 itself.
+    "missioncontrol.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -234,6 +237,25 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["missioncontrol.renderers.FastJSONRenderer"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Authentication (see missioncontrol/authentication.py): an API token or a JWT as
+    # `Authorization: Bearer`, or the session. The first class makes a missing one 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "missioncontrol.authentication.APITokenAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["missioncontrol.permissions.RolePermission"],
+}
+
+# Authentication: sessions for pages, JWT (POST /api/auth/token/) and API tokens for clients.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("MC_JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("MC_JWT_REFRESH_DAYS", 1)),
+    "SIGNING_KEY": env_str("JWT_SECRET", MC.auth.jwt_secret) or SECRET_KEY,
+    "ALGORITHM": "HS256",
+    "UPDATE_LAST_LOGIN": False,
 }
 
 # OpenAPI 3.1 at /api/schema/, browsable at /api/schema/docs/ (missioncontrol/openapi.py).

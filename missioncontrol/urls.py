@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -20,4 +21,7 @@ urlpatterns = [
     path("api/", include("missioncontrol.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
+    # Django's stock login and logout (the pages branch restyles the template).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

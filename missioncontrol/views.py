@@ -66,9 +66,10 @@ async def health(request: HttpRequest) -> JsonResponse:
 
 def overview(request: HttpRequest) -> HttpResponse:
     """Live overview: counts, recent threads and the event stream, updated over /ws/."""
+    threads = Thread.objects.visible_to(request.user)
     context = {
-        "threads": Thread.objects.select_related("mcp").order_by("-started_at")[:25],
-        "active_count": Thread.objects.active().count(),
+        "threads": threads.select_related("mcp").order_by("-started_at")[:25],
+        "active_count": threads.active().count(),
         "server_count": MCPServer.objects.count(),
         "servers": MCPServer.objects.order_by("-last_seen")[:12],
     }

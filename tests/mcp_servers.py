@@ -100,9 +100,21 @@ async def gateway(repo: Path) -> AsyncIterator[Gateway]:
         await gw.stop()
 
 
-async def api(method: str, path: str, body: Any = None) -> httpx.Response:
+def superuser_token() -> str:
+    """An API token of the superuser: what `api()` carries unless told otherwise."""
+    from tests.conftest import api_token, superuser_now
+
+    return api_token(superuser_now())
+
+
+async def api(method: str, path: str, body: Any = None, *, token: str | None = None) -> httpx.Response:
+    """A request through the ASGI application with `Authorization: Bearer <token>`
+    (a superuser's API token by default; "" for none)."""
     from missioncontrol.asgi import application
 
+    if token is None:
+        token = await sync_to_async(superuser_token)()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
-        return await client.request(method, path, json=body)
+        return await client.request(method, path, json=body, headers=headers)

@@ -10,10 +10,18 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from missioncontrol import textsearch
+from missioncontrol import roles, textsearch
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
+    def visible_to(self, user: Any) -> Self:
+        """Rows `user` may see: all for admins; otherwise those of the user's teams.
+
+        Rows of no team are visible to admins only.
+        """
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(team_id__in=teams)
+
     def roots(self) -> Self:
         return self.filter(parent__isnull=True)
 
@@ -25,7 +33,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         q = textsearch.matches("user_input", text)
         return self if q is None else self.filter(q | Q(id=text.strip()))
 
-    def ensure_exist(self, first_seen: dict[str, datetime]) -> None:
+    def ensure_exist(self, first_seen: dict[str, datetime], team_id: int | None = None) -> None:
         """Create placeholder rows for threads known only by their steps, messages or end.
 
         A step may arrive before its thread.started (agents retry, batches race); the
@@ -33,7 +41,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """
         if first_seen:
             self.bulk_create(
-                [Thread(id=tid, started_at=ts) for tid, ts in first_seen.items()],
+                [Thread(id=tid, started_at=ts, team_id=team_id) for tid, ts in first_seen.items()],
                 ignore_conflicts=True,
             )
 
@@ -41,7 +49,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Upsert the threads of thread.started events in one statement.
 
         Status is not among the updated fields: a thread whose end arrived first keeps
-        its final status.
+        its final status. Nor is team: a thread stays with the team that created it.
         """
         if rows:
             self.bulk_create(
@@ -83,6 +91,10 @@ class Thread(models.Model):
     )
     mcp = models.ForeignKey(
         "mcps.MCPServer", null=True, blank=True, on_delete=models.SET_NULL, related_name="threads"
+    )
+    # Set by the ingest key or API token that produced the thread; null: admins only.
+    team = models.ForeignKey(
+        "missioncontrol.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="threads"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     user_input = models.TextField(blank=True, default="")
@@ -154,17 +166,26 @@ class Thread(models.Model):
             "cpu_usage": self.cpu_usage,
         }
 
-    def state(self) -> dict[str, Any]:
-        """Details, children, timeline and transcript: what a new inspector needs first."""
+    def state(self, user: Any = None) -> dict[str, Any]:
+        """Details, children, timeline and transcript: what a new inspector needs first.
+
+        With `user`, only the children that user may see are named.
+        """
+        children = self.children.all() if user is None else self.children.visible_to(user)
         return {
             "thread": self.summary(),
-            "children": list(self.children.order_by("started_at").values_list("id", flat=True)),
+            "children": list(children.order_by("started_at").values_list("id", flat=True)),
             "timeline": [step.as_event() for step in self.steps.all()],
             "transcript": [message.as_event() for message in self.messages.all()],
         }
 
 
 class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
+    def visible_to(self, user: Any) -> Self:
+        """Steps of the threads `user` may see (ThreadQuerySet.visible_to)."""
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(thread__team_id__in=teams)
+
     def search(self, text: str) -> Self:
         """Steps whose description matches the websearch query `text`."""
         q = textsearch.matches("description", text)
@@ -237,6 +258,11 @@ class ExecutionStep(models.Model):
 
 
 class LLMMessageQuerySet(models.QuerySet["LLMMessage"]):
+    def visible_to(self, user: Any) -> Self:
+        """Messages of the threads `user` may see (ThreadQuerySet.visible_to)."""
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(thread__team_id__in=teams)
+
     def search(self, text: str) -> Self:
         """Transcript messages whose content matches the websearch query `text`."""
         q = textsearch.matches("content", text)

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit import access
 from mcps.api.serializers import (
     HealthCheckSerializer,
     HealthReportSerializer,
@@ -32,6 +33,8 @@ from mcps.api.serializers import (
 from mcps.gateway import rpc
 from mcps.models import MCPServer
 from mcps.registration import register
+from missioncontrol import roles
+from missioncontrol.authentication import api_access
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
 from missioncontrol.openapi import NOT_FOUND, error
 
@@ -117,18 +120,34 @@ async def _exists(mcp_id: str) -> bool:
 
 
 @csrf_exempt
+@api_access(roles.RECONNECT)
 async def reconnect(request: HttpRequest, mcp_id: str) -> HttpResponse:
     if request.method != "POST":
         return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
     if not await _exists(mcp_id):
         return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
     try:
-        return JsonResponse(await rpc.request("reconnect", {"mcp_id": mcp_id}, timeout=10), status=202)
+        answer = JsonResponse(await rpc.request("reconnect", {"mcp_id": mcp_id}, timeout=10), status=202)
     except rpc.GatewayError as exc:
-        return _json_error(exc)
+        answer = _json_error(exc)
+    await _audit(request, access.RECONNECT, f"mcp:{mcp_id}", answer.status_code, {"mcp_id": mcp_id})
+    return answer
+
+
+async def _audit(request: HttpRequest, action: str, target: str, code: int, details: dict[str, Any]) -> None:
+    outcome = access.SUCCESS if code < 400 else access.FAILURE
+    await access.arecord(
+        request.user,
+        action,
+        target,
+        outcome=outcome,
+        details={**details, "via": "rest", "status": code},
+        request=request,
+    )
 
 
 @csrf_exempt
+@api_access(roles.CALL_TOOL)
 async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpResponse:
     """POST {"arguments": {...}, "timeout": 30}.
 
@@ -154,11 +173,16 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
         return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
     args = {"mcp_id": mcp_id, "tool": tool, "arguments": arguments, "timeout": timeout}
     wait = float(timeout or 60)
+    details = {"mcp_id": mcp_id, "tool": tool}
     if request.GET.get("stream") not in ("1", "true"):
         try:
-            return JsonResponse(await rpc.request("call_tool", args, timeout=wait))
+            answer = JsonResponse(await rpc.request("call_tool", args, timeout=wait))
         except rpc.GatewayError as exc:
-            return _json_error(exc)
+            answer = _json_error(exc)
+        await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", answer.status_code, details)
+        return answer
+    # Streamed: recorded as it starts (its outcome is in the stream and the thread).
+    await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 200, {**details, "stream": True})
     return StreamingHttpResponse(_stream_call(args, wait), content_type="application/x-ndjson")
 
 

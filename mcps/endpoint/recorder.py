@@ -27,6 +27,7 @@ from typing import Any
 
 from mcps.models import AGGREGATE_ID
 from missioncontrol.ingest.batcher import EventBatcher
+from missioncontrol.ingest.events import Source
 from missioncontrol.jsontext import dumps
 
 MAX_ARGUMENTS_CHARS = 64 * 1024
@@ -40,6 +41,10 @@ class Session:
     via: str
     principal: str
     client: dict[str, Any]
+    # The caller's team (its thread joins it) and whether its role may call tools.
+    team_id: int | None = None
+    may_call_tools: bool = True
+    user_id: int | None = None
     started: bool = False
     calls: int = 0
     last_seen: float = field(default_factory=time.monotonic)
@@ -66,7 +71,15 @@ class CallRecorder:
         self._swept = time.monotonic()
 
     def session(
-        self, key: tuple[str, ...], *, via: str, principal: str, client: dict[str, Any] | None
+        self,
+        key: tuple[str, ...],
+        *,
+        via: str,
+        principal: str,
+        client: dict[str, Any] | None,
+        team_id: int | None = None,
+        may_call_tools: bool = True,
+        user_id: int | None = None,
     ) -> Session:
         """The live session for `key`, or a new one (a new thread) if it is unknown or idle."""
         now = time.monotonic()
@@ -84,8 +97,13 @@ class CallRecorder:
                 via=via,
                 principal=principal,
                 client=client or {},
+                team_id=team_id,
+                may_call_tools=may_call_tools,
+                user_id=user_id,
             )
             self.sessions[key] = current
+        else:  # the role may have changed since (a token's owner demoted, say)
+            current.may_call_tools = may_call_tools
         current.last_seen = now
         return current
 
@@ -154,21 +172,20 @@ class CallRecorder:
                 "inheritance_chain": [thread_id],
             },
         ]
-        self.batcher.add(*events)
+        self.batcher.add(*events, source=_source(session))
 
     def end(self, key: tuple[str, ...], status: str = "complete") -> None:
         """The client ended its session: the thread ends (if a call ever started it)."""
         session = self.sessions.pop(key, None)
         if session is not None and session.started:
-            self.batcher.add(
-                {
-                    "id": f"{session.thread_id}:ended",
-                    "type": "thread.ended",
-                    "timestamp": datetime.now(UTC).isoformat(),
-                    "thread_id": session.thread_id,
-                    "status": status,
-                }
-            )
+            ended = {
+                "id": f"{session.thread_id}:ended",
+                "type": "thread.ended",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "thread_id": session.thread_id,
+                "status": status,
+            }
+            self.batcher.add(ended, source=_source(session))
 
     def end_all(self) -> None:
         for key in list(self.sessions):
@@ -178,6 +195,10 @@ class CallRecorder:
         idle = [k for k, s in self.sessions.items() if now - s.last_seen > self.idle_seconds]
         for key in idle:
             self.end(key)
+
+
+def _source(session: Session) -> Source:
+    return Source(mcp_id=None, team_id=session.team_id)
 
 
 def _bounded(arguments: dict[str, Any]) -> Any:

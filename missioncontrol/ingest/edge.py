@@ -69,7 +69,7 @@ def receive_batch(raw_key: str, body: bytes) -> tuple[IngestResult, int]:
     try:
         key = _authenticate(raw_key)
         events = _parse(body)
-        return ingest(events, Source(mcp_id=key.mcp_id)), len(events)
+        return ingest(events, Source(mcp_id=key.mcp_id, team_id=key.team_id)), len(events)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("ingest: database unavailable: %s", exc)
         raise Answer(
