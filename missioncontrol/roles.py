@@ -105,3 +105,31 @@ def team_scope(user: Any) -> list[int] | None:
     if user is not None and sees_all(user):
         return None
     return team_ids(user)
+
+
+def ensure_groups(**kwargs: Any) -> None:
+    """Make sure the three groups exist and hold at least their permissions.
+
+    Run after every `migrate` (post_migrate), so that a database flushed and migrated
+    again (a test database, say) has its roles too; it only adds, so a permission an
+    admin gave a role stays.
+    """
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    # post_migrate reaches this app before the apps listed after it: make theirs now.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
+    directive_type = ContentType.objects.get_or_create(app_label="automations", model="directive")[0]
+    Permission.objects.get_or_create(
+        content_type=directive_type, codename="run_directive", defaults={"name": "Can run a directive"}
+    )
+    for role, dotted in ROLES.items():
+        group = Group.objects.get_or_create(name=role.value)[0]
+        wanted = []
+        for name in dotted:
+            app_label, codename = name.split(".")
+            wanted += Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+        group.permissions.add(*wanted)

@@ -232,7 +232,7 @@ class EventBatcher:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._storing is not None:  # a store in progress finishes first
+        if self._storing is not None and not self._storing.done():  # a store in progress finishes first
             await asyncio.gather(self._storing, return_exceptions=True)
         while self._pending:
             if not await self._flush_once():
