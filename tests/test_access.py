@@ -414,3 +414,12 @@ def test_create_api_token_prints_the_token_alone_on_its_last_line(
 def test_json_errors_say_why(anonymous_client: Client) -> None:
     body = json.loads(anonymous_client.get("/api/threads").content)
     assert body == {"detail": "Authentication credentials were not provided."}
+
+
+def test_the_schema_documents_how_to_sign_in(admin: User) -> None:
+    schema = signed_in(admin).get("/api/schema/?format=json").json()
+    assert {"apiToken", "jwtAuth", "cookieAuth", "ingestKey"} <= set(schema["components"]["securitySchemes"])
+    for path, method in (("/api/threads", "get"), ("/api/mcps/{mcp_id}/tools/{tool}/call", "post")):
+        operation = schema["paths"][path][method]
+        assert {"apiToken": []} in operation["security"] and {"401", "403"} <= set(operation["responses"])
+    assert "403" not in schema["paths"]["/api/ingest/events"]["post"]["responses"]
