@@ -93,6 +93,25 @@ async def test_the_rest_tool_call_and_reconnect_need_an_operator_and_are_audited
     ]
 
 
+async def test_a_revoked_token_is_refused_on_mcp_once_its_check_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcps.endpoint import http as endpoint
+    from missioncontrol.asgi import application
+
+    token = await sync_to_async(token_of)("olga", "operator")
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        assert (await http.post("/mcp", json=ping, headers=headers)).status_code != 401
+        await sync_to_async(lambda: User.objects.get(username="olga").api_tokens.get().revoke())()
+        assert (await http.post("/mcp", json=ping, headers=headers)).status_code != 401  # still trusted
+        monkeypatch.setattr(endpoint, "PRINCIPAL_TTL", 0.0)
+        endpoint.mcp_endpoint._principals.clear()
+        assert (await http.post("/mcp", json=ping, headers=headers)).status_code == 401
+
+
 def test_mcp_proxy_wants_a_valid_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MC_TOKEN", raising=False)
     with pytest.raises(CommandError, match="--token or the MC_TOKEN"):

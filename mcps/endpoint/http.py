@@ -14,6 +14,8 @@ token's, see missioncontrol.authentication.Principal) is the team of its thread.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from typing import Any
 
 import mcp_types as types
@@ -29,6 +31,10 @@ from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.jsontext import dumps
 
 PRINCIPAL = "mc.principal"  # where __call__ leaves the authenticated caller, in the ASGI scope
+# A caller's credential, once checked, is trusted this long: an agent's every call
+# would otherwise pay a few database reads before it is forwarded. A revoked token,
+# or a changed role, applies to /mcp within this many seconds.
+PRINCIPAL_TTL = 5.0
 
 
 def client_of(ctx: Any) -> dict[str, Any]:
@@ -56,6 +62,7 @@ class MCPEndpoint:
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._principals: dict[str, tuple[float, Principal]] = {}
 
     def session_of(self, ctx: Any) -> Session:
         request = ctx.request
@@ -101,9 +108,7 @@ class MCPEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw = scope_bearer(scope)
-        principal = (
-            await sync_to_async(principal_for_bearer, thread_sensitive=False)(raw, scope) if raw else None
-        )
+        principal = await self._principal(raw, scope) if raw else None
         if principal is None:
             reason = "invalid, expired or revoked token" if raw else "missing 'Bearer <API token or JWT>'"
             await _unauthorized(send, reason)
@@ -116,6 +121,21 @@ class MCPEndpoint:
                 who = f"{principal.user_id}:{principal.team_id}"
                 self.recorder.end(("http", who, session_id.decode("latin-1")))
         await manager.handle_request(scope, receive, send)
+
+    async def _principal(self, raw: str, scope: dict[str, Any]) -> Principal | None:
+        key = hashlib.sha256(raw.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._principals.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        principal = await sync_to_async(principal_for_bearer, thread_sensitive=False)(raw, scope)
+        if principal is None:
+            self._principals.pop(key, None)
+            return None
+        if len(self._principals) > 10_000:  # many callers: forget the expired
+            self._principals = {k: v for k, v in self._principals.items() if v[0] > now}
+        self._principals[key] = (now + PRINCIPAL_TTL, principal)
+        return principal
 
     async def shutdown(self) -> None:
         self.recorder.end_all()
