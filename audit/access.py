@@ -62,10 +62,12 @@ def record(
     outcome: str = SUCCESS,
     details: dict[str, Any] | None = None,
     request: Any = None,
+    actor_id: int | None = None,
 ) -> AccessEvent:
     """Record that `actor` (a user, a name, or None) did `action` to `target`.
 
-    `request` (a Django request or an ASGI scope) gives the client address.
+    `request` (a Django request or an ASGI scope) gives the client address; `actor_id`
+    names the user by id when only its name is at hand (code off the request path).
     """
     if outcome not in AccessEvent.Outcome.values:
         raise ValueError(f"outcome: expected one of {', '.join(AccessEvent.Outcome.values)}, got {outcome!r}")
@@ -74,7 +76,7 @@ def record(
         user = None
     name = actor if isinstance(actor, str) else (user.get_username() if user is not None else "")
     return AccessEvent.objects.create(
-        actor=user,
+        actor_id=user.pk if user is not None else actor_id,
         actor_name=name[:200],
         action=action,
         target=target[:500],

@@ -75,6 +75,7 @@ async def test_an_operators_calls_go_through_into_its_teams_thread_and_the_audit
     assert thread.team.slug == "alpha"
     assert thread.execution_context["principal"] == "olga (token token-olga-alpha)"
     assert ("tool.call", "time/get_current_time", "success") in await sync_to_async(events_of)("olga")
+    assert await AccessEvent.objects.filter(action="tool.call", actor__username="olga").aexists()
 
 
 async def test_the_rest_tool_call_and_reconnect_need_an_operator_and_are_audited(gateway: Gateway) -> None:

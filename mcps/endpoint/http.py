@@ -161,31 +161,29 @@ def audit_called(session: Session, call: Call) -> None:
     """A forwarded call, in the access audit (written after the answer, off its path)."""
     failed = bool(call.error) or bool(call.result and call.result.get("isError"))
     access.record_soon(
-        _user_ref(session),
+        _username(session),
         access.TOOL_CALL,
         f"{call.mcp_id}/{call.tool}",
         outcome=access.FAILURE if failed else access.SUCCESS,
         details={"via": session.via, "thread_id": session.thread_id, "principal": session.principal},
+        actor_id=session.user_id,
     )
 
 
 def audit_denied(session: Session, mcp_id: str, tool: str) -> None:
     access.record_soon(
-        _user_ref(session),
+        _username(session),
         access.TOOL_CALL,
         f"{mcp_id}/{tool}",
         outcome=access.DENIED,
         details={"via": session.via, "principal": session.principal, "reason": "role may not call tools"},
+        actor_id=session.user_id,
     )
 
 
-def _user_ref(session: Session) -> Any:
-    """The session's user (by id, read where the record is written), or its name."""
-    if session.user_id is None:
-        return session.principal
-    from django.contrib.auth import get_user_model
-
-    return get_user_model()(pk=session.user_id, username=session.principal.split(" (")[0])
+def _username(session: Session) -> str:
+    """The user's name alone, without the token's ("olga (token ci)": "olga")."""
+    return session.principal.split(" (token ")[0]
 
 
 mcp_endpoint = MCPEndpoint()
