@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
-from audit.models import PermissionEvent, PolicyRule
+from audit.models import AccessEvent, PermissionEvent, PolicyRule
 
 
 @admin.register(PermissionEvent)
@@ -45,3 +46,22 @@ class PolicyRuleAdmin(admin.ModelAdmin):
     list_filter = ("effect", "subject_kind", "action", "enabled")
     search_fields = ("subject_value", "server", "tool", "description")
     ordering = ("-priority", "-effect", "id")
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(admin.ModelAdmin):
+    """The access audit: read-only, for admins (audit.view_accessevent)."""
+
+    list_display = ("timestamp", "actor_name", "action", "target", "outcome", "ip")
+    list_filter = ("action", "outcome")
+    search_fields = ("actor_name", "target", "action")
+    date_hierarchy = "timestamp"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

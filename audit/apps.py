@@ -8,4 +8,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Permission audit"
 
     def ready(self) -> None:
-        from audit import policy  # noqa: F401 - connects the rule-change signals
+        from audit import (
+            policy,  # noqa: F401 - connects the rule-change signals
+            signals,  # noqa: F401 (connects the login receivers)
+        )

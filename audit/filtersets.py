@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import django_filters
 
-from audit.models import PermissionEvent
+from audit.models import AccessEvent, PermissionEvent
 from missioncontrol.filters import (
     CharInFilter,
     ChoiceInFilter,
@@ -28,4 +28,18 @@ class PermissionEventFilterSet(StrictFilterSet):
 
     class Meta:
         model = PermissionEvent
+        fields: list[str] = []
+
+
+class AccessEventFilterSet(StrictFilterSet):
+    """The access audit: `?actor=alice&action=tool.call,server.reconnect&since=24h`."""
+
+    actor = CharInFilter(field_name="actor_name")
+    action = CharInFilter()
+    outcome = ChoiceInFilter(choices=AccessEvent.Outcome.choices)
+    target = django_filters.CharFilter()
+    locals().update(time_range("timestamp"))
+
+    class Meta:
+        model = AccessEvent
         fields: list[str] = []

@@ -1,13 +1,26 @@
-"""Every permission check an agent or server reported, with its reasons, and the
-policy rules the gateway enforces on routed calls."""
+"""Every permission check an agent or server reported, with its reasons; the policy rules
+the gateway enforces on routed calls; and every access to Mission Control itself."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Self
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Now
+from django.utils import timezone
+
+from missioncontrol.roles import team_scope
+
+
+class PermissionEventQuerySet(models.QuerySet["PermissionEvent"]):
+    def visible_to(self, user: Any) -> Self:
+        """Checks of the threads `user` may see (ThreadQuerySet.visible_to)."""
+
+        teams = team_scope(user)
+        return self if teams is None else self.filter(thread__team_id__in=teams)
 
 
 class PermissionEvent(models.Model):
@@ -38,6 +51,8 @@ class PermissionEvent(models.Model):
     escalations = models.JSONField(default=list, blank=True)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.INFO)
     received_at = models.DateTimeField(db_default=Now())
+
+    objects = PermissionEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-timestamp"]
@@ -142,3 +157,60 @@ class PolicyRule(models.Model):
                 errors[name] = "expected a glob without spaces, e.g. * or git_*"
         if errors:
             raise ValidationError(errors)
+
+
+class AccessEventQuerySet(models.QuerySet["AccessEvent"]):
+    def since(self, when: datetime) -> Self:
+        return self.filter(timestamp__gte=when)
+
+
+class AccessEvent(models.Model):
+    """Who did what to Mission Control itself: a login, a token's issue or use, a command.
+
+    Written through `audit.access.record()`, never directly. `actor_name` keeps the
+    name given (a failed login's, or a user since deleted).
+    """
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+        DENIED = "denied"
+
+    timestamp = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=200, blank=True, default="")
+    # Open-ended (other apps record their own commands); audit.access.ACTIONS lists ours.
+    action = models.CharField(max_length=60)
+    target = models.CharField(max_length=500, blank=True, default="")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AccessEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        indexes = [
+            models.Index(fields=["-timestamp"], name="access_time"),
+            models.Index(fields=["actor_name", "-timestamp"], name="access_actor_time"),
+            models.Index(fields=["action", "-timestamp"], name="access_action_time"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.actor_name or "-"
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.target}: {self.outcome}"
+
+    def as_event(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "timestamp": self.timestamp.isoformat(),
+            "actor": self.actor_name,
+            "actor_id": self.actor_id,
+            "action": self.action,
+            "target": self.target,
+            "outcome": self.outcome,
+            "details": self.details,
+            "ip": self.ip,
+        }

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import httpx2
 import psycopg
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -32,7 +33,7 @@ from mcp.client.streamable_http import streamable_http_client
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import clean_env, daphne, free_port  # noqa: E402
+from tests.processes import clean_env, create_token, daphne, free_port  # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "500"))
 WARMUP = 50
@@ -64,8 +65,12 @@ async def direct() -> list[float]:
         return await timed(client, "get_current_time")
 
 
-async def over_http(url: str, mode: str = "auto") -> list[float]:
-    async with Client(streamable_http_client(f"{url}/mcp"), mode=mode) as client:  # type: ignore[arg-type]
+async def over_http(url: str, token: str, mode: str = "auto") -> list[float]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,  # type: ignore[arg-type]
+    ):
         return await timed(client, "time__get_current_time")
 
 
@@ -85,11 +90,12 @@ def config(directory: Path) -> str:
     return str(path)
 
 
-def wait_connected(url: str, timeout: float = 60) -> None:
+def wait_connected(url: str, token: str, timeout: float = 60) -> None:
     """Until a call through this server's gateway succeeds."""
     deadline = time.monotonic() + timeout
     call = f"{url}/api/mcps/time/tools/get_current_time/call"
-    while httpx.post(call, json={"arguments": ARGUMENTS}, timeout=10).status_code != 200:
+    auth = {"Authorization": f"Bearer {token}"}
+    while httpx.post(call, json={"arguments": ARGUMENTS}, headers=auth, timeout=10).status_code != 200:
         if time.monotonic() > deadline:
             raise TimeoutError("mcp-server-time did not connect")
         time.sleep(0.2)
@@ -103,19 +109,21 @@ def pg_database() -> str:
 
 
 def migrate(env: dict[str, str]) -> None:
+    """Migrate, then issue an admin's API token into env["MC_TOKEN"] (what mcp_proxy reads)."""
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300
     )
+    env["MC_TOKEN"] = create_token(env)
 
 
 def with_server(
-    env: dict[str, str], log: Path, measure: Callable[[str], Awaitable[list[float]]]
+    env: dict[str, str], log: Path, measure: Callable[[str, str], Awaitable[list[float]]]
 ) -> list[float]:
     server = daphne(free_port(), env, log)
     try:
         server.wait_healthy()
-        wait_connected(server.url)
-        return asyncio.run(measure(server.url))
+        wait_connected(server.url, env["MC_TOKEN"])
+        return asyncio.run(measure(server.url, env["MC_TOKEN"]))
     finally:
         server.stop()
 
@@ -152,7 +160,7 @@ def main() -> None:
         rows["direct (SDK client -> stdio server)"] = asyncio.run(direct())
         rows["/mcp, embedded default (one process)"] = with_server(embedded, directory / "web.log", over_http)
         rows["/mcp, handshake-era client, embedded"] = with_server(
-            embedded, directory / "web2.log", lambda url: over_http(url, "legacy")
+            embedded, directory / "web2.log", lambda url, token: over_http(url, token, "legacy")
         )
         rows["/mcp, web + run_gateway (PostgreSQL, Redis)"] = split_deployment(directory)
         rows["mcp_proxy (stdio)"] = asyncio.run(proxy(embedded))

@@ -33,7 +33,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import Server, clean_env, create_key, daphne, free_port  # noqa: E402
+from tests.processes import Server, clean_env, create_key, create_token, daphne, free_port  # noqa: E402
 
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "mc_bench"
@@ -143,15 +143,15 @@ def _total_events() -> int:
     return SECONDS * LIVE_BATCHES_PER_SECOND * (RATE // LIVE_BATCHES_PER_SECOND)
 
 
-async def _subscribers(port: int, count: int, ready: Any) -> list[tuple[float, int]]:
-    """`count` sockets on logs:*; (latency, events) per frame received."""
+async def _subscribers(port: int, count: int, ready: Any, token: str) -> list[tuple[float, int]]:
+    """`count` sockets on logs:*, signed in with `token`; (latency, events) per frame received."""
     frames: list[tuple[float, int]] = []
     subscribed = 0
     total = _total_events()
 
     async def client() -> None:
         nonlocal subscribed
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/", max_size=None) as ws:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/?token={token}", max_size=None) as ws:
             await ws.send(json.dumps({"type": "subscribe", "channel": "logs:*", "payload": {"history": 0}}))
             await ws.recv()
             await ws.recv()
@@ -175,8 +175,8 @@ async def _subscribers(port: int, count: int, ready: Any) -> list[tuple[float, i
     return frames
 
 
-def _subscriber_process(port: int, count: int, ready: Any, out: Any) -> None:
-    out.put(asyncio.run(_subscribers(port, count, ready)))
+def _subscriber_process(port: int, count: int, ready: Any, out: Any, token: str) -> None:
+    out.put(asyncio.run(_subscribers(port, count, ready, token)))
 
 
 async def _produce(bases: list[str], key: str) -> list[float]:
@@ -217,7 +217,7 @@ def _percentile(frames: list[tuple[float, int]], q: float) -> float:
     return frames[-1][0]
 
 
-def live_latency(servers: list[Server], key: str) -> dict[str, float]:
+def live_latency(servers: list[Server], key: str, token: str) -> dict[str, float]:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     sizes = [CLIENTS // CLIENT_PROCESSES + (i < CLIENTS % CLIENT_PROCESSES) for i in range(CLIENT_PROCESSES)]
@@ -226,7 +226,7 @@ def live_latency(servers: list[Server], key: str) -> dict[str, float]:
     for i, size in enumerate(filter(None, sizes)):
         ready = ctx.Event()
         port = servers[i % len(servers)].port
-        proc = ctx.Process(target=_subscriber_process, args=(port, size, ready, out))
+        proc = ctx.Process(target=_subscriber_process, args=(port, size, ready, out, token))
         proc.start()
         readies.append(ready)
         procs.append(proc)
@@ -265,6 +265,7 @@ def run(web: int) -> dict[str, Any]:
         MC_WS_MAX_CONNECTIONS_PER_USER=str(CLIENTS + 10),
     )
     key = create_key(env, "bench", "srv-bench")
+    token = create_token(env)
     events = log_events("ingest", EVENTS)
     copy_rate = copy_baseline(url, events)
     servers = [daphne(free_port(), env, ROOT / "bench" / f"daphne-{i}.log") for i in range(web)]
@@ -275,7 +276,7 @@ def run(web: int) -> dict[str, Any]:
         with psycopg.connect(url) as conn:
             stored = conn.execute("SELECT count(*) FROM logs_logentry").fetchone()[0]  # type: ignore[index]
         assert stored == EVENTS, f"stored {stored} of {EVENTS}"
-        live = live_latency(servers, key)
+        live = live_latency(servers, key, token)
     finally:
         for server in servers:
             server.stop()

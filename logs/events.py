@@ -88,9 +88,11 @@ class LogFilter:
         return qs
 
 
-def recent(log_filter: LogFilter, limit: int, thread_id: str | None = None) -> list[dict[str, Any]]:
-    """The last `limit` matching logs, oldest first, as event payloads."""
-    qs = LogEntry.objects.all()
+def recent(
+    log_filter: LogFilter, limit: int, thread_id: str | None = None, user: Any = None
+) -> list[dict[str, Any]]:
+    """The last `limit` matching logs (of those `user` may see, if given), oldest first, as event payloads."""
+    qs = LogEntry.objects.all() if user is None else LogEntry.objects.visible_to(user)
     if thread_id is not None:
         qs = qs.filter(thread_id=thread_id)
     rows = list(log_filter.apply(qs).order_by("-timestamp", "-id")[:limit])

@@ -8,9 +8,24 @@ from django.db import models
 from django.db.models.functions import Now, RowNumber
 
 from missioncontrol import textsearch
+from missioncontrol.roles import team_scope
 
 
 class LogEntryQuerySet(models.QuerySet["LogEntry"]):
+    def visible_to(self, user: Any) -> Self:
+        """Logs `user` may see: all for admins; otherwise those pushed with one of its
+        teams' keys, or naming one of its teams' threads. No team, no thread of a
+        team: admins only."""
+        from threads.models import Thread
+
+        teams = team_scope(user)
+        if teams is None:
+            return self
+        if not teams:
+            return self.none()
+        threads = Thread.objects.filter(team_id__in=teams).values("id")
+        return self.filter(models.Q(team_id__in=teams) | models.Q(thread_id__in=threads))
+
     def search(self, text: str) -> Self:
         """Logs whose message matches the websearch query `text` (see missioncontrol.textsearch)."""
         q = textsearch.matches("message", text)
@@ -47,6 +62,17 @@ class LogEntry(models.Model):
     thread_id = models.CharField(max_length=200, null=True, blank=True)
     mcp_id = models.CharField(max_length=200)
     message = models.TextField()
+    # The team of the ingest key that pushed the log (null: admins only, unless its
+    # thread is a team's). No constraint or index: the hot path must not pay for them.
+    team = models.ForeignKey(
+        "missioncontrol.Team",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     context = models.JSONField(default=dict, blank=True)
     exception = models.TextField(null=True, blank=True)
     received_at = models.DateTimeField(db_default=Now())

@@ -157,8 +157,8 @@ class HealthCheckAdmin(admin.ModelAdmin):
 
 @admin.register(IngestKey)
 class IngestKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "mcp", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at", "mcp")
+    list_display = ("name", "prefix", "mcp", "team", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at", "mcp", "team")
     search_fields = ("name", "prefix", "mcp__id")
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke"]

@@ -154,6 +154,10 @@ class MCPServer(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name = "MCP server"
+        permissions = [
+            ("call_tool", "Can call a server's tools"),
+            ("reconnect_mcpserver", "Can reconnect a server"),
+        ]
 
     def __str__(self) -> str:
         return self.name if self.name == self.id else f"{self.name} ({self.id})"
@@ -277,10 +281,10 @@ class IngestKeyQuerySet(models.QuerySet["IngestKey"]):
     def active(self) -> Self:
         return self.filter(revoked_at__isnull=True)
 
-    def issue(self, name: str, mcp: MCPServer | None = None) -> tuple[IngestKey, str]:
-        """Create a key named `name`; the raw key is returned once and never stored."""
+    def issue(self, name: str, mcp: MCPServer | None = None, team: Any = None) -> tuple[IngestKey, str]:
+        """Create a key named `name` (for `team`); the raw key is returned once and never stored."""
         raw = "mc_" + secrets.token_urlsafe(32)
-        key = self.create(name=name, mcp=mcp, prefix=raw[:10], key_hash=hash_key(raw))
+        key = self.create(name=name, mcp=mcp, team=team, prefix=raw[:10], key_hash=hash_key(raw))
         return key, raw
 
     def authenticate(self, raw: str) -> IngestKey | None:
@@ -301,6 +305,14 @@ class IngestKey(models.Model):
         on_delete=models.CASCADE,
         related_name="ingest_keys",
         help_text="Events pushed with this key default to, and may only name, this server.",
+    )
+    team = models.ForeignKey(
+        "missioncontrol.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ingest_keys",
+        help_text="Threads and logs pushed with this key belong to this team.",
     )
     prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)

@@ -13,6 +13,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "missioncontrol.settings")
 # Build Django before importing consumers: they import models.
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
@@ -50,7 +51,8 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await django_http(scope, receive, send)
 
 
-websocket = OriginValidator(URLRouter(websocket_urlpatterns))
+# The session cookie signs a browser in; `?token=` (read by the consumer) signs in scripts.
+websocket = OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 
 
 async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

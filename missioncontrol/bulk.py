@@ -26,6 +26,8 @@ _PG_ARRAY_TYPES = {
     "BooleanField": "boolean",
     "IntegerField": "integer",
     "BigIntegerField": "bigint",
+    "AutoField": "integer",
+    "BigAutoField": "bigint",
     "FloatField": "float8",
 }
 

@@ -10,6 +10,13 @@ Resuming (missioncontrol.history): live event frames carry the channel's `epoch`
 `{"resume": {"epoch": ..., "seq": ...}}` (the last it saw on that channel) and receives
 the frames it missed, in order, instead of a snapshot; or, when the history cannot
 answer, a `resync` frame followed by the snapshot.
+
+Authentication: `?token=<JWT access token or API token>` in the URL, or the session
+cookie. Without either the socket is sent an error frame and closed with code 4401;
+a user with no role, 4403. A user sees what `visible_to` lets it see: another team's
+`thread:{id}`, `logs:{id}` or `permission:{id}` answers an error frame, and events on
+every channel are filtered per connection by their teams (EventsMessage.teams).
+Commands need the operator role (call_tool, reconnect) and are in the access audit.
 """
 
 from __future__ import annotations
@@ -18,17 +25,20 @@ import asyncio
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from audit import access
 from audit.models import PermissionEvent
 from logs.events import LogFilter, recent
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
-from missioncontrol import live, ratelimit
+from missioncontrol import live, ratelimit, roles
+from missioncontrol.authentication import user_for_bearer
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
 from missioncontrol.metrics import WEBSOCKET_CONNECTIONS
@@ -46,23 +56,27 @@ COMMANDS = ("call_tool", "list_tools", "reconnect")
 # application code, 4000-4999, after HTTP's 429), a client flooding frames (policy).
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 CLOSE_FLOOD = 1008
+# What each command needs of the user's role.
+COMMAND_PERMISSIONS = {"call_tool": roles.CALL_TOOL, "list_tools": roles.READ, "reconnect": roles.RECONNECT}
+UNAUTHENTICATED = 4401  # close codes: no valid credentials; a user without a role
+FORBIDDEN = 4403
 
 
-def _thread_state(thread_id: str) -> dict[str, Any]:
-    thread = Thread.objects.filter(id=thread_id).first()
+def _thread_state(thread_id: str, user: Any) -> dict[str, Any]:
+    thread = Thread.objects.visible_to(user).filter(id=thread_id).first()
     if thread is None:
         return {"type": "thread.state", "thread": None, "children": [], "timeline": [], "transcript": []}
-    return {"type": "thread.state", **thread.state()}
+    return {"type": "thread.state", **thread.state(user)}
 
 
-def _active_threads() -> dict[str, Any]:
-    threads = Thread.objects.active().order_by("-started_at")[:200]
+def _active_threads(user: Any) -> dict[str, Any]:
+    threads = Thread.objects.visible_to(user).active().order_by("-started_at")[:200]
     return {"type": "threads.active", "threads": [t.summary() for t in threads]}
 
 
-def _mcp_state(mcp_id: str) -> dict[str, Any]:
+def _mcp_state(mcp_id: str, user: Any) -> dict[str, Any]:
     server = MCPServer.objects.filter(id=mcp_id).first()
-    active = Thread.objects.active().filter(mcp_id=mcp_id).order_by("-started_at")[:200]
+    active = Thread.objects.visible_to(user).active().filter(mcp_id=mcp_id).order_by("-started_at")[:200]
     return {
         "type": "mcp.state",
         "mcp": None
@@ -77,24 +91,58 @@ def _mcp_state(mcp_id: str) -> dict[str, Any]:
     }
 
 
-def _permission_history(thread_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = PermissionEvent.objects.filter(thread_id=thread_id).order_by("-timestamp")[:limit]
+def _permission_history(thread_id: str, limit: int, user: Any) -> list[dict[str, Any]]:
+    rows = PermissionEvent.objects.visible_to(user).filter(thread_id=thread_id).order_by("-timestamp")[:limit]
     return [row.as_event() for row in reversed(list(rows))]
 
 
-def _snapshot(channel: str, log_filter: LogFilter | None, limit: int) -> list[dict[str, Any]]:
-    """What a new subscriber of `channel` receives before live events."""
+def _snapshot(channel: str, log_filter: LogFilter | None, limit: int, user: Any) -> list[dict[str, Any]]:
+    """What a new subscriber of `channel` receives before live events (what `user` may see)."""
     kind, key = parse_channel(channel)
     assert key is not None or kind == "global"
     if kind == "global":
-        return [_active_threads()]
+        return [_active_threads(user)]
     if kind == "thread":
-        return [_thread_state(key)]  # type: ignore[arg-type]
+        return [_thread_state(key, user)]  # type: ignore[arg-type]
     if kind == "mcp":
-        return [_mcp_state(key)]  # type: ignore[arg-type]
+        return [_mcp_state(key, user)]  # type: ignore[arg-type]
     if kind == "logs":
-        return recent(log_filter or LogFilter(), limit, None if key == "*" else key)
-    return _permission_history(key, limit)  # type: ignore[arg-type]
+        return recent(log_filter or LogFilter(), limit, None if key == "*" else key, user)
+    return _permission_history(key, limit, user)  # type: ignore[arg-type]
+
+
+def _hidden_thread(channel: str, user: Any) -> bool:
+    """True if `channel` is about a stored thread that `user` may not see."""
+    kind, key = parse_channel(channel)
+    if kind not in ("thread", "logs", "permission") or key in (None, "*") or roles.sees_all(user):
+        return False
+    threads = Thread.objects.filter(id=key)
+    return threads.exists() and not threads.visible_to(user).exists()
+
+
+def _connecting_user(scope: dict[str, Any]) -> tuple[Any, str | None]:
+    """(user, None), or (None, why not): `?token=` first, else the session's user."""
+    token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+    if token:
+        user = user_for_bearer(token, scope, via="ws")
+        return (user, None) if user is not None else (None, "invalid, expired or revoked token")
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None, "authentication required: connect with ?token=<access token> or a session"
+    return user, None
+
+
+def _admit(scope: dict[str, Any]) -> tuple[Any, str | None, frozenset[int], bool]:
+    """(user, why it is refused or None, its team ids, whether it sees every team).
+
+    Read once per connection: a change of teams or role applies from the next one.
+    """
+    user, refusal = _connecting_user(scope)
+    if user is None:
+        return None, refusal, frozenset(), False
+    if not roles.can(user, roles.READ):
+        return user, "your account has no role that may read; ask an admin", frozenset(), False
+    return user, None, frozenset(roles.team_ids(user)), roles.sees_all(user)
 
 
 class Subscription:
@@ -153,7 +201,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.identity: str | None = None  # set while counted against its user's socket cap
         self.renewal: asyncio.Task[None] | None = None
         self.frames = FrameWindow(settings.RATE_LIMITS.websocket_frames)
+        self.user, refusal, self.team_set, self.sees_all = await database_sync_to_async(_admit)(self.scope)
         await self.accept()
+        if refusal is not None:
+            await self.send_error(refusal, field="token")
+            await self.close(code=FORBIDDEN if self.user is not None else UNAUTHENTICATED)
+            return
         if LiveConsumer.open_sockets >= settings.WS_MAX_CONNECTIONS:
             await self.send_error(
                 f"this server holds its maximum of {settings.WS_MAX_CONNECTIONS} live connections; "
@@ -168,7 +221,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
         client = self.scope.get("client") or (None,)
-        identity, who = ratelimit.identity(self.scope.get("user"), client[0])
+        identity, who = ratelimit.identity(self.user, client[0])
         cap = settings.RATE_LIMITS.websocket_connections
         if cap:
             if not await ratelimit.sockets().open(identity, self.channel_name, cap):
@@ -291,6 +344,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 "history: expected an integer from 0 to 1000", channel, request_id, "history"
             )
             return
+        if await database_sync_to_async(_hidden_thread)(channel, self.user):
+            # Another team's thread is "not found", as on REST.
+            await self.send_error(f"no thread {_key_of(channel)!r}", channel, request_id, "channel")
+            return
         subscription = Subscription(channel, log_filter)
         if channel not in self.subscriptions:
             # Join before reading the snapshot (or the history) so nothing committed
@@ -316,7 +373,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=frame("response", channel, {"subscribed": True}, request_id))
         # The position first: a live message after it may come before the snapshot is read.
         at = await live.position(channel)
-        snapshot = await database_sync_to_async(_snapshot)(channel, log_filter, limit)
+        snapshot = await database_sync_to_async(_snapshot)(channel, log_filter, limit, self.user)
         if kind == "logs":
             subscription.history_ids = {event["id"] for event in snapshot}
             subscription.history_until = time.monotonic() + _HISTORY_DEDUP_SECONDS
@@ -346,7 +403,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 1000:
             await self.send_error("limit: expected an integer from 0 to 1000", channel, request_id, "limit")
             return
-        snapshot = await database_sync_to_async(_snapshot)(channel, log_filter, limit)
+        if await database_sync_to_async(_hidden_thread)(channel, self.user):
+            await self.send_error(f"no thread {_key_of(channel)!r}", channel, request_id, "channel")
+            return
+        snapshot = await database_sync_to_async(_snapshot)(channel, log_filter, limit, self.user)
         await self.send(text_data=frame("response", channel, {"events": snapshot}, request_id))
 
     async def on_command(self, channel: Any, payload: dict[str, Any], request_id: str | None) -> None:
@@ -369,6 +429,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if command not in COMMANDS:
             reason = f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
             await self.send_error(reason, channel, request_id, field="command")
+            return
+        needed = COMMAND_PERMISSIONS[command]
+        if not await database_sync_to_async(roles.can)(self.user, needed):
+            if command != "list_tools":
+                await self._audit(command, mcp_id, payload, access.DENIED)
+            payload_out = {"reason": f"your role may not {command} (needs {needed})", "status": 403}
+            await self.send(text_data=frame("error", channel, payload_out, request_id))
             return
         task = asyncio.get_running_loop().create_task(
             self._run_command(channel, mcp_id, command, payload, request_id)
@@ -398,8 +465,22 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if exc.field:
                 payload_out["field"] = exc.field
             await self.send(text_data=frame("error", channel, payload_out, request_id))
+            await self._audit(command, mcp_id, payload, access.FAILURE)
             return
         await self.send(text_data=frame("response", channel, result, request_id))
+        await self._audit(command, mcp_id, payload, access.SUCCESS)
+
+    async def _audit(self, command: str, mcp_id: str, payload: dict[str, Any], outcome: str) -> None:
+        """Tool calls and reconnects go to the access audit (listing tools does not)."""
+        if command == "call_tool":
+            action, target = access.TOOL_CALL, f"{mcp_id}/{payload.get('tool')}"
+        elif command == "reconnect":
+            action, target = access.RECONNECT, f"mcp:{mcp_id}"
+        else:
+            return
+        await access.arecord(
+            self.user, action, target, outcome=outcome, details={"via": "ws"}, request=self.scope
+        )
 
     async def mc_events(self, message: EventsMessage) -> None:
         """A committed batch's events for one channel (one channel-layer message per batch)."""
@@ -412,8 +493,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self._forward(subscription, message)
 
     async def _forward(self, subscription: Subscription, message: EventsMessage) -> None:
-        meta = message.get("meta")
         at = live.message_position(message)
+        allowed = None if self.sees_all else self._allowed(message.get("teams"))
+        if allowed is not None:
+            if not any(allowed):
+                return
+            if all(allowed):
+                allowed = None
+        meta = message.get("meta")
+        if allowed is not None:
+            events = [e for e, ok in zip(message["events"], allowed, strict=True) if ok]
+            meta = [m for m, ok in zip(meta, allowed, strict=True) if ok] if meta is not None else None
+            message = {**message, "events": events, "meta": meta}  # type: ignore[typeddict-item]
+            message.pop("frame", None)  # that frame is everyone's; this one is this user's
         if meta is None or not (subscription.log_filter or subscription.history_ids):
             text = message.get("frame")
             if text is None:
@@ -431,3 +523,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
         ]
         if events:
             await self.send(text_data=events_frame(message["channel"], events, at))
+
+    def _allowed(self, teams: list[list[int] | None] | None) -> list[bool] | None:
+        """Per event, whether this user's teams may see it (None: no teams said, all may)."""
+        if teams is None:
+            return None
+        mine = self.team_set
+        return [t is None or not mine.isdisjoint(t) for t in teams]
+
+
+def _key_of(channel: str) -> str | None:
+    return parse_channel(channel)[1]

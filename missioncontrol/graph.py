@@ -188,9 +188,11 @@ class ListedProvider(Provider):
 
 
 class Graph:
-    """The graph as one request sees it; providers cache what they read for its lifetime."""
+    """The graph as one request (one user) sees it; providers cache what they read for its lifetime."""
 
-    def __init__(self, providers: Iterable[str] = PROVIDERS) -> None:
+    def __init__(self, providers: Iterable[str] = PROVIDERS, user: Any = None) -> None:
+        # With `user`, threads (and what only they tell: tool uses) are those it may see.
+        self.user = user
         self.providers: list[Provider] = [import_string(path)(self) for path in providers]
         self._owner = {k: p for p in self.providers for k in p.entity_kinds}
         self._edge_owner = {k: p for p in self.providers for k in p.edge_kinds}

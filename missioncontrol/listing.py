@@ -38,8 +38,10 @@ class FilteredList(APIView):
     schema = FilteredListSchema()
 
     def get_queryset(self) -> QuerySet[Any]:
-        """Every row of the FilterSet's model; narrow it by URL arguments in a subclass."""
-        return self.filterset_class._meta.model._default_manager.all()
+        """The rows of the FilterSet's model the user may see (its `visible_to`, if it
+        has one); narrow it by URL arguments in a subclass."""
+        rows = self.filterset_class._meta.model._default_manager.all()
+        return rows.visible_to(self.request.user) if hasattr(rows, "visible_to") else rows
 
     def row(self, obj: Model) -> dict[str, Any]:
         """The row as the WebSocket sends it."""

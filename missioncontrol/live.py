@@ -79,6 +79,9 @@ class ServerFrame(TypedDict):
 LogMeta = tuple[str, str, str, str | None, str, str]
 
 
+Teams = list[int]
+
+
 class EventsMessage(TypedDict):
     """Channel-layer message: one batch of encoded events for one channel.
 
@@ -91,6 +94,10 @@ class EventsMessage(TypedDict):
     channel: str
     events: list[str]
     meta: list[LogMeta] | None
+    # Per event, the teams whose members may see it: null for everyone (a server's
+    # status), [] for admins only (a row of no team). A consumer whose user does not
+    # see every team sends only the events its teams may see.
+    teams: list[Teams | None]
     frame: NotRequired[str]
     # Set when published (missioncontrol.history): the channel's epoch and this message's number.
     epoch: NotRequired[str]
@@ -179,9 +186,14 @@ class Outbox:
     def __init__(self) -> None:
         self.events: dict[str, list[str]] = {}
         self.meta: dict[str, list[LogMeta]] = {}
+        self.teams: dict[str, list[Teams | None]] = {}
 
-    def add(self, channel: str, encoded: str, meta: LogMeta | None = None) -> None:
+    def add(
+        self, channel: str, encoded: str, meta: LogMeta | None = None, teams: Teams | None = None
+    ) -> None:
+        """Queue `encoded` for `channel`, for `teams` to see (None: everyone; []: admins only)."""
         self.events.setdefault(channel, []).append(encoded)
+        self.teams.setdefault(channel, []).append(teams)
         if meta is not None:
             self.meta.setdefault(channel, []).append(meta)
 
@@ -196,6 +208,7 @@ class Outbox:
                 "channel": channel,
                 "events": events,
                 "meta": self.meta.get(channel),
+                "teams": self.teams.get(channel, []),
             }
             out.append((group_for(channel), dict(message)))
         return out

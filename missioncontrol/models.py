@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
-from typing import Any
+from datetime import timedelta
+from typing import Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from missioncontrol.filters import StrictFilterSet
 
@@ -186,3 +191,107 @@ class TaskRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.task_id} ({self.status})"
+
+
+class Team(models.Model):
+    """A group of users who see the threads, logs and checks their keys and tokens produced."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("view_all_teams", "Can see every team's threads, logs and checks")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def hash_token(raw: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough: no dictionary to guess from.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+TOKEN_PREFIX = "mct_"
+# A token's use is written (last_used_at, an access event) at most this often.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+
+class APITokenQuerySet(models.QuerySet["APIToken"]):
+    def active(self) -> Self:
+        return self.filter(revoked_at__isnull=True)
+
+    def issue(self, name: str, owner: Any, team: Team | None = None) -> tuple[APIToken, str]:
+        """Create a token acting as `owner` within `team`; the raw token is returned once, never stored."""
+        token = APIToken(name=name, owner=owner, team=team)
+        raw = token.new_secret()
+        token.save()
+        return token, raw
+
+    def authenticate(self, raw: str) -> APIToken | None:
+        """The active token whose hash matches `raw` (its owner active too), or None."""
+        if not raw.startswith(TOKEN_PREFIX):
+            return None
+        return (
+            self.active()
+            .select_related("owner", "team")
+            .filter(token_hash=hash_token(raw), owner__is_active=True)
+            .first()
+        )
+
+
+class APIToken(models.Model):
+    """A bearer token for /mcp and the REST API: acts as its owner, within its team."""
+
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_tokens",
+        help_text="Threads recorded through this token belong to this team.",
+    )
+    prefix = models.CharField(max_length=16, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = APITokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def new_secret(self) -> str:
+        """Give the (unsaved) token a fresh secret; the raw token, to be shown once."""
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.prefix, self.token_hash = raw[:12], hash_token(raw)
+        return raw
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+    def touch(self) -> bool:
+        """Mark the token used; True if this use was written (at most once a minute)."""
+        now = timezone.now()
+        if self.last_used_at is not None and now - self.last_used_at < TOKEN_USE_RESOLUTION:
+            return False
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - TOKEN_USE_RESOLUTION)
+        # The conditional update makes concurrent requests agree on which one writes.
+        written = APIToken.objects.filter(stale, pk=self.pk).update(last_used_at=now) == 1
+        self.last_used_at = now
+        return written

@@ -67,7 +67,7 @@ COMPONENTS: dict[str, Schema] = {
 
 FIELD_ERRORS = OpenApiResponse(ref("FieldErrors"), description="A parameter or field is not usable.")
 NOT_FOUND = OpenApiResponse(ref("Detail"), description="No such object.")
-FORBIDDEN = OpenApiResponse(ref("Detail"), description="Not signed in.")
+FORBIDDEN = OpenApiResponse(ref("Detail"), description="The user's role does not allow it.")
 
 
 def error(description: str) -> OpenApiResponse:
@@ -237,8 +237,37 @@ def add_plain_endpoints(result: Schema, generator: Any, request: Any, public: bo
     paths["/api/permissions/compliance"] = {"get": _compliance_operation()}
     paths["/api/mcps/{mcp_id}/reconnect"] = {"post": _reconnect_operation()}
     paths["/api/mcps/{mcp_id}/tools/{tool}/call"] = {"post": _call_tool_operation()}
+    for path in ("/api/logs/export", "/api/mcps/{mcp_id}/reconnect", "/api/mcps/{mcp_id}/tools/{tool}/call"):
+        for operation in paths[path].values():
+            operation["security"] = SIGNED_IN
+    _add_access_answers(paths)
     result["paths"] = dict(sorted(paths.items()))
     return result
+
+
+# A session, a JWT or an API token (missioncontrol/authentication.py).
+SIGNED_IN: list[Schema] = [{"apiToken": []}, {"jwtAuth": []}, {"cookieAuth": []}]
+_UNAUTHORIZED: Schema = {
+    "description": "No valid credentials: a session, `Authorization: Bearer <JWT or API token>`.",
+    "headers": {"WWW-Authenticate": {"description": "`Bearer realm=...`", "schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}},
+}
+_FORBIDDEN: Schema = {
+    "description": "The user's role does not allow it (or a session's unsafe request lacks its CSRF token).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}},
+}
+
+
+def _add_access_answers(paths: Schema) -> None:
+    """Every operation that needs a signed-in user may answer 401 and 403 (not ingest: its key)."""
+    for item in paths.values():
+        for operation in item.values():
+            schemes = {name for option in operation.get("security") or [] for name in option}
+            if not isinstance(operation, dict) or not schemes & {"apiToken", "jwtAuth"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", _UNAUTHORIZED)
+            responses.setdefault("403", _FORBIDDEN)
 
 
 def _json(schema: Schema, description: str, **headers: Schema) -> Schema:

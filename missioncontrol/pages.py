@@ -48,14 +48,12 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
 
 
 def visible(request: HttpRequest, queryset: QuerySet[M]) -> QuerySet[M]:
-    """The rows of `queryset` the signed-in user may see.
+    """The rows of `queryset` the signed-in user may see (teams and roles).
 
-    Every Thread, LogEntry and PermissionEvent a page reads comes through here, so the
-    authorization rule (teams and roles: `queryset.visible_to(user)`) applies in one place.
-    Until that rule exists every signed-in user sees every row, as on the REST API.
+    Every Thread, LogEntry and PermissionEvent a page reads comes through here: the same
+    `visible_to(user)` the REST API, GraphQL, exports and the WebSocket apply.
     """
-    visible_to = getattr(queryset, "visible_to", None)
-    return visible_to(request.user) if callable(visible_to) else queryset
+    return queryset.visible_to(request.user)  # type: ignore[attr-defined,no-any-return]
 
 
 def theme_of(request: HttpRequest) -> str:

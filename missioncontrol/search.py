@@ -223,14 +223,22 @@ def _scaled(hits: list[Hit]) -> list[Hit]:
     return hits
 
 
-def search(text: str, kinds: Iterable[str], order: Order = "rank", limit: int = 20) -> dict[str, Any]:
-    """Up to `limit` hits across `kinds`, merged by `order`, with each kind's match count."""
+def search(
+    text: str, kinds: Iterable[str], order: Order = "rank", limit: int = 20, user: Any = None
+) -> dict[str, Any]:
+    """Up to `limit` hits across `kinds`, merged by `order`, with each kind's match count.
+
+    With `user`, the kinds that belong to teams (threads, logs, transcripts, steps,
+    checks) hold only the rows that user may see (their `visible_to`).
+    """
     counts: dict[str, int] = {}
     more: list[str] = []
     hits: list[Hit] = []
     for name in kinds:
         kind = KINDS[name]
         qs = kind.find(text)
+        if user is not None and hasattr(qs, "visible_to"):
+            qs = qs.visible_to(user)
         counts[name] = qs[: COUNT_CAP + 1].count()
         if counts[name] > COUNT_CAP:
             counts[name] = COUNT_CAP

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -132,6 +133,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Pages need a signed-in user (redirect to LOGIN_URL); the API answers 401 itself.
+    "missioncontrol.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "missioncontrol.ratelimit.RateLimitMiddleware",
@@ -332,6 +335,24 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["missioncontrol.api.throttling.ApiRateThrottle"],
     "EXCEPTION_HANDLER": "missioncontrol.api.throttling.exception_handler",
+    # Authentication (see missioncontrol/authentication.py): an API token or a JWT as
+    # `Authorization: Bearer`, or the session. The first class makes a missing one 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "missioncontrol.authentication.APITokenAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["missioncontrol.permissions.RolePermission"],
+}
+
+# Authentication: sessions for pages (LOGIN_URL above), JWT (POST /api/auth/token/) and
+# API tokens for clients.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("MC_JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("MC_JWT_REFRESH_DAYS", 1)),
+    "SIGNING_KEY": env_str("JWT_SECRET", MC.auth.jwt_secret) or SECRET_KEY,
+    "ALGORITHM": "HS256",
+    "UPDATE_LAST_LOGIN": False,
 }
 
 # OpenAPI 3.1 at /api/schema/, browsable at /api/schema/docs/ (missioncontrol/openapi.py).
@@ -349,6 +370,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs, like the rest of the API, are for signed-in users.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -34,4 +34,7 @@ urlpatterns = [
     path("api/", include("automations.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
+    # Django's stock login and logout (the pages branch restyles the template).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -1,4 +1,10 @@
-"""Shared fixtures: ingest keys, event builders, a WebSocket helper, server processes."""
+"""Shared fixtures: users and roles, ingest keys, event builders, a WebSocket helper, server processes.
+
+Access: `client`, `async_client`, `Socket` and the /mcp helpers sign in as a
+superuser by default (see `client`); the access tests use `anonymous_client`,
+`Socket(anonymous=True)`, and the persona fixtures `viewer`, `operator`, `admin`
+(members of team `alpha`) and `outsider` (a viewer in team `beta`).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Group, User
+from django.test import AsyncClient, Client
 
 from mcps.models import IngestKey, MCPServer
+from missioncontrol.models import APIToken, Team
 
 pytest_plugins = ["tests.mcp_servers"]  # the real-MCP-server fixtures: repo, gateway
 
@@ -140,19 +150,158 @@ def open_key(db: None) -> str:
     return raw
 
 
+# --- users, roles, teams, tokens ------------------------------------------------------
+
+SUPERUSER = "root"
+# What a request signed in by session costs before its view runs: the session, its
+# user. Tests that count a view's queries add it.
+AUTH_QUERIES = 2
+
+
+def superuser_now() -> User:
+    """The superuser the default clients sign in as (made on first use in a test)."""
+    user = User.objects.filter(username=SUPERUSER).first()
+    return user or User.objects.create_superuser(SUPERUSER, "root@example.com", "root-pw-1234")
+
+
+def team(slug: str) -> Team:
+    return Team.objects.get_or_create(slug=slug, defaults={"name": slug.title()})[0]
+
+
+def make_user(name: str, role: str | None, *teams: str) -> User:
+    """A user with `role` (a group made by the roles migration) in `teams`."""
+    user = User.objects.create_user(name, f"{name}@example.com", f"{name}-pw-1234")
+    if role is not None:
+        user.groups.add(Group.objects.get(name=role))
+    user.teams.set([team(slug) for slug in teams])
+    return user
+
+
+def api_token(user: User, team_slug: str | None = None) -> str:
+    """A raw API token acting as `user` for `team_slug`."""
+    _token, raw = APIToken.objects.issue(
+        f"token-{user.username}-{team_slug}", user, team(team_slug) if team_slug else None
+    )
+    return raw
+
+
+def access_token(user: User) -> str:
+    """A JWT access token for `user`."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    return str(AccessToken.for_user(user))
+
+
+def signed_in(user: User) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return superuser_now()
+
+
+@pytest.fixture
+def client(superuser: User) -> Client:
+    """pytest-django's `client`, signed in as a superuser.
+
+    Most tests are about behaviour (what a list filters, what a call returns), not about
+    access, and everything but /health and ingest needs a signed-in user: signing in as
+    a superuser here keeps them about what they test. Access is tested on purpose with
+    `anonymous_client` and the persona fixtures (tests/test_access.py).
+    """
+    return signed_in(superuser)
+
+
+@pytest.fixture
+def async_client(superuser: User) -> AsyncClient:
+    """pytest-django's `async_client`, signed in as a superuser (see `client`)."""
+    c = AsyncClient()
+    c.force_login(superuser)
+    return c
+
+
+@pytest.fixture
+def anonymous_client() -> Client:
+    return Client()
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    return make_user("victor", "viewer", "alpha")
+
+
+@pytest.fixture
+def operator(db: None) -> User:
+    return make_user("olga", "operator", "alpha")
+
+
+@pytest.fixture
+def admin(db: None) -> User:
+    return make_user("ada", "admin", "alpha")
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """A viewer of another team, beta."""
+    return make_user("bob", "viewer", "beta")
+
+
+@pytest.fixture
+def admin_token(superuser: User) -> str:
+    """A raw API token of the superuser (what the /mcp helpers carry by default)."""
+    return api_token(superuser)
+
+
+_AS_SUPERUSER = object()
+
+
+class _SigningCommunicator(WebsocketCommunicator):
+    """Signs in (`?token=`) just before connecting, when the database is at hand."""
+
+    def __init__(
+        self, application: Any, credential: Any, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        super().__init__(application, "/ws/", headers=headers)
+        self.credential = credential
+
+    async def connect(self, timeout: float = 1) -> Any:
+        token = await database_sync_to_async(self._token)()
+        if token:
+            self.scope["query_string"] = f"token={token}".encode()
+        return await super().connect(timeout)
+
+    def _token(self) -> str | None:
+        credential = self.credential
+        if credential is None or isinstance(credential, str):
+            return credential  # nothing, or a raw token
+        return access_token(superuser_now() if credential is _AS_SUPERUSER else credential)
+
+
 class Socket:
     """A WebsocketCommunicator speaking the contract's JSON frames.
 
+    Signed in as the superuser by default; `Socket(user=u)` as `u` (a JWT),
+    `Socket(token=raw)` with that token, `Socket(anonymous=True)` with nothing.
     `headers` (name, value) are sent with the handshake (an Origin, say); `client` is
     the peer's (address, port).
     """
 
     def __init__(
-        self, headers: list[tuple[bytes, bytes]] | None = None, client: tuple[str, int] | None = None
+        self,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        client: tuple[str, int] | None = None,
+        *,
+        user: User | None = None,
+        token: str | None = None,
+        anonymous: bool = False,
     ) -> None:
         from missioncontrol.asgi import application
 
-        self.comm = WebsocketCommunicator(application, "/ws/", headers=headers)
+        credential: Any = None if anonymous else token or user or _AS_SUPERUSER
+        self.comm = _SigningCommunicator(application, credential, headers)
         if client is not None:
             self.comm.scope["client"] = client
 

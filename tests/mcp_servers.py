@@ -12,12 +12,16 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from asgiref.sync import sync_to_async
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from mcps.gateway.connection import Backoff
 from mcps.gateway.service import Gateway
@@ -100,9 +104,60 @@ async def gateway(repo: Path) -> AsyncIterator[Gateway]:
         await gw.stop()
 
 
-async def api(method: str, path: str, body: Any = None) -> httpx.Response:
+def superuser_token() -> str:
+    """An API token of the superuser: what `api()` carries unless told otherwise."""
+    from tests.conftest import api_token, superuser_now
+
+    return api_token(superuser_now())
+
+
+async def api(method: str, path: str, body: Any = None, *, token: str | None = None) -> httpx.Response:
+    """A request through the ASGI application with `Authorization: Bearer <token>`
+    (a superuser's API token by default; "" for none)."""
     from missioncontrol.asgi import application
 
+    if token is None:
+        token = await sync_to_async(superuser_token)()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
-        return await client.request(method, path, json=body)
+        return await client.request(method, path, json=body, headers=headers)
+
+
+@asynccontextmanager
+async def mcp_client(
+    token: str | None = None, mode: str = "auto", url: str | None = None
+) -> AsyncIterator[Client]:
+    """An `mcp` SDK client of /mcp with `Authorization: Bearer <token>` (a superuser's
+    API token by default; "" for none): in this process through the ASGI application,
+    or at `url` (a server started by the test).
+
+    In process, it waits at the end for the endpoint's recording (and ends the process
+    that stores it), which would otherwise land after the test's database is gone.
+    """
+    from audit import access
+    from mcps.endpoint.http import mcp_endpoint
+    from missioncontrol.asgi import application
+
+    if token is None:
+        token = await sync_to_async(superuser_token)()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = httpx2.Timeout(30, read=300)
+    if url is None:
+        transport = httpx2.ASGITransport(app=application)
+        http = httpx2.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=headers, timeout=timeout
+        )
+    else:
+        http = httpx2.AsyncClient(headers=headers, timeout=timeout)
+    async with http:
+        try:
+            async with Client(
+                streamable_http_client(f"{url or 'http://testserver'}/mcp", http_client=http), mode=mode
+            ) as client:  # type: ignore[arg-type]
+                yield client
+        finally:
+            if url is None:
+                # Store what it recorded and end its store process while this loop runs.
+                await mcp_endpoint.batcher.close()
+                await access.settle()

@@ -98,6 +98,25 @@ def create_key(env: dict[str, str], name: str, mcp: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def create_token(env: dict[str, str], user: str = "mc-test", role: str = "admin") -> str:
+    """An API token of a new user with `role`, made by the management commands in `env`'s database."""
+
+    def manage(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    manage("create_user", user, "--role", role)
+    return manage("create_api_token", f"{user}-token", "--user", user).strip().splitlines()[-1]
+
+
 def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     response = httpx.post(
         f"{url}/api/ingest/events",
@@ -110,13 +129,14 @@ def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, A
 
 
 def receive_after_push(
-    port: int, channel: str, push_to: str, key: str, events: list[dict[str, Any]]
+    port: int, channel: str, push_to: str, key: str, events: list[dict[str, Any]], token: str
 ) -> list[Any]:
-    """Subscribe to `channel` on the server at `port`, push `events` to `push_to`, and
-    return the events of the first live frame (after the ack and the snapshot)."""
+    """Subscribe to `channel` on the server at `port` (signed in with `token`), push
+    `events` to `push_to`, and return the events of the first live frame (after the
+    ack and the snapshot)."""
 
     async def scenario() -> list[Any]:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/") as ws:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/?token={token}") as ws:
             await ws.send(json.dumps({"type": "subscribe", "channel": channel}))
             assert json.loads(await ws.recv())["type"] == "response"
             snapshot = json.loads(await ws.recv())
@@ -129,19 +149,22 @@ def receive_after_push(
     return asyncio.run(scenario())
 
 
-def register_and_call_time(url: str, timeout: float = 60) -> dict[str, Any]:
-    """Register mcp-server-time through the API of the server at `url`, wait for the
-    gateway to connect it, and return the answer to one get_current_time call."""
+def register_and_call_time(url: str, token: str, timeout: float = 60) -> dict[str, Any]:
+    """Register mcp-server-time through the API of the server at `url` (as an admin's
+    `token`), wait for the gateway to connect it, and return the answer to one
+    get_current_time call."""
+    auth = {"Authorization": f"Bearer {token}"}
     spec = {"id": "time", "command": sys.executable, "args": ["-m", "mcp_server_time"]}
-    response = httpx.post(f"{url}/api/mcps", json=spec, timeout=10)
+    response = httpx.post(f"{url}/api/mcps", json=spec, headers=auth, timeout=10)
     assert response.status_code == 201, response.text
     deadline = time.monotonic() + timeout
-    while httpx.get(f"{url}/api/mcps/time", timeout=5).json()["status"] != "connected":
+    while httpx.get(f"{url}/api/mcps/time", headers=auth, timeout=5).json()["status"] != "connected":
         assert time.monotonic() < deadline, "the gateway did not connect mcp-server-time"
         time.sleep(0.2)
     call = httpx.post(
         f"{url}/api/mcps/time/tools/get_current_time/call",
         json={"arguments": {"timezone": "UTC"}},
+        headers=auth,
         timeout=30,
     )
     assert call.status_code == 200, call.text

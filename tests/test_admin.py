@@ -73,8 +73,8 @@ def test_it_revokes_ingest_keys_from_the_admin(alice: Client, ingest_key: str) -
     assert key.revoked_at is not None
 
 
-def test_it_keeps_strangers_out_of_the_admin(client: Client) -> None:
-    assert client.get("/admin/threads/thread/").status_code == 302
+def test_it_keeps_strangers_out_of_the_admin(anonymous_client: Client) -> None:
+    assert anonymous_client.get("/admin/threads/thread/").status_code == 302
 
 
 def test_it_registers_a_stdio_server_from_the_admin(alice: Client) -> None:

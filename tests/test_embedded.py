@@ -12,6 +12,7 @@ from tests.processes import (
     Server,
     clean_env,
     create_key,
+    create_token,
     free_port,
     receive_after_push,
     register_and_call_time,
@@ -33,15 +34,16 @@ def test_it_runs_on_sqlite_and_the_in_memory_layer_with_nothing_configured(tmp_p
         assert health["channel_layer"]["backend"] == "InMemoryChannelLayer"
         assert (tmp_path / "data" / "missioncontrol.sqlite3").exists()
         key = create_key(env, "laptop", "srv-laptop")
+        token = create_token(env)
 
         history, (log,) = receive_after_push(
-            port, "logs:*", server.url, key, [event("log", message="hello from the laptop")]
+            port, "logs:*", server.url, key, [event("log", message="hello from the laptop")], token
         )
         assert history == []
         assert log["message"] == "hello from the laptop" and log["mcp_id"] == "srv-laptop"
 
         # The gateway runs inside this one process: register a real server, call it.
-        answer = register_and_call_time(server.url)
+        answer = register_and_call_time(server.url, token)
         assert answer["result"]["structuredContent"]["timezone"] == "UTC"
     finally:
         server.stop()

@@ -14,7 +14,7 @@ from mcps.endpoint.recorder import Call, CallRecorder
 from mcps.models import MCPServer, Tool
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
-from tests.conftest import BASE_TIME
+from tests.conftest import AUTH_QUERIES, BASE_TIME
 from threads.models import ExecutionStep, Thread
 
 # Every registered script, and the one the world's directive names but nobody registered.
@@ -260,7 +260,7 @@ def test_it_shows_calls_recorded_by_the_aggregated_endpoint(client: Client, db: 
         def __init__(self) -> None:
             self.added: list[dict[str, Any]] = []
 
-        def add(self, *events: dict[str, Any]) -> None:
+        def add(self, *events: dict[str, Any], source: Any = None) -> None:
             self.added.extend(events)
 
     events = Events()
@@ -337,9 +337,9 @@ def test_it_reads_the_graph_in_the_same_few_queries_however_many_threads(
         _steps(thread, {"tool": "git_log"}, {"mcp_id": "time", "tool": "get_current_time"})
         parent = thread
 
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(7 + AUTH_QUERIES):
         everything = _get(client, "entities", limit=10_000)
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(7 + AUTH_QUERIES):
         edges = _get(client, "relationships", limit=10_000)
 
     assert everything["count"] == len(everything["results"]) == 14 + SCRIPTS + threads

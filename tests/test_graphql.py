@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -16,7 +18,8 @@ from logs.models import LogEntryQuerySet
 from mcps.models import HealthCheck, MCPServer, replace_catalog
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
-from tests.conftest import BASE_TIME, at, event
+from tests.conftest import AUTH_QUERIES, BASE_TIME, api_token, at, event
+from tests.mcp_servers import superuser_token
 from threads.models import ExecutionStep, Thread
 
 pytestmark = pytest.mark.django_db
@@ -449,13 +452,14 @@ def seed_threads(count: int) -> None:
 
 
 @pytest.mark.parametrize("count", [3, 30])
-def test_it_reads_a_page_of_threads_in_full_in_seven_queries_however_many(
+def test_it_reads_a_page_of_threads_in_full_in_eight_queries_however_many(
     client: Client, count: int, django_assert_num_queries: Any
 ) -> None:
     seed_threads(count)
-    # count, threads (with server and parent joined), children, steps, messages,
-    # permission checks (with their thread joined), logs.
-    with django_assert_num_queries(7):
+    # count, threads (with server joined), parents, children, steps, messages,
+    # permission checks (with their thread joined), logs. Parents are a query of their
+    # own: a thread type narrowed to what the user may see cannot be joined.
+    with django_assert_num_queries(8 + AUTH_QUERIES):
         page = query(client, THREADS_IN_FULL)["threads"]
     assert page["totalCount"] == count
     first = page["results"][-1]
@@ -465,13 +469,14 @@ def test_it_reads_a_page_of_threads_in_full_in_seven_queries_however_many(
 
 
 @pytest.mark.parametrize("count", [3, 30])
-def test_it_reads_a_page_of_logs_and_of_permission_checks_in_two_queries_each(
+def test_it_reads_a_page_of_logs_in_two_queries_and_of_permission_checks_in_three(
     client: Client, count: int, django_assert_num_queries: Any
 ) -> None:
     seed_threads(count)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(2 + AUTH_QUERIES):
         assert query(client, LOGS)["logs"]["totalCount"] == count * 4
-    with django_assert_num_queries(2):
+    # count, checks, their threads (visible ones: a query of its own, not a join).
+    with django_assert_num_queries(3 + AUTH_QUERIES):
         found = query(client, "{ permissionEvents { totalCount results { resource thread { id status } } } }")
     assert found["permissionEvents"]["totalCount"] == count * 2
 
@@ -483,15 +488,22 @@ def test_it_reads_a_page_of_servers_with_their_catalog_and_health_in_six_queries
     for n in range(count):
         managed_server(f"srv-{n:02}")
     # count, servers, tools (with their server joined), resources, prompts, health checks.
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(6 + AUTH_QUERIES):
         found = query(client, SERVERS)["mcpServers"]
     assert found["totalCount"] == count
     assert all(len(s["tools"]) == 2 and len(s["healthChecks"]) == 2 for s in found["results"])
 
 
-def test_it_takes_posts_from_api_clients_without_a_csrf_token(db: None) -> None:
-    client = Client(enforce_csrf_checks=True)
+def test_it_takes_posts_from_api_clients_without_a_csrf_token(superuser: User) -> None:
+    client = Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {api_token(superuser)}"})
     assert query(client, '{ thread(id: "T-1") { id } }') == {"thread": None}
+
+
+def test_it_wants_the_csrf_token_from_a_browser_session(superuser: User) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(superuser)
+    response = browser.post(reverse("graphql"), {"query": "{ threads { totalCount } }"}, "application/json")
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
 
 
 @pytest.fixture
@@ -503,10 +515,13 @@ def committed_thread(transactional_db: None) -> None:
 async def test_it_answers_through_the_asgi_application(committed_thread: None) -> None:
     from missioncontrol.asgi import application
 
+    token = await sync_to_async(superuser_token)()
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         response = await http.post(
-            "/graphql", json={"query": '{ thread(id: "T-1") { id logs { message } } }'}
+            "/graphql",
+            json={"query": '{ thread(id: "T-1") { id logs { message } } }'},
+            headers={"Authorization": f"Bearer {token}"},
         )
     assert response.status_code == 200
     assert response.json() == {

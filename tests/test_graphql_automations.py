@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from automations.models import Directive, KnowledgeEntry
-from tests.conftest import BASE_TIME
+from tests.conftest import AUTH_QUERIES, BASE_TIME
 
 pytestmark = pytest.mark.django_db
 
@@ -302,7 +302,7 @@ def test_it_reads_a_page_of_directives_with_their_knowledge_in_three_queries(
 ) -> None:
     seed_directives(count)
     # count, directives, knowledge (with its source directive joined).
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(3 + AUTH_QUERIES):
         found = query(client, DIRECTIVES_IN_FULL)["directives"]
     assert found["totalCount"] == count
     assert all(len(d["knowledge"]) == 2 for d in found["results"])
@@ -318,7 +318,7 @@ def test_it_reads_a_page_of_knowledge_with_its_directives_in_two_queries(
 ) -> None:
     seed_directives(count)
     # count, entries (with their source directive joined).
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(2 + AUTH_QUERIES):
         found = query(client, KNOWLEDGE_IN_FULL)["knowledgeEntries"]
     assert found["totalCount"] == count * 2
     assert found["results"][-1]["sourceDirective"] == {

@@ -24,11 +24,6 @@ def log(id_: str, seconds: float, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def client() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
 def mixed_logs() -> None:
     store(
         log("a", 1, level="DEBUG", service="parser", thread_id="T-1", message="parsing started"),

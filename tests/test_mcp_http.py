@@ -23,10 +23,9 @@ import pytest
 import websockets
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
 
-from tests.mcp_servers import EVERYTHING
-from tests.processes import ROOT, clean_env, daphne, free_port
+from tests.mcp_servers import EVERYTHING, mcp_client
+from tests.processes import ROOT, clean_env, create_token, daphne, free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,18 +43,19 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def _env(tmp_path: Path) -> tuple[dict[str, str], str]:
+    """The server's environment, migrated, and an admin's API token in its database."""
     env = clean_env(MC_DATA_DIR=str(tmp_path / "data"), MC_CONFIG=str(_config(tmp_path)))
     migrate = [sys.executable, "manage.py", "migrate", "-v0"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=120)
-    return env
+    return env, create_token(env)
 
 
-def _wait_connected(url: str, *servers: str, timeout: float = 60) -> None:
+def _wait_connected(url: str, token: str, *servers: str, timeout: float = 60) -> None:
     async def poll() -> None:
         async with asyncio.timeout(timeout):
             while True:
-                listed = httpx.get(f"{url}/api/mcps", timeout=5).json()
+                listed = httpx.get(f"{url}/api/mcps", headers=_auth(token), timeout=5).json()
                 if {s["id"] for s in listed if s["status"] == "connected"} >= set(servers):
                     return
                 await asyncio.sleep(0.2)
@@ -63,13 +63,19 @@ def _wait_connected(url: str, *servers: str, timeout: float = 60) -> None:
     asyncio.run(poll())
 
 
-async def _call_and_watch(url: str, port: int, mode: str) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _call_and_watch(
+    url: str, port: int, mode: str, token: str
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
     """Call time__get_current_time over /mcp while a WebSocket watches mission-control."""
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/") as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/?token={token}") as ws:
         await ws.send(json.dumps({"type": "subscribe", "channel": "mcp:mission-control"}))
         assert json.loads(await ws.recv())["type"] == "response"
         assert json.loads(await ws.recv())["payload"]["events"][0]["type"] == "mcp.state"
-        async with Client(streamable_http_client(f"{url}/mcp"), mode=mode) as client:  # type: ignore[arg-type]
+        async with mcp_client(token, mode, url) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
             assert {"time__get_current_time", "everything__echo"} <= tools
             result = await client.call_tool("time__get_current_time", {"timezone": "Asia/Tokyo"})
@@ -86,13 +92,13 @@ async def _call_and_watch(url: str, port: int, mode: str) -> tuple[Any, dict[str
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_an_agent_on_mcp_over_http_is_routed_recorded_and_streamed(tmp_path: Path, mode: str) -> None:
-    env = _env(tmp_path)
+    env, token = _env(tmp_path)
     port = free_port()
     server = daphne(port, env, tmp_path / "daphne.log")
     try:
         server.wait_healthy()
-        _wait_connected(server.url, "time", "everything")
-        result, created, timeline = asyncio.run(_call_and_watch(server.url, port, mode))
+        _wait_connected(server.url, token, "time", "everything")
+        result, created, timeline = asyncio.run(_call_and_watch(server.url, port, mode, token))
         assert not result.is_error and result.structured_content["timezone"] == "Asia/Tokyo"
         assert created["mcp_id"] == "mission-control"
         assert created["execution_context"]["via"] == "/mcp"
@@ -102,20 +108,27 @@ def test_an_agent_on_mcp_over_http_is_routed_recorded_and_streamed(tmp_path: Pat
             ("tool_result", "time__get_current_time: ok"),
         ]
         assert timeline[0]["details"]["arguments"] == {"timezone": "Asia/Tokyo"}
-        rest = httpx.get(f"{server.url}/api/threads/{created['thread_id']}", timeout=10).json()
+        rest = httpx.get(
+            f"{server.url}/api/threads/{created['thread_id']}", headers=_auth(token), timeout=10
+        ).json()
         assert rest["thread"]["mcp_id"] == "mission-control"
         assert [s["step_type"] for s in rest["timeline"]] == ["tool_call", "tool_result"]
-        steps = httpx.get(f"{server.url}/api/threads/{created['thread_id']}/timeline", timeout=10).json()
+        steps = httpx.get(
+            f"{server.url}/api/threads/{created['thread_id']}/timeline", headers=_auth(token), timeout=10
+        ).json()
         assert steps[1]["details"]["summary"].startswith("{") and steps[1]["duration_ms"] > 0
-        assert httpx.get(f"{server.url}/api/threads/nope", timeout=10).status_code == 404
+        assert (
+            httpx.get(f"{server.url}/api/threads/nope", headers=_auth(token), timeout=10).status_code == 404
+        )
+        assert httpx.get(f"{server.url}/mcp", timeout=10).status_code == 401
     finally:
         server.stop()
 
 
 def test_a_host_spawning_mcp_proxy_calls_through_it_and_the_call_is_stored(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env, token = _env(tmp_path)
     params = StdioServerParameters(
-        command=sys.executable, args=["manage.py", "mcp_proxy", "--principal", "bob"], env=env, cwd=str(ROOT)
+        command=sys.executable, args=["manage.py", "mcp_proxy"], env={**env, "MC_TOKEN": token}, cwd=str(ROOT)
     )
 
     async def host() -> tuple[set[str], Any, list[float]]:
@@ -145,7 +158,8 @@ def test_a_host_spawning_mcp_proxy_calls_through_it_and_the_call_is_stored(tmp_p
     assert len(threads) == 1
     thread_id, mcp_id, status, context = threads[0]
     assert (mcp_id, status) == ("mission-control", "complete")
-    assert json.loads(context)["principal"] == "bob" and json.loads(context)["via"] == "mcp_proxy"
+    assert json.loads(context)["principal"] == "mc-test (token mc-test-token)"
+    assert json.loads(context)["via"] == "mcp_proxy"
     steps = db.execute(
         "select step_type, description from threads_executionstep where thread_id = ? order by sequence",
         (thread_id,),

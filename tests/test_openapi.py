@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 from missioncontrol.ingest.events import EVENT_TYPES, Source
 from missioncontrol.ingest.pipeline import ingest
 from missioncontrol.listing import FilteredList
-from tests.conftest import event, post_batch
+from tests.conftest import event, post_batch, superuser_now
 
 # The schema's own pages describe nothing of the API.
 UNDOCUMENTED = {"api-schema", "api-docs"}
@@ -31,7 +31,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    response = APIClient().get("/api/schema/?format=json")
+    response = schema_reader().get("/api/schema/?format=json")
     assert response.status_code == 200, response.content
     return json.loads(response.content)
 
@@ -87,7 +87,7 @@ def assert_documented(schema: dict[str, Any], path: str, method: str, response: 
 
 
 def test_it_serves_yaml_by_default() -> None:
-    response = APIClient().get("/api/schema/")
+    response = schema_reader().get("/api/schema/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.oai.openapi")
     document = yaml.safe_load(response.content)
@@ -174,7 +174,7 @@ class Assets(HTMLParser):
 
 
 def test_it_serves_the_docs_from_our_own_static_files() -> None:
-    response = APIClient().get("/api/schema/docs/")
+    response = schema_reader().get("/api/schema/docs/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "http://" not in html and "https://" not in html, "the docs must not load from a CDN"
@@ -239,7 +239,7 @@ def recorded(db: None) -> None:
     ],
 )
 def test_it_answers_what_it_documents(schema: dict[str, Any], recorded: None, url: str, path: str) -> None:
-    assert_documented(schema, path, "get", APIClient().get(url))
+    assert_documented(schema, path, "get", signed_in_api().get(url))
 
 
 def test_it_answers_saved_views_as_documented(schema: dict[str, Any], recorded: None) -> None:
@@ -258,7 +258,7 @@ def test_it_registers_servers_as_documented(schema: dict[str, Any], db: None) ->
     entry = {"id": "time", "command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"}}
     body = schema["paths"]["/api/mcps"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     Draft202012Validator({**body, "components": schema["components"]}).validate(entry)
-    client = APIClient()
+    client = signed_in_api()
     assert_documented(schema, "/api/mcps", "post", client.post("/api/mcps", entry, format="json"))
     again = client.post("/api/mcps", entry, format="json")
     assert again.status_code == 200
@@ -268,7 +268,7 @@ def test_it_registers_servers_as_documented(schema: dict[str, Any], db: None) ->
 
 
 def test_it_answers_the_gateway_calls_as_documented(schema: dict[str, Any], server: Any) -> None:
-    client = APIClient()
+    client = signed_in_api()
     reconnect = client.post("/api/mcps/nope/reconnect")
     assert_documented(schema, "/api/mcps/{mcp_id}/reconnect", "post", reconnect)
     call = client.post("/api/mcps/srv-alpha/tools/t/call", "[]", content_type="application/json")
@@ -283,3 +283,17 @@ async def test_it_answers_ingest_as_documented(schema: dict[str, Any], ingest_ke
     assert_documented(schema, "/api/ingest/events", "post", await post_batch(batch, ingest_key))
     assert_documented(schema, "/api/ingest/events", "post", await post_batch(batch, None))
     assert_documented(schema, "/api/ingest/events", "post", await post_batch({"events": 1}, ingest_key))
+
+
+def schema_reader() -> APIClient:
+    """A client that may read the schema, with no database at hand (a module fixture)."""
+    client = APIClient()
+    client.force_authenticate(User(username="reader", is_superuser=True, is_active=True))
+    return client
+
+
+def signed_in_api() -> APIClient:
+    """An API client signed in as the superuser (the schema, like the API, needs a user)."""
+    client = APIClient()
+    client.force_login(superuser_now())
+    return client

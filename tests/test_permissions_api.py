@@ -21,11 +21,6 @@ def check(id_: str, hours_ago: float, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def client() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
 def checks() -> None:
     store(
         event("thread.started", thread_id="T-1"),

@@ -18,7 +18,7 @@ class Events:
     def __init__(self) -> None:
         self.added: list[dict[str, Any]] = []
 
-    def add(self, *events: dict[str, Any]) -> None:
+    def add(self, *events: dict[str, Any], source: Any = None) -> None:
         self.added.extend(events)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from rest_framework.test import APIClient
+
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +19,9 @@ ERRORS_TODAY = {
 
 
 def signed_in(name: str) -> APIClient:
+    """A viewer: saved views are anyone's, the lists they name need the viewer's role."""
     client = APIClient()
-    client.force_authenticate(User.objects.create_user(name))
+    client.force_authenticate(make_user(name, "viewer"))
     return client
 
 

@@ -40,7 +40,7 @@ def _children(pid: int) -> list[int]:
 
 @needs_pg_and_redis
 def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
-    tmp_path: Path, ingest_key: str
+    tmp_path: Path, ingest_key: str, admin_token: str
 ) -> None:
     env = _env()
     a = daphne(free_port(), env, tmp_path / "a.log")
@@ -55,6 +55,7 @@ def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
             a.url,
             ingest_key,
             [event("thread.started", thread_id="T-x", user_input="scale")],
+            admin_token,
         )
         assert started["type"] == "thread.started" and started["user_input"] == "scale"
     finally:
@@ -64,7 +65,7 @@ def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
 
 @needs_pg_and_redis
 def test_serve_runs_the_configured_workers_on_one_port_and_stops_them_all(
-    tmp_path: Path, ingest_key: str
+    tmp_path: Path, ingest_key: str, admin_token: str
 ) -> None:
     port = free_port()
     command = [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"]
@@ -74,7 +75,12 @@ def test_serve_runs_the_configured_workers_on_one_port_and_stops_them_all(
         workers = _children(server.proc.pid)
         assert len(workers) == 2, workers
         _state, (started,) = receive_after_push(
-            port, "thread:T-w", server.url, ingest_key, [event("thread.started", thread_id="T-w")]
+            port,
+            "thread:T-w",
+            server.url,
+            ingest_key,
+            [event("thread.started", thread_id="T-w")],
+            admin_token,
         )
         assert started["thread_id"] == "T-w"
     finally:
@@ -84,13 +90,15 @@ def test_serve_runs_the_configured_workers_on_one_port_and_stops_them_all(
 
 
 @needs_pg_and_redis
-def test_a_separate_gateway_process_serves_tool_calls_from_a_web_process(tmp_path: Path) -> None:
+def test_a_separate_gateway_process_serves_tool_calls_from_a_web_process(
+    tmp_path: Path, admin_token: str
+) -> None:
     env = _env()
     web = daphne(free_port(), env, tmp_path / "web.log")
     gateway = Server([sys.executable, "manage.py", "run_gateway"], 0, env, tmp_path / "gateway.log")
     try:
         web.wait_healthy()
-        answer = register_and_call_time(web.url)
+        answer = register_and_call_time(web.url, admin_token)
         assert answer["result"]["structuredContent"]["timezone"] == "UTC"
         assert gateway.proc.poll() is None
     finally:

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def client() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
 def corpus() -> None:
     server = MCPServer.objects.create(id="srv-git", name="git")
     Tool.objects.create(server=server, name="rollback", description="Undo the last deployment")

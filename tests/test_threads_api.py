@@ -13,11 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def client() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
 def tree() -> None:
     """root-a (alpha, complete) with children a1 (running) and a2 (error); root-b (beta, running)."""
     MCPServer.objects.create(id="srv-alpha", name="alpha")

@@ -29,14 +29,18 @@ from missioncontrol.graph import (
     split_id,
     tool_key,
 )
-from threads.models import ExecutionStep, Thread
+from threads.models import ExecutionStep, Thread, ThreadQuerySet
 
 DESCRIPTION_CHARS = 500
 FIELDS = ("id", "status", "mcp_id", "parent_id", "started_at", "ended_at", "summary")
 
 
-def _rows() -> QuerySet[Thread, dict[str, Any]]:
-    return Thread.objects.annotate(summary=Substr("user_input", 1, DESCRIPTION_CHARS)).values(*FIELDS)
+def _threads(user: Any) -> ThreadQuerySet:
+    return Thread.objects.all() if user is None else Thread.objects.visible_to(user)
+
+
+def _rows(user: Any) -> QuerySet[Thread, dict[str, Any]]:
+    return _threads(user).annotate(summary=Substr("user_input", 1, DESCRIPTION_CHARS)).values(*FIELDS)
 
 
 def _entity(row: dict[str, Any]) -> Entity:
@@ -53,14 +57,15 @@ def _entity(row: dict[str, Any]) -> Entity:
     )
 
 
-def tool_uses() -> QuerySet[ExecutionStep]:
+def tool_uses(user: Any = None) -> QuerySet[ExecutionStep]:
     """tool_call steps with the server and tool they called.
 
     Mission Control's recorder (mcps/endpoint/recorder.py) writes both into `details`;
     an agent pushing events may leave out the server, which is then the thread's own.
     """
+    steps = ExecutionStep.objects.all() if user is None else ExecutionStep.objects.visible_to(user)
     return (
-        ExecutionStep.objects.filter(step_type=ExecutionStep.StepType.TOOL_CALL, details__has_key="tool")
+        steps.filter(step_type=ExecutionStep.StepType.TOOL_CALL, details__has_key="tool")
         .annotate(
             server=Coalesce(KT("details__mcp_id"), F("thread__mcp_id"), output_field=TextField()),
             # Cast: a bare key transform would compare as JSON, not as the text it holds.
@@ -77,17 +82,19 @@ class ThreadProvider(Provider):
     edge_kinds = ("child_of", "used")
 
     def count(self, kind: EntityKind) -> int:
-        return Thread.objects.count()
+        return _threads(self.graph.user).count()
 
     def page(self, kind: EntityKind, offset: int, limit: int) -> list[Entity]:
-        return [_entity(r) for r in _rows().order_by("-started_at", "id")[offset : offset + limit]]
+        return [
+            _entity(r) for r in _rows(self.graph.user).order_by("-started_at", "id")[offset : offset + limit]
+        ]
 
     def get(self, kind: EntityKind, entity_id: str) -> Entity | None:
-        row = _rows().filter(id=split_id(entity_id)[1]).first()
+        row = _rows(self.graph.user).filter(id=split_id(entity_id)[1]).first()
         return _entity(row) if row else None
 
     def search(self, kind: EntityKind, text: str, limit: int) -> tuple[int, list[tuple[int, Entity]]]:
-        matches = _rows().filter(Q(id__icontains=text) | Q(user_input__icontains=text))
+        matches = _rows(self.graph.user).filter(Q(id__icontains=text) | Q(user_input__icontains=text))
         ranked = matches.annotate(
             rank=Case(
                 When(id__iexact=text, then=Value(EXACT)),
@@ -104,12 +111,13 @@ class ThreadProvider(Provider):
             if at_kind not in (None, "thread"):
                 return []
             # A parent that has not arrived yet is no entity: its children wait for it.
-            children = Thread.objects.filter(parent__in=Thread.objects.values("id"))
+            visible = _threads(self.graph.user)
+            children = visible.filter(parent__in=visible.values("id"))
             if at_kind:
                 children = children.filter(Q(id=key) | Q(parent_id=key))
             pairs = children.order_by("id").values_list("id", "parent_id")
             return [edge("child_of", node_id("thread", c), node_id("thread", p)) for c, p in pairs]
-        uses = tool_uses()
+        uses = tool_uses(self.graph.user)
         if at_kind == "thread":
             uses = uses.filter(thread_id=key)
         elif at_kind == "tool":
@@ -135,5 +143,5 @@ class ThreadProvider(Provider):
     def references(self, kind: EntityKind) -> set[str]:
         if kind != "tool":
             return set()
-        pairs = tool_uses().order_by().values_list("server", "tool").distinct()
+        pairs = tool_uses(self.graph.user).order_by().values_list("server", "tool").distinct()
         return {node_id("tool", tool_key(server, tool)) for server, tool in pairs}

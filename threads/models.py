@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce, Greatest, Now
 from django.urls import reverse
 from django.utils import timezone
 
-from missioncontrol import textsearch
+from missioncontrol import roles, textsearch
 from missioncontrol.bulk import update_rows, upsert
 from missioncontrol.stats import Milliseconds
 
@@ -35,6 +35,14 @@ def _values(row: models.Model, fields: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
+    def visible_to(self, user: Any) -> Self:
+        """Rows `user` may see: all for admins; otherwise those of the user's teams.
+
+        Rows of no team are visible to admins only.
+        """
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(team_id__in=teams)
+
     def roots(self) -> Self:
         return self.filter(parent__isnull=True)
 
@@ -94,7 +102,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Threads still running or paused that started before `started_before`."""
         return self.active().filter(started_at__lt=started_before)
 
-    def ensure_exist(self, first_seen: dict[str, datetime]) -> None:
+    def ensure_exist(self, first_seen: dict[str, datetime], team_id: int | None = None) -> None:
         """Create placeholder rows for threads known only by their steps, messages or end.
 
         A step may arrive before its thread.started (agents retry, batches race); the
@@ -102,7 +110,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """
         if first_seen:
             self.bulk_create(
-                [Thread(id=tid, started_at=ts) for tid, ts in first_seen.items()],
+                [Thread(id=tid, started_at=ts, team_id=team_id) for tid, ts in first_seen.items()],
                 ignore_conflicts=True,
             )
 
@@ -110,7 +118,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Upsert the threads of thread.started events in one statement.
 
         Status is not among the updated fields: a thread whose end arrived first keeps
-        its final status.
+        its final status. Nor is team: a thread stays with the team that created it.
         """
         fields = ("id", "parent", "mcp", "status", "user_input", "execution_context", "started_at")
         upsert(
@@ -157,6 +165,10 @@ class Thread(models.Model):
     )
     mcp = models.ForeignKey(
         "mcps.MCPServer", null=True, blank=True, on_delete=models.SET_NULL, related_name="threads"
+    )
+    # Set by the ingest key or API token that produced the thread; null: admins only.
+    team = models.ForeignKey(
+        "missioncontrol.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="threads"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     user_input = models.TextField(blank=True, default="")
@@ -238,17 +250,26 @@ class Thread(models.Model):
             "cpu_usage": self.cpu_usage,
         }
 
-    def state(self) -> dict[str, Any]:
-        """Details, children, timeline and transcript: what a new inspector needs first."""
+    def state(self, user: Any = None) -> dict[str, Any]:
+        """Details, children, timeline and transcript: what a new inspector needs first.
+
+        With `user`, only the children that user may see are named.
+        """
+        children = self.children.all() if user is None else self.children.visible_to(user)
         return {
             "thread": self.summary(),
-            "children": list(self.children.order_by("started_at").values_list("id", flat=True)),
+            "children": list(children.order_by("started_at").values_list("id", flat=True)),
             "timeline": [step.as_event() for step in self.steps.all()],
             "transcript": [message.as_event() for message in self.messages.all()],
         }
 
 
 class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
+    def visible_to(self, user: Any) -> Self:
+        """Steps of the threads `user` may see (ThreadQuerySet.visible_to)."""
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(thread__team_id__in=teams)
+
     def search(self, text: str) -> Self:
         """Steps whose description matches the websearch query `text`."""
         q = textsearch.matches("description", text)
@@ -314,6 +335,11 @@ class ExecutionStep(models.Model):
 
 
 class LLMMessageQuerySet(models.QuerySet["LLMMessage"]):
+    def visible_to(self, user: Any) -> Self:
+        """Messages of the threads `user` may see (ThreadQuerySet.visible_to)."""
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(thread__team_id__in=teams)
+
     def search(self, text: str) -> Self:
         """Transcript messages whose content matches the websearch query `text`."""
         q = textsearch.matches("content", text)

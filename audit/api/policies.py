@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from audit import access
 from audit.models import PolicyRule
 from missioncontrol.openapi import FIELD_ERRORS, NOT_FOUND
 
@@ -65,3 +66,25 @@ class PolicyRuleViewSet(viewsets.ModelViewSet[PolicyRule]):
     serializer_class = PolicyRuleSerializer
     queryset = PolicyRule.objects.all()
     pagination_class = None
+
+    # Every change is in the access audit (who changed which rule, to what).
+    def perform_create(self, serializer: Any) -> None:
+        rule = serializer.save()
+        self._audit("created", rule)
+
+    def perform_update(self, serializer: Any) -> None:
+        rule = serializer.save()
+        self._audit("updated", rule)
+
+    def perform_destroy(self, instance: PolicyRule) -> None:
+        self._audit("deleted", instance)
+        instance.delete()
+
+    def _audit(self, change: str, rule: PolicyRule) -> None:
+        access.record(
+            self.request.user,
+            access.POLICY_CHANGE,
+            f"policy_rule:{rule.pk}",
+            details={"change": change, "rule": str(rule)},
+            request=self.request,
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from audit.models import PermissionEvent
+from audit.models import AccessEvent, PermissionEvent
 from missioncontrol.openapi import ConstantField
 
 
@@ -34,3 +34,19 @@ class PermissionCheckSerializer(serializers.Serializer[PermissionEvent]):
         child=serializers.JSONField(), help_text='The escalation rules that fired: [{"rule", "detail"}].'
     )
     severity = serializers.ChoiceField(choices=PermissionEvent.Severity.choices)
+
+
+class AccessEventSerializer(serializers.Serializer[AccessEvent]):
+    """One access to Mission Control itself (`AccessEvent.as_event()`)."""
+
+    id = serializers.IntegerField()
+    timestamp = serializers.DateTimeField()
+    actor = serializers.CharField(
+        allow_blank=True, help_text="The user's name (or the name a failed login gave)."
+    )
+    actor_id = serializers.IntegerField(allow_null=True)
+    action = serializers.CharField(help_text="login, login.failed, token.issued, token.used, tool.call, ...")
+    target = serializers.CharField(allow_blank=True)
+    outcome = serializers.ChoiceField(choices=AccessEvent.Outcome.choices)
+    details = serializers.DictField()
+    ip = serializers.IPAddressField(allow_null=True)

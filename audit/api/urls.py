@@ -7,6 +7,7 @@ from audit.api import compliance, policies, views
 rules = policies.PolicyRuleViewSet
 
 urlpatterns = [
+    path("audit/access", views.AccessAudit.as_view(), name="access-audit"),
     path("permissions/audit", views.PermissionAudit.as_view(), name="permission-audit"),
     path(
         "permissions/audit/<str:thread_id>", views.PermissionAudit.as_view(), name="permission-audit-thread"

@@ -1,13 +1,14 @@
-"""REST for the permission audit trail: every check, or one thread's, filtered."""
+"""REST for the permission audit trail (every check, or one thread's) and the access audit."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http import Http404
 
-from audit.api.serializers import PermissionCheckSerializer
-from audit.filtersets import PermissionEventFilterSet
+from audit.api.serializers import AccessEventSerializer, PermissionCheckSerializer
+from audit.filtersets import AccessEventFilterSet, PermissionEventFilterSet
 from audit.models import PermissionEvent
+from missioncontrol import roles
 from missioncontrol.listing import FilteredList
 from missioncontrol.pagination import Keyset
 from threads.models import Thread
@@ -20,8 +21,18 @@ class PermissionAudit(FilteredList):
 
     def get_queryset(self) -> QuerySet[PermissionEvent]:
         thread_id = self.kwargs.get("thread_id")
+        user = self.request.user
         if thread_id is None:
-            return PermissionEvent.objects.all()
-        if not Thread.objects.filter(id=thread_id).exists():
+            return PermissionEvent.objects.visible_to(user)
+        if not Thread.objects.visible_to(user).filter(id=thread_id).exists():
             raise Http404(f"No thread {thread_id!r}.")
         return PermissionEvent.objects.filter(thread_id=thread_id)
+
+
+class AccessAudit(FilteredList):
+    """Who signed in, used a token or ran a command: admins only."""
+
+    filterset_class = AccessEventFilterSet
+    keyset = Keyset("timestamp", default_limit=100, max_limit=1000)
+    row_serializer = AccessEventSerializer
+    read_permission = roles.VIEW_ACCESS_AUDIT

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 import strawberry_django
+from django.db.models import QuerySet
 from strawberry import auto
+from strawberry.types import Info
 
 from audit.models import PermissionEvent
+from missioncontrol.graphql.pagination import visible
 
 if TYPE_CHECKING:
     from threads.graphql.types import ThreadType
@@ -30,3 +33,8 @@ class PermissionEventType:
     escalations: auto
     severity: auto
     received_at: auto
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        """Wherever it is reached (root, relation), only what the user may see."""
+        return visible(queryset, info)

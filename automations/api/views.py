@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit import access
 from automations import engine, scripts
 from automations.api.serializers import (
     AutomationSerializer,
@@ -34,6 +35,7 @@ from automations.api.serializers import (
 )
 from automations.filtersets import DirectiveExecutionFilterSet, KnowledgeEntryFilterSet
 from automations.models import Automation, Directive, DirectiveExecution, KnowledgeEntry
+from missioncontrol import roles
 from missioncontrol.listing import FilteredList
 from missioncontrol.openapi import FIELD_ERRORS, NOT_FOUND, ref
 from missioncontrol.pagination import Keyset
@@ -128,6 +130,8 @@ class ScriptList(APIView):
 
 
 class Execute(APIView):
+    write_permission = roles.RUN_DIRECTIVE  # an operator's
+
     @extend_schema(
         request=ExecuteSerializer,
         responses={202: ExecutionSerializer, 400: FIELD_ERRORS, 429: BUSY},
@@ -147,6 +151,13 @@ class Execute(APIView):
                 headers={"Retry-After": "10"},
             )
         execution = engine.submit(directive, body.validated_data["inputs"])
+        access.record(
+            request.user,
+            access.DIRECTIVE_RUN,
+            f"directive:{directive.name}",
+            details={"execution_id": execution.pk},
+            request=request,
+        )
         return Response(execution.summary(), status=status.HTTP_202_ACCEPTED)
 
 
@@ -169,6 +180,8 @@ class ExecutionDetail(APIView):
 
 
 class ExecutionCancel(APIView):
+    write_permission = roles.RUN_DIRECTIVE
+
     @extend_schema(request=None, responses={202: ExecutionSerializer, 404: NOT_FOUND, 409: FINISHED})
     def post(self, request: Request, pk: int) -> Response:
         execution = get_object_or_404(DirectiveExecution, pk=pk)

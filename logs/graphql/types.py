@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 import strawberry_django
+from django.db.models import QuerySet
 from strawberry import auto
+from strawberry.types import Info
 
 from logs.models import LogEntry
+from missioncontrol.graphql.pagination import visible
 
 
 @strawberry_django.type(LogEntry)
@@ -21,3 +26,8 @@ class LogEntryType:
     context: auto
     exception: auto
     received_at: auto
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        """Wherever it is reached (root, relation), only what the user may see."""
+        return visible(queryset, info)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.policy import subject_of_scope
+from audit import access
 from mcps.api.serializers import (
     HealthCheckSerializer,
     HealthReportSerializer,
@@ -39,6 +39,8 @@ from mcps.endpoint.recorder import Call
 from mcps.gateway import rpc
 from mcps.models import MCPServer, Tool
 from mcps.registration import register
+from missioncontrol import roles
+from missioncontrol.authentication import api_access, principal_of
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
 from missioncontrol.openapi import NOT_FOUND, error
 
@@ -124,18 +126,34 @@ async def _exists(mcp_id: str) -> bool:
 
 
 @csrf_exempt
+@api_access(roles.RECONNECT)
 async def reconnect(request: HttpRequest, mcp_id: str) -> HttpResponse:
     if request.method != "POST":
         return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
     if not await _exists(mcp_id):
         return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
     try:
-        return JsonResponse(await rpc.request("reconnect", {"mcp_id": mcp_id}, timeout=10), status=202)
+        answer = JsonResponse(await rpc.request("reconnect", {"mcp_id": mcp_id}, timeout=10), status=202)
     except rpc.GatewayError as exc:
-        return _json_error(exc)
+        answer = _json_error(exc)
+    await _audit(request, access.RECONNECT, f"mcp:{mcp_id}", answer.status_code, {"mcp_id": mcp_id})
+    return answer
+
+
+async def _audit(request: HttpRequest, action: str, target: str, code: int, details: dict[str, Any]) -> None:
+    outcome = access.SUCCESS if code < 400 else access.FAILURE
+    await access.arecord(
+        request.user,
+        action,
+        target,
+        outcome=outcome,
+        details={**details, "via": "rest", "status": code},
+        request=request,
+    )
 
 
 @csrf_exempt
+@api_access(roles.CALL_TOOL)
 async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpResponse:
     """POST {"arguments": {...}, "timeout": 30, "parent_thread_id": "T-1"}.
 
@@ -169,12 +187,16 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
 
     recorder = mcp_endpoint.recorder
     key = ("rest", uuid.uuid4().hex)
+    principal = await sync_to_async(principal_of)(request.user)
     session = recorder.session(
         key,
         via="REST",
+        principal=principal.name,
         client={"name": "REST API"},
-        subject=subject_of_scope(getattr(request, "scope", None)),
+        subject=principal.subject(),
         parent_id=parent,
+        team_id=principal.team_id,
+        user_id=principal.user_id,
     )
     tools = Tool.objects.filter(server_id=mcp_id, name=tool)
     annotations = await tools.values_list("annotations", flat=True).afirst()
@@ -191,6 +213,7 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
 
     if not decision.granted:
         record(error=decision.denial_text())
+        await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 403, {"mcp_id": mcp_id, "tool": tool})
         return JsonResponse(
             {
                 "error": {"field": "policy", "reason": decision.denial_text()},
@@ -201,14 +224,20 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
         )
     args = {"mcp_id": mcp_id, "tool": tool, "arguments": arguments, "timeout": timeout}
     wait = float(timeout or 60)
+    details = {"mcp_id": mcp_id, "tool": tool}
     if request.GET.get("stream") not in ("1", "true"):
         try:
             answer = await rpc.request("call_tool", args, timeout=wait)
         except rpc.GatewayError as exc:
             record(error=exc.reason)
-            return _json_error(exc)
+            failed = _json_error(exc)
+            await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", failed.status_code, details)
+            return failed
         record(result=answer["result"])
+        await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 200, details)
         return JsonResponse({**answer, "thread_id": session.thread_id})
+    # Streamed: recorded as it starts (its outcome is in the stream and the thread).
+    await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 200, {**details, "stream": True})
     return StreamingHttpResponse(
         _stream_call(args, wait, session.thread_id, record), content_type="application/x-ndjson"
     )

@@ -5,24 +5,37 @@ daphne sends no lifespan events, so it starts on the first request, on the web
 process's loop. Handshake-era clients get stateful sessions (`Mcp-Session-Id`);
 2026-07-28 clients are served one exchange per request, as that protocol wants.
 
-Until users and tokens exist (the authentication issue) /mcp is as open as the REST
-API; bind the server to loopback (the default) or put it behind your proxy's auth.
+Every request needs `Authorization: Bearer <API token or JWT access token>`; without
+a valid one the answer is 401 with `WWW-Authenticate: Bearer`. The caller's role
+decides whether it may call tools (a viewer may only list them); its team (an API
+token's, see missioncontrol.authentication.Principal) is the team of its thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from typing import Any
 
 import mcp_types as types
+from asgiref.sync import sync_to_async
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from audit.policy import subject_of_scope
+from audit import access
 from mcps.endpoint.gate import parent_of
-from mcps.endpoint.recorder import CallRecorder, Session
+from mcps.endpoint.recorder import Call, CallRecorder, Session
 from mcps.endpoint.router import WebRouter
 from mcps.endpoint.server import build_server
+from missioncontrol.authentication import Principal, principal_for_bearer, scope_bearer
 from missioncontrol.ingest.batcher import EventBatcher
+from missioncontrol.jsontext import dumps
+
+PRINCIPAL = "mc.principal"  # where __call__ leaves the authenticated caller, in the ASGI scope
+# A caller's credential, once checked, is trusted this long: an agent's every call
+# would otherwise pay a few database reads before it is forwarded. A revoked token,
+# or a changed role, applies to /mcp within this many seconds.
+PRINCIPAL_TTL = 5.0
 
 
 def client_of(ctx: Any) -> dict[str, Any]:
@@ -43,28 +56,42 @@ class MCPEndpoint:
         # Stored by a child process: the web process's GIL stays with the calls.
         self.batcher = EventBatcher("mcp endpoint calls", isolated=True)
         self.recorder = CallRecorder(self.batcher)
-        self.server = build_server(WebRouter(), self.recorder, self.session_of)
+        self.server = build_server(
+            WebRouter(), self.recorder, self.session_of, on_denied=audit_denied, on_called=audit_called
+        )
         self._manager: StreamableHTTPSessionManager | None = None
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._principals: dict[str, tuple[float, Principal]] = {}
 
     def session_of(self, ctx: Any) -> Session:
-        """The call's session: its subject from the authentication layer (the ASGI scope's
-        `mc.subject`), its parent thread from the request's `_meta`."""
+        """The call's session: who calls (the authenticated principal, and its policy
+        subject), and its parent thread from the request's `_meta`."""
         request = ctx.request
         headers = request.headers if request is not None else {}
+        principal: Principal = request.scope[PRINCIPAL]
         client = client_of(ctx)
-        subject = subject_of_scope(request.scope if request is not None else None)
         parent = parent_of(ctx.meta)
         session_id = headers.get("mcp-session-id")
+        # Keyed by the caller too: a session id presented by someone else is not theirs.
+        who = f"{principal.user_id}:{principal.team_id}"
         if session_id:
-            key: tuple[str, ...] = ("http", session_id, parent or "")
+            key: tuple[str, ...] = ("http", who, session_id, parent or "")
         else:
             host = request.client.host if request is not None and request.client else ""
-            who = subject.label
             key = ("http", who, client.get("name", ""), client.get("version", ""), host, parent or "")
-        return self.recorder.session(key, via="/mcp", client=client, subject=subject, parent_id=parent)
+        return self.recorder.session(
+            key,
+            via="/mcp",
+            principal=principal.name,
+            client=client,
+            subject=principal.subject(),
+            parent_id=parent,
+            team_id=principal.team_id,
+            may_call_tools=principal.may_call_tools,
+            user_id=principal.user_id,
+        )
 
     async def _run(self) -> None:
         manager = StreamableHTTPSessionManager(app=self.server)
@@ -86,19 +113,83 @@ class MCPEndpoint:
         return self._manager
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raw = scope_bearer(scope)
+        principal = await self._principal(raw, scope) if raw else None
+        if principal is None:
+            reason = "invalid, expired or revoked token" if raw else "missing 'Bearer <API token or JWT>'"
+            await _unauthorized(send, reason)
+            return
+        scope = {**scope, PRINCIPAL: principal}
         manager = await self._started()
         if scope["method"] == "DELETE":
             session_id = dict(scope["headers"]).get(b"mcp-session-id")
             if session_id:
-                self.recorder.end_under(("http", session_id.decode("latin-1")))
+                who = f"{principal.user_id}:{principal.team_id}"
+                self.recorder.end_under(("http", who, session_id.decode("latin-1")))
         await manager.handle_request(scope, receive, send)
+
+    async def _principal(self, raw: str, scope: dict[str, Any]) -> Principal | None:
+        key = hashlib.sha256(raw.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._principals.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        principal = await sync_to_async(principal_for_bearer, thread_sensitive=False)(raw, scope)
+        if principal is None:
+            self._principals.pop(key, None)
+            return None
+        if len(self._principals) > 10_000:  # many callers: forget the expired
+            self._principals = {k: v for k, v in self._principals.items() if v[0] > now}
+        self._principals[key] = (now + PRINCIPAL_TTL, principal)
+        return principal
 
     async def shutdown(self) -> None:
         self.recorder.end_all()
+        await access.settle()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.batcher.close()
+
+
+async def _unauthorized(send: Any, reason: str) -> None:
+    body = dumps({"error": {"field": "Authorization", "reason": reason}}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b'Bearer realm="mcp"'),
+    ]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def audit_called(session: Session, call: Call) -> None:
+    """A forwarded call, in the access audit (written after the answer, off its path)."""
+    failed = bool(call.error) or bool(call.result and call.result.get("isError"))
+    access.record_soon(
+        _username(session),
+        access.TOOL_CALL,
+        f"{call.mcp_id}/{call.tool}",
+        outcome=access.FAILURE if failed else access.SUCCESS,
+        details={"via": session.via, "thread_id": session.thread_id, "principal": session.principal},
+        actor_id=session.user_id,
+    )
+
+
+def audit_denied(session: Session, mcp_id: str, tool: str) -> None:
+    access.record_soon(
+        _username(session),
+        access.TOOL_CALL,
+        f"{mcp_id}/{tool}",
+        outcome=access.DENIED,
+        details={"via": session.via, "principal": session.principal, "reason": "role may not call tools"},
+        actor_id=session.user_id,
+    )
+
+
+def _username(session: Session) -> str:
+    """The user's name alone, without the token's ("olga (token ci)": "olga")."""
+    return session.principal.split(" (token ")[0]
 
 
 mcp_endpoint = MCPEndpoint()

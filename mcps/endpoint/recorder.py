@@ -33,6 +33,7 @@ from typing import Any
 from audit.policy import ANONYMOUS, Decision, Link, Subject
 from mcps.models import AGGREGATE_ID
 from missioncontrol.ingest.batcher import EventBatcher
+from missioncontrol.ingest.events import Source
 from missioncontrol.jsontext import dumps
 
 MAX_ARGUMENTS_CHARS = 64 * 1024
@@ -48,6 +49,10 @@ class Session:
     client: dict[str, Any]
     subject: Subject = ANONYMOUS
     parent_id: str | None = None
+    # The caller's team (its thread joins it) and whether its role may call tools.
+    team_id: int | None = None
+    may_call_tools: bool = True
+    user_id: int | None = None
     started: bool = False
     calls: int = 0
     last_seen: float = field(default_factory=time.monotonic)
@@ -85,6 +90,9 @@ class CallRecorder:
         client: dict[str, Any] | None,
         subject: Subject | None = None,
         parent_id: str | None = None,
+        team_id: int | None = None,
+        may_call_tools: bool = True,
+        user_id: int | None = None,
     ) -> Session:
         """The live session for `key`, or a new one (a new thread) if it is unknown or idle.
 
@@ -109,9 +117,14 @@ class CallRecorder:
                 client=client or {},
                 subject=subject,
                 parent_id=parent_id or None,
+                team_id=team_id,
+                may_call_tools=may_call_tools,
+                user_id=user_id,
             )
             self.sessions[key] = current
             self.by_thread[current.thread_id] = current
+        else:  # the role may have changed since (a token's owner demoted, say)
+            current.may_call_tools = may_call_tools
         current.last_seen = now
         return current
 
@@ -176,7 +189,7 @@ class CallRecorder:
             },
             _permission_check(session, call, f"{thread_id}:{sequence}:permission"),
         ]
-        self.batcher.add(*events)
+        self.batcher.add(*events, source=_source(session))
 
     def end(self, key: tuple[str, ...], status: str = "complete") -> None:
         """The client ended its session: the thread ends (if a call ever started it)."""
@@ -184,15 +197,14 @@ class CallRecorder:
         if session is not None:
             self.by_thread.pop(session.thread_id, None)
         if session is not None and session.started:
-            self.batcher.add(
-                {
-                    "id": f"{session.thread_id}:ended",
-                    "type": "thread.ended",
-                    "timestamp": datetime.now(UTC).isoformat(),
-                    "thread_id": session.thread_id,
-                    "status": status,
-                }
-            )
+            ended = {
+                "id": f"{session.thread_id}:ended",
+                "type": "thread.ended",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "thread_id": session.thread_id,
+                "status": status,
+            }
+            self.batcher.add(ended, source=_source(session))
 
     def end_under(self, prefix: tuple[str, ...]) -> None:
         """End every session whose key starts with `prefix` (one client session, any parent)."""
@@ -236,6 +248,10 @@ def _permission_check(session: Session, call: Call, event_id: str) -> dict[str, 
         "inheritance_chain": decision.inheritance_chain,
         "severity": decision.severity,
     }
+
+
+def _source(session: Session) -> Source:
+    return Source(mcp_id=None, team_id=session.team_id)
 
 
 def _bounded(arguments: dict[str, Any]) -> Any:

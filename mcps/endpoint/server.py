@@ -53,6 +53,8 @@ INSTRUCTIONS = (
 _MCP_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error"}
 
 SessionOf = Callable[[Any], Session]
+DeniedFn = Callable[[Session, str, str], None]
+CalledFn = Callable[[Session, Call], None]
 
 
 class AggregateServer(Server[Any]):
@@ -71,8 +73,18 @@ def split_name(name: str) -> tuple[str, str] | None:
     return (server, tool) if sep and server and tool else None
 
 
-def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) -> AggregateServer:
-    """The MCP server over `router`; `session_of(ctx)` says which recorded session a call is in."""
+def build_server(
+    router: Router,
+    recorder: CallRecorder,
+    session_of: SessionOf,
+    on_denied: DeniedFn | None = None,
+    on_called: CalledFn | None = None,
+) -> AggregateServer:
+    """The MCP server over `router`; `session_of(ctx)` says which recorded session a call is in.
+
+    A session whose role may not call tools gets an error for each call (`on_denied` is
+    told); `on_called(session, call)` hears of every call forwarded (the access audit).
+    """
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         try:
@@ -97,6 +109,14 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
         mcp_id, tool = target
         arguments = dict(params.arguments or {})
         session = session_of(ctx)
+        if not session.may_call_tools:
+            if on_denied is not None:
+                on_denied(session, mcp_id, tool)
+            raise MCPError(
+                types.INVALID_REQUEST,
+                f"Permission denied: {session.principal} may list tools but not call them "
+                "(a viewer); calling tools needs the operator or admin role.",
+            )
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(done, total, message)
@@ -134,6 +154,8 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
             elapsed = (time.perf_counter() - clock) * 1000
             call = Call(mcp_id, tool, arguments, started_at, elapsed, result=answer, decision=decision)
             recorder.record(session, call)
+            if on_called is not None:
+                on_called(session, call)
             own_answer = types.CallToolResult.model_validate(answer)
             own_answer.meta = {**(own_answer.meta or {}), THREAD_META_KEY: session.thread_id}
             return own_answer
@@ -143,6 +165,8 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
             elapsed = (time.perf_counter() - clock) * 1000
             call = Call(mcp_id, tool, arguments, started_at, elapsed, error=exc.reason, decision=decision)
             recorder.record(session, call)
+            if on_called is not None:
+                on_called(session, call)
             if exc.status == 404:
                 raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}: {exc.reason}") from exc
             where = f" ({exc.field})" if exc.field else ""
@@ -152,9 +176,10 @@ def build_server(router: Router, recorder: CallRecorder, session_of: SessionOf) 
                 _meta={THREAD_META_KEY: session.thread_id},
             )
         elapsed = (time.perf_counter() - clock) * 1000
-        recorder.record(
-            session, Call(mcp_id, tool, arguments, started_at, elapsed, result=result, decision=decision)
-        )
+        call = Call(mcp_id, tool, arguments, started_at, elapsed, result=result, decision=decision)
+        recorder.record(session, call)
+        if on_called is not None:
+            on_called(session, call)
         answer = types.CallToolResult.model_validate(result)
         answer.meta = {**(answer.meta or {}), THREAD_META_KEY: session.thread_id}
         return answer

@@ -87,7 +87,7 @@ class Entities(APIView):
     @extend_schema(parameters=[EntityParams], responses={200: GraphEntityListSerializer, 400: FIELD_ERRORS})
     def get(self, request: Request) -> Response:
         p = _params(EntityParams, request)
-        count, results = Graph().entities(p["kind"], p["offset"], p["limit"])
+        count, results = Graph(user=request.user).entities(p["kind"], p["offset"], p["limit"])
         return Response({"count": count, "results": results})
 
 
@@ -98,7 +98,7 @@ class Relationships(APIView):
     )
     def get(self, request: Request) -> Response:
         p = _params(RelationshipParams, request)
-        graph = Graph()
+        graph = Graph(user=request.user)
         if p["entity"] is not None and graph.get(p["entity"]) is None:
             raise NotFound(f"No entity {p['entity']!r}.")
         count, results = graph.relationships(p["kind"], p["entity"], p["offset"], p["limit"])
@@ -109,5 +109,5 @@ class Search(APIView):
     @extend_schema(parameters=[SearchParams], responses={200: GraphEntityListSerializer, 400: FIELD_ERRORS})
     def get(self, request: Request) -> Response:
         p = _params(SearchParams, request)
-        count, results = Graph().search(p["q"], p["kind"], p["limit"])
+        count, results = Graph(user=request.user).search(p["q"], p["kind"], p["limit"])
         return Response({"count": count, "results": results})

@@ -53,4 +53,4 @@ class Search(APIView):
             problems["limit"] = ["Give a whole number from 1 to 100."]
         if problems:
             raise ValidationError(problems)
-        return Response(search.search(text, dict.fromkeys(kinds), order, limit))  # type: ignore[arg-type]
+        return Response(search.search(text, dict.fromkeys(kinds), order, limit, request.user))  # type: ignore[arg-type]

@@ -72,3 +72,13 @@ def paged_list(*order_by: str, description: str | None = None) -> Any:
     field = strawberry_django.field(field_cls=PagedListField, pagination=True, description=description)
     field.order_by = order_by
     return field
+
+
+def visible(queryset: _QS, info: Info) -> _QS:
+    """`queryset` narrowed to what the request's user may see (its model's `visible_to`).
+
+    The optimizer hands a type's `get_queryset` plain querysets too (a relation's
+    prefetch), so the model's own QuerySet method is applied to it explicitly.
+    """
+    queryset_class = type(queryset.model._default_manager.all())
+    return queryset_class.visible_to(queryset, info.context.request.user)  # type: ignore[attr-defined,no-any-return]

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
 
+from missioncontrol.authentication import api_access
 from missioncontrol.graphql.context import Context
 from missioncontrol.graphql.schema import schema
 
@@ -16,5 +17,6 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
         return Context(request=request, response=response)
 
 
-# Read-only, and its clients are scripts and dashboards posting JSON, not forms.
-graphql_view = csrf_exempt(GraphQLView.as_view(schema=schema))
+# Read-only, and its clients are scripts and dashboards posting JSON, not forms: exempt
+# from Django's CSRF middleware, with the check made for sessions by `api_access`.
+graphql_view = csrf_exempt(api_access()(GraphQLView.as_view(schema=schema)))

@@ -14,6 +14,9 @@ Where a batch is stored:
   The child sends the batch's outbox back and it is published from here, so the live
   channels work the same, in-memory channel layer included.
 
+Events are queued with their `Source` (the /mcp recorder's carries the caller's team);
+a batch holds events of one source, the longest run of them at the head of the queue.
+
 A batch that fails to store is retried (event ids make the retry idempotent) up to
 `max_pending` events; beyond that the oldest are dropped and the loss is logged.
 """
@@ -45,6 +48,9 @@ MAX_REPLY = 256 * 1024 * 1024
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Django is set up before this module (which imports models) is imported.
 CHILD_MAIN = "import django; django.setup(); from missioncontrol.ingest.batcher import serve; serve()"
+
+
+UNBOUND = Source(mcp_id=None)
 
 
 def _store(events: list[dict[str, Any]], source: Source) -> IngestResult:
@@ -107,12 +113,13 @@ class StoreProcess:
             )
         return self._proc
 
-    async def store(self, events: list[dict[str, Any]]) -> Outbox:
+    async def store(self, events: list[dict[str, Any]], source: Source) -> Outbox:
         """Store one batch in the child; its outbox, to send from here."""
         proc = await self._started()
         assert self._lock is not None and proc.stdin is not None and proc.stdout is not None
+        line = {"mcp_id": source.mcp_id, "team_id": source.team_id, "events": events}
         async with self._lock:
-            proc.stdin.write(dumps(events).encode() + b"\n")
+            proc.stdin.write(dumps(line).encode() + b"\n")
             await proc.stdin.drain()
             line = await proc.stdout.readline()
         if not line:
@@ -124,6 +131,7 @@ class StoreProcess:
         outbox = Outbox()
         outbox.events = reply["events"]
         outbox.meta = {channel: [tuple(m) for m in metas] for channel, metas in reply["meta"].items()}
+        outbox.teams = reply["teams"]
         return outbox
 
     async def close(self) -> None:
@@ -159,15 +167,15 @@ class EventBatcher:
         self.name = name
         self.linger, self.max_batch, self.max_pending = linger, max_batch, max_pending
         self.retry_seconds = retry_seconds
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[tuple[Source, dict[str, Any]]] = []
         self._task: asyncio.Task[None] | None = None
         self._storing: asyncio.Task[bool] | None = None
         self._store = sync_to_async(_store, thread_sensitive=False)
         self.process = StoreProcess(name) if isolated else None
 
-    def add(self, *events: dict[str, Any]) -> None:
-        """Queue events (ingest's JSON shape) to be stored soon. Never waits."""
-        self._pending.extend(events)
+    def add(self, *events: dict[str, Any], source: Source = UNBOUND) -> None:
+        """Queue events (ingest's JSON shape), pushed by `source`, to be stored soon. Never waits."""
+        self._pending.extend((source, event) for event in events)
         overflow = len(self._pending) - self.max_pending
         if overflow > 0:
             del self._pending[:overflow]
@@ -204,13 +212,23 @@ class EventBatcher:
             self._storing = asyncio.get_running_loop().create_task(self._store_next())
         return await asyncio.shield(self._storing)
 
+    def _next_batch(self) -> tuple[Source, list[dict[str, Any]]]:
+        """The longest run of events of one source at the head of the queue, up to max_batch."""
+        source = self._pending[0][0]
+        batch = []
+        for event_source, event in self._pending[: self.max_batch]:
+            if event_source != source:
+                break
+            batch.append(event)
+        return source, batch
+
     async def _store_next(self) -> bool:
-        batch = self._pending[: self.max_batch]
+        source, batch = self._next_batch()
         try:
             if self.process is not None:
-                outbox = await self.process.store(batch)
+                outbox = await self.process.store(batch, source)
             else:
-                result = await self._store(batch, Source(mcp_id=None))
+                result = await self._store(batch, source)
                 _log_rejected(self.name, result)
                 outbox = result.outbox
         except Exception:
@@ -228,7 +246,7 @@ class EventBatcher:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._storing is not None:  # a store in progress finishes first
+        if self._storing is not None and not self._storing.done():  # a store in progress finishes first
             await asyncio.gather(self._storing, return_exceptions=True)
         while self._pending:
             if not await self._flush_once():
@@ -254,14 +272,15 @@ def serve() -> None:
         connections[alias].settings_dict["NAME"] = name
     for line in sys.stdin.buffer:
         try:
-            result = ingest(loads(line), Source(mcp_id=None))
+            batch = loads(line)
+            result = ingest(batch["events"], Source(mcp_id=batch["mcp_id"], team_id=batch["team_id"]))
         except Exception as exc:
             logger.exception("store process: a batch failed")
             connections.close_all()  # a broken connection is reopened for the retry
             reply: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
         else:
             _log_rejected("store process", result)
-            reply = {"events": result.outbox.events, "meta": result.outbox.meta}
+            reply = {"events": result.outbox.events, "meta": result.outbox.meta, "teams": result.outbox.teams}
         wire.write(dumps(reply).encode() + b"\n")
         wire.flush()
     connections.close_all()

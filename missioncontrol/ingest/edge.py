@@ -59,25 +59,25 @@ class Answer(Exception):
 class KeyMemory:
     """Ingest keys this process authenticated recently: who may still spool while the database is down.
 
-    Only hashes and the bound server are kept. A key revoked during an outage is
+    Only hashes, the bound server and the key's team are kept. A key revoked during an outage is
     honoured until the database answers again or the memory expires.
     """
 
     def __init__(self) -> None:
-        self._keys: dict[str, tuple[str | None, float]] = {}
+        self._keys: dict[str, tuple[Source, float]] = {}
         self._lock = threading.Lock()
 
-    def remember(self, raw_key: str, mcp_id: str | None) -> None:
+    def remember(self, raw_key: str, source: Source) -> None:
         with self._lock:
-            self._keys[hash_key(raw_key)] = (mcp_id, time.monotonic())
+            self._keys[hash_key(raw_key)] = (source, time.monotonic())
 
-    def recall(self, raw_key: str) -> tuple[bool, str | None]:
-        """(known, bound server) of a key seen within INGEST_KEY_MEMORY_SECONDS."""
+    def recall(self, raw_key: str) -> Source | None:
+        """The source (bound server, team) of a key seen within INGEST_KEY_MEMORY_SECONDS."""
         with self._lock:
             hit = self._keys.get(hash_key(raw_key))
         if hit is None or time.monotonic() - hit[1] > settings.INGEST_KEY_MEMORY_SECONDS:
-            return False, None
-        return True, hit[0]
+            return None
+        return hit[0]
 
 
 known_keys = KeyMemory()
@@ -88,21 +88,22 @@ def _database_down(exc: Exception, reason: str) -> Answer:
     return Answer(503, None, reason, Retry_After=str(RETRY_AFTER_SECONDS))
 
 
-def _authenticate(raw_key: str) -> tuple[str | None, Exception | None]:
-    """(bound server of an active key or None, the database error if it is down); 401 otherwise."""
+def _authenticate(raw_key: str) -> tuple[Source, Exception | None]:
+    """(the key's source: bound server and team, the database error if it is down); 401 otherwise."""
     try:
         key = IngestKey.objects.authenticate(raw_key)
         if key is not None:
             key.touch()
     except DATABASE_DOWN as exc:
-        known, mcp_id = known_keys.recall(raw_key)
-        if not known:
+        known = known_keys.recall(raw_key)
+        if known is None:
             raise _database_down(exc, "the database is unavailable; retry later") from exc
-        return mcp_id, exc
+        return known, exc
     if key is None:
         raise Answer(401, "Authorization", "unknown or revoked ingest key", WWW_Authenticate="Bearer")
-    known_keys.remember(raw_key, key.mcp_id)
-    return key.mcp_id, None
+    source = Source(mcp_id=key.mcp_id, team_id=key.team_id)
+    known_keys.remember(raw_key, source)
+    return source, None
 
 
 def _parse(body: bytes) -> list[Any]:
@@ -131,7 +132,7 @@ def _spool(events: list[Any], source: Source, cause: Exception) -> Received:
     result = IngestResult(verdicts)
     if valid:
         try:
-            default_spool().append([events[index] for index, _ in valid], source.mcp_id)
+            default_spool().append([events[index] for index, _ in valid], source.mcp_id, source.team_id)
         except SpoolFull as exc:
             metrics.INGEST_EVENTS.labels("refused").inc(len(valid))
             raise _database_down(
@@ -146,9 +147,8 @@ def receive_batch(raw_key: str, body: bytes) -> Received:
     # Executor threads keep their connections: drop broken or expired ones around use.
     _close_connections()
     try:
-        mcp_id, down = _authenticate(raw_key)
+        source, down = _authenticate(raw_key)
         events = _parse(body)
-        source = Source(mcp_id=mcp_id)
         if down is not None:  # no second wait for a database that just failed to answer
             return _spool(events, source, down)
         try:

@@ -49,9 +49,11 @@ class Invalid(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Who pushes: the ingest key's server, if the key is bound to one."""
+    """Who pushes: the ingest key's server, if the key is bound to one, and its team
+    (an ingest key's or an API token's), which the threads and logs it creates join."""
 
     mcp_id: str | None
+    team_id: int | None = None
 
 
 def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:

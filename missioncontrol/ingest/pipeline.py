@@ -37,6 +37,7 @@ _LOG_FIELDS = (
     "message",
     "context",
     "exception",
+    "team",
 )
 _MESSAGE_FIELDS = ("id", "thread", "role", "content", "timestamp", "metadata")
 _PERMISSION_FIELDS = (
@@ -125,7 +126,7 @@ def ingest(raw_events: list[Any], source: Source) -> IngestResult:
     result = IngestResult(verdicts)
     if valid:
         with transaction.atomic():
-            stored = _store([e for _, e in valid], result.outbox)
+            stored = _store([e for _, e in valid], result.outbox, source.team_id)
         for index, event in valid:
             if event["id"] not in stored:
                 verdicts[index].status = "duplicate"
@@ -139,8 +140,31 @@ def _by_type(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     return groups
 
 
-def _store(events: list[dict[str, Any]], outbox: Outbox) -> set[str]:
-    """Write the batch; return the ids stored for the first time."""
+class Audience:
+    """Who may see each event on the live channels: the teams of its thread and source.
+
+    Read once per batch, after the batch's threads are written (a thread keeps the
+    team of whoever created it, which may not be this batch's source).
+    """
+
+    def __init__(self, source_team: int | None, thread_ids: set[str]) -> None:
+        self.source = [source_team] if source_team is not None else []
+        self.threads: dict[str, int | None] = (
+            dict(Thread.objects.filter(id__in=thread_ids).values_list("id", "team_id")) if thread_ids else {}
+        )
+
+    def of_thread(self, thread_id: str) -> list[int]:
+        team = self.threads.get(thread_id)
+        return [team] if team is not None else []
+
+    def of_log(self, thread_id: str | None) -> list[int]:
+        # LogEntry.visible_to: the log's own team, or its thread's.
+        team = self.threads.get(thread_id) if thread_id else None
+        return self.source if team is None or [team] == self.source else [*self.source, team]
+
+
+def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = None) -> set[str]:
+    """Write the batch (new threads and logs join `team_id`); return the ids stored for the first time."""
     groups = _by_type(events)
     logs = groups.get("log", [])
     started, steps = groups.get("thread.started", []), groups.get("thread.step", [])
@@ -166,13 +190,15 @@ def _store(events: list[dict[str, Any]], outbox: Outbox) -> set[str]:
         tid, ts = event["thread_id"], event["timestamp"]
         if tid not in first_seen or ts < first_seen[tid]:
             first_seen[tid] = ts
-    Thread.objects.ensure_exist(first_seen)
-    _record_started(started, outbox)
-    _record_steps(steps, outbox)
-    new_ids |= _insert_messages(messages, outbox)
-    new_ids |= _insert_logs(logs, outbox)
-    new_ids |= _insert_checks(checks, outbox)
-    _apply_ends_and_usage(ended, steps, outbox)
+    Thread.objects.ensure_exist(first_seen, team_id)
+    _record_started(started, team_id)
+    audience = Audience(team_id, set(first_seen) | {e["thread_id"] for e in started + logs if e["thread_id"]})
+    _announce_started(started, outbox, audience)
+    _record_steps(steps, outbox, audience)
+    new_ids |= _insert_messages(messages, outbox, audience)
+    new_ids |= _insert_logs(logs, outbox, audience, team_id)
+    new_ids |= _insert_checks(checks, outbox, audience)
+    _apply_ends_and_usage(ended, steps, outbox, audience)
 
     touched = set(first_seen) | {e["thread_id"] for e in started}
     if touched:
@@ -181,7 +207,7 @@ def _store(events: list[dict[str, Any]], outbox: Outbox) -> set[str]:
     return new_ids
 
 
-def _record_started(started: list[dict[str, Any]], outbox: Outbox) -> None:
+def _record_started(started: list[dict[str, Any]], team_id: int | None) -> None:
     latest: dict[str, dict[str, Any]] = {}
     for event in started:  # the same thread started twice in one batch: the later one wins
         latest[event["thread_id"]] = event
@@ -194,19 +220,24 @@ def _record_started(started: list[dict[str, Any]], outbox: Outbox) -> None:
                 user_input=e["user_input"],
                 execution_context=e["execution_context"],
                 started_at=e["timestamp"],
+                team_id=team_id,
             )
             for e in latest.values()
         ]
     )
+
+
+def _announce_started(started: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
     for event in started:
         payload = _iso(event)
-        outbox.add(f"thread:{event['thread_id']}", encode(payload))
+        teams = audience.of_thread(event["thread_id"])
+        outbox.add(f"thread:{event['thread_id']}", encode(payload), teams=teams)
         created = encode({**payload, "type": "thread.created"})
-        outbox.add("global", created)
-        outbox.add(f"mcp:{event['mcp_id']}", created)
+        outbox.add("global", created, teams=teams)
+        outbox.add(f"mcp:{event['mcp_id']}", created, teams=teams)
 
 
-def _record_steps(steps: list[dict[str, Any]], outbox: Outbox) -> None:
+def _record_steps(steps: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
     latest: dict[tuple[str, int], dict[str, Any]] = {}
     for event in steps:  # one row per (thread, sequence); the latest report wins
         key = (event["thread_id"], event["sequence"])
@@ -228,10 +259,11 @@ def _record_steps(steps: list[dict[str, Any]], outbox: Outbox) -> None:
         ]
     )
     for event in steps:
-        outbox.add(f"thread:{event['thread_id']}", encode(_iso(event)))
+        tid = event["thread_id"]
+        outbox.add(f"thread:{tid}", encode(_iso(event)), teams=audience.of_thread(tid))
 
 
-def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox) -> set[str]:
+def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> set[str]:
     new = insert_new(
         LLMMessage,
         _MESSAGE_FIELDS,
@@ -239,17 +271,22 @@ def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox) -> set[str]
     )
     for event in messages:
         if event["id"] in new:
-            outbox.add(f"thread:{event['thread_id']}", encode(_iso(event)))
+            tid = event["thread_id"]
+            outbox.add(f"thread:{tid}", encode(_iso(event)), teams=audience.of_thread(tid))
     return new
 
 
-def _insert_logs(logs: list[dict[str, Any]], outbox: Outbox) -> set[str]:
+def _insert_logs(
+    logs: list[dict[str, Any]], outbox: Outbox, audience: Audience, team_id: int | None
+) -> set[str]:
     # The hottest path: one COPY for the whole batch, one encode per new log.
-    new = copy_new(LogEntry, _LOG_FIELDS, [tuple(e[f] for f in _LOG_FIELDS) for e in logs])
+    fields = _LOG_FIELDS[:-1]
+    new = copy_new(LogEntry, _LOG_FIELDS, [(*(e[f] for f in fields), team_id) for e in logs])
     for event in logs:
         if event["id"] not in new:
             continue
         encoded = encode(_iso(event))
+        teams = audience.of_log(event["thread_id"])
         meta: LogMeta = (
             event["id"],
             event["level"],
@@ -258,13 +295,13 @@ def _insert_logs(logs: list[dict[str, Any]], outbox: Outbox) -> set[str]:
             event["mcp_id"],
             event["message"],
         )
-        outbox.add("logs:*", encoded, meta)
+        outbox.add("logs:*", encoded, meta, teams)
         if event["thread_id"]:
-            outbox.add(f"logs:{event['thread_id']}", encoded, meta)
+            outbox.add(f"logs:{event['thread_id']}", encoded, meta, teams)
     return new
 
 
-def _insert_checks(checks: list[dict[str, Any]], outbox: Outbox) -> set[str]:
+def _insert_checks(checks: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> set[str]:
     new = insert_new(
         PermissionEvent,
         _PERMISSION_FIELDS,
@@ -275,18 +312,23 @@ def _insert_checks(checks: list[dict[str, Any]], outbox: Outbox) -> set[str]:
     alerted = {alert["check_id"] for alert in alerts}
     for event in checks:
         if event["id"] in new:
-            outbox.add(f"permission:{event['thread_id']}", encode(_iso(event)))
+            tid = event["thread_id"]
+            outbox.add(f"permission:{tid}", encode(_iso(event)), teams=audience.of_thread(tid))
             if event["escalation_detected"] and event["id"] not in alerted:
                 # The agent flagged it itself: an alert on `global` too (alert automations).
-                outbox.add("global", encode({**_iso(event), "type": "permission.escalation"}))
+                alert = encode({**_iso(event), "type": "permission.escalation"})
+                outbox.add("global", alert, teams=audience.of_thread(tid))
     for alert in alerts:
         encoded = encode(alert)
-        outbox.add("global", encoded)
-        outbox.add(f"permission:{alert['thread_id']}", encoded)
+        teams = audience.of_thread(alert["thread_id"])
+        outbox.add("global", encoded, teams=teams)
+        outbox.add(f"permission:{alert['thread_id']}", encoded, teams=teams)
     return new
 
 
-def _apply_ends_and_usage(ended: list[dict[str, Any]], steps: list[dict[str, Any]], outbox: Outbox) -> None:
+def _apply_ends_and_usage(
+    ended: list[dict[str, Any]], steps: list[dict[str, Any]], outbox: Outbox, audience: Audience
+) -> None:
     """Final statuses and resource usage, applied with one read and one bulk update."""
     with_usage = [e for e in steps if e["memory_usage"] is not None or e["cpu_usage"] is not None]
     if not ended and not with_usage:
@@ -301,12 +343,13 @@ def _apply_ends_and_usage(ended: list[dict[str, Any]], steps: list[dict[str, Any
             continue
         finished = thread.finish(event["status"], event["timestamp"])
         payload = encode({**_iso(event), "ended_at": event["timestamp"].isoformat()})
-        outbox.add(f"thread:{thread.id}", payload)
+        teams = [thread.team_id] if thread.team_id is not None else []
+        outbox.add(f"thread:{thread.id}", payload, teams=teams)
         if finished:
             changed.add(thread.id)
-            outbox.add("global", payload)
+            outbox.add("global", payload, teams=teams)
             if thread.mcp_id:
-                outbox.add(f"mcp:{thread.mcp_id}", payload)
+                outbox.add(f"mcp:{thread.mcp_id}", payload, teams=teams)
     if changed:
         Thread.objects.save_fields(
             [threads[t] for t in changed], ["status", "ended_at", "memory_usage", "cpu_usage"]

@@ -105,9 +105,12 @@ class Spool:
             self._scanned_at = now
         return self._size
 
-    def append(self, events: list[Any], mcp_id: str | None) -> Path:
-        """Keep a batch durably (fsync'd) before returning its file; SpoolFull past the bound."""
-        body = dumps({"mcp_id": mcp_id, "events": events}).encode()
+    def append(self, events: list[Any], mcp_id: str | None, team_id: int | None = None) -> Path:
+        """Keep a batch durably (fsync'd) before returning its file; SpoolFull past the bound.
+
+        The batch keeps its source (bound server, the ingest key's team) for the replay.
+        """
+        body = dumps({"mcp_id": mcp_id, "team_id": team_id, "events": events}).encode()
         with self._lock:
             if self._current_size() + len(body) > self.max_bytes:
                 raise SpoolFull(f"the ingest spool holds its maximum of {self.max_bytes} bytes")
@@ -179,14 +182,14 @@ class Spool:
             chunks.append(chunk)
         try:
             batch = loads(b"".join(chunks))
-            events, mcp_id = batch["events"], batch["mcp_id"]
+            events, mcp_id, team_id = batch["events"], batch["mcp_id"], batch.get("team_id")
         except (JSONDecodeError, KeyError, TypeError) as exc:
             # Never deleted: kept aside for a person to look at.
             logger.error("spool: %s is unreadable (%s); moved aside as %s", path, exc, BAD_SUFFIX)
             os.rename(path, path.with_suffix(BAD_SUFFIX))
             return True
         try:
-            result = store(events, Source(mcp_id=mcp_id))
+            result = store(events, Source(mcp_id=mcp_id, team_id=team_id))
         except DATABASE_DOWN as exc:
             report.error = str(exc).strip()[:200] or type(exc).__name__
             return False

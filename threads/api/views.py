@@ -33,28 +33,34 @@ class ThreadList(FilteredList):
         return obj.summary()
 
 
+def visible_thread(request: Request, thread_id: str) -> Thread:
+    """The thread, if the user may see it; 404 otherwise (another team's is "not found")."""
+    return get_object_or_404(Thread.objects.visible_to(request.user), id=thread_id)
+
+
 class ThreadDetail(APIView):
     @extend_schema(responses={200: ThreadStateSerializer, 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
-        return Response(get_object_or_404(Thread, id=thread_id).state())
+        return Response(visible_thread(request, thread_id).state(request.user))
 
 
 class ThreadTimeline(APIView):
     @extend_schema(responses={200: ThreadStepSerializer(many=True), 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
-        thread = get_object_or_404(Thread, id=thread_id)
+        thread = visible_thread(request, thread_id)
         return Response([step.as_event() for step in thread.steps.all()])
 
 
 class ThreadTranscript(APIView):
     @extend_schema(responses={200: ThreadMessageSerializer(many=True), 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
-        thread = get_object_or_404(Thread, id=thread_id)
+        thread = visible_thread(request, thread_id)
         return Response([message.as_event() for message in thread.messages.all()])
 
 
 class ThreadChildren(APIView):
     @extend_schema(responses={200: ThreadSummarySerializer(many=True), 404: NOT_FOUND})
     def get(self, request: Request, thread_id: str) -> Response:
-        thread = get_object_or_404(Thread, id=thread_id)
-        return Response([child.summary() for child in thread.children.order_by("started_at", "id")])
+        thread = visible_thread(request, thread_id)
+        children = thread.children.visible_to(request.user).order_by("started_at", "id")
+        return Response([child.summary() for child in children])

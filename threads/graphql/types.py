@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import strawberry
 import strawberry_django
 from asgiref.sync import sync_to_async
+from django.db.models import QuerySet
 from strawberry import auto
 from strawberry.types import Info
 from strawberry_django.pagination import OffsetPaginationInput
@@ -16,7 +18,7 @@ from logs.graphql.types import LogEntryType
 from logs.models import LogEntry
 from mcps.graphql.types import MCPServerType
 from missioncontrol.graphql.context import Context
-from missioncontrol.graphql.pagination import page_bounds, paged_list
+from missioncontrol.graphql.pagination import page_bounds, paged_list, visible
 from missioncontrol.graphql.scalars import BigInt
 from threads.models import ExecutionStep, LLMMessage, Thread
 
@@ -35,6 +37,11 @@ class ExecutionStepType:
     details: auto
     status: auto
 
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        """Wherever it is reached (root, relation), only what the user may see."""
+        return visible(queryset, info)
+
 
 @strawberry_django.type(LLMMessage)
 class LLMMessageType:
@@ -43,6 +50,11 @@ class LLMMessageType:
     content: auto
     timestamp: auto
     metadata: auto
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        """Wherever it is reached (root, relation), only what the user may see."""
+        return visible(queryset, info)
 
 
 async def load_log_pages(keys: list[LogPageKey]) -> list[list[LogEntry]]:
@@ -83,6 +95,13 @@ class ThreadType:
     permission_events: list[PermissionEventType] = paged_list(
         "-timestamp", "-id", description="Its permission checks, latest first."
     )
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        """Wherever it is reached (root, relation), only what the user may see."""
+        return visible(queryset, info)
+
+    # Its logs are visible with it: LogEntry.visible_to admits the logs of a visible thread.
 
     @strawberry_django.field(description="What it logged, newest first.")
     async def logs(

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads', '0002_fulltext_indexes'),
+        ('threads', '0003_thread_team'),
     ]
 
     operations = [

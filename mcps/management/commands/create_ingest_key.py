@@ -1,4 +1,4 @@
-"""manage.py create_ingest_key NAME [--mcp SERVER_ID]: the raw key alone on the last line."""
+"""manage.py create_ingest_key NAME [--mcp SERVER_ID] [--team SLUG]: the raw key alone on the last line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mcps.models import IngestKey, MCPServer
+from missioncontrol.models import Team
 
 
 class Command(BaseCommand):
@@ -21,6 +22,12 @@ class Command(BaseCommand):
             "and may only name, this server.",
         )
 
+        parser.add_argument(
+            "--team",
+            metavar="SLUG",
+            help="The team whose members see what this key pushes (without one: admins only).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         name: str = options["name"]
         if IngestKey.objects.filter(name=name).exists():
@@ -30,7 +37,14 @@ class Command(BaseCommand):
         server = None
         if options["mcp"]:
             server, _ = MCPServer.objects.get_or_create(id=options["mcp"], defaults={"name": options["mcp"]})
-        key, raw = IngestKey.objects.issue(name, server)
+        team = None
+        if options["team"]:
+            team = Team.objects.filter(slug=options["team"]).first()
+            if team is None:
+                raise CommandError(
+                    f"no team {options['team']!r}; create it with create_user --team or the admin"
+                )
+        key, raw = IngestKey.objects.issue(name, server, team)
         scope = f"server {server.id}" if server else "any server"
         self.stderr.write(f"Created ingest key {key.name!r} for {scope}. It is shown once:")
         self.stdout.write(raw)

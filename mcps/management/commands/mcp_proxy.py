@@ -7,6 +7,10 @@ Like any host, it holds its own sessions to the managed servers (no hop to anoth
 process on a call), and it records every call exactly as /mcp does: the connection is
 one thread on the `mission-control` server. Server status and health stay with the
 shared gateway. stdout carries the protocol; Mission Control's own logs go to stderr.
+
+It authenticates once, at start, with an API token (or a JWT access token) from
+`--token` or the environment variable MC_TOKEN: the calls are recorded under the
+token's owner and team, and a viewer's token may list tools but not call them.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ import os
 from typing import Any
 
 import anyio
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from audit.policy import Subject
+from audit import access
 from mcps.endpoint.gate import parent_of
-from mcps.endpoint.http import client_of
+from mcps.endpoint.http import audit_called, audit_denied, client_of
 from mcps.endpoint.recorder import CallRecorder, Session
 from mcps.endpoint.router import LocalRouter
 from mcps.endpoint.server import build_server
 from mcps.endpoint.stdio import loop_stdio_server
 from mcps.gateway.service import Gateway
+from missioncontrol.authentication import Principal, principal_for_bearer
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.runtime import tune_for_latency
 
@@ -34,15 +39,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--principal",
-            default=os.environ.get("USER", "local"),
-            help="Who the calls are recorded as and policies match as user (default: $USER).",
-        )
-        parser.add_argument(
-            "--team",
-            action="append",
-            default=[],
-            help="A team the principal belongs to, for team policies (repeatable).",
+            "--token",
+            default=os.environ.get("MC_TOKEN", ""),
+            help="An API token (manage.py create_api_token) or JWT access token (default: $MC_TOKEN).",
         )
         parser.add_argument(
             "--connect-timeout",
@@ -52,12 +51,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["token"]:
+            raise CommandError("give an API token with --token or the MC_TOKEN environment variable")
+        principal = principal_for_bearer(options["token"], via="mcp_proxy")
+        if principal is None:
+            raise CommandError("the token is not valid: unknown, revoked or expired")
         tune_for_latency()
-        subject = Subject(user=options["principal"] or None, teams=tuple(options["team"]))
-        anyio.run(serve, subject, options["connect_timeout"])
+        anyio.run(serve, principal, options["connect_timeout"])
 
 
-async def serve(subject: Subject, connect_timeout: float) -> None:
+async def serve(principal: Principal, connect_timeout: float) -> None:
     gateway = Gateway(private=True)
     # Stored by a child process, so recording never holds the GIL the next call needs.
     batcher = EventBatcher("mcp_proxy calls", isolated=True)
@@ -67,10 +70,20 @@ async def serve(subject: Subject, connect_timeout: float) -> None:
     def session_of(ctx: Any) -> Session:
         parent = parent_of(ctx.meta)
         return recorder.session(
-            (*key, parent or ""), via="mcp_proxy", client=client_of(ctx), subject=subject, parent_id=parent
+            (*key, parent or ""),
+            via="mcp_proxy",
+            principal=principal.name,
+            client=client_of(ctx),
+            subject=principal.subject(),
+            parent_id=parent,
+            team_id=principal.team_id,
+            may_call_tools=principal.may_call_tools,
+            user_id=principal.user_id,
         )
 
-    server = build_server(LocalRouter(gateway), recorder, session_of)
+    server = build_server(
+        LocalRouter(gateway), recorder, session_of, on_denied=audit_denied, on_called=audit_called
+    )
     await gateway.start()
     try:
         await gateway.settled(connect_timeout)
@@ -81,4 +94,5 @@ async def serve(subject: Subject, connect_timeout: float) -> None:
         # SDK's stdio client waits two seconds), and stopping the servers can take longer.
         recorder.end_all()
         await batcher.close()
+        await access.settle()
         await gateway.stop()

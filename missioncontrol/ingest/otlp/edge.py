@@ -93,7 +93,7 @@ def receive_export(signal: decode.Signal, encoding: decode.Encoding, raw_key: st
             mapped = map_spans(decode.spans(request), key.mcp_id)  # type: ignore[arg-type]
         else:
             mapped = map_logs(decode.log_records(request), key.mcp_id, now_ns=time.time_ns())  # type: ignore[arg-type]
-        result = ingest(mapped.events, Source(mcp_id=key.mcp_id))
+        result = ingest(mapped.events, Source(mcp_id=key.mcp_id, team_id=key.team_id))
         rejected, message = _count_rejected(mapped, result)
         return Outcome(result, rejected, message)
     except (OperationalError, InterfaceError) as exc:

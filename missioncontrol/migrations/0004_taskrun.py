@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('missioncontrol', '0001_initial'),
+        ('missioncontrol', '0003_roles'),
     ]
 
     operations = [

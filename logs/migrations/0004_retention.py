@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('logs', '0002_fulltext_index'),
+        ('logs', '0003_logentry_team'),
     ]
 
     operations = [

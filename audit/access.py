@@ -1,0 +1,115 @@
+"""The access audit of Mission Control itself: `record()` is the one way to write it.
+
+Logins and failed logins (through Django's signals, audit/signals.py), JWT issue and
+refresh, API token use (at most once per token per minute), and every command: tool
+calls (REST, WebSocket, /mcp), reconnects, directive runs, policy changes. Other apps
+call `record()` (or `arecord()` from async code) for their own commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from audit.models import AccessEvent
+
+logger = logging.getLogger(__name__)
+
+LOGIN = "login"
+LOGIN_FAILED = "login.failed"
+TOKEN_ISSUED = "token.issued"
+TOKEN_REFRESHED = "token.refreshed"
+TOKEN_USED = "token.used"
+TOKEN_REVOKED = "token.revoked"
+TOOL_CALL = "tool.call"
+RECONNECT = "server.reconnect"
+DIRECTIVE_RUN = "directive.run"
+POLICY_CHANGE = "policy.change"
+ACTIONS = (
+    LOGIN,
+    LOGIN_FAILED,
+    TOKEN_ISSUED,
+    TOKEN_REFRESHED,
+    TOKEN_USED,
+    TOKEN_REVOKED,
+    TOOL_CALL,
+    RECONNECT,
+    DIRECTIVE_RUN,
+    POLICY_CHANGE,
+)
+SUCCESS, FAILURE, DENIED = AccessEvent.Outcome.values
+
+
+def client_ip(request: Any) -> str | None:
+    """The peer address of a Django request or an ASGI scope, if it has one."""
+    if request is None:
+        return None
+    if isinstance(request, Mapping):  # an ASGI scope
+        client = request.get("client")
+        return client[0] if client else None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(
+    actor: Any,
+    action: str,
+    target: str = "",
+    *,
+    outcome: str = SUCCESS,
+    details: dict[str, Any] | None = None,
+    request: Any = None,
+    actor_id: int | None = None,
+) -> AccessEvent:
+    """Record that `actor` (a user, a name, or None) did `action` to `target`.
+
+    `request` (a Django request or an ASGI scope) gives the client address; `actor_id`
+    names the user by id when only its name is at hand (code off the request path).
+    """
+    if outcome not in AccessEvent.Outcome.values:
+        raise ValueError(f"outcome: expected one of {', '.join(AccessEvent.Outcome.values)}, got {outcome!r}")
+    user = actor if actor is not None and not isinstance(actor, str) else None
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    name = actor if isinstance(actor, str) else (user.get_username() if user is not None else "")
+    return AccessEvent.objects.create(
+        actor_id=user.pk if user is not None else actor_id,
+        actor_name=name[:200],
+        action=action,
+        target=target[:500],
+        outcome=outcome,
+        details=details or {},
+        ip=client_ip(request),
+    )
+
+
+arecord = sync_to_async(record, thread_sensitive=False)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def record_soon(actor: Any, action: str, target: str = "", **kwargs: Any) -> None:
+    """`record()` from the event loop without waiting for it: for hot paths (/mcp calls).
+
+    A failure to write is logged, never raised into the caller.
+    """
+
+    async def write() -> None:
+        try:
+            await arecord(actor, action, target, **kwargs)
+        except Exception:
+            logger.exception("access audit: could not record %s %s", action, target)
+
+    task = asyncio.get_running_loop().create_task(write())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def settle() -> None:
+    """Wait for the records `record_soon` has started (shutdown, tests)."""
+    while _background:
+        await asyncio.gather(*list(_background), return_exceptions=True)

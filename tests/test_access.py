@@ -1,0 +1,425 @@
+"""Who may see and do what: authentication, roles and team visibility on every surface.
+
+Personas (tests/conftest.py): victor (viewer), olga (operator) and ada (admin) in team
+alpha; bob (viewer) in team beta; the superuser root. Rows of team alpha come from an
+alpha ingest key, rows of beta from a beta key, and one thread has no team at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.test import Client
+from rest_framework_simplejwt.tokens import AccessToken
+
+from audit.models import AccessEvent
+from mcps.models import IngestKey
+from missioncontrol import roles
+from missioncontrol.ingest.events import Source
+from missioncontrol.ingest.pipeline import ingest
+from missioncontrol.models import APIToken
+from tests.conftest import Socket, access_token, api_token, event, make_user, post_batch, signed_in, team
+from tests.mcp_servers import api
+from threads.models import Thread
+
+pytestmark = pytest.mark.django_db
+
+
+def push(team_slug: str | None, *events: dict[str, Any]) -> None:
+    """Store `events` as pushed by an ingest key of `team_slug`."""
+    team_id = team(team_slug).pk if team_slug else None
+    result = ingest(list(events), Source(mcp_id="srv-alpha", team_id=team_id))
+    assert result.count("rejected") == 0, result.as_dict()
+
+
+def a_thread(thread_id: str, word: str) -> list[dict[str, Any]]:
+    """A thread with a step, a message, a log and a permission check, all saying `word`."""
+    return [
+        event("thread.started", thread_id=thread_id, user_input=f"{word} input"),
+        event("thread.step", 1, thread_id=thread_id, description=f"{word} step"),
+        event("thread.message", 2, thread_id=thread_id, content=f"{word} message"),
+        event("log", 3, id=f"log-{thread_id}", thread_id=thread_id, message=f"{word} log"),
+        event("permission.check", 4, id=f"check-{thread_id}", thread_id=thread_id, resource=f"{word}/x"),
+    ]
+
+
+@pytest.fixture
+def two_teams() -> None:
+    """T-a of alpha, T-b of beta, T-none of no team; a threadless log of each team."""
+    push("alpha", *a_thread("T-a", "apple"), event("log", 5, id="free-a", message="apple alone"))
+    push("beta", *a_thread("T-b", "banana"), event("log", 5, id="free-b", message="banana alone"))
+    push(None, *a_thread("T-none", "nothing"))
+
+
+def ids(response: Any) -> set[str]:
+    assert response.status_code == 200, response.content
+    return {row["id"] for row in response.json()["results"]}
+
+
+# --- anonymous -------------------------------------------------------------------------
+
+ANONYMOUS_REFUSED = [
+    ("get", "/api/threads"),
+    ("get", "/api/threads/T-a"),
+    ("get", "/api/logs"),
+    ("get", "/api/logs/export"),
+    ("get", "/api/permissions/audit"),
+    ("get", "/api/mcps"),
+    ("post", "/api/mcps"),
+    ("post", "/api/mcps/srv-alpha/reconnect"),
+    ("post", "/api/mcps/srv-alpha/tools/t/call"),
+    ("get", "/api/search?q=apple"),
+    ("get", "/api/graph/entities"),
+    ("get", "/api/views"),
+    ("get", "/api/tokens"),
+    ("get", "/api/audit/access"),
+    ("get", "/api/schema/"),
+    ("post", "/graphql"),
+]
+
+
+@pytest.mark.parametrize(("method", "url"), ANONYMOUS_REFUSED)
+def test_anonymous_callers_get_401_with_a_json_reason(
+    anonymous_client: Client, method: str, url: str
+) -> None:
+    response = getattr(anonymous_client, method)(url)
+    assert response.status_code == 401, (url, response.status_code)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    if response["Content-Type"] == "application/json":  # the schema answers in its own type
+        assert response.json()["detail"]
+
+
+def test_anonymous_browsers_are_sent_to_the_login_page(anonymous_client: Client) -> None:
+    response = anonymous_client.get("/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/?next=/"
+    assert anonymous_client.get("/accounts/login/").status_code == 200
+
+
+def test_health_needs_no_one(anonymous_client: Client) -> None:
+    assert anonymous_client.get("/health").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_ingest_takes_its_key_and_nothing_else(ingest_key: str) -> None:
+    assert (await post_batch({"events": [event("log")]}, ingest_key)).status_code == 200
+    jwt = await sync_to_async(lambda: access_token(make_user("eve", "admin")))()
+    assert (await post_batch({"events": [event("log")]}, jwt)).status_code == 401
+
+
+# --- roles ------------------------------------------------------------------------------
+
+
+def test_the_roles_migration_made_the_groups_the_code_describes() -> None:
+    for role, permissions in roles.ROLES.items():
+        group = Group.objects.get(name=role)
+        held = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+        assert held == set(permissions), role
+
+
+@pytest.mark.parametrize(
+    ("persona", "read", "call", "reconnect", "register"),
+    [
+        ("viewer", 200, 403, 403, 403),
+        ("operator", 200, 404, 404, 403),  # 404: allowed, and the server is unknown
+        ("admin", 200, 404, 404, 400),  # 400: allowed, and the entry is empty
+    ],
+)
+def test_each_role_may_do_what_it_is_for(
+    request: pytest.FixtureRequest, persona: str, read: int, call: int, reconnect: int, register: int
+) -> None:
+    browser = signed_in(request.getfixturevalue(persona))
+    assert browser.get("/api/threads").status_code == read
+    assert browser.get("/api/mcps").status_code == read
+    assert browser.post("/api/mcps/nope/tools/t/call", {}, "application/json").status_code == call
+    assert browser.post("/api/mcps/nope/reconnect").status_code == reconnect
+    assert browser.post("/api/mcps", {}, "application/json").status_code == register
+
+
+def test_a_user_without_a_role_reads_nothing() -> None:
+    browser = signed_in(make_user("nobody", None, "alpha"))
+    assert browser.get("/api/threads").status_code == 403
+    assert browser.get("/api/logs/export").status_code == 403
+
+
+def test_only_admins_issue_tokens_and_read_the_access_audit(viewer: User, admin: User) -> None:
+    assert signed_in(viewer).get("/api/tokens").status_code == 403
+    assert signed_in(viewer).get("/api/audit/access").status_code == 403
+    assert signed_in(admin).get("/api/tokens").status_code == 200
+    assert signed_in(admin).get("/api/audit/access").status_code == 200
+
+
+def test_a_viewer_may_query_graphql_but_sees_no_other_teams_rows(two_teams: None, viewer: User) -> None:
+    body = {"query": '{ threads { results { id } } thread(id: "T-b") { id } logs { totalCount } }'}
+    response = signed_in(viewer).post("/graphql", body, "application/json")
+    data = response.json()["data"]
+    assert {t["id"] for t in data["threads"]["results"]} == {"T-a"}
+    assert data["thread"] is None
+    assert data["logs"]["totalCount"] == 2  # its thread's log and its team's own
+
+
+# --- teams ------------------------------------------------------------------------------
+
+
+def test_a_team_sees_its_own_rows_on_every_list(two_teams: None, viewer: User) -> None:
+    browser = signed_in(viewer)
+    assert ids(browser.get("/api/threads")) == {"T-a"}
+    assert ids(browser.get("/api/logs")) == {"log-T-a", "free-a"}
+    assert ids(browser.get("/api/permissions/audit")) == {"check-T-a"}
+
+
+def test_another_teams_thread_is_not_found(two_teams: None, viewer: User) -> None:
+    browser = signed_in(viewer)
+    for url in (
+        "/api/threads/T-b",
+        "/api/threads/T-b/timeline",
+        "/api/threads/T-b/transcript",
+        "/api/threads/T-b/children",
+        "/api/logs/log-T-b",
+        "/api/permissions/audit/T-b",
+    ):
+        assert browser.get(url).status_code == 404, url
+    assert browser.get("/api/threads/T-a").status_code == 200
+
+
+def test_rows_of_no_team_are_for_admins_only(two_teams: None, viewer: User, admin: User) -> None:
+    assert signed_in(viewer).get("/api/threads/T-none").status_code == 404
+    assert ids(signed_in(admin).get("/api/threads")) == {"T-a", "T-b", "T-none"}
+
+
+def test_search_finds_nothing_of_another_team(two_teams: None, viewer: User, outsider: User) -> None:
+    found = signed_in(viewer).get("/api/search?q=banana").json()
+    assert found["results"] == [] and not any(found["counts"].values())
+    theirs = signed_in(outsider).get("/api/search?q=banana").json()
+    assert {hit["kind"] for hit in theirs["results"]} == {"thread", "log", "message", "step", "permission"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_export_holds_only_the_teams_logs(two_teams_committed: None) -> None:
+    token = await sync_to_async(lambda: api_token(User.objects.get(username="victor")))()
+    response = await api("GET", "/api/logs/export?format=csv", token=token)
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert {row[0] for row in rows[1:]} == {"log-T-a"}
+
+
+def test_the_graph_shows_only_visible_threads(two_teams: None, viewer: User) -> None:
+    browser = signed_in(viewer)
+    entities = browser.get("/api/graph/entities?kind=thread").json()
+    assert {e["id"] for e in entities["results"]} == {"thread:T-a"}
+    assert browser.get("/api/graph/relationships?entity=thread:T-b").status_code == 404
+
+
+def test_a_threads_team_is_the_one_that_created_it(two_teams: None) -> None:
+    push("alpha", event("thread.started", 9, thread_id="T-b", user_input="claimed"))
+    assert Thread.objects.get(id="T-b").team.slug == "beta"
+
+
+# --- WebSocket --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_without_credentials_is_told_and_closed_with_4401() -> None:
+    for socket in (Socket(anonymous=True), Socket(token="not-a-token")):
+        connected, _ = await socket.comm.connect()
+        assert connected
+        refusal = await socket.recv()
+        assert refusal["type"] == "error" and refusal["payload"]["field"] == "token"
+        assert (await socket.comm.receive_output(timeout=3))["code"] == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_of_a_user_with_no_role_is_closed_with_4403() -> None:
+    nobody = await sync_to_async(make_user)("nobody", None)
+    socket = Socket(user=nobody)
+    await socket.comm.connect()
+    assert (await socket.recv())["type"] == "error"
+    assert (await socket.comm.receive_output(timeout=3))["code"] == 4403
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_team_cannot_subscribe_to_another_teams_thread(two_teams_committed: None) -> None:
+    viewer = await sync_to_async(User.objects.get)(username="victor")
+    async with Socket(user=viewer) as ws:
+        for channel in ("thread:T-b", "logs:T-b", "permission:T-b"):
+            await ws.send(type="subscribe", channel=channel, request_id="r")
+            refused = await ws.recv()
+            assert refused["type"] == "error" and refused["payload"]["reason"] == "no thread 'T-b'", refused
+        state = await ws.subscribe("thread:T-a")
+        assert state[0]["thread"]["id"] == "T-a"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_live_events_reach_only_the_teams_that_may_see_them(two_teams_committed: None) -> None:
+    viewer = await sync_to_async(User.objects.get)(username="victor")
+    alpha_key, beta_key = await sync_to_async(team_keys)()
+    async with Socket(user=viewer) as mine, Socket() as root:
+        assert [t["id"] for t in (await mine.subscribe("global"))[0]["threads"]] == ["T-a"]
+        await mine.subscribe("logs:*")
+        await root.subscribe("logs:*")
+        await send(beta_key, event("log", id="b-live", message="banana live"))
+        await send(alpha_key, event("log", id="a-live", message="apple live"))
+        assert [e["id"] for e in await root.events("logs:*")] == ["b-live"]
+        assert [e["id"] for e in await root.events("logs:*")] == ["a-live"]
+        assert [e["id"] for e in await mine.events("logs:*")] == ["a-live"]
+        await send(beta_key, event("thread.started", thread_id="T-b2"))
+        await send(alpha_key, event("thread.started", thread_id="T-a2"))
+        created = await mine.events("global")
+        assert [e["thread_id"] for e in created] == ["T-a2"]
+        assert await mine.nothing()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_viewer_may_not_send_commands_on_the_socket(two_teams_committed: None) -> None:
+    viewer = await sync_to_async(User.objects.get)(username="victor")
+    async with Socket(user=viewer) as ws:
+        for command in ("call_tool", "reconnect"):
+            await ws.send(type="command", channel="mcp:srv-alpha", payload={"command": command, "tool": "t"})
+            refused = await ws.recv()
+            assert refused["type"] == "error" and refused["payload"]["status"] == 403, refused
+    denied = await sync_to_async(list)(AccessEvent.objects.filter(actor_name="victor", outcome="denied"))
+    assert {e.action for e in denied} == {"tool.call", "server.reconnect"}
+
+
+@pytest.fixture
+def two_teams_committed(transactional_db: None, viewer: User) -> None:
+    """`two_teams`, committed for the ASGI application's own connection, and victor."""
+    push("alpha", *a_thread("T-a", "apple"))
+    push("beta", *a_thread("T-b", "banana"))
+
+
+async def send(key: str, *events: dict[str, Any]) -> None:
+    response = await post_batch({"events": [{"mcp_id": "srv-alpha", **e} for e in events]}, key)
+    assert response.status_code == 200 and response.json()["accepted"] == len(events), response.json()
+
+
+def team_keys() -> tuple[str, str]:
+    return (
+        IngestKey.objects.issue("alpha-key", team=team("alpha"))[1],
+        IngestKey.objects.issue("beta-key", team=team("beta"))[1],
+    )
+
+
+# --- JWT and API tokens -----------------------------------------------------------------
+
+
+def test_a_jwt_pair_is_obtained_refreshed_and_accepted(anonymous_client: Client, viewer: User) -> None:
+    pair = anonymous_client.post(
+        "/api/auth/token/", {"username": "victor", "password": "victor-pw-1234"}, "application/json"
+    ).json()
+    bearer = Client(headers={"Authorization": f"Bearer {pair['access']}"})
+    assert bearer.get("/api/threads").status_code == 200
+    assert bearer.get("/api/auth/me").json() == {
+        "username": "victor",
+        "role": "viewer",
+        "teams": ["alpha"],
+        "sees_all_teams": False,
+    }
+    fresh = anonymous_client.post(
+        "/api/auth/token/refresh/", {"refresh": pair["refresh"]}, "application/json"
+    )
+    assert (
+        Client(headers={"Authorization": f"Bearer {fresh.json()['access']}"}).get("/api/logs").status_code
+        == 200
+    )
+    actions = list(AccessEvent.objects.filter(actor=viewer).values_list("action", flat=True))
+    assert sorted(actions) == ["token.issued", "token.refreshed"]
+
+
+def test_a_wrong_password_gets_no_token_and_is_recorded(anonymous_client: Client, viewer: User) -> None:
+    response = anonymous_client.post(
+        "/api/auth/token/", {"username": "victor", "password": "guess"}, "application/json"
+    )
+    assert response.status_code == 401
+    failed = AccessEvent.objects.get(action="login.failed")
+    assert (failed.actor_name, failed.outcome) == ("victor", "failure")
+
+
+def test_an_expired_or_forged_jwt_is_refused(viewer: User) -> None:
+    expired = AccessToken.for_user(viewer)
+    expired.set_exp(lifetime=-timedelta(seconds=1))
+    forged = access_token(viewer)[:-4] + "AAAA"
+    for token in (str(expired), forged):
+        response = Client(headers={"Authorization": f"Bearer {token}"}).get("/api/threads")
+        assert response.status_code == 401
+
+
+def test_an_api_token_is_shown_once_works_until_revoked(admin: User, operator: User) -> None:
+    browser = signed_in(admin)
+    issued = browser.post("/api/tokens", {"name": "ci", "owner": "olga", "team": "alpha"}, "application/json")
+    assert issued.status_code == 201, issued.content
+    raw = issued.json()["token"]
+    assert (
+        raw.startswith("mct_") and browser.get(f"/api/tokens/{issued.json()['id']}").json()["token"] is None
+    )
+    agent = Client(headers={"Authorization": f"Bearer {raw}"})
+    assert agent.get("/api/threads").status_code == 200
+    assert agent.get("/api/auth/me").json()["username"] == "olga"
+    assert browser.post(f"/api/tokens/{issued.json()['id']}/revoke").status_code == 200
+    assert agent.get("/api/threads").status_code == 401
+
+
+def test_an_api_tokens_use_is_recorded_once_a_minute(viewer: User) -> None:
+    agent = Client(headers={"Authorization": f"Bearer {api_token(viewer, 'alpha')}"})
+    for _ in range(3):
+        assert agent.get("/api/threads").status_code == 200
+    used = AccessEvent.objects.filter(action="token.used")
+    assert used.count() == 1 and used.get().actor == viewer
+    assert APIToken.objects.get(owner=viewer).last_used_at is not None
+
+
+# --- the access audit -------------------------------------------------------------------
+
+
+def test_logins_and_failed_logins_are_recorded(anonymous_client: Client, viewer: User, admin: User) -> None:
+    anonymous_client.post("/accounts/login/", {"username": "victor", "password": "wrong"})
+    anonymous_client.post("/accounts/login/", {"username": "victor", "password": "victor-pw-1234"})
+    audit = signed_in(admin).get("/api/audit/access?actor=victor").json()["results"]
+    assert [(e["action"], e["outcome"]) for e in audit] == [("login", "success"), ("login.failed", "failure")]
+    assert audit[0]["ip"] == "127.0.0.1"
+    only_failures = signed_in(admin).get("/api/audit/access?action=login.failed").json()["results"]
+    assert [e["actor"] for e in only_failures] == ["victor"]
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def test_create_user_makes_a_user_with_a_role_and_teams(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAROL_PW", "a-long-enough-secret-42")
+    call_command(
+        "create_user", "carol", "--role", "operator", "--team", "gamma", "--password-from-env", "CAROL_PW"
+    )
+    carol = User.objects.get(username="carol")
+    assert roles.role_of(carol) == roles.Role.OPERATOR and carol.check_password("a-long-enough-secret-42")
+    assert [t.slug for t in carol.teams.all()] == ["gamma"]
+    call_command("create_user", "carol", "--role", "viewer")
+    assert roles.role_of(User.objects.get(username="carol")) == roles.Role.VIEWER
+
+
+def test_create_api_token_prints_the_token_alone_on_its_last_line(
+    viewer: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("create_api_token", "laptop", "--user", "victor")
+    raw = capsys.readouterr().out.strip().splitlines()[-1]
+    token = APIToken.objects.authenticate(raw)
+    assert token is not None and token.owner == viewer and token.team.slug == "alpha"
+
+
+def test_json_errors_say_why(anonymous_client: Client) -> None:
+    body = json.loads(anonymous_client.get("/api/threads").content)
+    assert body == {"detail": "Authentication credentials were not provided."}
+
+
+def test_the_schema_documents_how_to_sign_in(admin: User) -> None:
+    schema = signed_in(admin).get("/api/schema/?format=json").json()
+    assert {"apiToken", "jwtAuth", "cookieAuth", "ingestKey"} <= set(schema["components"]["securitySchemes"])
+    for path, method in (("/api/threads", "get"), ("/api/mcps/{mcp_id}/tools/{tool}/call", "post")):
+        operation = schema["paths"][path][method]
+        assert {"apiToken": []} in operation["security"] and {"401", "403"} <= set(operation["responses"])
+    assert "403" not in schema["paths"]["/api/ingest/events"]["post"]["responses"]
