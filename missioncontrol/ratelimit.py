@@ -237,6 +237,9 @@ class RateLimitMiddleware(MiddlewareMixin):
         if not request.path.startswith(API_PREFIXES) or _is_drf(view):
             return None
         user = await request.auser() if hasattr(request, "auser") else None
+        if user is not None and not hasattr(request, "_cached_user"):
+            # Django caches auser() and the lazy `request.user` apart: share the one read.
+            request._cached_user = user  # type: ignore[attr-defined]
         denied = await acheck_api(user, request.META.get("REMOTE_ADDR"))
         return None if denied is None else denied.response()
 

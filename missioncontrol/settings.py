@@ -198,6 +198,12 @@ DATABASES = _databases()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
+# Everything this installation keeps in Redis (channel layer groups and channels, the
+# gateway's request channel, cache keys, rate limits) is named under this prefix, so two
+# installations (or test runs) can share one Redis.
+CHANNEL_PREFIX = env_str("MC_CHANNEL_PREFIX", "mc") or "mc"
+
+
 def _channel_layers() -> dict[str, dict[str, object]]:
     if REDIS_URL is None:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -209,7 +215,7 @@ def _channel_layers() -> dict[str, dict[str, object]]:
     return {
         "default": {
             "BACKEND": "missioncontrol.layers.PubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("MC_CHANNEL_PREFIX", "mc") or "mc"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_PREFIX},
         }
     }
 
@@ -225,7 +231,7 @@ CACHES: dict[str, dict[str, object]] = {
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("MC_CHANNEL_PREFIX", "mc") or "mc",
+            "KEY_PREFIX": CHANNEL_PREFIX,
         }
         if REDIS_URL
         else {
@@ -504,7 +510,7 @@ WS_ALLOWED_ORIGINS = [
     for o in (env_str("MC_ALLOWED_ORIGINS") or ",".join(MC.security.allowed_origins)).split(",")
     if o.strip()
 ]
-RATE_LIMIT_KEY_PREFIX = f"{env_str('MC_CHANNEL_PREFIX', 'mc')}:ratelimit"
+RATE_LIMIT_KEY_PREFIX = f"{CHANNEL_PREFIX}:ratelimit"
 
 
 # Response headers and cookies, in every mode (these are Django's defaults, stated).

@@ -1,6 +1,6 @@
 """Web processes talk to the gateway over the channel layer.
 
-A request goes to the one channel `GATEWAY_CHANNEL`; on the caller's reply channel the
+A request goes to the one channel `gateway_channel()`; on the caller's reply channel the
 gateway may send progress and log frames, then one result or error. An operation not
 answered within `ACK_AFTER` is acknowledged first; no word at all within `ACK_SECONDS`
 means no gateway is running: `GatewayDown` (answered 503). Every answer is a plain
@@ -15,8 +15,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypedDict
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
-GATEWAY_CHANNEL = "mc.gateway"
+
+def gateway_channel() -> str:
+    """The channel the gateway process receives requests on, under this installation's prefix."""
+    return f"{settings.CHANNEL_PREFIX}.gateway"
+
+
 ACK_SECONDS = 3.0  # no word from the gateway within this: it is not running
 ACK_AFTER = 0.5  # the gateway acknowledges an operation not answered within this
 
@@ -73,7 +79,7 @@ async def request(
         raise GatewayDown()
     reply_to = await layer.new_channel("mc.gateway.reply.")
     try:
-        await layer.send(GATEWAY_CHANNEL, _request(op, args, reply_to))
+        await layer.send(gateway_channel(), _request(op, args, reply_to))
         try:
             async with asyncio.timeout(ACK_SECONDS):
                 first = await layer.receive(reply_to)
@@ -108,7 +114,7 @@ async def notify(op: Op, args: dict[str, Any]) -> None:
     """
     layer = get_channel_layer()
     if layer is not None:
-        await layer.send(GATEWAY_CHANNEL, _request(op, args, None))
+        await layer.send(gateway_channel(), _request(op, args, None))
 
 
 def _request(op: Op, args: dict[str, Any], reply_to: str | None) -> dict[str, Any]:

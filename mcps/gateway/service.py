@@ -278,7 +278,7 @@ class Gateway:
         layer = get_channel_layer()
         assert layer is not None
         while True:
-            message = await layer.receive(rpc.GATEWAY_CHANNEL)
+            message = await layer.receive(rpc.gateway_channel())
             task = asyncio.get_running_loop().create_task(self._serve(message))
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
