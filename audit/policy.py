@@ -4,8 +4,8 @@ Every call routed through the gateway (`/mcp`, `manage.py mcp_proxy`,
 `POST /api/mcps/{id}/tools/{tool}/call`) is decided here before it is forwarded:
 
 - the **subject** is the call's principal: API token id, username, team slugs (all
-  optional; the anonymous subject has none). The authentication layer sets it on the
-  ASGI scope (`mc.subject`) or in `current_subject`; callers may pass one explicitly.
+  optional; the anonymous subject has none), from the authenticated caller
+  (`missioncontrol.authentication.Principal.subject()`).
 - the **action** comes from the tool's MCP annotations in the gateway's catalog:
   `readOnlyHint: true` is read, `destructiveHint: true` is write, anything else is
   execute. Annotations are hints the server gives about itself; a rule on `any` action
@@ -30,7 +30,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -44,7 +43,6 @@ from django.dispatch import receiver
 
 from audit.models import PermissionEvent, PolicyRule
 
-SCOPE_KEY = "mc.subject"
 STAMP_KEY = "mc:policy:version"
 REFRESH_SECONDS = 1.0
 READ, WRITE, EXECUTE = "read", "write", "execute"
@@ -95,17 +93,6 @@ class Subject:
 
 
 ANONYMOUS = Subject()
-# Set by the authentication layer for the request being served; anonymous otherwise.
-current_subject: ContextVar[Subject] = ContextVar("mc_subject", default=ANONYMOUS)
-
-
-def subject_of_scope(scope: Any) -> Subject:
-    """The subject the authentication layer put on an ASGI scope, else the context's."""
-    if isinstance(scope, dict):
-        found = scope.get(SCOPE_KEY)
-        if isinstance(found, Subject):
-            return found
-    return current_subject.get()
 
 
 def action_of(annotations: Any) -> str:

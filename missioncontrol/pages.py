@@ -58,7 +58,7 @@ def visible(request: HttpRequest, queryset: QuerySet[M]) -> QuerySet[M]:
 
 def theme_of(request: HttpRequest) -> str:
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    if user is None or not user.is_authenticated or user.pk is None:
         return UserPreference.Theme.SYSTEM
     preference = UserPreference.objects.filter(user=user).only("theme").first()
     return preference.theme if preference else UserPreference.Theme.SYSTEM

@@ -38,7 +38,9 @@ def test_the_beat_tick_runs_monitor_thread_health_which_flags_the_stalled_thread
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = timezone.now().replace(second=0, microsecond=0)
-    idle, busy = now - timedelta(minutes=30), now - timedelta(seconds=20)
+    # The next */5 minute mark: the tick runs a few seconds after it.
+    mark = now + timedelta(minutes=(5 - now.minute % 5) % 5 or 5)
+    idle, busy = mark - timedelta(minutes=30), mark - timedelta(seconds=20)
     store(
         event("thread.started", thread_id="T-idle", timestamp=idle.isoformat()),
         event("thread.step", thread_id="T-idle", sequence=1, timestamp=idle.isoformat()),
@@ -50,8 +52,6 @@ def test_the_beat_tick_runs_monitor_thread_health_which_flags_the_stalled_thread
     monitor = Automation.objects.filter(name="system:monitor_thread_health")
     Automation.objects.exclude(pk__in=monitor).update(enabled=False)
     monitor.update(created_at=now - timedelta(minutes=6))
-    # The next */5 minute mark, then one tick a few seconds after it.
-    mark = now + timedelta(minutes=(5 - now.minute % 5) % 5 or 5)
     monkeypatch.setattr(timezone, "now", lambda: mark + timedelta(seconds=3))
 
     fired = tasks.tick.apply().get()

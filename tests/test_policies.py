@@ -27,7 +27,6 @@ from audit.policy import (
     action_of,
     decide,
     policies,
-    subject_of_scope,
 )
 from mcps.endpoint.gate import PARENT_META_KEY, THREAD_META_KEY
 from mcps.endpoint.http import mcp_endpoint
@@ -122,9 +121,7 @@ def test_the_action_comes_from_the_tools_annotations() -> None:
     assert action_of(None) == "execute"
 
 
-def test_the_subject_comes_from_the_asgi_scope_or_is_anonymous() -> None:
-    assert subject_of_scope({"type": "http", "mc.subject": ALICE}) == ALICE
-    assert subject_of_scope({"type": "http"}) == ANONYMOUS
+def test_a_subject_is_labelled_by_user_then_token_or_is_anonymous() -> None:
     assert ANONYMOUS.label == "anonymous" and Subject(token="9").label == "token:9"
     assert Subject.of_thread({"subject": ALICE.as_dict()}) == ALICE
     assert Subject.of_thread({"principal": "carol"}) == Subject(user="carol")
@@ -383,7 +380,8 @@ async def test_a_denied_rest_call_is_a_403_and_is_recorded(gateway: Gateway) -> 
     assert allowed.status_code == 200 and allowed.json()["thread_id"].startswith("mcp-")
     await mcp_endpoint.batcher.flush()
     check = await PermissionEvent.objects.aget(thread_id=body["thread_id"])
-    assert (check.granted, check.action, check.user_id) == (False, "read", "anonymous")
+    # Checked as the signed-in user (the superuser the test client signs in as).
+    assert (check.granted, check.action, check.user_id) == (False, "read", "root")
     assert await Thread.objects.filter(id=body["thread_id"], status="error").aexists()
 
 

@@ -6,13 +6,13 @@ import dataclasses
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from asgiref.sync import sync_to_async
 from django.test import Client
 
 from missioncontrol.config import Rate, RateLimitsConfig, parse_config
 from missioncontrol.consumers import CLOSE_FLOOD, CLOSE_TOO_MANY_CONNECTIONS
 from missioncontrol.ratelimit import MemoryLimiter, RedisLimiter, RedisSockets, limiter
-from tests.conftest import Socket, event, post_batch
+from tests.conftest import Socket, event, make_user, post_batch, signed_in
 
 
 def limits(settings: Any, **changes: Any) -> None:
@@ -64,16 +64,12 @@ async def test_an_ingest_key_past_its_rate_gets_429_and_another_key_does_not(
 
 @pytest.fixture
 def alice(db: None) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_user("alice", password="x"))
-    return client
+    return signed_in(make_user("alice", "viewer", "alpha"))
 
 
 @pytest.fixture
 def bob(db: None) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_user("bob", password="x"))
-    return client
+    return signed_in(make_user("bob", "viewer", "alpha"))
 
 
 @pytest.mark.django_db
@@ -86,7 +82,7 @@ def test_rest_requests_past_the_users_rate_get_429_and_other_users_do_not(
         assert alice.get(path).status_code == 200
     assert_limited(alice.get(path), "rate_limits.api")
     assert bob.get(path).status_code == 200
-    assert Client().get(path, REMOTE_ADDR="10.0.0.9").status_code == 200  # anonymous, its own address
+    assert Client().get(path, REMOTE_ADDR="10.0.0.9").status_code == 401  # anonymous: refused anyway
 
 
 @pytest.mark.django_db
@@ -105,10 +101,16 @@ def test_graphql_requests_past_the_users_rate_get_429(settings: Any, alice: Clie
 
 @pytest.mark.django_db
 def test_anonymous_clients_are_limited_per_address(settings: Any) -> None:
+    # Refused (401) until the limit, then told to slow down: a flood of guesses is limited.
     limits(settings, api=Rate(2, 60))
     client = Client()
-    assert [client.get("/api/threads").status_code for _ in range(3)] == [200, 200, 429]
-    assert client.get("/api/threads", REMOTE_ADDR="10.0.0.7").status_code == 200
+
+    def ask(**extra: Any) -> int:
+        body = {"query": "{ threads { totalCount } }"}
+        return client.post("/graphql", body, content_type="application/json", **extra).status_code
+
+    assert [ask() for _ in range(3)] == [401, 401, 429]
+    assert ask(REMOTE_ADDR="10.0.0.7") == 401
     assert client.get("/health").status_code == 200  # not an API request
 
 
@@ -138,12 +140,14 @@ async def test_a_websocket_flood_gets_an_error_frame_then_the_socket_is_closed(s
 @pytest.mark.django_db(transaction=True)
 async def test_a_user_past_the_connection_cap_is_refused_and_others_are_not(settings: Any) -> None:
     limits(settings, websocket_connections=2)
-    here = ("10.0.0.1", 50000)
-    async with Socket(client=here) as first, Socket(client=here) as second:
+    carol = await sync_to_async(make_user)("carol", "viewer", "alpha")
+    dave = await sync_to_async(make_user)("dave", "viewer", "alpha")
+    here = ("10.0.0.1", 50000)  # the same address: it is the user that counts
+    async with Socket(client=here, user=carol) as first, Socket(client=here, user=carol) as second:
         for ws in (first, second):  # an answer: its connect() has finished, its place is taken
             await ws.send(type="ping")
             assert (await ws.recv())["payload"] == {"pong": True}
-        third = Socket(client=here)
+        third = Socket(client=here, user=carol)
         connected, _ = await third.comm.connect()
         assert connected  # accepted only to say why, then closed
         error = await third.recv()
@@ -151,10 +155,10 @@ async def test_a_user_past_the_connection_cap_is_refused_and_others_are_not(sett
         assert error["payload"]["field"] == "rate_limits.websocket_connections"
         closed = await third.comm.receive_output(timeout=3)
         assert closed == {"type": "websocket.close", "code": CLOSE_TOO_MANY_CONNECTIONS}
-        async with Socket(client=("10.0.0.2", 50000)) as elsewhere:
+        async with Socket(client=here, user=dave) as elsewhere:
             await elsewhere.send(type="ping")
             assert (await elsewhere.recv())["payload"] == {"pong": True}
-    async with Socket(client=here) as again:  # a closed socket frees its place
+    async with Socket(client=here, user=carol) as again:  # a closed socket frees its place
         await again.send(type="ping")
         assert (await again.recv())["payload"] == {"pong": True}
 

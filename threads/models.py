@@ -120,7 +120,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         Status is not among the updated fields: a thread whose end arrived first keeps
         its final status. Nor is team: a thread stays with the team that created it.
         """
-        fields = ("id", "parent", "mcp", "status", "user_input", "execution_context", "started_at")
+        fields = ("id", "parent", "mcp", "team", "status", "user_input", "execution_context", "started_at")
         upsert(
             Thread,
             fields,
