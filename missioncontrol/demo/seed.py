@@ -36,13 +36,34 @@ class Seeded:
     thread_id: str | None = None
 
 
-def demo_credential() -> dict[str, str]:
-    """The HTTP headers the demo agent sends to /mcp.
+DEMO_USER = "demo-agent"
+DEMO_TEAM = "demo"
+DEMO_TOKEN = "demo agent"
 
-    The one place to change when /mcp requires authentication: return
-    {"Authorization": f"Bearer {token}"} for an API token made here.
+
+def demo_credential() -> dict[str, str]:
+    """The HTTP headers the demo agent sends to /mcp: a fresh API token of its operator.
+
+    The demo agent is a user of the operator role in team `demo` (made here once); raw
+    tokens are never stored, so each run of the agent gets a new one and the previous
+    ones are revoked.
     """
-    return {}
+    from django.contrib.auth.models import Group, User
+
+    from missioncontrol.models import APIToken, Team
+    from missioncontrol.roles import Role
+
+    user, created = User.objects.get_or_create(username=DEMO_USER)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    user.groups.add(Group.objects.get(name=Role.OPERATOR))
+    team, _ = Team.objects.get_or_create(slug=DEMO_TEAM, defaults={"name": "Demo"})
+    team.members.add(user)
+    for old in APIToken.objects.active().filter(owner=user, name=DEMO_TOKEN):
+        old.revoke()
+    _token, raw = APIToken.objects.issue(DEMO_TOKEN, user, team)
+    return {"Authorization": f"Bearer {raw}"}
 
 
 def is_seeded() -> bool:

@@ -43,6 +43,7 @@ class Command(BaseCommand):
         url = options["url"] or f"http://{settings.SERVER_HOST}:{settings.SERVER_PORT}"
         interval = options["interval"] if options["interval"] is not None else settings.DEMO_INTERVAL
         raw_key = rotate_demo_key()
+        headers = demo_credential()  # read here: the loop below has no database access
         close_old_connections()
         self._wait_healthy(url)
         mc = MissionControl(url, raw_key, mcp_id=AGENT_ID)
@@ -50,7 +51,7 @@ class Command(BaseCommand):
         agent_logger.addHandler(MissionControlHandler(mc, service=AGENT_ID))
         agent_logger.setLevel(logging.INFO)
         try:
-            asyncio.run(self._run(url, mc, interval, options["rounds"]))
+            asyncio.run(self._run(url, mc, interval, options["rounds"], headers))
         finally:
             mc.close(timeout=15)
 
@@ -66,7 +67,7 @@ class Command(BaseCommand):
             time.sleep(0.5)
         raise CommandError(f"no healthy Mission Control at {url}")
 
-    async def _run(self, url: str, mc: Any, interval: float, rounds: int) -> None:
+    async def _run(self, url: str, mc: Any, interval: float, rounds: int, headers: dict[str, str]) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -74,7 +75,7 @@ class Command(BaseCommand):
         number = 0
         while not stop.is_set() and (rounds == 0 or number < rounds):
             try:
-                async with tools_via_endpoint(url, demo_credential()) as tools:
+                async with tools_via_endpoint(url, headers) as tools:
                     while not stop.is_set() and (rounds == 0 or number < rounds):
                         await run_round(tools, mc, number)
                         number += 1
