@@ -35,6 +35,7 @@ from django.conf import settings
 from audit import access
 from audit.models import PermissionEvent
 from logs.events import LogFilter, recent
+from mcps.endpoint.gate import open_call
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
 from missioncontrol import live, ratelimit, roles
@@ -458,15 +459,38 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 text_data=frame("event", channel, {"type": "tool.progress", **update}, request_id)
             )
 
+        call = None
+        if command == "call_tool" and isinstance(args["tool"], str) and isinstance(args["arguments"], dict):
+            # Decided by the policies and recorded as a thread, like every routed call.
+            from mcps.endpoint.http import mcp_endpoint
+
+            call = await open_call(
+                mcp_endpoint.recorder, self.user, mcp_id, args["tool"], args["arguments"], via="WebSocket"
+            )
+            if not call.decision.granted:
+                call.record(error=call.decision.denial_text())
+                denied = {"reason": call.decision.denial_text(), "status": 403, "field": "policy"}
+                await self.send(
+                    text_data=frame(
+                        "error", channel, {**denied, "thread_id": call.session.thread_id}, request_id
+                    )
+                )
+                await self._audit(command, mcp_id, payload, access.DENIED)
+                return
         try:
             result = await gateway_rpc.request(command, args, timeout=timeout, on_progress=progress)
         except gateway_rpc.GatewayError as exc:
+            if call is not None:
+                call.record(error=exc.reason)
             payload_out: dict[str, Any] = {"reason": exc.reason, "status": exc.status}
             if exc.field:
                 payload_out["field"] = exc.field
             await self.send(text_data=frame("error", channel, payload_out, request_id))
             await self._audit(command, mcp_id, payload, access.FAILURE)
             return
+        if call is not None:
+            call.record(result=result.get("result"))
+            result = {**result, "thread_id": call.session.thread_id}
         await self.send(text_data=frame("response", channel, result, request_id))
         await self._audit(command, mcp_id, payload, access.SUCCESS)
 

@@ -198,6 +198,37 @@ async def test_websocket_commands_call_list_and_stream_progress(gateway: Gateway
         assert error["type"] == "error" and error["payload"]["status"] == 404
 
 
+async def test_a_websocket_tool_call_passes_the_policies_and_is_recorded_like_a_routed_one(
+    gateway: Gateway,
+) -> None:
+    from audit.models import PermissionEvent, PolicyRule
+    from mcps.endpoint.http import mcp_endpoint
+    from tests.conftest import Socket
+
+    await PolicyRule.objects.acreate(server="time", tool="*", effect="deny", description="no time here")
+    async with Socket() as ws:
+        call = {"command": "call_tool", "tool": "get_current_time", "arguments": {"timezone": "UTC"}}
+        await ws.send(type="command", channel="mcp:time", payload=call, request_id="t")
+        denied = await ws.recv(timeout=10)
+        assert denied["type"] == "error" and denied["payload"]["status"] == 403, denied
+        assert "no time here" in denied["payload"]["reason"]
+        echo = {"command": "call_tool", "tool": "echo", "arguments": {"message": "fine"}}
+        await ws.send(type="command", channel="mcp:everything", payload=echo, request_id="e")
+        answered = await ws.recv(timeout=10)
+        assert (
+            answered["type"] == "response" and "fine" in answered["payload"]["result"]["content"][0]["text"]
+        )
+    await mcp_endpoint.batcher.flush()
+    checks = {
+        p.resource: (p.granted, p.thread_id)
+        async for p in PermissionEvent.objects.filter(
+            resource__in=["time/get_current_time", "everything/echo"]
+        )
+    }
+    assert checks["time/get_current_time"] == (False, denied["payload"]["thread_id"])
+    assert checks["everything/echo"] == (True, answered["payload"]["thread_id"])
+
+
 async def test_streamable_http_server(tmp_path: Path) -> None:
     port = free_port()
     proc = await everything_over_http(port)

@@ -7,13 +7,10 @@ call holds no thread.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -33,14 +30,13 @@ from mcps.api.serializers import (
     ServerRegistrationSerializer,
     ToolSerializer,
 )
-from mcps.endpoint.gate import POLICY_META_KEY, authorize, denial_meta
+from mcps.endpoint.gate import POLICY_META_KEY, denial_meta, open_call
 from mcps.endpoint.http import mcp_endpoint
-from mcps.endpoint.recorder import Call
 from mcps.gateway import rpc
-from mcps.models import MCPServer, Tool
+from mcps.models import MCPServer
 from mcps.registration import register
 from missioncontrol import roles
-from missioncontrol.authentication import api_access, principal_of
+from missioncontrol.authentication import api_access
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
 from missioncontrol.openapi import NOT_FOUND, error
 
@@ -185,32 +181,10 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
     if not await _exists(mcp_id):
         return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
 
-    recorder = mcp_endpoint.recorder
-    key = ("rest", uuid.uuid4().hex)
-    principal = await sync_to_async(principal_of)(request.user)
-    session = recorder.session(
-        key,
-        via="REST",
-        principal=principal.name,
-        client={"name": "REST API"},
-        subject=principal.subject(),
-        parent_id=parent,
-        team_id=principal.team_id,
-        user_id=principal.user_id,
+    call = await open_call(
+        mcp_endpoint.recorder, request.user, mcp_id, tool, arguments, via="REST", parent=parent
     )
-    tools = Tool.objects.filter(server_id=mcp_id, name=tool)
-    annotations = await tools.values_list("annotations", flat=True).afirst()
-    started_at, clock = datetime.now(UTC), time.perf_counter()
-    decision = await authorize(recorder, session, mcp_id, tool, annotations)
-
-    def record(result: dict[str, Any] | None = None, error: str = "") -> None:
-        elapsed = (time.perf_counter() - clock) * 1000
-        recorder.record(
-            session,
-            Call(mcp_id, tool, arguments, started_at, elapsed, result=result, error=error, decision=decision),
-        )
-        recorder.end(key, "error" if error or not decision.granted else "complete")
-
+    decision, session, record = call.decision, call.session, call.record
     if not decision.granted:
         record(error=decision.denial_text())
         await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 403, {"mcp_id": mcp_id, "tool": tool})

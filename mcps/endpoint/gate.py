@@ -1,17 +1,22 @@
 """The policy check every routed call passes before it is forwarded (audit/policy.py).
 
-Shared by the aggregated server (`/mcp`, `mcp_proxy`) and the REST tool call, so the
-three paths cannot disagree. The session's ancestors are resolved once, on its first
-call, and kept on the session: a later call costs the rule evaluation alone.
+Shared by the aggregated server (`/mcp`, `mcp_proxy`), the REST tool call and the
+WebSocket's call_tool command (`open_call`), so the paths cannot disagree. The session's
+ancestors are resolved once, on its first call, and kept on the session: a later call
+costs the rule evaluation alone.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from audit.inheritance import ancestors
 from audit.policy import Decision, Link, action_of, decide, policies
-from mcps.endpoint.recorder import CallRecorder, Session
+from mcps.endpoint.recorder import Call, CallRecorder, Session
 
 PARENT_META_KEY = "mc/parent_thread_id"
 THREAD_META_KEY = "mc/thread_id"
@@ -49,3 +54,65 @@ def denial_meta(decision: Decision, thread_id: str) -> dict[str, Any]:
             "action": decision.action,
         },
     }
+
+
+@dataclass
+class DirectCall:
+    """A call made from Mission Control's own surfaces (REST, the WebSocket), decided and
+    recorded like a routed one: a thread of its own (a child of `parent` if given), the
+    policy's verdict as its permission check."""
+
+    recorder: CallRecorder
+    key: tuple[str, ...]
+    session: Session
+    mcp_id: str
+    tool: str
+    arguments: dict[str, Any]
+    decision: Decision
+    started_at: datetime
+    clock: float
+
+    def record(self, result: dict[str, Any] | None = None, error: str = "") -> None:
+        """Record the call as it ended (a denied call: with the denial) and end its thread."""
+        elapsed = (time.perf_counter() - self.clock) * 1000
+        call = Call(
+            self.mcp_id, self.tool, self.arguments, self.started_at, elapsed, result, error, self.decision
+        )
+        self.recorder.record(self.session, call)
+        self.recorder.end(self.key, "error" if error or not self.decision.granted else "complete")
+
+
+async def open_call(
+    recorder: CallRecorder,
+    user: Any,
+    mcp_id: str,
+    tool: str,
+    arguments: dict[str, Any],
+    *,
+    via: str,
+    parent: str | None = None,
+) -> DirectCall:
+    """Decide `user`'s call of `tool` on `mcp_id`; the caller forwards it only if granted,
+    then calls `record()` with its outcome (a denied call: `record(error=denial_text())`)."""
+    from asgiref.sync import sync_to_async
+
+    from mcps.models import Tool
+    from missioncontrol.authentication import principal_of
+
+    principal = await sync_to_async(principal_of)(user)
+    key = (via.lower(), uuid.uuid4().hex)
+    session = recorder.session(
+        key,
+        via=via,
+        principal=principal.name,
+        client={"name": f"{via} API"},
+        subject=principal.subject(),
+        parent_id=parent,
+        team_id=principal.team_id,
+        user_id=principal.user_id,
+    )
+    tools = Tool.objects.filter(server_id=mcp_id, name=tool)
+    annotations = await tools.values_list("annotations", flat=True).afirst()
+    started_at, clock = datetime.now(UTC), time.perf_counter()
+    decision = await authorize(recorder, session, mcp_id, tool, annotations)
+    return DirectCall(recorder, key, session, mcp_id, tool, arguments, decision, started_at, clock)
