@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.processes import daphne, free_port
-from tests.test_mcp_http import _env, _wait_connected
+from tests.test_mcp_http import _auth, _env, _wait_connected
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,8 +27,13 @@ pytestmark = [
 ]
 
 
-async def _ask(url: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    async with Client(streamable_http_client(f"{url}/mcp")) as client:  # type: ignore[arg-type]
+def _mcp(url: str, token: str) -> Client:
+    http = httpx.AsyncClient(headers=_auth(token), timeout=30)
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http))  # type: ignore[arg-type]
+
+
+async def _ask(url: str, token: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async with _mcp(url, token) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert {"time__get_current_time", "missioncontrol__get_thread", "missioncontrol__search_logs"} <= set(
             tools
@@ -42,13 +47,16 @@ async def _ask(url: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]
         ).structured_content
     assert servers is not None and directives is not None
     for _ in range(100):  # the calls are stored a moment after their answers
-        threads = httpx.get(f"{url}/api/threads", params={"mcp": "mission-control"}, timeout=10).json()
+        threads = httpx.get(
+            f"{url}/api/threads", params={"mcp": "mission-control"}, headers=_auth(token), timeout=10
+        ).json()
         if threads["results"]:
-            state = httpx.get(f"{url}/api/threads/{threads['results'][0]['id']}", timeout=10).json()
+            thread_url = f"{url}/api/threads/{threads['results'][0]['id']}"
+            state = httpx.get(thread_url, headers=_auth(token), timeout=10).json()
             if len(state["timeline"]) == 6:
                 break
         await asyncio.sleep(0.1)
-    async with Client(streamable_http_client(f"{url}/mcp")) as client:  # type: ignore[arg-type]
+    async with _mcp(url, token) as client:
         found = await client.call_tool(
             "missioncontrol__get_thread", {"thread_id": threads["results"][0]["id"]}
         )
@@ -57,13 +65,13 @@ async def _ask(url: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]
 
 
 def test_an_agent_asks_mission_control_about_itself_over_http(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env, token = _env(tmp_path)
     port = free_port()
     server = daphne(port, env, tmp_path / "daphne.log")
     try:
         server.wait_healthy()
-        _wait_connected(server.url, "time", "everything")
-        servers, directives, thread = asyncio.run(_ask(server.url))
+        _wait_connected(server.url, token, "time", "everything")
+        servers, directives, thread = asyncio.run(_ask(server.url, token))
     finally:
         server.stop()
     by_id = {s["id"]: s for s in servers["servers"]}

@@ -1,7 +1,9 @@
 """REST for authentication: JWT obtain and refresh, API tokens (admins), and who am I.
 
 `POST /api/auth/token/` {username, password} -> {access, refresh};
-`POST /api/auth/token/refresh/` {refresh} -> {access}. A failed obtain is recorded as a
+`POST /api/auth/token/refresh/` {refresh} -> {access}; `POST /api/auth/session-token/`
+-> {access} for a signed-in browser (the pages' terminal talks to /mcp, which takes
+bearer tokens only). A failed obtain is recorded as a
 failed login (Django's `user_login_failed`, audit/signals.py); an issue or refresh as
 an access event.
 """
@@ -14,12 +16,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from audit import access
@@ -54,6 +57,27 @@ class TokenRefresh(TokenRefreshView):
         user = get_user_model().objects.filter(pk=user_id).first()
         access.record(user, access.TOKEN_REFRESHED, "jwt", request=request._request)
         return Response(serializer.validated_data, status=status.HTTP_200_OK)
+
+
+class SessionTokenSerializer(serializers.Serializer[Any]):
+    access = serializers.CharField(help_text="A JWT access token (short-lived) for `Authorization: Bearer`.")
+
+
+class SessionToken(APIView):
+    """A short-lived JWT access token for the signed-in browser session.
+
+    Session authentication only, so the CSRF check applies: another site cannot mint
+    one with the user's cookie. The pages use it to speak to /mcp, which has no sessions.
+    """
+
+    authentication_classes = (SessionAuthentication,)
+    read_permission = write_permission = None  # any signed-in user; its role applies on use
+
+    @extend_schema(request=None, responses={200: SessionTokenSerializer, 403: FORBIDDEN})
+    def post(self, request: Request) -> Response:
+        token = AccessToken.for_user(request.user)
+        access.record(request.user, access.TOKEN_ISSUED, "jwt (session)", request=request._request)
+        return Response({"access": str(token)})
 
 
 class MeSerializer(serializers.Serializer[Any]):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("auth/token/", auth.TokenObtain.as_view(), name="token-obtain"),
     path("auth/token/refresh/", auth.TokenRefresh.as_view(), name="token-refresh"),
     path("auth/me", auth.Me.as_view(), name="auth-me"),
+    path("auth/session-token/", auth.SessionToken.as_view(), name="session-token"),
     path("tokens", tokens.as_view({"get": "list", "post": "create"}), name="token-list"),
     path("tokens/<int:pk>", tokens.as_view({"get": "retrieve", "delete": "destroy"}), name="token-detail"),
     path("tokens/<int:pk>/revoke", tokens.as_view({"post": "revoke"}), name="token-revoke"),

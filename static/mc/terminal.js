@@ -174,10 +174,21 @@
   const example = tools[0] ? { name: serverId + "__" + tools[0].name, arguments: {} } : null;
   rpcBody.value = JSON.stringify({ jsonrpc: "2.0", id: 1, method: example ? "tools/call" : "tools/list", params: example || {} }, null, 2);
 
-  async function rpcPost(message) {
-    const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "X-CSRFToken": MC.ui.csrf };
+  // /mcp takes bearer tokens only: a short-lived one for this browser session, renewed when refused.
+  let bearer = null;
+  async function token(renew) {
+    if (bearer && !renew) return bearer;
+    const response = await fetch("/api/auth/session-token/", { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": MC.ui.csrf, Accept: "application/json" } });
+    if (!response.ok) throw new Error("could not get a token for /mcp (HTTP " + response.status + ")");
+    bearer = (await response.json()).access;
+    return bearer;
+  }
+
+  async function rpcPost(message, renewed) {
+    const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream", Authorization: "Bearer " + (await token(false)) };
     if (session) { headers["Mcp-Session-Id"] = session.id; headers["MCP-Protocol-Version"] = session.version; }
     const response = await fetch("/mcp", { method: "POST", credentials: "same-origin", headers: headers, body: JSON.stringify(message) });
+    if (response.status === 401 && !renewed) { await token(true); return rpcPost(message, true); }
     const type = response.headers.get("content-type") || "";
     const text = await response.text();
     const replies = type.includes("text/event-stream")
