@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import event
-from tests.processes import ROOT, clean_env, create_key, daphne, free_port, post_events
+from tests.processes import ROOT, clean_env, create_key, create_token, daphne, free_port, post_events
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,7 +73,7 @@ class Proxy:
 class Page:
     """static/mc/live.js running in Node; its output lines, as parsed JSON, in a queue."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, token: str) -> None:
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.proc = subprocess.Popen(
             [
@@ -83,6 +83,7 @@ class Page:
                 str(ROOT / "tests" / "live_js_harness.mjs"),
                 str(ROOT / "static" / "mc" / "live.js"),
                 f"127.0.0.1:{port}",
+                token,
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -116,6 +117,7 @@ def test_the_page_resumes_after_a_dropped_connection_and_resyncs_after_a_restart
         [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=120
     )
     key = create_key(env, "page", "srv-page")
+    token = create_token(env)
     port = free_port()
     server = daphne(port, env, tmp_path / "daphne.log")
     proxy = Proxy(port)
@@ -123,7 +125,7 @@ def test_the_page_resumes_after_a_dropped_connection_and_resyncs_after_a_restart
     try:
         server.wait_healthy()
         proxy.open()
-        page = Page(proxy.port)
+        page = Page(proxy.port, token)
         page.until("state", "live")
         snapshot = page.until("ids")
         assert snapshot["ids"] == [] and snapshot["seq"] is not None
