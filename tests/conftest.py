@@ -106,6 +106,15 @@ def _eager_celery(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_policy_rules() -> None:
+    """Each test starts from the rules in its database: a flushed database (a
+    transactional test) sends no signal, so the per-process rule cache is told here."""
+    from audit.policy import policies
+
+    policies.invalidate()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     """Users are made in many tests; the production hasher's cost is not under test."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -25,7 +25,7 @@ from mcps.models import IngestKey
 from missioncontrol import roles
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
-from missioncontrol.models import APIToken
+from missioncontrol.models import APIToken, Team
 from tests.conftest import Socket, access_token, api_token, event, make_user, post_batch, signed_in, team
 from tests.mcp_servers import api
 from threads.models import Thread
@@ -423,3 +423,13 @@ def test_the_schema_documents_how_to_sign_in(admin: User) -> None:
         operation = schema["paths"][path][method]
         assert {"apiToken": []} in operation["security"] and {"401", "403"} <= set(operation["responses"])
     assert "403" not in schema["paths"]["/api/ingest/events"]["post"]["responses"]
+
+
+@pytest.mark.django_db
+def test_events_of_a_team_deleted_on_their_way_are_stored_without_a_team() -> None:
+    gone = Team.objects.create(name="Gone", slug="gone")
+    team_id = gone.pk
+    gone.delete()
+    result = ingest([event("thread.started", thread_id="T-late")], Source(mcp_id="srv-x", team_id=team_id))
+    assert [v.status for v in result.verdicts] == ["accepted"]
+    assert Thread.objects.get(id="T-late").team_id is None

@@ -219,14 +219,10 @@ async def test_a_websocket_tool_call_passes_the_policies_and_is_recorded_like_a_
             answered["type"] == "response" and "fine" in answered["payload"]["result"]["content"][0]["text"]
         )
     await mcp_endpoint.batcher.flush()
-    checks = {
-        p.resource: (p.granted, p.thread_id)
-        async for p in PermissionEvent.objects.filter(
-            resource__in=["time/get_current_time", "everything/echo"]
-        )
-    }
-    assert checks["time/get_current_time"] == (False, denied["payload"]["thread_id"])
-    assert checks["everything/echo"] == (True, answered["payload"]["thread_id"])
+    threads = [denied["payload"]["thread_id"], answered["payload"]["thread_id"]]
+    found = PermissionEvent.objects.filter(thread_id__in=threads)
+    checks = {p.thread_id: (p.resource, p.granted) async for p in found}
+    assert checks == {threads[0]: ("time/get_current_time", False), threads[1]: ("everything/echo", True)}
 
 
 async def test_streamable_http_server(tmp_path: Path) -> None:

@@ -51,11 +51,6 @@ def verdict(subject: Subject, server: str, tool: str, action: str = "execute") -
     return decide(policies.rules(), [Link("T", subject)], server, tool, action)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_rules() -> None:
-    policies.invalidate()
-
-
 # -- evaluation ----------------------------------------------------------------------
 
 

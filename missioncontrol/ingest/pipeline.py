@@ -22,6 +22,7 @@ from mcps.models import MCPServer
 from missioncontrol.bulk import copy_new, insert_new
 from missioncontrol.ingest.events import Invalid, Source, validate
 from missioncontrol.live import LogMeta, Outbox, encode
+from missioncontrol.models import Team
 from missioncontrol.redaction import redact_event
 from threads.models import ExecutionStep, LLMMessage, Thread, ThreadEvent
 
@@ -170,6 +171,10 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     started, steps = groups.get("thread.started", []), groups.get("thread.step", [])
     messages, ended = groups.get("thread.message", []), groups.get("thread.ended", [])
     checks = groups.get("permission.check", [])
+    if team_id is not None and not Team.objects.filter(pk=team_id).exists():
+        # The key's or token's team was deleted while these events were on their way (a
+        # batcher retrying, the spool): stored without one rather than refused forever.
+        team_id = None
 
     MCPServer.objects.register_seen(
         {e["mcp_id"] for e in started + logs if e["mcp_id"]},
