@@ -102,6 +102,11 @@ async def gateway(repo: Path) -> AsyncIterator[Gateway]:
         yield gw
     finally:
         await gw.stop()
+        # Calls made through REST, the WebSocket or /mcp are stored by the endpoint's
+        # batcher a moment later: let them land before the test's database is flushed.
+        from mcps.endpoint.http import mcp_endpoint
+
+        await mcp_endpoint.batcher.flush()
 
 
 def superuser_token() -> str:
