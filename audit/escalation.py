@@ -60,12 +60,18 @@ def detect(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
     )
     first_seen: dict[str, Any] = {}
+    used_classes: set[tuple[str, str]] = set()
+    denied = _pairs_with_denials(granted, config.window)
     alerts: list[dict[str, Any]] = []
     for check in sorted(granted, key=lambda c: c["timestamp"]):
         fired = [
             *_child_exceeds_parent(check, parents.get(check["thread_id"])),
-            *_grant_after_denials(check, config.denials, config.window),
-            *_new_resource_class(check, config.learning_period, first_seen),
+            *(
+                _grant_after_denials(check, config.denials, config.window)
+                if (check["user_id"], check["resource"]) in denied
+                else []
+            ),
+            *_new_resource_class(check, config.learning_period, first_seen, used_classes),
         ]
         if not fired:
             continue
@@ -135,6 +141,24 @@ def _child_exceeds_parent(check: dict[str, Any], parent_id: str | None) -> list[
     return [{"rule": CHILD_EXCEEDS_PARENT, "detail": f"parent thread {parent_id} {why} {resource}"}]
 
 
+def _pairs_with_denials(granted: list[dict[str, Any]], window: int) -> set[tuple[str, str]]:
+    """(subject, resource) pairs of the batch with any denial in their window: one query for
+    the batch, so only those pairs pay the exact count (most grants follow no denial)."""
+    subjects = {c["user_id"] for c in granted if c["user_id"]}
+    if not subjects:
+        return set()
+    earliest = min(c["timestamp"] for c in granted) - timedelta(seconds=window)
+    latest = max(c["timestamp"] for c in granted)
+    rows = PermissionEvent.objects.filter(
+        granted=False,
+        user_id__in=subjects,
+        resource__in={c["resource"] for c in granted},
+        timestamp__gte=earliest,
+        timestamp__lte=latest,
+    )
+    return set(rows.values_list("user_id", "resource").distinct())
+
+
 def _grant_after_denials(check: dict[str, Any], threshold: int, window: int) -> list[dict[str, str]]:
     subject = check["user_id"]
     if not subject:
@@ -156,7 +180,10 @@ def _grant_after_denials(check: dict[str, Any], threshold: int, window: int) -> 
 
 
 def _new_resource_class(
-    check: dict[str, Any], learning_period: int, first_seen: dict[str, Any]
+    check: dict[str, Any],
+    learning_period: int,
+    first_seen: dict[str, Any],
+    used_classes: set[tuple[str, str]],
 ) -> list[dict[str, str]]:
     subject = check["user_id"]
     if not subject:
@@ -169,6 +196,9 @@ def _new_resource_class(
     if first is None or check["timestamp"] - first < timedelta(seconds=learning_period):
         return []  # still learning this subject's baseline
     cls = resource_class(check["resource"])
+    if (subject, cls) in used_classes:
+        return []  # used before, or granted by an earlier check of this batch
+    used_classes.add((subject, cls))
     used = (
         _history(check)
         .filter(user_id=subject, granted=True)

@@ -216,10 +216,10 @@ class Watchdog:
             self.done.set()
             fired = self.fired
         if fired is not None:
-            # A raise delivered late lands here, inside the step's guard; one the step
-            # swallowed is raised again.
-            for _ in range(1000):
-                pass
+            # This runs in the step's own thread: withdraw the raise if it has not been
+            # delivered yet (NULL clears it), then raise it here, inside the step's guard.
+            # One the step caught and swallowed is raised again the same way.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.target), None)
             raise fired
 
     def _watch(self) -> None:

@@ -418,6 +418,14 @@ ALERT_TYPES = (
 )
 
 
+def event_field(event: dict[str, Any], key: str) -> Any:
+    """An event's field; Mission Control's own alerts (automations.events) keep theirs in `details`."""
+    if key in event:
+        return event[key]
+    details = event.get("details")
+    return details.get(key) if isinstance(details, dict) else None
+
+
 class AutomationQuerySet(models.QuerySet["Automation"]):
     def enabled(self) -> Self:
         return self.filter(enabled=True, directive__enabled=True)
@@ -519,4 +527,4 @@ class Automation(models.Model):
             return False
         if not wanted and event.get("type") not in ALERT_TYPES:
             return False
-        return all(event.get(key) == value for key, value in self.filters.items())
+        return all(event_field(event, key) == value for key, value in self.filters.items())

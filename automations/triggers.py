@@ -27,7 +27,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from automations.inputs import InputError
-from automations.models import ALERT_TYPES, Automation, DirectiveExecution
+from automations.models import ALERT_TYPES, Automation, DirectiveExecution, event_field
 from missioncontrol.jsontext import loads
 from missioncontrol.live import Outbox, encode
 
@@ -177,8 +177,8 @@ def _depth_after(event: dict[str, Any]) -> int:
 
     running = current_run.get()
     depths = [running.depth + 1] if running is not None else []
-    execution_id = event.get("execution_id")
-    match = RUN_THREAD.match(str(event.get("thread_id") or ""))
+    execution_id = event_field(event, "execution_id")
+    match = RUN_THREAD.match(str(event_field(event, "thread_id") or ""))
     if match:
         execution_id = int(match.group(1))
     if isinstance(execution_id, int):

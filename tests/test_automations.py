@@ -196,3 +196,22 @@ def test_it_names_what_is_wrong_with_an_automation(
     assert list(found) == list(problems)
     for key, (start,) in problems.items():
         assert found[key][0].startswith(start)
+
+
+def test_alert_filters_read_the_fields_mission_controls_own_alerts_keep_in_details(
+    summary: Directive,
+) -> None:
+    from automations import events
+
+    Automation.objects.create(
+        name="slow only",
+        directive=summary,
+        trigger="alert",
+        event_type="anomaly.detected",
+        filters={"kind": "slow_thread"},
+    )
+    events.alert("anomaly.detected", "a spike", kind="denial_rate")
+    assert not DirectiveExecution.objects.exists()
+    events.alert("anomaly.detected", "T-9 is slow", kind="slow_thread", thread_id="T-9")
+    run = DirectiveExecution.objects.get()
+    assert run.trigger_info["event"]["details"] == {"kind": "slow_thread", "thread_id": "T-9"}

@@ -154,3 +154,26 @@ async def test_an_escalation_is_an_alert_on_global_and_the_threads_permission_ch
     on_thread = {e["type"]: e for e in received["permission:T-9"]}
     assert on_thread["permission.escalation"]["check_id"] == "grant"
     assert on_thread["permission.check"]["escalation_detected"] is True
+
+
+def test_detection_costs_the_same_queries_for_a_batch_of_5_or_50_grants() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit import escalation
+
+    def queries_for(count: int, offset: int) -> int:
+        checks = [
+            check(offset + i, id=f"g-{offset}-{i}", thread_id="T-1", user_id="alice", resource="git/log")
+            for i in range(count)
+        ]
+        store(started("T-1"), *checks, mcp_id="agents")
+        rows = [
+            {**c, "timestamp": PermissionEvent.objects.get(id=c["id"]).timestamp, "inheritance_chain": []}
+            for c in checks
+        ]
+        with CaptureQueriesContext(connection) as captured:
+            escalation.detect(rows)
+        return len(captured)
+
+    assert queries_for(5, 0) == queries_for(50, 100)
