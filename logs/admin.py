@@ -6,7 +6,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from logs import export as exporting
-from logs.models import ArchiveDay, LogEntry
+from logs.models import ArchiveDay, LogEntry, LogSource
 
 
 @admin.register(LogEntry)
@@ -42,3 +42,16 @@ class ArchiveDayAdmin(admin.ModelAdmin):
     search_fields = ("mcp_id", "name")
     date_hierarchy = "day"
     readonly_fields = [f.name for f in ArchiveDay._meta.fields]
+
+
+@admin.register(LogSource)
+class LogSourceAdmin(admin.ModelAdmin):
+    """How far each configured log file has been read (set the files on the server)."""
+
+    list_display = ("mcp", "path", "format", "offset", "entries", "malformed", "rotations", "last_read_at")
+    list_filter = ("format",)
+    search_fields = ("path", "mcp__id")
+    readonly_fields = [f.name for f in LogSource._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a source comes from a server's log_files

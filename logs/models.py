@@ -131,3 +131,43 @@ class ArchiveDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.mcp_id} ({self.tier}, {self.rows} rows)"
+
+
+class LogSource(models.Model):
+    """How far one server's log file has been read (logs/tailing.py), kept with its entries.
+
+    `file_id` ("device:inode") and `fingerprint` (a hash of the file's first
+    `fingerprint_len` bytes) say which file `offset` is a position in: another inode at
+    the path means it was rotated by rename, a size below `offset` or other first bytes
+    at the same inode means it was truncated (copytruncate). `generation` counts the
+    files read so far; with the offset it makes each line's event id, so a line read
+    twice is stored once and the same offset in the next file is a new line.
+    """
+
+    class Format(models.TextChoices):
+        JSONL = "jsonl", "JSON Lines"
+        TEXT = "text", "plain text"
+        KIWI = "kiwi", "Kiwi MCP (kiwi-mcp.json)"
+
+    mcp = models.ForeignKey("mcps.MCPServer", on_delete=models.CASCADE, related_name="log_sources")
+    path = models.CharField(max_length=1000)
+    format = models.CharField(max_length=10, choices=Format.choices, default=Format.JSONL)
+    file_id = models.CharField(max_length=60, blank=True, help_text="device:inode of the file being read")
+    generation = models.PositiveIntegerField(default=0)
+    offset = models.PositiveBigIntegerField(default=0)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    fingerprint_len = models.PositiveIntegerField(default=0)
+    entries = models.PositiveBigIntegerField(default=0, help_text="log entries read from the file")
+    malformed = models.PositiveBigIntegerField(
+        default=0, help_text="lines that were not what the format expects (stored with their raw text)"
+    )
+    rotations = models.PositiveIntegerField(default=0)
+    last_read_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["mcp_id", "path"]
+        constraints = [models.UniqueConstraint(fields=["mcp", "path"], name="log_source_per_server_path")]
+
+    def __str__(self) -> str:
+        return f"{self.mcp_id}: {self.path} @ {self.offset}"

@@ -62,6 +62,19 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
         """id -> connection spec of every enabled managed server (what the gateway holds)."""
         return {s.id: s.connection_spec() for s in self.managed().filter(enabled=True)}
 
+    def default_arguments(self) -> dict[str, dict[str, Any]]:
+        """id -> default_arguments of every enabled managed server that has some."""
+        rows = self.managed().filter(enabled=True).values_list("id", "default_arguments")
+        return {server_id: defaults for server_id, defaults in rows if defaults}
+
+    def log_file_sources(self) -> list[tuple[str, str, str]]:
+        """(server id, path, format) of every log file of an enabled server, managed or not."""
+        sources = []
+        for server in self.filter(enabled=True).only("id", "env", "log_files"):
+            if server.log_files:
+                sources.extend((server.id, path, fmt) for path, fmt in server.log_file_specs())
+        return sources
+
     def record_status(self, server_id: str, status: str, error: str) -> None:
         # A failed connection's error may quote its URL or command line, secrets included.
         fields: dict[str, Any] = {"status": status, "last_error": redact_text(error)}
@@ -141,6 +154,23 @@ class MCPServer(models.Model):
     url = models.URLField(max_length=1000, blank=True)
     headers = EncryptedJSONField(default=dict, blank=True)
 
+    # Arguments routed calls get unless the caller gives them (Kiwi's `project_path`):
+    # {"*": {...}} for every tool, {"tool": {...}} for one (see tool_defaults()).
+    default_arguments = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per tool name, or "*" for all: {"*": {"project_path": "/srv/app"}}. '
+        "Applied under the caller's arguments, only for properties the tool's input schema declares.",
+    )
+    # Log files tailed into log entries (logs/tailing.py): [{"path": ..., "format": "jsonl"}].
+    log_files = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"path": "/var/log/x.jsonl", "format": "jsonl|text|kiwi"}]; a kiwi entry '
+        "without a path reads $USER_SPACE/logs/kiwi-mcp.json (USER_SPACE from the server's env, "
+        "else ~/.ai).",
+    )
+
     # What it said when it connected.
     protocol_version = models.CharField(max_length=40, blank=True)
     server_info = models.JSONField(default=dict, blank=True)
@@ -187,6 +217,10 @@ class MCPServer(models.Model):
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
             ):
                 errors[name] = "expected a mapping of strings to strings"
+        if (problem := default_arguments_problem(self.default_arguments)) is not None:
+            errors["default_arguments"] = problem
+        if (problem := log_files_problem(self.log_files)) is not None:
+            errors["log_files"] = problem
         if errors:
             raise ValidationError(errors)
 
@@ -202,8 +236,97 @@ class MCPServer(models.Model):
             "headers": dict(self.headers),
         }
 
+    def tool_defaults(self, tool: str) -> dict[str, Any]:
+        """The default arguments of `tool`: those for every tool, overridden by its own."""
+        return tool_defaults(self.default_arguments, tool)
+
+    def log_file_specs(self) -> list[tuple[str, str]]:
+        """(path, format) of each configured log file, `~` and `$VARS` expanded."""
+        return [resolve_log_file(entry, self.env) for entry in self.log_files]
+
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+ALL_TOOLS = "*"
+LOG_FORMATS = ("jsonl", "text", "kiwi")
+KIWI_LOG = "logs/kiwi-mcp.json"  # under Kiwi's user space ($USER_SPACE, default ~/.ai)
+
+
+def default_arguments_problem(value: Any) -> str | None:
+    """Why `value` is no default_arguments mapping ({tool or "*": {argument: value}}), or None."""
+    if not isinstance(value, dict):
+        return 'expected a mapping of tool name (or "*") to an object of arguments'
+    for tool, arguments in value.items():
+        if not isinstance(tool, str) or not tool:
+            return "tool names must be non-empty strings"
+        if not isinstance(arguments, dict):
+            return f"{tool}: expected an object of arguments, got {type(arguments).__name__}"
+    return None
+
+
+def tool_defaults(defaults: dict[str, Any], tool: str) -> dict[str, Any]:
+    return {**(defaults.get(ALL_TOOLS) or {}), **(defaults.get(tool) or {})}
+
+
+def with_defaults(
+    defaults: dict[str, Any], tool: str, schema: dict[str, Any] | None, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """`arguments` over `tool`'s defaults, keeping only the defaults its input schema declares.
+
+    The caller's value always wins; a default for a property the tool does not have is
+    left out (one `"*"` default must not break the tools without it).
+    """
+    declared = (schema or {}).get("properties")
+    if not defaults or not isinstance(declared, dict):
+        return arguments
+    applied = {k: v for k, v in tool_defaults(defaults, tool).items() if k in declared}
+    return {**applied, **arguments} if applied else arguments
+
+
+def schema_with_defaults(defaults: dict[str, Any], tool: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` as callers see it: arguments that have a default are no longer required."""
+    required = schema.get("required")
+    declared = schema.get("properties")
+    if not defaults or not isinstance(required, list) or not isinstance(declared, dict):
+        return schema
+    given = {k for k in tool_defaults(defaults, tool) if k in declared}
+    if not given & set(required):
+        return schema
+    return {**schema, "required": [r for r in required if r not in given]}
+
+
+def log_files_problem(value: Any) -> str | None:
+    """Why `value` is no list of log files ([{"path", "format"}]), or None."""
+    if not isinstance(value, list):
+        return 'expected a list of {"path": ..., "format": "jsonl|text|kiwi"}'
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            return f'[{index}]: expected an object with "path" and "format"'
+        unknown = set(entry) - {"path", "format"}
+        if unknown:
+            return f"[{index}].{sorted(unknown)[0]}: unknown key; expected path, format"
+        fmt = entry.get("format", "jsonl")
+        if fmt not in LOG_FORMATS:
+            return f"[{index}].format: expected one of {', '.join(LOG_FORMATS)}, got {fmt!r}"
+        path = entry.get("path")
+        if path is None and fmt != "kiwi":
+            return f"[{index}].path: required (only the kiwi format has a default path)"
+        if path is not None and (not isinstance(path, str) or not path.strip()):
+            return f"[{index}].path: expected a file path"
+    return None
+
+
+def resolve_log_file(entry: dict[str, Any], env: dict[str, str]) -> tuple[str, str]:
+    """(absolute path, format) of a log_files entry; `$VAR` from the server's env first."""
+    import os
+    import string
+
+    fmt = entry.get("format", "jsonl")
+    path = entry.get("path")
+    if path is None:  # kiwi: $USER_SPACE/logs/kiwi-mcp.json
+        user_space = env.get("USER_SPACE") or os.environ.get("USER_SPACE") or "~/.ai"
+        path = f"{user_space.rstrip('/')}/{KIWI_LOG}"
+    path = string.Template(path).safe_substitute({**os.environ, **env})
+    return os.path.abspath(os.path.expanduser(path)), fmt
 
 
 class CatalogEntry(models.Model):

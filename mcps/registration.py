@@ -6,6 +6,11 @@ Every path ends in `register`: one entry in the `mcpServers` shape MCP hosts use
     {"command": "uvx", "args": ["mcp-server-time"], "env": {...}, "cwd": "..."}
     {"url": "https://host/mcp", "headers": {...}}                  Streamable HTTP
     {"url": "https://host/sse", "type": "sse"}                     legacy SSE
+
+Two keys of Mission Control's own go with either (an entry without them has none):
+
+    "default_arguments": {"*": {"project_path": "/srv/app"}}      under routed calls' arguments
+    "log_files": [{"path": "/var/log/app.jsonl", "format": "jsonl"}]   tailed into logs
 """
 
 from __future__ import annotations
@@ -17,10 +22,23 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from mcps.models import AGGREGATE_ID, MCPServer
+from mcps.models import AGGREGATE_ID, MCPServer, default_arguments_problem, log_files_problem
 
 _HTTP_TYPES = {"http", "streamable-http", "streamable_http"}
-_KNOWN_KEYS = {"command", "args", "env", "cwd", "url", "headers", "type", "transport", "enabled", "name"}
+_KNOWN_KEYS = {
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "type",
+    "transport",
+    "enabled",
+    "name",
+    "default_arguments",
+    "log_files",
+}
 
 
 def slug_for(name: str) -> str:
@@ -81,6 +99,14 @@ def fields_from_entry(entry: Any) -> dict[str, Any]:
         raise EntryError("command" if fields["command"] else "url", "expected a string")
     if not isinstance(fields["cwd"], str):
         raise EntryError("cwd", "expected a string")
+    fields["default_arguments"] = entry.get("default_arguments") or {}
+    fields["log_files"] = entry.get("log_files") or []
+    for key, problem in (
+        ("default_arguments", default_arguments_problem(fields["default_arguments"])),
+        ("log_files", log_files_problem(fields["log_files"])),
+    ):
+        if problem is not None:
+            raise EntryError(key, problem)
     if "enabled" in entry:
         if not isinstance(entry["enabled"], bool):
             raise EntryError("enabled", "expected true or false")
@@ -113,7 +139,7 @@ def register(name: str, entry: Any, source: str, result: Registration | None = N
         created = server is None
         if server is None:
             server = MCPServer(id=slug, name=str(entry.get("name") or name), source=source)
-        before = server.connection_spec(), server.enabled
+        before = server.connection_spec(), server.enabled, server.default_arguments, server.log_files
         for key, value in fields.items():
             setattr(server, key, value)
         try:
@@ -124,7 +150,7 @@ def register(name: str, entry: Any, source: str, result: Registration | None = N
         if created:
             server.save()
             result.created.append(slug)
-        elif (server.connection_spec(), server.enabled) != before:
+        elif (server.connection_spec(), server.enabled, server.default_arguments, server.log_files) != before:
             server.save()
             result.updated.append(slug)
         else:

@@ -37,6 +37,13 @@ def parse_duration(value: Any, name: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[unit]
 
 
+def _seconds(value: Any, name: str) -> float:
+    """Seconds as a number (0.5) or a duration ("2s"); ConfigError naming `name` otherwise."""
+    if isinstance(value, float) and value >= 0:
+        return value
+    return float(parse_duration(value, name))
+
+
 def _int(section: dict[str, Any], key: str, default: int, name: str, minimum: int = 0) -> int:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -112,6 +119,8 @@ class McpsConfig:
     reconnect_backoff: str = "exponential"
     servers: dict[str, Any] = field(default_factory=dict)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    # Seconds between two reads of the servers' log files (logs/tailing.py); 0: not tailed.
+    log_poll_interval: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -292,6 +301,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             reconnect_backoff=_str(m, "reconnect_backoff", "exponential", "mcps") or "exponential",
             servers=servers,
             registry=_registry(m.get("registry")),
+            log_poll_interval=_seconds(m.get("log_poll_interval", 0.5), "mcps.log_poll_interval"),
         ),
         ingest=IngestConfig(
             max_body_bytes=_int(i, "max_body_bytes", 5 * 1024 * 1024, "ingest", 1024),

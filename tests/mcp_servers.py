@@ -166,3 +166,30 @@ async def mcp_client(
                 # Store what it recorded and end its store process while this loop runs.
                 await mcp_endpoint.batcher.close()
                 await access.settle()
+
+
+KIWI_DEFAULTS = {"*": {"project_path": "/srv/project"}, "execute": {"parameters": {"dry_run": True}}}
+
+
+@pytest.fixture
+async def kiwi_gateway() -> AsyncIterator[Gateway]:
+    """A gateway holding the Kiwi-shaped server (tests/servers/kiwi.py) with default arguments:
+    `project_path` for every tool, and `parameters` for execute."""
+    await sync_to_async(register)(
+        "kiwi",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "tests.servers.kiwi"],
+        cwd=str(ROOT),
+        default_arguments=KIWI_DEFAULTS,
+    )
+    gw = Gateway(Backoff(0.1, 0.5))
+    await gw.start()
+    try:
+        await until(lambda: status("kiwi") == "connected", what="kiwi to connect")
+        yield gw
+    finally:
+        await gw.stop()
+        from mcps.endpoint.http import mcp_endpoint
+
+        await mcp_endpoint.batcher.flush()

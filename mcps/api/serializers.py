@@ -42,7 +42,27 @@ class MCPServerDetailSerializer(MCPServerSerializer):
             "instructions",
             "connected_at",
             "connection",
+            "default_arguments",
+            "log_files",
+            "log_sources",
         ]
+
+    log_sources = serializers.SerializerMethodField(help_text="How far each log file has been read.")
+
+    def get_log_sources(self, server: MCPServer) -> list[dict[str, Any]]:
+        from logs.models import LogSource
+
+        fields = (
+            "path",
+            "format",
+            "offset",
+            "entries",
+            "malformed",
+            "rotations",
+            "last_read_at",
+            "last_error",
+        )
+        return list(LogSource.objects.filter(mcp=server).values(*fields))
 
     def get_connection(self, server: MCPServer) -> dict[str, Any]:
         spec = server.connection_spec()
@@ -99,3 +119,13 @@ class ServerRegistrationSerializer(serializers.Serializer[MCPServer]):
     type = serializers.ChoiceField(choices=REGISTRATION_TRANSPORTS, required=False)
     transport = serializers.ChoiceField(choices=REGISTRATION_TRANSPORTS, required=False)
     enabled = serializers.BooleanField(required=False)
+    default_arguments = serializers.DictField(
+        child=serializers.DictField(),
+        required=False,
+        help_text='Arguments routed calls get unless they give them: per tool name, or "*" for all.',
+    )
+    log_files = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text='Log files tailed into logs: [{"path": ..., "format": "jsonl|text|kiwi"}].',
+    )

@@ -26,6 +26,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
+from logs.tailing import Tailer, follow
 from mcps.gateway import rpc
 from mcps.gateway.connection import (
     Backoff,
@@ -36,7 +37,7 @@ from mcps.gateway.connection import (
     ToolError,
     Unavailable,
 )
-from mcps.models import HealthCheck, MCPServer, replace_catalog
+from mcps.models import HealthCheck, MCPServer, replace_catalog, schema_with_defaults, with_defaults
 from mcps.registration import sync_config_servers
 from mcps.registry import RegistryError
 from mcps.registry import sync as registry_sync
@@ -93,6 +94,9 @@ class Gateway:
         self.logs = EventBatcher("gateway logs", linger=LOG_FLUSH_SECONDS)
         self._log_relays: dict[str, set[LogRelay]] = {}
         self._requests: set[asyncio.Task[Any]] = set()
+        # Server id -> its default_arguments, as of the last discovery.
+        self.defaults: dict[str, dict[str, Any]] = {}
+        self.log_poll_interval = cfg.log_poll_interval
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -100,6 +104,10 @@ class Gateway:
         loops = [self._discovery_loop] if self.private else [self._request_loop, self._discovery_loop]
         for loop in loops:
             self._loops.append(asyncio.get_running_loop().create_task(loop()))
+        if not self.private and self.log_poll_interval > 0:  # servers' log files (logs/tailing.py)
+            self._loops.append(
+                asyncio.get_running_loop().create_task(follow(Tailer(), self.log_poll_interval))
+            )
         await self.discover()
         logger.info("gateway: holding %d server(s)", len(self.connections))
 
@@ -152,6 +160,7 @@ class Gateway:
                 for name, reason in result.errors.items():
                     logger.warning("gateway: registry server %s skipped: %s", name, reason)
         specs = await _db(MCPServer.objects.connection_specs)()
+        self.defaults = await _db(MCPServer.objects.default_arguments)()
         for server_id in list(self.connections):
             wanted = specs.get(server_id)
             if wanted is None or Spec.of(server_id, wanted) != self.connections[server_id].spec:
@@ -355,12 +364,24 @@ class Gateway:
         if op == "catalog":
             return {
                 "servers": {
-                    i: list(c.tools.values()) for i, c in self.connections.items() if c.client is not None
+                    i: self._listed_tools(i, c) for i, c in self.connections.items() if c.client is not None
                 }
             }
         if op == "call_tool":
             return await self._call_tool(args, progress, on_log)
         raise rpc.GatewayError(400, f"unknown operation {op!r}", "op")
+
+    def _listed_tools(self, server_id: str, connection: Connection) -> list[dict[str, Any]]:
+        """The tools as routed callers see them: an argument with a default is not required."""
+        defaults = self.defaults.get(server_id)
+        if not defaults:
+            return list(connection.tools.values())
+        return [
+            {**t, "inputSchema": schema_with_defaults(defaults, t["name"], t["inputSchema"])}
+            if isinstance(t.get("inputSchema"), dict)
+            else t
+            for t in connection.tools.values()
+        ]
 
     async def _call_tool(
         self, args: dict[str, Any], progress: Progress | None, on_log: LogRelay | None
@@ -371,6 +392,11 @@ class Gateway:
             raise rpc.GatewayError(400, "required, the tool's name", "tool")
         if not isinstance(arguments, dict):
             raise rpc.GatewayError(400, "expected an object", "arguments")
+        # Every routed call comes through here (/mcp, mcp_proxy, REST, the WebSocket):
+        # the server's default arguments go under the caller's (mcps/models.py with_defaults).
+        defaults = self.defaults.get(connection.spec.id)
+        if defaults and name in connection.tools:
+            arguments = with_defaults(defaults, name, connection.tools[name].get("inputSchema"), arguments)
         timeout = args.get("timeout") or settings.GATEWAY_CALL_TIMEOUT
         start, outcome = time.perf_counter(), "error"
         try:
