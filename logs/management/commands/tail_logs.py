@@ -13,10 +13,11 @@ import contextlib
 import signal
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from logs.tailing import Tailer, apoll, follow
+from logs.tailing import Tailer, follow
 
 
 class Command(BaseCommand):
@@ -35,8 +36,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         tailer = Tailer(only=options["server"])
         if options["once"]:
-            outcome = asyncio.run(apoll(tailer))
+            outcome = tailer.poll()
             tailer.close()
+            for outbox in outcome.outboxes:
+                async_to_sync(outbox.send)()
             self.stdout.write(f"{outcome.read} line(s) read, {outcome.stored} new log entr(ies) stored")
             return
         interval = options["interval"] or settings.MC.mcps.log_poll_interval or 0.5
