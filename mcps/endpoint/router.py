@@ -44,9 +44,7 @@ class LocalRouter:
         return (await self.gateway.handle("catalog", {}))["servers"]
 
     def input_schema(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
-        connection = self.gateway.connections.get(mcp_id)
-        entry = connection.tools.get(tool) if connection is not None else None
-        return entry.get("inputSchema") if entry is not None else None
+        return self.gateway.listed_schema(mcp_id, tool)
 
     async def annotations(self, mcp_id: str, tool: str) -> dict[str, Any] | None:
         connection = self.gateway.connections.get(mcp_id)

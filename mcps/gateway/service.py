@@ -383,6 +383,16 @@ class Gateway:
             for t in connection.tools.values()
         ]
 
+    def listed_schema(self, server_id: str, tool: str) -> dict[str, Any] | None:
+        """`tool`'s input schema as listed to routed callers (None: not held or unknown)."""
+        connection = self.connections.get(server_id)
+        entry = connection.tools.get(tool) if connection is not None else None
+        schema = entry.get("inputSchema") if entry is not None else None
+        defaults = self.defaults.get(server_id)
+        if not defaults or not isinstance(schema, dict):
+            return schema
+        return schema_with_defaults(defaults, tool, schema)
+
     async def _call_tool(
         self, args: dict[str, Any], progress: Progress | None, on_log: LogRelay | None
     ) -> dict[str, Any]:
