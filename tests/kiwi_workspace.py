@@ -129,7 +129,9 @@ BASE_SETUP = """```xml
     <category>setup</category>
     <permissions><read resource="env" var="HOME" /></permissions>
   </metadata>
-  <process><step name="prepare"><description>Prepare</description><action>mkdir -p build</action></step></process>
+  <process>
+    <step name="prepare"><description>Prepare</description><action>mkdir -p build</action></step>
+  </process>
   <outputs><success>Ready</success></outputs>
 </directive>
 ```
