@@ -190,7 +190,9 @@ KINDS: dict[str, Kind] = {
     ),
     # Kiwi workspaces' directives, tools and knowledge (the files that parsed).
     "kiwi": Kind(
-        lambda text: _like(KiwiItem, ["name", "title", "description"])(text).valid().select_related("workspace"),
+        lambda text: (
+            _like(KiwiItem, ["name", "title", "description"])(text).valid().select_related("workspace")
+        ),
         "name",
         "indexed_at",
         lambda i: Hit(
