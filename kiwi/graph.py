@@ -1,5 +1,8 @@
 """Kiwi workspaces in the relationship graph (see missioncontrol/graph.py).
 
+Cost: a fixed number of queries per graph: the items (with their workspaces), their
+links, and the run threads.
+
 Entities: each indexed directive, tool and knowledge entry that parsed (`kiwi_directive`,
 `kiwi_tool`, `kiwi_knowledge`, keyed `<workspace>/<name>`). Edges: a directive
 `requires`/`suggests`/`extends`/`related` the directives its `<relationships>` name; an
@@ -50,7 +53,8 @@ class KiwiProvider(ListedProvider):
 
     @cached_property
     def workspaces(self) -> dict[int, KiwiWorkspace]:
-        return {w.pk: w for w in KiwiWorkspace.objects.all()}
+        # Those that hold an item: an empty one resolves no name.
+        return {i.workspace_id: i.workspace for i in self.items}
 
     @cached_property
     def items(self) -> list[KiwiItem]:
@@ -91,13 +95,13 @@ class KiwiProvider(ListedProvider):
                 )
         return found
 
-    def _runs(self, touching: str | None) -> list[tuple[str, str]]:
+    @cached_property
+    def runs(self) -> list[tuple[str, str]]:
+        """(thread id, directive entity id) of every run thread the user may see: one query."""
         threads = (
             Thread.objects.all() if self.graph.user is None else Thread.objects.visible_to(self.graph.user)
         )
         threads = threads.filter(execution_context__kind=RUN_KIND)
-        if touching is not None and touching.startswith("thread:"):
-            threads = threads.filter(id=split_id(touching)[1])
         pairs = []
         for thread_id, context in threads.order_by("id").values_list("id", "execution_context"):
             key = ((context or {}).get("kiwi") or {}).get("key")
@@ -119,7 +123,7 @@ class KiwiProvider(ListedProvider):
         if kind == "executed":
             if touching is not None and not touching.startswith(("thread:", "kiwi_directive:")):
                 return []
-            found = [edge("executed", node_id("thread", t), d) for t, d in self._runs(touching)]
+            found = [edge("executed", node_id("thread", t), d) for t, d in self.runs]
         else:
             found = [edge(kind, item_id(source), target) for k, source, target in self.resolved if k == kind]
         found.sort(key=lambda e: (e["source"], e["target"]))
@@ -130,7 +134,7 @@ class KiwiProvider(ListedProvider):
             return set()
         ids = {target for _, _, target in self.resolved if target.startswith(f"{kind}:")}
         if kind == "kiwi_directive":
-            ids |= {d for _, d in self._runs(None)}
+            ids |= {d for _, d in self.runs}
         return ids
 
 

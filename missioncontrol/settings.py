@@ -402,6 +402,9 @@ SPECTACULAR_SETTINGS = {
         "ExecutionStatusEnum": "automations.models.DirectiveExecution.Status",
         "ExecutionTriggerEnum": "automations.models.DirectiveExecution.Trigger",
         "AutomationTriggerEnum": "automations.models.Automation.Trigger",
+        "KiwiItemKindEnum": "kiwi.models.KiwiItem.Kind",
+        "KiwiWorkspaceSourceEnum": "kiwi.models.KiwiWorkspace.Source",
+        "ServerSourceEnum": "mcps.models.MCPServer.Source",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
