@@ -15,6 +15,11 @@ Every call routed through the gateway (`/mcp`, `manage.py mcp_proxy`,
   decides. No match: `policy.default` in mission_control.yml (allow unless set).
   `rules_checked` lists the rules considered: those whose subject part names the
   caller, in order, up to the one that decided, each with `matched`.
+- **declared permissions**: a thread may declare what its calls may do (a Kiwi
+  directive's `<permissions>`, kiwi/runs.py): a `Declared` allow-list of rules of the
+  same shape. A call in such a thread is granted only if the policy grants it and one
+  declared rule matches it; every declared rule tried is in `rules_checked`, marked with
+  its `source`, so the permission event says which directive permission decided.
 - **inheritance**: a call in a child thread is allowed only if it is allowed for the
   child's subject and for the subject of every ancestor thread (root first). A child
   never holds more than its parent.
@@ -112,7 +117,7 @@ def action_of(annotations: Any) -> str:
 class Rule:
     """A PolicyRule as evaluated: plain values, no ORM."""
 
-    id: int
+    id: int | str  # a PolicyRule's pk; a declared rule's "<source>#<n>"
     description: str
     effect: str
     priority: int
@@ -218,6 +223,23 @@ class RuleSet:
         return verdict
 
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """The permissions a thread declares for itself: an allow-list its calls must match."""
+
+    source: str  # what declared them, as the checks name it: "kiwi directive deploy_app 1.0.0"
+    rules: tuple[Rule, ...]
+
+    def evaluate(self, server: str, tool: str, action: str) -> Verdict:
+        checked: list[dict[str, Any]] = []
+        for rule in self.rules:
+            matched = rule.matches(server, tool, action)
+            checked.append({**rule.checked(matched), "source": self.source})
+            if matched:
+                return Verdict(True, rule, tuple(checked))
+        return Verdict(False, None, tuple(checked))
+
+
 # -- decision with inheritance ------------------------------------------------------
 
 
@@ -248,11 +270,20 @@ class Decision:
         return f"Denied by Mission Control policy: {self.reason}. The call was not forwarded to the server."
 
 
-def decide(rules: RuleSet, chain: list[Link], server: str, tool: str, action: str) -> Decision:
+def decide(
+    rules: RuleSet,
+    chain: list[Link],
+    server: str,
+    tool: str,
+    action: str,
+    declared: Declared | None = None,
+) -> Decision:
     """The verdict for the last link of `chain` (root first), which inherits from the rest.
 
     Each link is evaluated for its own subject; the call is granted only if every link
-    is. The deciding rule of a denial is the first denying link's, root first.
+    is, and, when its thread `declared` permissions, one of them matches. The deciding
+    rule of a denial is the first denying link's, root first, else the declared list's
+    (none: no declared permission matched).
     """
     resource = f"{server}/{tool}"
     links: list[dict[str, Any]] = []
@@ -284,13 +315,25 @@ def decide(rules: RuleSet, chain: list[Link], server: str, tool: str, action: st
                 f"inherited from thread {ancestor.thread_id} ({ancestor.subject.label}), which may not "
                 f"{action} {resource}: {verdict.because}"
             )
+    checked = list(own.checked)
+    if declared is not None:
+        allowed = declared.evaluate(server, tool, action)
+        checked += allowed.checked
+        if granted and allowed.rule is None:
+            granted, rule = False, None
+            reason = (
+                f"{subject.label} may not {action} {resource}: "
+                f"{declared.source} declares no permission for it"
+            )
+        elif granted and allowed.rule is not None:
+            reason += f"; declared by {declared.source}: {allowed.rule.description}"
     return Decision(
         subject=subject,
         resource=resource,
         action=action,
         granted=granted,
         reason=reason,
-        rules_checked=list(own.checked),
+        rules_checked=checked,
         inheritance_chain=links,
         rule=rule,
         severity=PermissionEvent.default_severity(granted, False),

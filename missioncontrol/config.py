@@ -199,6 +199,27 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class KiwiWorkspaceConfig:
+    """A Kiwi project whose `.ai/` folder is indexed (kiwi/models.py)."""
+
+    name: str
+    project_path: str
+    server: str = ""  # the Kiwi MCP server (its id) whose `execute` runs in this project
+
+
+@dataclass(frozen=True)
+class KiwiConfig:
+    """Kiwi MCP workspaces: projects' `.ai/` folders and the user space, indexed into the graph."""
+
+    # The user space: `$USER_SPACE`, else ~/.ai; indexed when it exists. None: not at all.
+    user_space: str | None = field(
+        default_factory=lambda: os.environ.get("USER_SPACE") or str(Path.home() / ".ai")
+    )
+    workspaces: tuple[KiwiWorkspaceConfig, ...] = ()
+    index_interval: int = 60  # seconds between re-index passes (only changed files are read)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
@@ -213,6 +234,7 @@ class Config:
     rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    kiwi: KiwiConfig = field(default_factory=KiwiConfig)
     path: Path | None = None
 
 
@@ -230,6 +252,7 @@ _SECTIONS = {
     "rate_limits",
     "security",
     "policy",
+    "kiwi",
 }
 
 
@@ -313,6 +336,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         rate_limits=_rate_limits(_section(raw, "rate_limits")),
         security=_security(_section(raw, "security")),
         policy=_policy(_section(raw, "policy")),
+        kiwi=_kiwi(_section(raw, "kiwi")),
         path=path,
     )
 
@@ -355,6 +379,50 @@ def _policy(p: dict[str, Any]) -> PolicyConfig:
             learning_period=parse_duration(
                 e.get("learning_period", "7 days"), "policy.escalation.learning_period"
             ),
+        ),
+    )
+
+
+def _kiwi(raw: dict[str, Any]) -> KiwiConfig:
+    unknown = set(raw) - {"user_space", "workspaces", "index_interval"}
+    if unknown:
+        raise ConfigError(
+            f"kiwi.{sorted(unknown)[0]}: unknown key; expected user_space, workspaces, index_interval"
+        )
+    default = KiwiConfig()
+    user_space = raw.get("user_space", default.user_space)
+    if user_space is False:
+        user_space = None
+    elif user_space is not None and not isinstance(user_space, str):
+        raise ConfigError(f"kiwi.user_space: expected a folder path or false, got {user_space!r}")
+    entries = raw.get("workspaces") or []
+    if not isinstance(entries, list):
+        raise ConfigError("kiwi.workspaces: expected a list of {name, project_path, server}")
+    workspaces: list[KiwiWorkspaceConfig] = []
+    for n, entry in enumerate(entries):
+        where = f"kiwi.workspaces[{n}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a mapping with name, project_path and server")
+        unknown = set(entry) - {"name", "project_path", "server"}
+        if unknown:
+            raise ConfigError(
+                f"{where}.{sorted(unknown)[0]}: unknown key; expected name, project_path, server"
+            )
+        project = entry.get("project_path")
+        if not isinstance(project, str) or not project:
+            raise ConfigError(f"{where}.project_path: required, the folder holding the project's .ai/")
+        name = entry.get("name") or Path(project).name
+        if not isinstance(name, str) or not re.fullmatch(r"[-\w]+", name) or name == "user":
+            raise ConfigError(f"{where}.name: expected a slug other than 'user', got {name!r}")
+        server = entry.get("server") or ""
+        if not isinstance(server, str):
+            raise ConfigError(f"{where}.server: expected an MCP server id, got {server!r}")
+        workspaces.append(KiwiWorkspaceConfig(name, str(Path(_expand_env(project)).expanduser()), server))
+    return KiwiConfig(
+        user_space=str(Path(_expand_env(user_space)).expanduser()) if user_space else None,
+        workspaces=tuple(workspaces),
+        index_interval=parse_duration(
+            raw.get("index_interval", default.index_interval), "kiwi.index_interval"
         ),
     )
 

@@ -2,10 +2,14 @@
 
 Nothing here is stored. Each app contributes a `Provider` for the kinds it owns
 (`mcps/graph.py`: servers, tools; `threads/graph.py`: threads; `automations/graph.py`:
-directives, scripts, knowledge), and `Graph` composes them for one request.
+directives, scripts, knowledge; `kiwi/graph.py`: a Kiwi workspace's directives, tools and
+knowledge), and `Graph` composes them for one request. An entity kind has one provider;
+an edge kind may have several (Mission Control's knowledge and Kiwi's both reference).
 
 Ids are stable and say their kind: `server:<id>`, `tool:<server id>/<name>`,
-`thread:<id>`, `directive:<name>`, `script:<name>`, `knowledge:<slug>`.
+`thread:<id>`, `directive:<name>`, `script:<name>`, `knowledge:<slug>`,
+`kiwi_directive:<workspace>/<name>`, `kiwi_tool:<workspace>/<name>`,
+`kiwi_knowledge:<workspace>/<zettel id>`.
 
 Every edge ends at an entity. Tools and scripts are referred to by name (a step's
 details, a directive's YAML), so one may be referred to that no catalog or registry
@@ -27,8 +31,31 @@ from typing import Any, ClassVar, Literal, TypedDict, TypeVar, get_args
 
 from django.utils.module_loading import import_string
 
-EntityKind = Literal["server", "tool", "thread", "directive", "script", "knowledge"]
-EdgeKind = Literal["provides", "child_of", "used", "runs", "calls", "produced", "references"]
+EntityKind = Literal[
+    "server",
+    "tool",
+    "thread",
+    "directive",
+    "script",
+    "knowledge",
+    "kiwi_directive",
+    "kiwi_tool",
+    "kiwi_knowledge",
+]
+EdgeKind = Literal[
+    "provides",
+    "child_of",
+    "used",
+    "runs",
+    "calls",
+    "produced",
+    "references",
+    "requires",
+    "suggests",
+    "extends",
+    "related",
+    "executed",
+]
 ENTITY_KINDS: tuple[EntityKind, ...] = get_args(EntityKind)
 EDGE_KINDS: tuple[EdgeKind, ...] = get_args(EdgeKind)
 
@@ -38,6 +65,7 @@ PROVIDERS = (
     "mcps.graph.MCPProvider",
     "threads.graph.ThreadProvider",
     "automations.graph.AutomationProvider",
+    "kiwi.graph.KiwiProvider",
 )
 
 
@@ -195,7 +223,10 @@ class Graph:
         self.user = user
         self.providers: list[Provider] = [import_string(path)(self) for path in providers]
         self._owner = {k: p for p in self.providers for k in p.entity_kinds}
-        self._edge_owner = {k: p for p in self.providers for k in p.edge_kinds}
+        self._edge_owners: dict[EdgeKind, list[Provider]] = {}
+        for p in self.providers:
+            for k in p.edge_kinds:
+                self._edge_owners.setdefault(k, []).append(p)
         self._referenced: dict[EntityKind, set[str]] = {}
 
     def referenced(self, kind: EntityKind) -> set[str]:
@@ -226,7 +257,10 @@ class Graph:
         limit: int = 1000,
     ) -> tuple[int, list[Edge]]:
         edges = [
-            e for kind in _ordered(kinds, EDGE_KINDS) for e in self._edge_owner[kind].edges(kind, entity_id)
+            e
+            for kind in _ordered(kinds, EDGE_KINDS)
+            for owner in self._edge_owners.get(kind, [])
+            for e in owner.edges(kind, entity_id)
         ]
         return len(edges), edges[offset : offset + limit]
 

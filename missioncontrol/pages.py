@@ -44,6 +44,7 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("permissions", "/permissions", "Permissions"),
     ("directives", "/directives", "Directives"),
     ("knowledge", "/knowledge", "Knowledge"),
+    ("kiwi", "/kiwi", "Kiwi"),
 )
 
 

@@ -2,7 +2,7 @@
 
 Each kind answers from its own table with its own full-text match (logs, transcripts,
 steps and thread inputs by GIN-indexed websearch on PostgreSQL; the short columns of
-permission checks, tools, directives and knowledge by LIKE); the results are merged,
+permission checks, tools, directives, knowledge and Kiwi items by LIKE); the results are merged,
 each typed by its kind, ordered by relevance (each kind's scores scaled to its best
 hit) or by time.
 """
@@ -19,6 +19,7 @@ from django.db.models import Model, QuerySet
 
 from audit.models import PermissionEvent
 from automations.models import Directive, KnowledgeEntry
+from kiwi.models import KiwiItem
 from logs.models import LogEntry
 from mcps.models import Tool
 from missioncontrol import textsearch
@@ -184,6 +185,24 @@ KINDS: dict[str, Kind] = {
             k.updated_at,
             None,
             f"/api/graph/relationships?entity=knowledge:{k.slug}",
+        ),
+        False,
+    ),
+    # Kiwi workspaces' directives, tools and knowledge (the files that parsed).
+    "kiwi": Kind(
+        lambda text: (
+            _like(KiwiItem, ["name", "title", "description"])(text).valid().select_related("workspace")
+        ),
+        "name",
+        "indexed_at",
+        lambda i: Hit(
+            "kiwi",
+            f"{i.workspace.name}/{i.kind}/{i.name}",
+            f"Kiwi {i.kind} {i.name}" + (f" {i.version}" if i.version else ""),
+            _snip(i.title + " " + i.description if i.title != i.name else i.description),
+            i.indexed_at,
+            None,
+            f"/api/kiwi/items/{i.pk}",
         ),
         False,
     ),

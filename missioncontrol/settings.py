@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "logs",
     "audit",
     "automations",
+    "kiwi",
 ]
 
 MIDDLEWARE = [
@@ -281,6 +282,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Scheduled automations, read from the database every minute (automations/tasks.py).
     "automations.tick": {"task": "automations.tick", "schedule": 60.0, "options": {"expires": 55}},
+    # Kiwi workspaces re-indexed: changed files only (kiwi/models.py).
+    "kiwi.index": {
+        "task": "kiwi.index",
+        "schedule": float(MC.kiwi.index_interval),
+        "options": {"expires": max(1, MC.kiwi.index_interval - 5)},
+    },
 }
 SCHEDULE_IN_PROCESS = env_bool("MC_SCHEDULE_IN_PROCESS", REDIS_URL is None)
 
@@ -395,6 +402,9 @@ SPECTACULAR_SETTINGS = {
         "ExecutionStatusEnum": "automations.models.DirectiveExecution.Status",
         "ExecutionTriggerEnum": "automations.models.DirectiveExecution.Trigger",
         "AutomationTriggerEnum": "automations.models.Automation.Trigger",
+        "KiwiItemKindEnum": "kiwi.models.KiwiItem.Kind",
+        "KiwiWorkspaceSourceEnum": "kiwi.models.KiwiWorkspace.Source",
+        "ServerSourceEnum": "mcps.models.MCPServer.Source",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("mcps.urls")),
     path("", include("audit.urls")),
     path("", include("automations.urls")),
+    path("", include("kiwi.urls")),
     path("health", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
     # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
@@ -32,6 +33,7 @@ urlpatterns = [
     path("api/", include("audit.api.urls")),
     path("api/", include("missioncontrol.api.urls")),
     path("api/", include("automations.api.urls")),
+    path("api/", include("kiwi.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
     # Django's stock login and logout (the pages branch restyles the template).

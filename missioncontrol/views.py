@@ -129,6 +129,8 @@ def page_of(hit: dict[str, Any]) -> str:
         return f"/directives/{quote(key)}"
     if kind == "knowledge":
         return f"/knowledge/{quote(key)}"
+    if kind == "kiwi":
+        return f"/kiwi/{quote(key)}"
     if kind == "log":
         return f"/logs?threads={quote(thread)}" if thread else f"/logs?search={quote(hit['snippet'][:60])}"
     if kind == "permission":

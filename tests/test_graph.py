@@ -281,7 +281,8 @@ def test_it_shows_calls_recorded_by_the_aggregated_endpoint(client: Client, db: 
             "entities",
             {"kind": "server,planet"},
             "kind",
-            "unknown kind 'planet'; expected one of server, tool, thread, directive, script, knowledge",
+            "unknown kind 'planet'; expected one of server, tool, thread, directive, script, knowledge, "
+            "kiwi_directive, kiwi_tool, kiwi_knowledge",
         ),
         ("entities", {"limit": "ten"}, "limit", "A valid integer is required."),
         ("entities", {"limit": "0"}, "limit", "Ensure this value is greater than or equal to 1."),
@@ -290,8 +291,8 @@ def test_it_shows_calls_recorded_by_the_aggregated_endpoint(client: Client, db: 
             "relationships",
             {"kind": "provides,owns"},
             "kind",
-            "unknown kind 'owns'; expected one of "
-            "provides, child_of, used, runs, calls, produced, references",
+            "unknown kind 'owns'; expected one of provides, child_of, used, runs, calls, produced, "
+            "references, requires, suggests, extends, related, executed",
         ),
         (
             "relationships",
@@ -303,7 +304,8 @@ def test_it_shows_calls_recorded_by_the_aggregated_endpoint(client: Client, db: 
             "relationships",
             {"entity": "planet:mars"},
             "entity",
-            "unknown kind 'planet'; expected one of server, tool, thread, directive, script, knowledge",
+            "unknown kind 'planet'; expected one of server, tool, thread, directive, script, knowledge, "
+            "kiwi_directive, kiwi_tool, kiwi_knowledge",
         ),
         ("search", {}, "q", "This field is required."),
         ("search", {"q": "  "}, "q", "This field may not be blank."),
@@ -337,9 +339,10 @@ def test_it_reads_the_graph_in_the_same_few_queries_however_many_threads(
         _steps(thread, {"tool": "git_log"}, {"mcp_id": "time", "tool": "get_current_time"})
         parent = thread
 
-    with django_assert_max_num_queries(7 + AUTH_QUERIES):
+    # + 2: the Kiwi items and the Kiwi run threads (kiwi/graph.py); no item, no links query.
+    with django_assert_max_num_queries(9 + AUTH_QUERIES):
         everything = _get(client, "entities", limit=10_000)
-    with django_assert_max_num_queries(7 + AUTH_QUERIES):
+    with django_assert_max_num_queries(9 + AUTH_QUERIES):
         edges = _get(client, "relationships", limit=10_000)
 
     assert everything["count"] == len(everything["results"]) == 14 + SCRIPTS + threads

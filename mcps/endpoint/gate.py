@@ -1,4 +1,5 @@
-"""The policy check every routed call passes before it is forwarded (audit/policy.py).
+"""The policy check every routed call passes before it is forwarded (audit/policy.py),
+with the permissions the call's thread declared (a Kiwi directive run's, kiwi/runs.py).
 
 Shared by the aggregated server (`/mcp`, `mcp_proxy`), the REST tool call and the
 WebSocket's call_tool command (`open_call`), so the paths cannot disagree. The session's
@@ -31,7 +32,7 @@ async def authorize(
     if session.ancestors is None:
         session.ancestors = await ancestors(session.parent_id, recorder.known)
     chain = [*session.ancestors, Link(session.thread_id, session.subject)]
-    return decide(rules, chain, mcp_id, tool, action_of(annotations))
+    return decide(rules, chain, mcp_id, tool, action_of(annotations), session.declared)
 
 
 def parent_of(meta: Any) -> str | None:

@@ -16,6 +16,11 @@ What counts as one session:
 - mcp_proxy: the whole stdio connection.
 Sequence numbers are kept here, per thread, so two calls never share a step.
 
+A session may begin a run of a Kiwi directive (kiwi/runs.py): a session of its own,
+child of the thread the `execute` call was recorded on, whose thread starts with the
+directive's steps (pending) and records the session's later calls, each checked against
+the directive's declared permissions as well as the policy (`Session.declared`).
+
 A session carries its subject (who the calls are from) and, when the client named one,
 its parent thread (`_meta["mc/parent_thread_id"]`, see audit/inheritance.py); both go on
 the thread (`parent_id`, `execution_context.subject`). Each call's policy decision
@@ -30,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from audit.policy import ANONYMOUS, Decision, Link, Subject
+from audit.policy import ANONYMOUS, Decision, Declared, Link, Subject
 from mcps.models import AGGREGATE_ID
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.ingest.events import Source
@@ -57,6 +62,13 @@ class Session:
     calls: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     ancestors: list[Link] | None = None  # resolved on the first call, root first
+    # What its thread is, when not a plain session (a Kiwi directive run, kiwi/runs.py):
+    mcp_id: str = AGGREGATE_ID
+    user_input: str = ""
+    context: dict[str, Any] = field(default_factory=dict)  # joins execution_context
+    planned: list[dict[str, Any]] = field(default_factory=list)  # steps on its timeline from the start
+    declared: Declared | None = None  # permissions its calls are checked against, too
+    run: Session | None = None  # the directive run this session's calls go to now
 
 
 @dataclass(frozen=True)
@@ -128,36 +140,73 @@ class CallRecorder:
         current.last_seen = now
         return current
 
+    def current(self, session: Session) -> Session:
+        """Where `session`'s next call goes: the directive run it began, while that lasts."""
+        run = session.run
+        if run is None:
+            return session
+        if self.sessions.get(run.key) is not run:  # ended (idle, or by its client)
+            session.run = None
+            return session
+        run.last_seen = time.monotonic()
+        return run
+
     def known(self, thread_id: str) -> tuple[str | None, Subject] | None:
         """A live session's parent and subject, by its thread id (for inheritance)."""
         session = self.by_thread.get(thread_id)
         return (session.parent_id, session.subject) if session is not None else None
 
-    def record(self, session: Session, call: Call) -> None:
-        thread_id, when = session.thread_id, call.started_at
-        events: list[dict[str, Any]] = []
-        if not session.started:
-            session.started = True
-            client = session.client.get("name") or "an MCP client"
+    def start(self, session: Session, when: datetime) -> None:
+        """Start `session`'s thread now (once): its thread.started and its planned steps."""
+        if session.started:
+            return
+        self.batcher.add(*self._started(session, when), source=_source(session))
+
+    def _started(self, session: Session, when: datetime) -> list[dict[str, Any]]:
+        if session.started:
+            return []
+        session.started = True
+        thread_id = session.thread_id
+        client = session.client.get("name") or "an MCP client"
+        events: list[dict[str, Any]] = [
+            {
+                "id": f"{thread_id}:started",
+                "type": "thread.started",
+                "timestamp": when.isoformat(),
+                "thread_id": thread_id,
+                "parent_id": session.parent_id,
+                "mcp_id": session.mcp_id,
+                "user_input": session.user_input or f"MCP session of {client} through {session.via}",
+                "execution_context": {
+                    "via": session.via,
+                    "principal": session.principal,
+                    "subject": session.subject.as_dict(),
+                    "client": session.client,
+                    "session": list(session.key),
+                    **session.context,
+                },
+            }
+        ]
+        for n, step in enumerate(session.planned):
             events.append(
                 {
-                    "id": f"{thread_id}:started",
-                    "type": "thread.started",
+                    "id": f"{thread_id}:{n}",
+                    "type": "thread.step",
                     "timestamp": when.isoformat(),
                     "thread_id": thread_id,
-                    "parent_id": session.parent_id,
-                    "mcp_id": AGGREGATE_ID,
-                    "user_input": f"MCP session of {client} through {session.via}",
-                    "execution_context": {
-                        "via": session.via,
-                        "principal": session.principal,
-                        "subject": session.subject.as_dict(),
-                        "client": session.client,
-                        "session": list(session.key),
-                    },
+                    "sequence": n,
+                    "step_type": "directive",
+                    "description": step.get("name") or f"step {n + 1}",
+                    "details": {"planned": True, **step},
+                    "status": "pending",
                 }
             )
-        sequence = 2 * session.calls
+        return events
+
+    def record(self, session: Session, call: Call) -> None:
+        thread_id, when = session.thread_id, call.started_at
+        events = self._started(session, when)
+        sequence = len(session.planned) + 2 * session.calls
         session.calls += 1
         ended_at = datetime.fromtimestamp(when.timestamp() + call.duration_ms / 1000, UTC)
         failed = bool(call.error) or bool(call.result and call.result.get("isError"))
@@ -196,6 +245,8 @@ class CallRecorder:
         session = self.sessions.pop(key, None)
         if session is not None:
             self.by_thread.pop(session.thread_id, None)
+            if session.run is not None:
+                self.end(session.run.key, status)
         if session is not None and session.started:
             ended = {
                 "id": f"{session.thread_id}:ended",

@@ -15,6 +15,11 @@ Errors an agent can act on:
   and reports failures a model can act on inside the result; a refusal is one: the
   model should try another way or ask its user, not retry the protocol.
 
+A successful call of Kiwi's `execute` on a directive begins a run of it (kiwi/runs.py): a
+thread of its own, child of the session's, where the session's later calls are recorded
+and checked against the directive's permissions; the result's `_meta["mc/kiwi_thread_id"]`
+names it.
+
 Every result carries `_meta["mc/thread_id"]`, the thread the call was recorded on;
 an agent hands it to a sub-agent as `_meta["mc/parent_thread_id"]` so the sub-agent's
 thread is its child and inherits its grants (audit/inheritance.py).
@@ -34,6 +39,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.shared.exceptions import MCPError
 
+from kiwi import runs as kiwi_runs
 from mcps.endpoint import own_tools
 from mcps.endpoint.gate import THREAD_META_KEY, authorize, denial_meta
 from mcps.endpoint.recorder import Call, CallRecorder, Session
@@ -43,6 +49,7 @@ from mcps.gateway.rpc import GatewayError
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "__"
+KIWI_THREAD_META_KEY = "mc/kiwi_thread_id"
 INSTRUCTIONS = (
     "Mission Control routes these tools to the MCP servers it manages. A tool named "
     "`{server}__{tool}` is `tool` on `server`. Every call is recorded. The `missioncontrol__` "
@@ -108,7 +115,8 @@ def build_server(
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name} (expected server__tool)")
         mcp_id, tool = target
         arguments = dict(params.arguments or {})
-        session = session_of(ctx)
+        root = session_of(ctx)
+        session = recorder.current(root)  # a Kiwi directive run's, while one lasts
         if not session.may_call_tools:
             if on_denied is not None:
                 on_denied(session, mcp_id, tool)
@@ -182,6 +190,9 @@ def build_server(
             on_called(session, call)
         answer = types.CallToolResult.model_validate(result)
         answer.meta = {**(answer.meta or {}), THREAD_META_KEY: session.thread_id}
+        if kiwi_runs.starts_run(tool, arguments) and not result.get("isError"):
+            run = await kiwi_runs.begin(recorder, root, session, mcp_id, arguments, datetime.now(UTC))
+            answer.meta[KIWI_THREAD_META_KEY] = run.thread_id
         return answer
 
     def input_schema(name: str) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 // The relationship graph over /api/graph/*: filter by kind, search, click through.
 (function () {
   "use strict";
-  const COLORS = { server: "#4fb3ff", tool: "#3fb950", thread: "#d29922", directive: "#bc8cff", script: "#f778ba", knowledge: "#39c5cf" };
+  const COLORS = { server: "#4fb3ff", tool: "#3fb950", thread: "#d29922", directive: "#bc8cff", script: "#f778ba", knowledge: "#39c5cf", kiwi_directive: "#a371f7", kiwi_tool: "#db61a2", kiwi_knowledge: "#56d4dd" };
   const container = document.getElementById("graph");
   const form = document.getElementById("graph-filters");
   const search = document.getElementById("graph-search");
@@ -20,6 +20,10 @@
     if (kind === "thread") return "/threads/" + encodeURIComponent(key);
     if (kind === "directive") return "/directives/" + encodeURIComponent(key);
     if (kind === "knowledge") return "/knowledge/" + encodeURIComponent(key);
+    if (kind.startsWith("kiwi_") && node.data && node.data.indexed) {
+      const slash = key.indexOf("/");
+      return "/kiwi/" + encodeURIComponent(key.slice(0, slash)) + "/" + kind.slice(5) + "/" + encodeURIComponent(key.slice(slash + 1));
+    }
     return "/graph?focus=" + encodeURIComponent(node.name);
   }
 
