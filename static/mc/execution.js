@@ -50,9 +50,11 @@
     if (again) { again = false; refresh(); }
   }
 
+  // At most one fetch per 150 ms however fast steps come (a throttle, not a debounce:
+  // a long run's table keeps moving).
   function refresh() {
-    clearTimeout(timer);
-    timer = setTimeout(load, 100);
+    if (timer) return;
+    timer = setTimeout(function () { timer = null; load(); }, 150);
   }
 
   // The first frame (the snapshot) also refreshes: the run may have moved since the render.
