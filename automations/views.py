@@ -295,6 +295,7 @@ def _builder(
         "schedule",
         "event_type",
         "filters",
+        "inputs",
         "inputs_json",
     }
     context = {
