@@ -258,6 +258,15 @@ class DirectiveExecutionQuerySet(models.QuerySet["DirectiveExecution"]):
     def running_for(self, directive: Directive) -> int:
         return self.filter(directive=directive, status=DirectiveExecution.Status.RUNNING).count()
 
+    def visible_to(self, user: Any) -> Self:
+        """Every run, for a user whose role reads runs (a viewer's and up); none otherwise.
+
+        Runs belong to no team: Mission Control's own directives act on every team's rows.
+        """
+        from missioncontrol import roles
+
+        return self.all() if roles.can(user, "automations.view_directiveexecution") else self.none()
+
 
 class DirectiveExecution(models.Model):
     """One run of a directive: who triggered it, with what, how it went."""

@@ -30,6 +30,8 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("g g", "/graph", "Graph"),
     ("g p", "/permissions", "Permissions"),
     ("g a", "/directives", "Directives"),
+    ("g u", "/automations", "Automations"),
+    ("g e", "/executions", "Executions"),
     ("g k", "/knowledge", "Knowledge"),
 )
 
@@ -43,6 +45,8 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("graph", "/graph", "Graph"),
     ("permissions", "/permissions", "Permissions"),
     ("directives", "/directives", "Directives"),
+    ("automations", "/automations", "Automations"),
+    ("executions", "/executions", "Executions"),
     ("knowledge", "/knowledge", "Knowledge"),
     ("kiwi", "/kiwi", "Kiwi"),
 )

@@ -16,6 +16,8 @@ urlpatterns = [
     path("graph", views.graph_page, name="graph-page"),
     path("search", views.search_page, name="search-page"),
     path("settings", views.settings_page, name="settings"),
+    path("settings/tokens", views.token_page, name="token-page"),
+    path("settings/tokens/<int:pk>/revoke", views.token_revoke, name="token-revoke-page"),
     path("", include("threads.urls")),
     path("", include("logs.urls")),
     path("", include("mcps.urls")),

@@ -1,4 +1,4 @@
-"""Cross-cutting pages: /health, the dashboard at /, the graph, search and settings."""
+"""Cross-cutting pages: /health, the dashboard at /, the graph, search, settings and API tokens."""
 
 from __future__ import annotations
 
@@ -12,19 +12,23 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from audit.models import PermissionEvent
 from logs.models import LogEntry
 from mcps.models import MCPServer
+from missioncontrol import roles, tokens
 from missioncontrol import search as global_search
 from missioncontrol.activity import activity, error_rate
+from missioncontrol.api.auth import APITokenSerializer
 from missioncontrol.graph import ENTITY_KINDS
 from missioncontrol.ingest.spool import default_spool
 from missioncontrol.metrics import exposition
-from missioncontrol.models import SavedView, UserPreference
+from missioncontrol.models import APIToken, SavedView, Team, UserPreference
 from missioncontrol.pages import visible
 from threads.models import ExecutionStep, Thread
 
@@ -159,6 +163,50 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "settings.html",
         {"preference": preference, "themes": UserPreference.Theme.choices, "saved": saved, "views": views},
     )
+
+
+@login_required
+def token_page(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's API tokens; issuing one (admins) shows its secret this once."""
+    can_issue = roles.can(request.user, roles.MANAGE_TOKENS)
+    issued: APIToken | None = None
+    errors: dict[str, list[str]] = {}
+    status = 200
+    if request.method == "POST":
+        if not can_issue:
+            raise PermissionDenied(f"Your role does not allow this (needs {roles.MANAGE_TOKENS}).")
+        # The API's checks; the owner is always the signed-in user here.
+        body = APITokenSerializer(
+            data={"name": request.POST.get("name", "").strip(), "team": request.POST.get("team") or None}
+        )
+        if body.is_valid():
+            data = body.validated_data
+            issued = tokens.issue(request.user, data["name"], team=data.get("team"), request=request)
+        else:
+            errors = {k: [str(m) for m in v] for k, v in body.errors.items()}
+            status = 400
+    context = {
+        "tokens": APIToken.objects.filter(owner=request.user)
+        .select_related("team")
+        .order_by("-created_at", "-id"),
+        "can_issue": can_issue,
+        "issued": issued,
+        "errors": errors,
+        "teams": Team.objects.order_by("slug") if can_issue else [],
+        "form": request.POST if errors else {},
+    }
+    response = render(request, "tokens.html", context, status=status)
+    response["Cache-Control"] = "no-store"  # the page may hold a secret
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of your own tokens (an admin revokes anyone's through /api/tokens)."""
+    token = get_object_or_404(APIToken, pk=pk, owner=request.user)
+    tokens.revoke(request.user, token, request)
+    return redirect("token-page")
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

@@ -9,9 +9,11 @@ Screenshots of every page land in var/screenshots/pages/ (ignored by git).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from tests.conftest import event
+from tests.faults import PrivateRedis
 from tests.processes import ROOT, Server, clean_env, daphne, free_port, post_events
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -40,7 +43,7 @@ PASSWORD = "correct horse battery staple"
 WAIT_MS = 15_000
 
 
-def _web_env(log_dir: Path) -> dict[str, str]:
+def _web_env(log_dir: Path, redis_url: str | None) -> dict[str, str]:
     """The web process reads and writes the test database the tests use."""
     db = connection.settings_dict
     extra = {"SECRET_KEY": "browser-tests", "MC_GATEWAY_EMBEDDED": "true", "MC_DATA_DIR": str(log_dir)}
@@ -49,21 +52,38 @@ def _web_env(log_dir: Path) -> dict[str, str]:
         extra["MC_CONN_MAX_AGE"] = "0"
     else:
         extra["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
-    if settings.REDIS_URL:
-        extra["REDIS_URL"] = settings.REDIS_URL
+    if redis_url:
+        extra["REDIS_URL"] = redis_url
         extra["MC_CHANNEL_PREFIX"] = os.environ.get("MC_CHANNEL_PREFIX", "mc") + "browser"
     return clean_env(**extra)
+
+
+def celery_worker(env: dict[str, str], log: Path) -> Server:
+    """A Celery worker (directive runs go to Celery when Redis is configured)."""
+    command = [sys.executable, "-m", "celery", "-A", "missioncontrol", "worker", "-P", "prefork", "-c", "1"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
+    return Server(command, 0, env, log)
 
 
 @pytest.fixture(scope="module")
 def web(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log_dir = tmp_path_factory.mktemp("web")
-    server = daphne(free_port(), _web_env(log_dir), log_dir / "daphne.log")
-    try:
+    with ExitStack() as stack:
+        redis_url = None
+        if settings.REDIS_URL:
+            # A Redis of the module's own: the Celery queue the web process hands directive
+            # runs to is not one another test run's worker could take them from.
+            private = PrivateRedis(log_dir, persistent=False)
+            private.start()
+            stack.callback(private.kill)
+            redis_url = f"redis://127.0.0.1:{private.port}/0"
+        env = _web_env(log_dir, redis_url)
+        server = daphne(free_port(), env, log_dir / "daphne.log")
+        stack.callback(server.stop)
+        if redis_url:
+            stack.callback(celery_worker(env, log_dir / "worker.log").stop)
         server.wait_healthy()
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +331,10 @@ PAGES = [
     ("knowledge-entry", "/knowledge/disk-pressure"),
     ("search", "/search?q=deploy"),
     ("settings", "/settings"),
+    ("tokens", "/settings/tokens"),
+    ("automations-list", "/automations"),
+    ("automation-new", "/automations/new?directive=nightly-check"),
+    ("executions", "/executions"),
     ("server-pushing", "/servers/srv-alpha"),
     ("thread-error", "/threads/T-err"),
 ]
@@ -348,7 +372,36 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str) 
             event("thread.ended", 1, thread_id="T-err", status="error"),
         ],
     )
-    for name, path in PAGES:
+    from automations.models import Automation, DirectiveExecution, StepRun
+
+    automation = Automation.objects.create(
+        name="nightly",
+        directive=directive,
+        trigger="event",
+        event_type="thread.ended",
+        filters={"status": "error"},
+    )
+    failed = DirectiveExecution.objects.create(
+        directive=directive,
+        directive_name=directive.name,
+        automation=automation,
+        status="failed",
+        error="boom",
+    )
+    StepRun.objects.create(
+        execution=failed,
+        sequence=1,
+        path="steps[0]",
+        name="health",
+        kind="script",
+        status="failed",
+        error="no script named check_health.py",
+    )
+    dynamic = [
+        ("automation", f"/automations/{automation.pk}"),
+        ("execution-failed", f"/executions/{failed.pk}"),
+    ]
+    for name, path in PAGES + dynamic:
         visit.open(path)
         visit.shot(name)
     page = visit.open("/permissions")
@@ -372,3 +425,91 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str) 
     page.click(".menu-toggle")
     assert page.is_visible(".site-nav")
     visit.shot("dashboard-phone")
+
+
+# A user directive over Mission Control's own scripts (the web process runs it): one step,
+# then a foreach of `rounds` steps, long enough to be watched while it runs.
+FLEET_PULSE = """name: fleet-pulse
+description: Look for stalled threads, then note a health line per round
+inputs:
+  timeout_seconds:
+    type: integer
+    description: A thread idle this long is stalled
+  rounds:
+    type: integer
+    default: 30
+permissions: [read:threads, write:logs]
+steps:
+  - name: stalled
+    script: find_stalled_threads
+    inputs:
+      timeout_seconds: "{{ inputs.timeout_seconds }}"
+  - name: rounds
+    foreach: "range(inputs.rounds)"
+    steps:
+      - name: note
+        script: log_health_check
+        inputs:
+          checked: "{{ item }}"
+"""
+
+# Statuses and step counts the execution page shows, noted at each live swap.
+WATCH_EXECUTION = """() => {
+  const seen = (window.__seen = []);
+  const note = () => {
+    const live = document.getElementById("execution-live");
+    seen.push([live.dataset.status, live.querySelectorAll("tr[data-sequence]").length]);
+  };
+  note();
+  new MutationObserver(note).observe(document.getElementById("execution"), { childList: true });
+}"""
+
+
+def test_an_automation_made_in_the_builder_appears_and_runs(visit: Visit) -> None:
+    from automations.models import Automation, Directive, DirectiveExecution
+
+    Directive.objects.upsert_from_yaml(FLEET_PULSE)
+    page = visit.open("/automations/new")
+    visit.live()
+    page.fill("input[name=name]", "pulse-every-5")
+    page.select_option("select[name=directive]", "fleet-pulse")
+    page.wait_for_selector("[data-input=timeout_seconds]")  # the directive's inputs, as a form
+    assert page.get_attribute("[data-input=rounds]", "placeholder") == "30"
+    page.fill("[data-input=timeout_seconds]", "600")
+    page.check("input[name=trigger][value=schedule]")
+    assert page.is_visible("input[name=schedule]") and not page.is_visible("input[name=event_type]")
+    page.fill("input[name=schedule]", "*/5 * * *")
+    assert "is not a cron expression" in page.inner_text("#next-runs [data-error-for=schedule]")
+    page.fill("input[name=schedule]", "*/5 * * * *")
+    page.wait_for_selector("#next-runs li >> nth=4")
+    runs = page.locator("#next-runs li").all_inner_texts()
+    assert len(runs) == 5 and all(int(r[-2:]) % 5 == 0 for r in runs), runs
+    visit.shot("automation-builder")
+    page.click("#save-automation")
+    page.wait_for_url(f"{visit.web.url}/automations")
+    row = page.locator('tr[data-automation="pulse-every-5"]')
+    assert "fleet-pulse" in row.inner_text() and "*/5 * * * *" in row.inner_text()
+    automation = Automation.objects.get(name="pulse-every-5")
+    assert automation.inputs == {"timeout_seconds": 600} and automation.schedule == "*/5 * * * *"
+    visit.shot("automations")
+
+    page.click('[data-run="pulse-every-5"]')
+    page.wait_for_url(re.compile(r"/executions/\d+$"))
+    page.evaluate(WATCH_EXECUTION)
+    page.wait_for_selector('#execution-live[data-status="completed"]', timeout=90_000)
+    seen = page.evaluate("() => window.__seen")
+    # The page was not reloaded: it went from unfinished to completed, steps arriving live.
+    assert seen[0][0] in ("pending", "running"), seen
+    assert len({count for _, count in seen}) > 2, seen
+    assert page.locator("#step-runs tr[data-sequence]").count() == 32
+    assert page.locator('#step-runs tr[data-status="completed"]').count() == 32
+    assert "stalled" in page.inner_text('#step-runs tr[data-sequence="1"]')
+    execution = DirectiveExecution.objects.get(automation=automation)
+    assert execution.status == "completed" and execution.triggered_by == "manual"
+    visit.shot("execution")
+    page.keyboard.press("t")  # light
+    page.wait_for_function("() => document.documentElement.dataset.theme === 'light'")
+    visit.shot("execution-light")
+    page = visit.open(f"/automations/{automation.pk}")
+    assert page.locator(f'tr[data-execution="{execution.pk}"]').count() == 1
+    visit.shot("automation-light")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -19,8 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import access
-from automations import engine, scripts
+from automations import engine, runs, scripts
 from automations.api.serializers import (
     AutomationSerializer,
     DirectiveDetailSerializer,
@@ -140,24 +138,16 @@ class Execute(APIView):
         body = ExecuteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         directive: Directive = body.validated_data["directive"]
-        limit = settings.DIRECTIVE_MAX_CONCURRENT
-        if DirectiveExecution.objects.running_for(directive) >= limit:
-            return Response(
-                {
-                    "detail": f"{directive.name} already runs {limit} times at once "
-                    "(automations.max_concurrent)"
-                },
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": "10"},
+        try:
+            execution = runs.start(
+                request.user, directive, body.validated_data["inputs"], request=request._request
             )
-        execution = engine.submit(directive, body.validated_data["inputs"])
-        access.record(
-            request.user,
-            access.DIRECTIVE_RUN,
-            f"directive:{directive.name}",
-            details={"execution_id": execution.pk},
-            request=request,
-        )
+        except runs.Busy as exc:
+            return Response(
+                {"detail": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "10"}
+            )
+        except runs.Refused as exc:
+            raise ValidationError({"directive": [str(exc)]}) from None
         return Response(execution.summary(), status=status.HTTP_202_ACCEPTED)
 
 

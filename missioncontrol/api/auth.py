@@ -26,7 +26,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from audit import access
-from missioncontrol import roles
+from missioncontrol import roles, tokens
 from missioncontrol.models import APIToken, Team
 from missioncontrol.openapi import FIELD_ERRORS, FORBIDDEN, NOT_FOUND
 
@@ -167,17 +167,8 @@ class APITokenViewSet(
 
     def perform_create(self, serializer: APITokenSerializer) -> None:  # type: ignore[override]
         data = serializer.validated_data
-        token, raw = APIToken.objects.issue(
-            data["name"], data.get("owner") or self.request.user, data.get("team")
-        )
-        token.raw = raw  # type: ignore[attr-defined]
-        serializer.instance = token
-        access.record(
-            self.request.user,
-            access.TOKEN_ISSUED,
-            f"api_token:{token.pk}",
-            details={"name": token.name, "owner": token.owner.get_username(), "team": token.team_id},
-            request=self.request._request,
+        serializer.instance = tokens.issue(
+            self.request.user, data["name"], data.get("owner"), data.get("team"), self.request._request
         )
 
     def perform_destroy(self, instance: APIToken) -> None:
@@ -191,11 +182,4 @@ class APITokenViewSet(
         return Response(self.get_serializer(token).data)
 
     def _revoke(self, token: APIToken) -> None:
-        token.revoke()
-        access.record(
-            self.request.user,
-            access.TOKEN_REVOKED,
-            f"api_token:{token.pk}",
-            details={"name": token.name},
-            request=self.request._request,
-        )
+        tokens.revoke(self.request.user, token, self.request._request)
