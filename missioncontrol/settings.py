@@ -274,6 +274,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Daily: days past log_retention.hot to the archive, warm to cold, cold past its age gone.
     "logs.archive": {"task": "logs.archive", "schedule": 86400.0, "options": {"expires": 86000}},
+    # PostgreSQL: the log table's day partitions, made ahead (logs/partitions.py).
+    "logs.partitions": {"task": "logs.partitions", "schedule": 3600.0, "options": {"expires": 3500}},
     "missioncontrol.drain-spool": {
         "task": "missioncontrol.drain_spool",
         "schedule": 30.0,
