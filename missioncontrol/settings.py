@@ -303,8 +303,8 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Log retention tiers (logs/archive.py): hot in the database, then warm and cold files in
-# the archive storage: the data directory, or an S3-compatible bucket (django-storages,
-# with boto3 installed) when MC_ARCHIVE_S3_BUCKET is set.
+# the archive storage: the data directory, or an S3-compatible bucket (django-storages and
+# boto3) when MC_ARCHIVE_S3_BUCKET is set.
 LOG_RETENTION = MC.log_retention
 
 
