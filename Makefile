@@ -70,6 +70,7 @@ bench: install
 	$(PY) bench/gateway.py
 	$(PY) bench/otlp.py
 	$(PY) bench/spool.py
+	$(PY) bench/sustain.py
 	$(PY) bench/redaction.py
 	$(PY) bench/policy.py
 

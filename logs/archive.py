@@ -34,8 +34,8 @@ from django.db import transaction
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from logs.models import ArchiveDay, LogEntry
-from missioncontrol.bulk import insert_new
+from logs import partitions
+from logs.models import ArchiveDay, LogEntry, LogEventId
 from missioncontrol.jsontext import dumps, loads
 
 LOG_FIELDS = ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception")
@@ -136,19 +136,13 @@ def pending_days(before: datetime, now: datetime) -> list[tuple[date, str]]:
     return [(day, mcp_id) for day, mcp_id in pairs if (day, mcp_id) not in held]
 
 
-def archive_day(day: date, mcp_id: str, now: datetime, cold_before: date) -> int:
-    """Archive one day of one server's logs; the rows removed from the database."""
-    start, end = day_bounds(day)
-    hot = [
-        row.as_event()
-        for row in LogEntry.objects.filter(mcp_id=mcp_id, timestamp__gte=start, timestamp__lt=end).order_by(
-            "timestamp", "id"
-        )
-    ]
-    if not hot:
-        return 0
-    for row in hot:
-        del row["type"]
+def _write_day(
+    day: date, mcp_id: str, hot: list[dict[str, Any]], now: datetime, cold_before: date
+) -> str | None:
+    """Merge `hot` (rows as events) into the day's file, write it verified, record it.
+
+    The day's previous file, if it had another name (a tier ago): to delete after commit.
+    """
     existing = ArchiveDay.objects.filter(day=day, mcp_id=mcp_id).first()
     merged: dict[str, dict[str, Any]] = {}
     if existing is not None:
@@ -158,25 +152,105 @@ def archive_day(day: date, mcp_id: str, now: datetime, cold_before: date) -> int
     tier = ArchiveDay.Tier.COLD if day < cold_before else ArchiveDay.Tier.WARM
     name = file_name(tier, day, mcp_id)
     digest = _write_verified(name, rows)
+    ArchiveDay.objects.update_or_create(
+        day=day,
+        mcp_id=mcp_id,
+        defaults={"tier": tier, "name": name, "rows": len(rows), "sha256": digest, "archived_at": now},
+    )
+    return existing.name if existing is not None and existing.name != name else None
+
+
+def _delete_files(names: Iterable[str | None]) -> None:
+    for name in names:
+        if name is not None:
+            storage().delete(name)
+
+
+def _as_events(entries: Iterable[LogEntry]) -> list[dict[str, Any]]:
+    rows = [entry.as_event() for entry in entries]
+    for row in rows:
+        del row["type"]
+    return rows
+
+
+def _forget_ids(ids: list[str]) -> None:
+    """The ledger's ids of rows gone to the archive (PostgreSQL): a repeat is stored again."""
+    if partitions.enabled():
+        for i in range(0, len(ids), _DELETE_CHUNK):
+            LogEventId.objects.filter(id__in=ids[i : i + _DELETE_CHUNK]).delete()
+
+
+def archive_day(day: date, mcp_id: str, now: datetime, cold_before: date) -> int:
+    """Archive one day of one server's logs by DELETE; the rows removed from the database.
+
+    The path for rows not in a day partition of their own (SQLite; on PostgreSQL the
+    default partition's, or a day partly restored).
+    """
+    start, end = day_bounds(day)
+    in_day = LogEntry.objects.filter(mcp_id=mcp_id, timestamp__gte=start, timestamp__lt=end)
+    hot = _as_events(in_day.order_by("timestamp", "id"))
+    if not hot:
+        return 0
     with transaction.atomic():
-        ArchiveDay.objects.update_or_create(
-            day=day,
-            mcp_id=mcp_id,
-            defaults={"tier": tier, "name": name, "rows": len(rows), "sha256": digest, "archived_at": now},
-        )
+        stale = _write_day(day, mcp_id, hot, now, cold_before)
         ids = [row["id"] for row in hot]
         for i in range(0, len(ids), _DELETE_CHUNK):
-            LogEntry.objects.filter(id__in=ids[i : i + _DELETE_CHUNK]).delete()
-    if existing is not None and existing.name != name:
-        storage().delete(existing.name)
+            in_day.filter(id__in=ids[i : i + _DELETE_CHUNK]).delete()
+        _forget_ids(ids)
+    _delete_files([stale])
     return len(hot)
+
+
+def archive_partition(day: date, name: str, now: datetime, cold_before: date) -> tuple[int, int]:
+    """Archive a detached day partition, then drop it; (day files, rows).
+
+    The partition is dropped only once every server's file of that day is written and
+    read back; should that fail, the partition is attached again (or, if that day's rows
+    have meanwhile gone to the default partition, left detached for the next run).
+    """
+    entries = list(LogEntry.objects.raw(f"SELECT * FROM {name} ORDER BY timestamp, id"))
+    by_server: dict[str, list[LogEntry]] = {}
+    for entry in entries:
+        by_server.setdefault(entry.mcp_id, []).append(entry)
+    try:
+        with transaction.atomic():
+            stale = [
+                _write_day(day, mcp_id, _as_events(rows), now, cold_before)
+                for mcp_id, rows in sorted(by_server.items())
+            ]
+            _forget_ids([entry.id for entry in entries])
+            partitions.drop(name)
+    except BaseException:
+        partitions.reattach(name)
+        raise
+    _delete_files(stale)
+    return len(by_server), len(entries)
+
+
+def _archive_partitions(hot_before: datetime, now: datetime, cold_before: date) -> list[tuple[date, str]]:
+    """PostgreSQL: the day partitions to archive whole (detached by an interrupted run, or
+    entirely older than `hot_before` with no server's day restored), detached."""
+    if not partitions.enabled():
+        return []
+    held = set(ArchiveDay.objects.filter(restored_until__gt=now).values_list("day", flat=True))
+    todo = sorted(partitions.detached().items())
+    for day in sorted(partitions.attached()):
+        if day < hot_before.date() and day not in held:
+            name = partitions.detach(day)  # None: busy; its rows go by DELETE below
+            if name is not None:
+                todo.append((day, name))
+    return todo
 
 
 def archive(
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ArchiveReport:
-    """Move every day past `hot` to the archive, warm days past `warm` to cold, drop days past `cold`."""
+    """Move every day past `hot` to the archive, warm days past `warm` to cold, drop days past `cold`.
+
+    On PostgreSQL a whole day partition is archived and then dropped; rows elsewhere (the
+    default partition, a partly restored day; every row on SQLite) are archived and deleted.
+    """
     now = now or timezone.now()
     retention = settings.LOG_RETENTION
     now_utc = now.astimezone(UTC)
@@ -185,12 +259,22 @@ def archive(
     cold_before = (now_utc - timedelta(seconds=retention.warm)).date()
     expire_before = (now_utc - timedelta(seconds=retention.cold)).date()
     report = ArchiveReport()
+    whole = _archive_partitions(hot_before, now, cold_before)
+    done = 0
+    for day, name in whole:
+        files, rows = archive_partition(day, name, now, cold_before)
+        report.days += files
+        report.rows += rows
+        done += 1
+        if progress is not None:
+            progress(done, len(whole))
     pending = pending_days(hot_before, now)
-    for done, (day, mcp_id) in enumerate(pending, 1):
+    for day, mcp_id in pending:
         report.rows += archive_day(day, mcp_id, now, cold_before)
         report.days += 1
+        done += 1
         if progress is not None:
-            progress(done, len(pending))
+            progress(done, len(whole) + len(pending))
     for entry in ArchiveDay.objects.filter(tier=ArchiveDay.Tier.WARM, day__lt=cold_before):
         name = file_name(ArchiveDay.Tier.COLD, entry.day, entry.mcp_id)
         rows = decode_rows(_read(entry.name))
@@ -231,8 +315,9 @@ def restore(first: date, last: date, mcp_ids: Iterable[str] | None = None) -> tu
     days = inserted = 0
     for entry in entries.order_by("day", "mcp_id"):
         rows = decode_rows(_read(entry.name))
+        partitions.ensure(entry.day, entry.day)  # PostgreSQL: its own partition, archived whole later
         with transaction.atomic():
-            inserted += len(insert_new(LogEntry, LOG_FIELDS, [_as_row(r) for r in rows]))
+            inserted += len(LogEntry.objects.store_new(LOG_FIELDS, [_as_row(r) for r in rows]))
             entry.restored_until = until
             entry.save(update_fields=["restored_until"])
         days += 1

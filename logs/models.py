@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
-from django.db import models
+from django.db import connection, models
 from django.db.models.functions import Now, RowNumber
 
 from missioncontrol import textsearch
@@ -43,9 +44,28 @@ class LogEntryQuerySet(models.QuerySet["LogEntry"]):
             page = page.filter(thread_rank__lte=offset + limit)
         return page.order_by("-timestamp", "-id")
 
+    def store_new(self, fields: Sequence[str], rows: list[tuple[Any, ...]]) -> set[str]:
+        """Store the rows (`fields` order, the id first) whose id is new; the ids stored.
+
+        SQLite: the id is the table's primary key. PostgreSQL: the table is partitioned by
+        day (logs/partitions.py) and its key is (id, timestamp), so the ids go through the
+        `LogEventId` ledger first (one statement, skipping ids already there) and only the
+        new rows are COPY'd: a repeated id is stored once whatever its timestamp.
+        """
+        from missioncontrol.bulk import copy_rows, insert_new
+
+        if connection.vendor != "postgresql":
+            return insert_new(LogEntry, fields, rows)
+        assert fields[0] == "id", "the id must come first"
+        new = insert_new(LogEventId, ("id",), [(row[0],) for row in rows])
+        return copy_rows(LogEntry, fields, [row for row in rows if row[0] in new])
+
 
 class LogEntry(models.Model):
-    """One structured log line; its id is the event id, so a repeat is stored once."""
+    """One structured log line; its id is the event id, so a repeat is stored once.
+
+    On PostgreSQL the table is partitioned by day on `timestamp` (logs/partitions.py).
+    """
 
     class Level(models.TextChoices):
         DEBUG = "DEBUG"
@@ -106,6 +126,21 @@ class LogEntry(models.Model):
             "context": self.context,
             "exception": self.exception,
         }
+
+
+class LogEventId(models.Model):
+    """Ledger of the event ids of the logs in the database (PostgreSQL, see `store_new`).
+
+    Its row leaves with the log's (archival), as the log's own did before partitioning.
+    """
+
+    id = models.CharField(primary_key=True, max_length=200)
+
+    class Meta:
+        verbose_name = "log event id"
+
+    def __str__(self) -> str:
+        return self.id
 
 
 class ArchiveDay(models.Model):

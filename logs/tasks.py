@@ -1,4 +1,4 @@
-"""Log retention as a Celery task (beat, daily)."""
+"""Log retention and the log table's day partitions as Celery tasks (beat)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from logs import archive
+from logs import archive, partitions
 
 
 @shared_task(name="logs.archive", autoretry_for=(archive.ArchiveError,), retry_backoff=60, max_retries=3)
@@ -19,3 +19,9 @@ def archive_logs() -> dict[str, Any]:
         "moved_cold": report.moved_cold,
         "expired": report.expired,
     }
+
+
+@shared_task(name="logs.partitions")
+def ensure_partitions() -> list[str]:
+    """PostgreSQL: the day partitions from two days ago to a week ahead (idempotent; no-op on SQLite)."""
+    return [day.isoformat() for day in partitions.ensure_ahead()]

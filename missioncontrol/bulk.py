@@ -189,38 +189,28 @@ def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tupl
         return inserted
 
 
-def copy_new(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> set[Any]:
-    """Like `insert_new`, through COPY on PostgreSQL: the path for the hottest table.
+def copy_rows(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> set[Any]:
+    """COPY `rows`, known to be new, into `model`'s table (PostgreSQL); their pks.
 
-    One indexed probe finds the ids already stored, COPY writes the rest. A concurrent
-    batch carrying the same new id makes the COPY fail on the primary key; the savepoint
-    is rolled back and the batch goes through `insert_new`, which skips conflicts.
+    Should one be stored after all (a concurrent batch), the savepoint is rolled back and
+    the rows go through `insert_new`, which skips conflicts.
     """
-    if connection.vendor != "postgresql" or not rows:
-        return insert_new(model, fields, rows)
-    assert fields[0] == model._meta.pk.name, "the primary key must come first"
+    if not rows:
+        return set()
     table = connection.ops.quote_name(model._meta.db_table)
-    pk = connection.ops.quote_name(model._meta.pk.column)
     columns = ", ".join(connection.ops.quote_name(_concrete_field(model, f).column) for f in fields)
     is_json = [isinstance(_concrete_field(model, f), models.JSONField) for f in fields]
     connection.ensure_connection()
-    # A server-side-binding cursor: Django's default client-side one would quote each id.
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(f"SELECT {pk} FROM {table} WHERE {pk} = ANY(%s)", [[r[0] for r in rows]])
-        stored = {r[0] for r in cursor.fetchall()}
-    fresh = [r for r in rows if r[0] not in stored]
-    if not fresh:
-        return set()
     try:
         with (
             transaction.atomic(),
             psycopg.Cursor(connection.connection) as cursor,
             cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
         ):
-            for row in fresh:
+            for row in rows:
                 copy.write_row(
                     [dumps(v) if j and v is not None else v for v, j in zip(row, is_json, strict=True)]
                 )
     except (IntegrityError, psycopg.errors.UniqueViolation):
-        return insert_new(model, fields, fresh)
-    return {r[0] for r in fresh}
+        return insert_new(model, fields, rows)
+    return {r[0] for r in rows}

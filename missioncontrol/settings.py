@@ -275,6 +275,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Daily: days past log_retention.hot to the archive, warm to cold, cold past its age gone.
     "logs.archive": {"task": "logs.archive", "schedule": 86400.0, "options": {"expires": 86000}},
+    # PostgreSQL: the log table's day partitions, made ahead (logs/partitions.py).
+    "logs.partitions": {"task": "logs.partitions", "schedule": 3600.0, "options": {"expires": 3500}},
     "missioncontrol.drain-spool": {
         "task": "missioncontrol.drain_spool",
         "schedule": 30.0,
@@ -308,8 +310,8 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Log retention tiers (logs/archive.py): hot in the database, then warm and cold files in
-# the archive storage: the data directory, or an S3-compatible bucket (django-storages,
-# with boto3 installed) when MC_ARCHIVE_S3_BUCKET is set.
+# the archive storage: the data directory, or an S3-compatible bucket (django-storages and
+# boto3) when MC_ARCHIVE_S3_BUCKET is set.
 LOG_RETENTION = MC.log_retention
 
 

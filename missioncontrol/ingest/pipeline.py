@@ -19,7 +19,7 @@ from audit.escalation import detect as detect_escalations
 from audit.models import PermissionEvent
 from logs.models import LogEntry
 from mcps.models import MCPServer
-from missioncontrol.bulk import copy_new, insert_new
+from missioncontrol.bulk import insert_new
 from missioncontrol.ingest.events import Invalid, Source, validate
 from missioncontrol.live import LogMeta, Outbox, encode
 from missioncontrol.models import Team
@@ -284,9 +284,10 @@ def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox, audience: A
 def _insert_logs(
     logs: list[dict[str, Any]], outbox: Outbox, audience: Audience, team_id: int | None
 ) -> set[str]:
-    # The hottest path: one COPY for the whole batch, one encode per new log.
+    # The hottest path: one COPY for the whole batch (after the id ledger on PostgreSQL),
+    # one encode per new log.
     fields = _LOG_FIELDS[:-1]
-    new = copy_new(LogEntry, _LOG_FIELDS, [(*(e[f] for f in fields), team_id) for e in logs])
+    new = LogEntry.objects.store_new(_LOG_FIELDS, [(*(e[f] for f in fields), team_id) for e in logs])
     for event in logs:
         if event["id"] not in new:
             continue
