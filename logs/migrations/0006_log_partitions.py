@@ -39,7 +39,7 @@ def unpartition(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("logs", "0004_retention")]
+    dependencies = [("logs", "0005_logsource")]
 
     operations = [
         migrations.CreateModel(
