@@ -24,6 +24,7 @@ from django.db import connection
 
 from tests.conftest import event
 from tests.faults import PrivateRedis
+from tests.kiwi_workspace import kiwi_workspace
 from tests.processes import ROOT, Server, clean_env, daphne, free_port, post_events
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -340,8 +341,15 @@ PAGES = [
 ]
 
 
-def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str) -> None:
+def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str, tmp_path: Path) -> None:
     from automations.models import Directive, KnowledgeEntry
+    from kiwi.models import KiwiWorkspace
+
+    # A Kiwi project (made in the admin, so the web process's config sync leaves it be).
+    shop = kiwi_workspace(tmp_path).project
+    KiwiWorkspace.objects.create(
+        name="shop", root=str(shop / ".ai"), project_path=str(shop), source=KiwiWorkspace.Source.ADMIN
+    ).index()
 
     directive = Directive.objects.upsert_from_yaml(
         "name: nightly-check\nversion: 1\ndescription: Look at the fleet every night\nsteps:\n"
@@ -400,10 +408,14 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str) 
     dynamic = [
         ("automation", f"/automations/{automation.pk}"),
         ("execution-failed", f"/executions/{failed.pk}"),
+        ("kiwi", "/kiwi"),
+        ("kiwi-directive", "/kiwi/shop/directive/deploy_app"),
     ]
     for name, path in PAGES + dynamic:
         visit.open(path)
         visit.shot(name)
+    page = visit.open("/kiwi/shop/directive/deploy_app")
+    assert "check_window" in page.inner_text("main")
     page = visit.open("/permissions")
     assert "1 escalation detected" in page.inner_text("#escalations")
     # The theme is the user's preference: `t` cycles it and it is stored.
