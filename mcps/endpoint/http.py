@@ -11,7 +11,8 @@ rate (rate_limits.mcp) a request is answered 429 with Retry-After and a JSON-RPC
 (code RATE_LIMITED, `data.retry_after`), which MCP clients surface as the request's
 error, before the credential is even looked up (DELETE, ending a session, is not
 counted). The caller's role
-decides whether it may call tools (a viewer may only list them); its team (an API
+decides whether it may call tools (a viewer may only list them; a user without a role
+is answered 403 with a JSON-RPC error); its team (an API
 token's, see missioncontrol.authentication.Principal) is the team of its thread.
 """
 
@@ -132,6 +133,9 @@ class MCPEndpoint:
             reason = "invalid, expired or revoked token" if raw else "missing 'Bearer <API token or JWT>'"
             await _unauthorized(send, reason)
             return
+        if not principal.may_read:
+            await _forbidden(send, f"{principal.name} has no role (viewer, operator or admin); ask an admin")
+            return
         scope = {**scope, PRINCIPAL: principal}
         manager = await self._started()
         if scope["method"] == "DELETE":
@@ -173,6 +177,15 @@ async def _unauthorized(send: Any, reason: str) -> None:
         (b"www-authenticate", b'Bearer realm="mcp"'),
     ]
     await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _forbidden(send: Any, reason: str) -> None:
+    """403 with a JSON-RPC error (id null), which an MCP client raises as its request's error."""
+    error = {"code": types.INVALID_REQUEST, "message": f"Forbidden: {reason}"}
+    body = dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
