@@ -175,10 +175,14 @@ def _grouped(checks: QuerySet[PermissionEvent], field: str, name: str) -> list[d
 
 
 def compliance_report(
-    start: datetime, end: datetime, top: int = 10, max_escalations: int = 100
+    start: datetime, end: datetime, top: int = 10, max_escalations: int = 100, *, user: Any = None
 ) -> ComplianceReport:
-    """Totals, by subject and resource, top denials, escalations and checks per day in [start, end)."""
-    checks = PermissionEvent.objects.filter(timestamp__gte=start, timestamp__lt=end).order_by()
+    """Totals, by subject and resource, top denials, escalations and checks per day in [start, end).
+
+    Of the checks `user` may see (PermissionEvent.objects.visible_to) when one is given,
+    as on every other surface; of every check for the command (`user` None)."""
+    checks = PermissionEvent.objects.all() if user is None else PermissionEvent.objects.visible_to(user)
+    checks = checks.filter(timestamp__gte=start, timestamp__lt=end).order_by()
     totals = checks.aggregate(**_COUNTS)
     denials = (
         checks.filter(granted=False)

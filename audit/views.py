@@ -64,7 +64,7 @@ def compliance_page(request: HttpRequest) -> HttpResponse:
     except BadPeriod as exc:
         context = {"error": f"{exc.field}: {exc.reason}", "from": start_text or "", "to": end_text or ""}
         return render(request, "audit/compliance.html", context, status=400)
-    report = compliance_report(start, end)
+    report = compliance_report(start, end, user=request.user)
     query = {"from": start.isoformat(), "to": end.isoformat()}
     export = reverse("permission-compliance")
     context = {

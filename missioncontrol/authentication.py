@@ -90,6 +90,7 @@ class Principal:
     username: str = ""
     token: str | None = None  # the API token's id, when it came with one
     teams: tuple[str, ...] = ()  # slugs of the user's teams
+    may_read: bool = True  # False for a user without a role: /mcp and mcp_proxy refuse it
 
     def subject(self) -> Subject:
         """The policy subject (audit.policy) of this caller."""
@@ -123,6 +124,7 @@ def principal_of(user: Any) -> Principal:
         username=user.get_username(),
         token=str(token.pk) if token is not None else None,
         teams=tuple(user.teams.order_by("slug").values_list("slug", flat=True)),
+        may_read=roles.can(user, roles.READ),
     )
 
 

@@ -101,6 +101,8 @@ class RetentionConfig:
 @dataclass(frozen=True)
 class AuthConfig:
     jwt_secret: str | None = None
+    # Always true: every surface but /health requires a credential. The key is accepted
+    # for the seed's sake, and `false` is refused (`_require_auth`), not silently ignored.
     require_auth: bool = True
 
 
@@ -172,6 +174,8 @@ class RateLimitsConfig:
     api: Rate = Rate(1200, 60)  # REST + GraphQL requests per user, or per address if anonymous
     websocket_frames: Rate = Rate(200, 10)  # client frames per connection
     websocket_connections: int = 100  # open sockets per user (or address); 0: no cap
+    mcp: Rate = Rate(1200, 60)  # /mcp requests per bearer credential (API token or JWT)
+    otlp: Rate = Rate(3000, 60)  # OTLP/HTTP exports (/v1/traces, /v1/logs) per ingest key
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         ),
         auth=AuthConfig(
             jwt_secret=_expand_env(jwt) if jwt else None,
-            require_auth=_bool(a, "require_auth", True, "auth"),
+            require_auth=_require_auth(a),
         ),
         mcps=McpsConfig(
             discovery_interval=parse_duration(m.get("discovery_interval", 30), "mcps.discovery_interval"),
@@ -339,6 +343,16 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         kiwi=_kiwi(_section(raw, "kiwi")),
         path=path,
     )
+
+
+def _require_auth(auth: dict[str, Any]) -> bool:
+    """auth.require_auth: true (the default) or absent; false is refused, never ignored."""
+    if not _bool(auth, "require_auth", True, "auth"):
+        raise ConfigError(
+            "auth.require_auth: false is not supported: every surface but /health requires "
+            "authentication (remove the key or set it to true)"
+        )
+    return True
 
 
 def _automations(raw: dict[str, Any]) -> AutomationsConfig:
@@ -513,7 +527,7 @@ def parse_rate(value: Any, name: str) -> Rate:
 
 
 def _rate_limits(raw: dict[str, Any]) -> RateLimitsConfig:
-    known = {"ingest", "api", "websocket_frames", "websocket_connections"}
+    known = {"ingest", "api", "websocket_frames", "websocket_connections", "mcp", "otlp"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(
@@ -527,6 +541,8 @@ def _rate_limits(raw: dict[str, Any]) -> RateLimitsConfig:
         websocket_connections=_int(
             raw, "websocket_connections", default.websocket_connections, "rate_limits", 0
         ),
+        mcp=parse_rate(raw.get("mcp", "1200/min"), "rate_limits.mcp"),
+        otlp=parse_rate(raw.get("otlp", "3000/min"), "rate_limits.otlp"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Rate limits answered with 429 + Retry-After: ingest per key, REST and GraphQL per user.
+"""Rate limits answered with 429 + Retry-After: ingest and OTLP per key, REST and GraphQL
+per user, /mcp per bearer credential.
 
 A limit is a fixed window (`Rate(count, seconds)` from `rate_limits:` in
 mission_control.yml): at most `count` hits of one bucket per window of `seconds`.
@@ -9,7 +10,9 @@ A limiter that cannot reach Redis lets the request through and logs it: a limit 
 protection, and an outage of it must not take ingest down with it.
 
 Who a bucket belongs to (`identity`): the signed-in user when there is one, else the
-client's network address. Ingest buckets are per ingest key. WebSocket limits live on
+client's network address. Ingest and OTLP buckets are per ingest key, /mcp's per API
+token or JWT (a digest of it, checked before the credential is looked up, so a flood
+costs no database read). WebSocket limits live on
 the consumer (missioncontrol/consumers.py): frames per connection (`FrameWindow`) and
 open sockets per user.
 """
@@ -182,15 +185,30 @@ def identity(user: Any, address: str | None) -> tuple[str, str]:
     return f"ip:{address or 'unknown'}", f"address {address or 'unknown'}"
 
 
-async def acheck_ingest(raw_key: str) -> Denied | None:
-    """The ingest key's limit (rate_limits.ingest), checked before the key is looked up."""
-    rate = settings.RATE_LIMITS.ingest
+async def _acheck_credential(name: str, raw: str, who: str) -> Denied | None:
+    """rate_limits.<name> for the credential `raw`, one bucket per credential."""
+    rate: Rate = getattr(settings.RATE_LIMITS, name)
     if not rate.count:
         return None
-    retry_after = await limiter().ahit(f"ingest:{digest(raw_key)}", rate)
+    retry_after = await limiter().ahit(f"{name}:{digest(raw)}", rate)
     if not retry_after:
         return None
-    return Denied("rate_limits.ingest", rate, retry_after, "this ingest key")
+    return Denied(f"rate_limits.{name}", rate, retry_after, who)
+
+
+async def acheck_ingest(raw_key: str) -> Denied | None:
+    """The ingest key's limit (rate_limits.ingest), checked before the key is looked up."""
+    return await _acheck_credential("ingest", raw_key, "this ingest key")
+
+
+async def acheck_otlp(raw_key: str) -> Denied | None:
+    """The ingest key's limit on the OTLP receiver (rate_limits.otlp), before its lookup."""
+    return await _acheck_credential("otlp", raw_key, "this ingest key")
+
+
+async def acheck_mcp(raw_token: str) -> Denied | None:
+    """The bearer credential's limit on /mcp (rate_limits.mcp), before its lookup."""
+    return await _acheck_credential("mcp", raw_token, "this token")
 
 
 def _api(bucket: str, who: str, retry_after: int) -> Denied | None:
@@ -230,7 +248,8 @@ class RateLimitMiddleware(MiddlewareMixin):
 
     DRF views are limited by `missioncontrol.api.throttling.ApiRateThrottle` instead,
     after DRF has authenticated the request (JWT or token included), so each request is
-    counted once. The ingest edge and /mcp are not Django views and are not seen here.
+    counted once. The ingest edge, the OTLP receiver and /mcp are not Django views: each
+    checks its own limit.
     """
 
     async def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> Any:

@@ -490,6 +490,8 @@ def _rate_limits() -> RateLimitsConfig:
                 env.get("MC_RATE_LIMIT_WS_FRAMES") or limits.websocket_frames, "MC_RATE_LIMIT_WS_FRAMES"
             ),
             websocket_connections=env_int("MC_WS_MAX_CONNECTIONS_PER_USER", limits.websocket_connections),
+            mcp=parse_rate(env.get("MC_RATE_LIMIT_MCP") or limits.mcp, "MC_RATE_LIMIT_MCP"),
+            otlp=parse_rate(env.get("MC_RATE_LIMIT_OTLP") or limits.otlp, "MC_RATE_LIMIT_OTLP"),
         )
     except ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc

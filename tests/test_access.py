@@ -72,6 +72,8 @@ ANONYMOUS_REFUSED = [
     ("get", "/api/logs"),
     ("get", "/api/logs/export"),
     ("get", "/api/permissions/audit"),
+    ("get", "/api/permissions/compliance"),
+    ("get", "/api/permissions/compliance?format=csv"),
     ("get", "/api/mcps"),
     ("post", "/api/mcps"),
     ("post", "/api/mcps/srv-alpha/reconnect"),
@@ -147,6 +149,47 @@ def test_a_user_without_a_role_reads_nothing() -> None:
     browser = signed_in(make_user("nobody", None, "alpha"))
     assert browser.get("/api/threads").status_code == 403
     assert browser.get("/api/logs/export").status_code == 403
+
+
+PAGES = ["/", "/threads", "/threads/T-a", "/logs", "/permissions", "/permissions/compliance", "/servers"]
+EXPORTS = [
+    "/api/logs/export?format=csv",
+    "/api/permissions/compliance?format=csv",
+    "/api/permissions/compliance",
+]
+
+
+@pytest.mark.parametrize(("role", "read"), [(None, 403), ("viewer", 200), ("operator", 200), ("admin", 200)])
+def test_each_role_on_the_pages_graphql_and_the_exports(two_teams: None, role: str | None, read: int) -> None:
+    # A user without a role is refused everywhere (its teams' rows would show otherwise);
+    # every role reads. What each role may *do* is asked of REST above, of /mcp and the
+    # WebSocket in test_access_mcp.
+    browser = signed_in(make_user("someone", role, "alpha"))
+    for url in PAGES + EXPORTS:
+        response = browser.get(url)
+        assert response.status_code == read, (url, response.status_code)
+    if role is None:
+        assert b"no role" in browser.get("/threads").content
+    graphql = browser.post("/graphql", {"query": "{ threads { totalCount } }"}, "application/json")
+    assert graphql.status_code == read
+    if read == 200:
+        expected = 3 if role == "admin" else 1  # an admin sees every team's, and T-none
+        assert graphql.json()["data"]["threads"]["totalCount"] == expected
+
+
+def test_the_compliance_report_counts_only_the_checks_a_user_may_see(
+    two_teams: None, viewer: User, admin: User
+) -> None:
+    mine = signed_in(viewer).get("/api/permissions/compliance").json()
+    assert mine["totals"]["checks"] == 1
+    assert [row["resource"] for row in mine["by_resource"]] == ["apple/x"]
+    csv_rows = signed_in(viewer).get("/api/permissions/compliance?format=csv").content.decode()
+    assert "apple/x" in csv_rows and "banana/x" not in csv_rows and "nothing/x" not in csv_rows
+    page = signed_in(viewer).get("/permissions/compliance").content.decode()
+    assert "apple/x" in page and "banana/x" not in page
+    everything = signed_in(admin).get("/api/permissions/compliance").json()
+    assert everything["totals"]["checks"] == 3
+    assert {row["resource"] for row in everything["by_resource"]} == {"apple/x", "banana/x", "nothing/x"}
 
 
 def test_only_admins_issue_tokens_and_read_the_access_audit(viewer: User, admin: User) -> None:

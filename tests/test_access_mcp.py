@@ -6,6 +6,7 @@ A gateway holds mcp-server-time, mcp-server-git and server-everything (tests/mcp
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import httpx
@@ -111,6 +112,93 @@ async def test_a_revoked_token_is_refused_on_mcp_once_its_check_expires(
         monkeypatch.setattr(endpoint, "PRINCIPAL_TTL", 0.0)
         endpoint.mcp_endpoint._principals.clear()
         assert (await http.post("/mcp", json=ping, headers=headers)).status_code == 401
+
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+@pytest.mark.parametrize(("role", "calls"), [("viewer", False), ("operator", True), ("admin", True)])
+async def test_each_role_on_mcp_own_tools(role: str, calls: bool) -> None:
+    # Mission Control's own tools answer in this process (no gateway): read-only ones and
+    # run_directive alike need the operator role; a viewer is told why, and audited.
+    token = await sync_to_async(token_of)(f"user-{role}", role)
+    async with mcp_client(token) as client:
+        if calls:
+            result = await client.call_tool("missioncontrol__list_servers", {})
+            assert not result.is_error
+        else:
+            for tool in ("missioncontrol__list_servers", "missioncontrol__run_directive"):
+                with pytest.raises(MCPError, match="may list tools but not call them"):
+                    await client.call_tool(tool, {"directive": "x"})
+    denied = await sync_to_async(lambda: [e for e in events_of(f"user-{role}") if e[2] == "denied"])()
+    assert denied == (
+        []
+        if calls
+        else [
+            ("tool.call", "missioncontrol/list_servers", "denied"),
+            ("tool.call", "missioncontrol/run_directive", "denied"),
+        ]
+    )
+
+
+async def test_mcp_refuses_a_user_without_a_role_with_403_and_a_json_rpc_error() -> None:
+    from missioncontrol.asgi import application
+
+    token = await sync_to_async(token_of)("nobody", None)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        answer = await http.post(
+            "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+        )
+    assert answer.status_code == 403
+    error = answer.json()["error"]
+    assert error["code"] == -32600 and "has no role (viewer, operator or admin)" in error["message"]
+    with pytest.raises(BaseException) as refused:  # the SDK raises it from its handshake
+        async with mcp_client(token) as client:
+            await client.call_tool("missioncontrol__list_servers", {})
+    assert "has no role" in repr(refused.value) or "Forbidden" in repr(refused.value)
+    with pytest.raises(CommandError, match="has no role"):
+        await sync_to_async(call_command)("mcp_proxy", "--token", token)
+
+
+@pytest.mark.parametrize(("role", "calls"), [("viewer", False), ("operator", True), ("admin", True)])
+async def test_each_role_on_websocket_tool_calls_to_a_real_server(
+    gateway: Gateway, role: str, calls: bool
+) -> None:
+    from tests.conftest import Socket
+
+    user = await sync_to_async(make_user)(f"user-{role}", role, "alpha")
+    call = {"command": "call_tool", "tool": "get_current_time", "arguments": {"timezone": "UTC"}}
+    async with Socket(user=user) as ws:
+        await ws.send(type="command", channel="mcp:time", payload=call, request_id="c")
+        answer = await ws.recv(timeout=30)
+        if calls:
+            assert answer["type"] == "response", answer
+            assert "UTC" in answer["payload"]["result"]["content"][0]["text"]
+        else:
+            assert answer["type"] == "error" and answer["payload"]["status"] == 403, answer
+        await ws.send(type="command", channel="mcp:time", payload={"command": "list_tools"}, request_id="l")
+        listed = await ws.recv(timeout=30)  # every role may list
+        assert listed["type"] == "response" and "get_current_time" in {
+            t["name"] for t in listed["payload"]["tools"]
+        }
+    outcome = "success" if calls else "denied"
+    for _ in range(50):  # the socket writes a call's audit just after its answer
+        if ("tool.call", "time/get_current_time", outcome) in await sync_to_async(events_of)(f"user-{role}"):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"no {outcome} tool.call audited for {role}")
 
 
 def test_mcp_proxy_wants_a_valid_token(monkeypatch: pytest.MonkeyPatch) -> None:

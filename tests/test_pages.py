@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
@@ -42,7 +43,8 @@ def test_it_sends_a_signed_out_visitor_to_the_login_page() -> None:
 
 
 def test_it_signs_in_through_the_login_form_and_out_again() -> None:
-    get_user_model().objects.create_user("alice", password="s3cret-enough")
+    alice = get_user_model().objects.create_user("alice", password="s3cret-enough")
+    alice.groups.add(Group.objects.get(name="viewer"))  # without a role, pages answer 403
     browser = Client()
     assert "Sign in" in browser.get("/accounts/login/").content.decode()
     wrong = browser.post("/accounts/login/", {"username": "alice", "password": "nope"})

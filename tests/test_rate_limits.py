@@ -1,18 +1,27 @@
-"""Floods get 429 with Retry-After (or a WebSocket error frame, then a close); others don't."""
+"""Floods get 429 with Retry-After (or a WebSocket error frame, then a close); others don't.
+
+Every surface: ingest, the OTLP receiver, REST, GraphQL, the export, /mcp (an `mcp` SDK
+client and raw HTTP) and the WebSocket.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
+from mcp.shared.exceptions import MCPError
 
+from mcps.endpoint.http import RATE_LIMITED
 from missioncontrol.config import Rate, RateLimitsConfig, parse_config
 from missioncontrol.consumers import CLOSE_FLOOD, CLOSE_TOO_MANY_CONNECTIONS
 from missioncontrol.ratelimit import MemoryLimiter, RedisLimiter, RedisSockets, limiter
-from tests.conftest import Socket, event, make_user, post_batch, signed_in
+from tests.conftest import Socket, api_token, event, make_user, post_batch, signed_in
+from tests.mcp_servers import mcp_client
+from tests.test_otlp_http import post as otlp_post
 
 
 def limits(settings: Any, **changes: Any) -> None:
@@ -174,3 +183,132 @@ async def test_open_sockets_are_counted_across_processes_through_redis(settings:
     assert await other.open("user:2", "socket-d", 2)
     await one.close("user:1", "socket-a")
     assert await other.open("user:1", "socket-c", 2)
+
+
+# --- /mcp and the OTLP receiver ----------------------------------------------------------
+
+
+def _tokens() -> tuple[str, str]:
+    """API tokens of two operators of team alpha."""
+    return (
+        api_token(make_user("olga", "operator", "alpha"), "alpha"),
+        api_token(make_user("otto", "operator", "alpha"), "alpha"),
+    )
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 7,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
+
+
+async def _initialize(http: httpx.AsyncClient, token: str) -> httpx.Response:
+    """A handshake's first request, in raw HTTP."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    return await http.post("/mcp", json=INITIALIZE, headers=headers)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_mcp_requests_past_the_tokens_rate_get_429_with_a_json_rpc_error(settings: Any) -> None:
+    from missioncontrol.asgi import application
+
+    limits(settings, mcp=Rate(4, 60))
+    mine, theirs = await sync_to_async(_tokens)()
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        for _ in range(4):  # within the limit: answered by the MCP server
+            answered = await _initialize(http, mine)
+            assert answered.status_code == 200 and "serverInfo" in answered.text, answered.text
+        flood = await _initialize(http, mine)
+        assert flood.status_code == 429
+        retry_after = int(flood.headers["Retry-After"])
+        assert 1 <= retry_after <= 60
+        assert flood.headers["content-type"] == "application/json"
+        answer = flood.json()
+        assert answer["jsonrpc"] == "2.0" and answer["id"] is None
+        assert answer["error"]["code"] == RATE_LIMITED
+        assert answer["error"]["message"].startswith(
+            "Rate limit exceeded: more than 4 per 60 s for this token"
+        )
+        assert answer["error"]["data"] == {
+            "limit": "rate_limits.mcp",
+            "reason": answer["error"]["data"]["reason"],
+            "retry_after": retry_after,
+        }
+        assert (await _initialize(http, theirs)).status_code == 200  # another token: its own budget
+        # A flood of a credential that is not valid is limited too, before any lookup.
+        for _ in range(4):
+            assert (await _initialize(http, "mct_never-issued")).status_code == 401
+        assert (await _initialize(http, "mct_never-issued")).status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_an_mcp_client_past_its_rate_gets_the_limit_as_its_calls_error(
+    settings: Any, mode: str
+) -> None:
+    limits(settings, mcp=Rate(8, 60))
+    mine, theirs = await sync_to_async(_tokens)()
+    answered = 0
+    async with mcp_client(mine, mode) as client:
+        with pytest.raises(MCPError) as refused:
+            for _ in range(10):
+                result = await client.call_tool("missioncontrol__list_servers", {})
+                assert not result.is_error
+                answered += 1
+        assert 1 <= answered < 8  # the handshake (and a legacy client's tools/list) took their share
+    assert refused.value.code == RATE_LIMITED
+    assert refused.value.message.startswith("Rate limit exceeded: more than 8 per 60 s")
+    assert refused.value.data["limit"] == "rate_limits.mcp"
+    assert 1 <= refused.value.data["retry_after"] <= 60
+    async with mcp_client(theirs, mode) as client:  # another token's client is not affected
+        assert not (await client.call_tool("missioncontrol__list_servers", {})).is_error
+
+
+async def _export(key: str, content_type: str = "application/x-protobuf") -> httpx.Response:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    body = ExportTraceServiceRequest().SerializeToString() if "protobuf" in content_type else "{}"
+    return await otlp_post("/v1/traces", body, key, content_type)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_otlp_exports_past_the_keys_rate_get_429_with_retry_info_and_another_key_does_not(
+    settings: Any, ingest_key: str, open_key: str
+) -> None:
+    from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+    limits(settings, otlp=Rate(3, 60))
+    for _ in range(3):
+        assert (await _export(ingest_key)).status_code == 200
+    flood = await _export(ingest_key)
+    assert flood.status_code == 429
+    retry_after = int(flood.headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    status = status_pb2.Status.FromString(flood.content)
+    assert status.code == code_pb2.RESOURCE_EXHAUSTED
+    assert status.message.startswith("more than 3 per 60 s for this ingest key")
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry) and retry.retry_delay.seconds == retry_after
+    as_json = await _export(ingest_key, "application/json")  # refused in the request's encoding
+    assert as_json.status_code == 429 and as_json.json()["code"] == code_pb2.RESOURCE_EXHAUSTED
+    assert (await _export(open_key)).status_code == 200  # another key keeps its own budget
+    # The receiver's budget is its own: the key may still push batches to the ingest API.
+    assert (await post_batch({"events": [event("log", message="fine")]}, ingest_key)).status_code == 200
+
+
+def test_the_mcp_and_otlp_rates_are_read_validated_and_overridden(tmp_path: Any) -> None:
+    config = parse_config({"rate_limits": {"mcp": "60/10s", "otlp": "off"}}).rate_limits
+    assert (config.mcp, config.otlp) == (Rate(60, 10), Rate(0, 1))
+    defaults = RateLimitsConfig()
+    assert (defaults.mcp, defaults.otlp) == (Rate(1200, 60), Rate(3000, 60))
+    with pytest.raises(Exception, match=r"rate_limits\.mcp"):
+        parse_config({"rate_limits": {"mcp": "fast"}})
+    with pytest.raises(Exception, match=r"rate_limits\.otlp"):
+        parse_config({"rate_limits": {"otlp": "10/0s"}})

@@ -71,6 +71,29 @@ def test_it_names_the_setting_that_is_malformed(raw: dict[str, object], named: s
         parse_config(raw)
 
 
+def test_auth_require_auth_false_is_refused_naming_the_key_and_why() -> None:
+    # Every surface but /health requires a credential: a switch that pretends otherwise
+    # must not be accepted and then ignored.
+    with pytest.raises(
+        ConfigError,
+        match=r"^auth\.require_auth: false is not supported: every surface but /health requires "
+        "authentication",
+    ):
+        parse_config({"auth": {"require_auth": False}})
+    assert parse_config({"auth": {"require_auth": True}}).auth.require_auth is True
+    assert parse_config({"auth": {}}).auth.require_auth is True
+
+
+def test_it_refuses_to_start_with_require_auth_false(tmp_path: Path) -> None:
+    config = tmp_path / "mc.yml"
+    config.write_text("auth:\n  require_auth: false\n")
+    result = start({"MC_CONFIG": str(config)}, tmp_path)
+    assert result.returncode != 0
+    assert "auth.require_auth: false is not supported" in result.stderr
+    config.write_text("auth:\n  require_auth: true\n")
+    assert start({"MC_CONFIG": str(config)}, tmp_path).returncode == 0
+
+
 def test_a_registry_is_a_url_or_a_url_with_name_patterns() -> None:
     assert parse_config({"mcps": {"registry": "https://reg.example"}}).mcps.registry.include == ("*",)
     registry = parse_config(

@@ -6,8 +6,13 @@ process's loop. Handshake-era clients get stateful sessions (`Mcp-Session-Id`);
 2026-07-28 clients are served one exchange per request, as that protocol wants.
 
 Every request needs `Authorization: Bearer <API token or JWT access token>`; without
-a valid one the answer is 401 with `WWW-Authenticate: Bearer`. The caller's role
-decides whether it may call tools (a viewer may only list them); its team (an API
+a valid one the answer is 401 with `WWW-Authenticate: Bearer`. Past its credential's
+rate (rate_limits.mcp) a request is answered 429 with Retry-After and a JSON-RPC error
+(code RATE_LIMITED, `data.retry_after`), which MCP clients surface as the request's
+error, before the credential is even looked up (DELETE, ending a session, is not
+counted). The caller's role
+decides whether it may call tools (a viewer may only list them; a user without a role
+is answered 403 with a JSON-RPC error); its team (an API
 token's, see missioncontrol.authentication.Principal) is the team of its thread.
 """
 
@@ -30,12 +35,16 @@ from mcps.endpoint.server import build_server
 from missioncontrol.authentication import Principal, principal_for_bearer, scope_bearer
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.jsontext import dumps
+from missioncontrol.ratelimit import Denied, acheck_mcp
 
 PRINCIPAL = "mc.principal"  # where __call__ leaves the authenticated caller, in the ASGI scope
 # A caller's credential, once checked, is trusted this long: an agent's every call
 # would otherwise pay a few database reads before it is forwarded. A revoked token,
 # or a changed role, applies to /mcp within this many seconds.
 PRINCIPAL_TTL = 5.0
+# A JSON-RPC error code in the implementation-defined band (-32000..-32019) that the SDK
+# does not use itself: the request was refused for its rate, retry after `data.retry_after`.
+RATE_LIMITED = -32010
 
 
 def client_of(ctx: Any) -> dict[str, Any]:
@@ -114,10 +123,18 @@ class MCPEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw = scope_bearer(scope)
+        # Ending a session is never refused for its rate: a client told to slow down can still clean up.
+        denied = await acheck_mcp(raw) if raw and scope["method"] != "DELETE" else None
+        if denied is not None:
+            await _too_many_requests(send, denied)
+            return
         principal = await self._principal(raw, scope) if raw else None
         if principal is None:
             reason = "invalid, expired or revoked token" if raw else "missing 'Bearer <API token or JWT>'"
             await _unauthorized(send, reason)
+            return
+        if not principal.may_read:
+            await _forbidden(send, f"{principal.name} has no role (viewer, operator or admin); ask an admin")
             return
         scope = {**scope, PRINCIPAL: principal}
         manager = await self._started()
@@ -160,6 +177,36 @@ async def _unauthorized(send: Any, reason: str) -> None:
         (b"www-authenticate", b'Bearer realm="mcp"'),
     ]
     await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _forbidden(send: Any, reason: str) -> None:
+    """403 with a JSON-RPC error (id null), which an MCP client raises as its request's error."""
+    error = {"code": types.INVALID_REQUEST, "message": f"Forbidden: {reason}"}
+    body = dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _too_many_requests(send: Any, denied: Denied) -> None:
+    """429 with Retry-After, and a JSON-RPC error an MCP client hands to its caller.
+
+    The body is not read (a flood costs nothing), so the error's id is null: the SDK
+    client answers the pending request with it (a spec-correct server may return a
+    JSON-RPC error with a non-2xx status)."""
+    error = {
+        "code": RATE_LIMITED,
+        "message": f"Rate limit exceeded: {denied.reason}",
+        "data": denied.as_dict(),
+    }
+    body = dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(denied.retry_after).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

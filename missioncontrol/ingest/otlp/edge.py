@@ -12,7 +12,9 @@ Answers, in the request's encoding: 200 with an Export{Trace,Logs}ServiceRespons
 whose partial_success counts the spans or log records refused and says why; otherwise
 a google.rpc.Status: 400 for an undecodable body, 401 for a missing or unknown key,
 405, 413 for a body over the limit (compressed or not), 415 for another content type
-or encoding, 503 with Retry-After when the database is unreachable.
+or encoding, 429 with Retry-After past the key's rate (rate_limits.otlp; the Status is
+RESOURCE_EXHAUSTED with a RetryInfo, as OTLP exporters expect of a throttled export),
+503 with Retry-After when the database is unreachable.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
-from google.rpc import code_pb2, status_pb2
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from mcps.models import IngestKey
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.otlp import decode
 from missioncontrol.ingest.otlp.mapping import Mapped, map_logs, map_spans
 from missioncontrol.ingest.pipeline import IngestResult, ingest
+from missioncontrol.ratelimit import acheck_otlp
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -43,17 +48,27 @@ _CONTENT_TYPES: dict[str, decode.Encoding] = {
 }
 _CODES = {400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 405: code_pb2.UNIMPLEMENTED}
 _CODES |= {413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT, 503: code_pb2.UNAVAILABLE}
+_CODES[429] = code_pb2.RESOURCE_EXHAUSTED
 _CODES[500] = code_pb2.INTERNAL
 
 
 class Refusal(Exception):
     """An answer other than an export response: a google.rpc.Status with `status`."""
 
-    def __init__(self, status: int, message: str, **headers: str) -> None:
+    def __init__(self, status: int, message: str, details: tuple[Any, ...] = (), **headers: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.details = details  # protobuf messages for the Status's details
         self.headers = {name.replace("_", "-"): value for name, value in headers.items()}
+
+    def as_status(self) -> status_pb2.Status:
+        status = status_pb2.Status(code=_CODES.get(self.status, code_pb2.UNKNOWN), message=self.message)
+        for detail in self.details:
+            packed = AnyMessage()
+            packed.Pack(detail)
+            status.details.append(packed)
+        return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +185,11 @@ async def _handle(
         raise Refusal(
             401, "missing 'Authorization: Bearer <ingest key>' (or X-API-Key)", WWW_Authenticate="Bearer"
         )
+    # Before the key is looked up or the body read: a flood costs neither.
+    denied = await acheck_otlp(raw_key)
+    if denied is not None:
+        retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=denied.retry_after))
+        raise Refusal(429, denied.reason, (retry,), Retry_After=str(denied.retry_after))
     content_encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
     if content_encoding not in ("identity", "gzip", ""):
         raise Refusal(415, f"unsupported Content-Encoding {content_encoding!r}; use gzip or none")
@@ -205,8 +225,7 @@ async def otlp_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body, content_type = decode.response(signal, encoding, outcome.rejected, outcome.error_message)
         await _respond(send, 200, body, content_type, {})
     except Refusal as refusal:
-        status = status_pb2.Status(code=_CODES.get(refusal.status, code_pb2.UNKNOWN), message=refusal.message)
-        body, content_type = decode.serialize(status, encoding)
+        body, content_type = decode.serialize(refusal.as_status(), encoding)
         await _respond(send, refusal.status, body, content_type, refusal.headers)
     except ConnectionAbortedError:
         return
