@@ -502,8 +502,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             action, target = access.RECONNECT, f"mcp:{mcp_id}"
         else:
             return
-        await access.arecord(
-            self.user, action, target, outcome=outcome, details={"via": "ws"}, request=self.scope
+        # Shielded: a client that closes its socket right after the answer must not cancel
+        # the audit of what it just did.
+        await asyncio.shield(
+            access.arecord(
+                self.user, action, target, outcome=outcome, details={"via": "ws"}, request=self.scope
+            )
         )
 
     async def mc_events(self, message: EventsMessage) -> None:
