@@ -48,17 +48,26 @@ def _pg_type(field: models.Field[Any, Any]) -> str:
 
 
 def _pg_arrays(concrete: list[models.Field[Any, Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """One array per column; JSON values as text (cast to jsonb in the select list)."""
-    is_json = [isinstance(f, models.JSONField) for f in concrete]
-    arrays: list[list[Any]] = [[] for _ in concrete]
-    for row in rows:
-        for i, value in enumerate(row):
-            arrays[i].append(dumps(value) if is_json[i] and value is not None else value)
+    """One array per column; JSON values as text (cast to jsonb in the select list).
+
+    The arrays are sent in binary, whose dumper wants one Python type per array: a
+    float column's integers are sent as floats.
+    """
+    arrays: list[list[Any]] = []
+    for i, f in enumerate(concrete):
+        column = [row[i] for row in rows]
+        if isinstance(f, models.JSONField):
+            column = [None if v is None else dumps(v) for v in column]
+        elif _pg_type(f) == "float8":
+            column = [None if v is None else float(v) for v in column]
+        arrays.append(column)
     return arrays
 
 
 def _pg_unnest(concrete: list[models.Field[Any, Any]]) -> str:
-    return ", ".join(f"%s::{_pg_type(f)}[]" for f in concrete)
+    # %b: binary arrays. psycopg's text array format escapes every element with a
+    # regex in Python, which cost more than the statement itself on a 500-row batch.
+    return ", ".join(f"%b::{_pg_type(f)}[]" for f in concrete)
 
 
 def _pg_select(concrete: list[models.Field[Any, Any]], names: list[str]) -> str:
@@ -206,7 +215,7 @@ def copy_new(model: type[models.Model], fields: Sequence[str], rows: list[tuple[
     connection.ensure_connection()
     # A server-side-binding cursor: Django's default client-side one would quote each id.
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(f"SELECT {pk} FROM {table} WHERE {pk} = ANY(%s)", [[r[0] for r in rows]])
+        cursor.execute(f"SELECT {pk} FROM {table} WHERE {pk} = ANY(%b)", [[r[0] for r in rows]])
         stored = {r[0] for r in cursor.fetchall()}
     fresh = [r for r in rows if r[0] not in stored]
     if not fresh:
