@@ -129,6 +129,35 @@ def upsert(
     )
 
 
+def insert_or_update(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    unique: Sequence[str],
+    set_sql: str,
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL only: insert `rows`, or run `SET set_sql` on the row already stored
+    with the same `unique` values; `returning`'s values of every row, new or not.
+
+    One `INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE ... RETURNING`. Rows
+    must be unique on `unique`.
+    """
+    if not rows:
+        return []
+    concrete = [_concrete_field(model, name) for name in fields]
+    quote = connection.ops.quote_name
+    names = [f"c{i}" for i in range(len(concrete))]
+    conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
+    out = ", ".join(quote(_concrete_field(model, n).column) for n in returning)
+    return _pg_execute(
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in concrete)}) "
+        f"SELECT {_pg_select(concrete, names)} FROM unnest({_pg_unnest(concrete)}) AS t({', '.join(names)}) "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {set_sql} RETURNING {out}",
+        _pg_arrays(concrete, rows),
+    )
+
+
 def update_rows(model: type[models.Model], objs: list[models.Model], fields: Sequence[str]) -> None:
     """Save `fields` of `objs` (already stored) at once.
 

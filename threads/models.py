@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Self
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Case, F, Max, OuterRef, Q, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Greatest, Now
@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import roles, textsearch
-from missioncontrol.bulk import update_rows, upsert
+from missioncontrol.bulk import insert_or_update, update_rows, upsert
 from missioncontrol.stats import Milliseconds
 
-_STEP_FIELDS = (
+STEP_FIELDS = (
     "thread",
     "sequence",
     "timestamp",
@@ -26,12 +26,6 @@ _STEP_FIELDS = (
     "details",
     "status",
 )
-
-
-def _values(row: models.Model, fields: tuple[str, ...]) -> tuple[Any, ...]:
-    """The row's values of `fields` (foreign keys as their ids), for the bulk helpers."""
-    meta = row._meta
-    return tuple(getattr(row, meta.get_field(name).attname) for name in fields)  # type: ignore[union-attr]
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
@@ -102,29 +96,52 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Threads still running or paused that started before `started_before`."""
         return self.active().filter(started_at__lt=started_before)
 
-    def ensure_exist(self, first_seen: dict[str, datetime], team_id: int | None = None) -> None:
-        """Create placeholder rows for threads known only by their steps, messages or end.
+    def touch(self, first_seen: dict[str, datetime], team_id: int | None = None) -> dict[str, int | None]:
+        """Threads with news: create the missing ones, mark all active now; each one's team.
 
-        A step may arrive before its thread.started (agents retry, batches race); the
-        placeholder keeps the step attached and thread.started later fills it in.
+        A missing thread gets a placeholder row (`first_seen` is its start until its
+        thread.started fills it in, joining `team_id`): a step may arrive before its
+        thread.started (agents retry, batches race) and stays attached. Any news of a
+        thread means it is not stalled (any more). A thread keeps the team of whoever
+        created it, which the answer says (who may see the batch's live events).
+
+        On PostgreSQL one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` (rows in id
+        order, so concurrent batches lock shared threads in the same order).
         """
-        if first_seen:
+        if not first_seen:
+            return {}
+        if connection.vendor != "postgresql":
             self.bulk_create(
                 [Thread(id=tid, started_at=ts, team_id=team_id) for tid, ts in first_seen.items()],
                 ignore_conflicts=True,
             )
+            found = self.filter(id__in=first_seen)
+            found.update(updated_at=Now(), stalled_at=None)
+            return dict(found.values_list("id", "team_id"))
+        ids = sorted(first_seen)
+        rows = insert_or_update(
+            Thread,
+            ("id", "started_at", "team", "status", "user_input", "execution_context"),
+            [(tid, first_seen[tid], team_id, Thread.Status.RUNNING, "", {}) for tid in ids],
+            unique=["id"],
+            set_sql="updated_at = now(), stalled_at = NULL",
+            returning=("id", "team"),
+        )
+        return dict(rows)  # type: ignore[arg-type]
 
-    def record_started(self, rows: list[Thread]) -> None:
+    def record_started(self, rows: list[tuple[Any, ...]]) -> None:
         """Upsert the threads of thread.started events in one statement.
 
-        Status is not among the updated fields: a thread whose end arrived first keeps
-        its final status. Nor is team: a thread stays with the team that created it.
+        `rows` are (id, parent_id, mcp_id, team_id, user_input, execution_context,
+        started_at), one per thread. Status is not among the updated fields: a thread
+        whose end arrived first keeps its final status. Nor is team: a thread stays with
+        the team that created it.
         """
-        fields = ("id", "parent", "mcp", "team", "status", "user_input", "execution_context", "started_at")
+        fields = ("id", "parent", "mcp", "team", "user_input", "execution_context", "started_at", "status")
         upsert(
             Thread,
             fields,
-            [_values(row, fields) for row in rows],
+            [(*row, Thread.Status.RUNNING) for row in rows],
             unique=["id"],
             update=["parent", "mcp", "user_input", "execution_context", "started_at"],
         )
@@ -275,15 +292,12 @@ class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
         q = textsearch.matches("description", text)
         return self if q is None else self.filter(q)
 
-    def record(self, rows: list[ExecutionStep]) -> None:
-        """Upsert steps by (thread, sequence): a later report of a step updates it."""
-        upsert(
-            ExecutionStep,
-            _STEP_FIELDS,
-            [_values(row, _STEP_FIELDS) for row in rows],
-            unique=["thread", "sequence"],
-            update=_STEP_FIELDS[2:],
-        )
+    def record(self, rows: list[tuple[Any, ...]]) -> None:
+        """Upsert steps by (thread, sequence): a later report of a step updates it.
+
+        `rows` hold the values of STEP_FIELDS, one per (thread, sequence).
+        """
+        upsert(ExecutionStep, STEP_FIELDS, rows, unique=["thread", "sequence"], update=STEP_FIELDS[2:])
 
 
 class ExecutionStep(models.Model):

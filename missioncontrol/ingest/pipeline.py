@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.db import transaction
-from django.db.models.functions import Now
 
 from audit.escalation import detect as detect_escalations
 from audit.models import PermissionEvent
@@ -144,15 +143,18 @@ def _by_type(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
 class Audience:
     """Who may see each event on the live channels: the teams of its thread and source.
 
-    Read once per batch, after the batch's threads are written (a thread keeps the
-    team of whoever created it, which may not be this batch's source).
+    `threads` are the teams of the batch's threads (a thread keeps the team of whoever
+    created it, which may not be this batch's source), read as they were written;
+    `others` (threads logs name) are read once per batch.
     """
 
-    def __init__(self, source_team: int | None, thread_ids: set[str]) -> None:
+    def __init__(self, source_team: int | None, threads: dict[str, int | None], others: set[str]) -> None:
         self.source = [source_team] if source_team is not None else []
-        self.threads: dict[str, int | None] = (
-            dict(Thread.objects.filter(id__in=thread_ids).values_list("id", "team_id")) if thread_ids else {}
-        )
+        self.threads = threads
+        others = others - threads.keys()
+        if others:
+            stored = Thread.objects.filter(id__in=others).values_list("id", "team_id")
+            self.threads = {**threads, **dict(stored)}
 
     def of_thread(self, thread_id: str) -> list[int]:
         team = self.threads.get(thread_id)
@@ -190,25 +192,22 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     steps = [e for e in steps if e["id"] in new_ids]
     ended = [e for e in ended if e["id"] in new_ids]
 
+    # Every thread with news exists (a placeholder until its thread.started), is no
+    # longer stalled, and says its team: one statement.
     first_seen: dict[str, datetime] = {}
-    for event in steps + messages + ended + checks:
+    for event in started + steps + messages + ended + checks:
         tid, ts = event["thread_id"], event["timestamp"]
         if tid not in first_seen or ts < first_seen[tid]:
             first_seen[tid] = ts
-    Thread.objects.ensure_exist(first_seen, team_id)
+    teams = Thread.objects.touch(first_seen, team_id)
     _record_started(started, team_id)
-    audience = Audience(team_id, set(first_seen) | {e["thread_id"] for e in started + logs if e["thread_id"]})
+    audience = Audience(team_id, teams, {e["thread_id"] for e in logs if e["thread_id"]})
     _announce_started(started, outbox, audience)
     _record_steps(steps, outbox, audience)
     new_ids |= _insert_messages(messages, outbox, audience)
     new_ids |= _insert_logs(logs, outbox, audience, team_id)
     new_ids |= _insert_checks(checks, outbox, audience)
     _apply_ends_and_usage(ended, steps, outbox, audience)
-
-    touched = set(first_seen) | {e["thread_id"] for e in started}
-    if touched:
-        # Any news of a thread means it is not stalled (any more).
-        Thread.objects.filter(id__in=touched).update(updated_at=Now(), stalled_at=None)
     return new_ids
 
 
@@ -218,14 +217,14 @@ def _record_started(started: list[dict[str, Any]], team_id: int | None) -> None:
         latest[event["thread_id"]] = event
     Thread.objects.record_started(
         [
-            Thread(
-                id=e["thread_id"],
-                parent_id=e["parent_id"],
-                mcp_id=e["mcp_id"],
-                user_input=e["user_input"],
-                execution_context=e["execution_context"],
-                started_at=e["timestamp"],
-                team_id=team_id,
+            (
+                e["thread_id"],
+                e["parent_id"],
+                e["mcp_id"],
+                team_id,
+                e["user_input"],
+                e["execution_context"],
+                e["timestamp"],
             )
             for e in latest.values()
         ]
@@ -248,17 +247,18 @@ def _record_steps(steps: list[dict[str, Any]], outbox: Outbox, audience: Audienc
         key = (event["thread_id"], event["sequence"])
         if key not in latest or event["timestamp"] >= latest[key]["timestamp"]:
             latest[key] = event
+    # In threads.models.STEP_FIELDS order.
     ExecutionStep.objects.record(
         [
-            ExecutionStep(
-                thread_id=e["thread_id"],
-                sequence=e["sequence"],
-                timestamp=e["timestamp"],
-                duration_ms=e["duration_ms"],
-                step_type=e["step_type"],
-                description=e["description"],
-                details=e["details"],
-                status=e["status"],
+            (
+                e["thread_id"],
+                e["sequence"],
+                e["timestamp"],
+                e["duration_ms"],
+                e["step_type"],
+                e["description"],
+                e["details"],
+                e["status"],
             )
             for e in latest.values()
         ]
