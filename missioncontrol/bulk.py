@@ -76,7 +76,7 @@ def _pg_select(concrete: list[models.Field[Any, Any]], names: list[str]) -> str:
     )
 
 
-def _pg_execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def execute_unnest(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     """Run `sql` on Django's connection (and transaction) with server-side binding.
 
     Django's cursor binds client-side: psycopg would quote every element of every array
@@ -121,7 +121,7 @@ def upsert(
     )
     names = [f"c{i}" for i in range(len(concrete))]
     select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
-    _pg_execute(
+    execute_unnest(
         f"INSERT INTO {table} ({', '.join(columns)}) "
         f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
         f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
@@ -150,7 +150,7 @@ def insert_or_update(
     names = [f"c{i}" for i in range(len(concrete))]
     conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
     out = ", ".join(quote(_concrete_field(model, n).column) for n in returning)
-    return _pg_execute(
+    return execute_unnest(
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in concrete)}) "
         f"SELECT {_pg_select(concrete, names)} FROM unnest({_pg_unnest(concrete)}) AS t({', '.join(names)}) "
         f"ON CONFLICT ({conflict}) DO UPDATE SET {set_sql} RETURNING {out}",
@@ -178,7 +178,7 @@ def update_rows(model: type[models.Model], objs: list[models.Model], fields: Seq
         f"{quote(f.column)} = v.{n}{'::jsonb' if isinstance(f, models.JSONField) else ''}"
         for f, n in zip(concrete[1:], names[1:], strict=True)
     )
-    _pg_execute(
+    execute_unnest(
         f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "
         f"FROM unnest({_pg_unnest(concrete)}) AS v({', '.join(names)}) "
         f"WHERE t.{quote(pk_field.column)} = v.c0",
@@ -201,7 +201,7 @@ def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tupl
     if connection.vendor == "postgresql":
         names = [f"c{i}" for i in range(len(concrete))]
         select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
-        rows_out = _pg_execute(
+        rows_out = execute_unnest(
             f"INSERT INTO {table} ({', '.join(columns)}) "
             f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
             f"ON CONFLICT DO NOTHING RETURNING {pk}",

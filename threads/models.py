@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import roles, textsearch
-from missioncontrol.bulk import insert_or_update, update_rows, upsert
+from missioncontrol.bulk import execute_unnest, insert_or_update, update_rows, upsert
 from missioncontrol.stats import Milliseconds
 
 STEP_FIELDS = (
@@ -26,6 +26,11 @@ STEP_FIELDS = (
     "details",
     "status",
 )
+
+
+def _columns(fields: list[str]) -> list[str]:
+    """The quoted columns of Thread `fields` (foreign keys: their id columns)."""
+    return [connection.ops.quote_name(Thread._meta.get_field(f).column) for f in fields]  # type: ignore[union-attr]
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
@@ -96,55 +101,69 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Threads still running or paused that started before `started_before`."""
         return self.active().filter(started_at__lt=started_before)
 
-    def touch(self, first_seen: dict[str, datetime], team_id: int | None = None) -> dict[str, int | None]:
-        """Threads with news: create the missing ones, mark all active now; each one's team.
+    def record_news(
+        self, started: list[tuple[Any, ...]], first_seen: dict[str, datetime], team_id: int | None = None
+    ) -> dict[str, int | None]:
+        """The threads a batch has news of: each one's team once they are written.
 
-        A missing thread gets a placeholder row (`first_seen` is its start until its
-        thread.started fills it in, joining `team_id`): a step may arrive before its
-        thread.started (agents retry, batches race) and stays attached. Any news of a
-        thread means it is not stalled (any more). A thread keeps the team of whoever
-        created it, which the answer says (who may see the batch's live events).
+        `started` holds a row per thread.started: (id, parent_id, mcp_id, user_input,
+        execution_context, started_at), one per thread, inserted or updated. Status is
+        not among the updated fields (a thread whose end arrived first keeps its final
+        status), nor is team (a thread stays with the team that created it, which may
+        not be this batch's).
 
-        On PostgreSQL one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` (rows in id
-        order, so concurrent batches lock shared threads in the same order).
+        The other threads of `first_seen` (id: the batch's earliest time for it) that
+        are missing get a placeholder row: a step may arrive before its thread.started
+        (agents retry, batches race) and stays attached until thread.started fills it in.
+
+        Any news of a thread means it is not stalled (any more): all are marked updated.
+        On PostgreSQL two `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` statements
+        (rows in id order, so concurrent batches lock shared threads in the same order).
         """
-        if not first_seen:
-            return {}
+        started_ids = {row[0] for row in started}
+        placeholders = sorted(tid for tid in first_seen if tid not in started_ids)
+        news = ("updated_at = now()", "stalled_at = NULL")
+        update = ["parent", "mcp", "user_input", "execution_context", "started_at"]
+        fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "team", "status")
+        rows = [(*row, team_id, Thread.Status.RUNNING) for row in sorted(started, key=lambda r: r[0])]
+        rows += [
+            (tid, None, None, "", {}, first_seen[tid], team_id, Thread.Status.RUNNING) for tid in placeholders
+        ]
         if connection.vendor != "postgresql":
+            upsert(Thread, fields, rows[: len(started)], unique=["id"], update=update)
             self.bulk_create(
-                [Thread(id=tid, started_at=ts, team_id=team_id) for tid, ts in first_seen.items()],
+                [Thread(id=tid, started_at=first_seen[tid], team_id=team_id) for tid in placeholders],
                 ignore_conflicts=True,
             )
-            found = self.filter(id__in=first_seen)
+            found = self.filter(id__in=started_ids | set(placeholders))
             found.update(updated_at=Now(), stalled_at=None)
             return dict(found.values_list("id", "team_id"))
-        ids = sorted(first_seen)
-        rows = insert_or_update(
-            Thread,
-            ("id", "started_at", "team", "status", "user_input", "execution_context"),
-            [(tid, first_seen[tid], team_id, Thread.Status.RUNNING, "", {}) for tid in ids],
-            unique=["id"],
-            set_sql="updated_at = now(), stalled_at = NULL",
-            returning=("id", "team"),
+        teams: list[tuple[Any, ...]] = []
+        for chunk, assignments in (
+            (rows[: len(started)], [*(f"{c} = EXCLUDED.{c}" for c in _columns(update)), *news]),
+            (rows[len(started) :], list(news)),
+        ):
+            teams += insert_or_update(
+                Thread, fields, chunk, unique=["id"], set_sql=", ".join(assignments), returning=("id", "team")
+            )
+        return dict(teams)  # type: ignore[arg-type]
+
+    def finish_many(self, ends: list[tuple[str, str, datetime]]) -> dict[str, str | None]:
+        """PostgreSQL: end threads with final statuses at once; (id, status, at), one per thread.
+
+        Threads already ended are left as they are (Thread.finish). Returns the server
+        (mcp_id) of each thread that ended now, by id. One `UPDATE ... FROM unnest`.
+        """
+        if not ends:
+            return {}
+        quote = connection.ops.quote_name
+        rows = execute_unnest(
+            f"UPDATE {quote(Thread._meta.db_table)} AS t SET status = v.status, ended_at = v.at "
+            "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS v(id, status, at) "
+            "WHERE t.id = v.id AND t.status = ANY(%b::text[]) RETURNING t.id, t.mcp_id",
+            [list(column) for column in zip(*sorted(ends), strict=True)] + [[str(s) for s in Thread.ACTIVE]],
         )
         return dict(rows)  # type: ignore[arg-type]
-
-    def record_started(self, rows: list[tuple[Any, ...]]) -> None:
-        """Upsert the threads of thread.started events in one statement.
-
-        `rows` are (id, parent_id, mcp_id, team_id, user_input, execution_context,
-        started_at), one per thread. Status is not among the updated fields: a thread
-        whose end arrived first keeps its final status. Nor is team: a thread stays with
-        the team that created it.
-        """
-        fields = ("id", "parent", "mcp", "team", "user_input", "execution_context", "started_at", "status")
-        upsert(
-            Thread,
-            fields,
-            [(*row, Thread.Status.RUNNING) for row in rows],
-            unique=["id"],
-            update=["parent", "mcp", "user_input", "execution_context", "started_at"],
-        )
 
     def save_fields(self, rows: list[Thread], fields: list[str]) -> None:
         """Save `fields` of stored threads in one statement (the ingest path's bulk update)."""

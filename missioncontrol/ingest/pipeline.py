@@ -1,6 +1,6 @@
 """Ingest: validate a batch, store it in one transaction, and say what became of each event.
 
-The session manager's rules live on the models (Thread.finish, record_started, ...);
+The session manager's rules live on the models (Thread.finish, Thread.objects.record_news, ...);
 this module is the workflow across apps: which rows each event type writes, in what
 order, and which live channels hear about them once the transaction has committed.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from audit.escalation import detect as detect_escalations
 from audit.models import PermissionEvent
@@ -192,15 +192,14 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     steps = [e for e in steps if e["id"] in new_ids]
     ended = [e for e in ended if e["id"] in new_ids]
 
-    # Every thread with news exists (a placeholder until its thread.started), is no
-    # longer stalled, and says its team: one statement.
+    # Every thread with news exists (a placeholder until its thread.started) and is no
+    # longer stalled; the answer is each one's team.
     first_seen: dict[str, datetime] = {}
-    for event in started + steps + messages + ended + checks:
+    for event in steps + messages + ended + checks:
         tid, ts = event["thread_id"], event["timestamp"]
         if tid not in first_seen or ts < first_seen[tid]:
             first_seen[tid] = ts
-    teams = Thread.objects.touch(first_seen, team_id)
-    _record_started(started, team_id)
+    teams = Thread.objects.record_news(_started_rows(started), first_seen, team_id)
     audience = Audience(team_id, teams, {e["thread_id"] for e in logs if e["thread_id"]})
     _announce_started(started, outbox, audience)
     _record_steps(steps, outbox, audience)
@@ -211,24 +210,15 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     return new_ids
 
 
-def _record_started(started: list[dict[str, Any]], team_id: int | None) -> None:
+def _started_rows(started: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Thread.objects.record_news's rows: one per thread, the later start in the batch wins."""
     latest: dict[str, dict[str, Any]] = {}
-    for event in started:  # the same thread started twice in one batch: the later one wins
+    for event in started:
         latest[event["thread_id"]] = event
-    Thread.objects.record_started(
-        [
-            (
-                e["thread_id"],
-                e["parent_id"],
-                e["mcp_id"],
-                team_id,
-                e["user_input"],
-                e["execution_context"],
-                e["timestamp"],
-            )
-            for e in latest.values()
-        ]
-    )
+    return [
+        (e["thread_id"], e["parent_id"], e["mcp_id"], e["user_input"], e["execution_context"], e["timestamp"])
+        for e in latest.values()
+    ]
 
 
 def _announce_started(started: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
@@ -334,9 +324,20 @@ def _insert_checks(checks: list[dict[str, Any]], outbox: Outbox, audience: Audie
 def _apply_ends_and_usage(
     ended: list[dict[str, Any]], steps: list[dict[str, Any]], outbox: Outbox, audience: Audience
 ) -> None:
-    """Final statuses and resource usage, applied with one read and one bulk update."""
+    """Final statuses and resource usage, applied with one read and one bulk update.
+
+    On PostgreSQL, ends with no usage to record (OTLP's) are one update that says which
+    threads ended now.
+    """
     with_usage = [e for e in steps if e["memory_usage"] is not None or e["cpu_usage"] is not None]
     if not ended and not with_usage:
+        return
+    if (
+        connection.vendor == "postgresql"
+        and not with_usage
+        and all(e["memory_usage"] is None and e["cpu_usage"] is None for e in ended)
+    ):
+        _apply_ends(ended, outbox, audience)
         return
     threads = Thread.objects.in_bulk({e["thread_id"] for e in ended + with_usage})
     changed: set[str] = set()
@@ -359,3 +360,21 @@ def _apply_ends_and_usage(
         Thread.objects.save_fields(
             [threads[t] for t in changed], ["status", "ended_at", "memory_usage", "cpu_usage"]
         )
+
+
+def _apply_ends(ended: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
+    """`_apply_ends_and_usage` for ends alone: the earliest end of a thread ends it (if it runs)."""
+    ended = sorted(ended, key=lambda e: e["timestamp"])
+    first: dict[str, dict[str, Any]] = {}
+    for event in ended:
+        first.setdefault(event["thread_id"], event)
+    finished = Thread.objects.finish_many([(t, e["status"], e["timestamp"]) for t, e in first.items()])
+    for event in ended:
+        tid = event["thread_id"]
+        payload = encode({**_iso(event), "ended_at": event["timestamp"].isoformat()})
+        teams = audience.of_thread(tid)
+        outbox.add(f"thread:{tid}", payload, teams=teams)
+        if tid in finished and first[tid] is event:
+            outbox.add("global", payload, teams=teams)
+            if finished[tid]:
+                outbox.add(f"mcp:{finished[tid]}", payload, teams=teams)
