@@ -135,10 +135,10 @@ def insert_or_update(
     rows: list[tuple[Any, ...]],
     unique: Sequence[str],
     set_sql: str,
-    returning: Sequence[str],
+    returning: str,
 ) -> list[tuple[Any, ...]]:
     """PostgreSQL only: insert `rows`, or run `SET set_sql` on the row already stored
-    with the same `unique` values; `returning`'s values of every row, new or not.
+    with the same `unique` values; the `returning` SQL's values of every row, new or not.
 
     One `INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE ... RETURNING`. Rows
     must be unique on `unique`.
@@ -149,11 +149,10 @@ def insert_or_update(
     quote = connection.ops.quote_name
     names = [f"c{i}" for i in range(len(concrete))]
     conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
-    out = ", ".join(quote(_concrete_field(model, n).column) for n in returning)
     return execute_unnest(
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in concrete)}) "
         f"SELECT {_pg_select(concrete, names)} FROM unnest({_pg_unnest(concrete)}) AS t({', '.join(names)}) "
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {set_sql} RETURNING {out}",
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {set_sql} RETURNING {returning}",
         _pg_arrays(concrete, rows),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
@@ -26,6 +28,14 @@ STEP_FIELDS = (
     "details",
     "status",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class News:
+    """What `record_news` wrote: each thread's team; the server of each thread created ended."""
+
+    teams: dict[str, int | None]
+    ended: dict[str, str | None]
 
 
 def _columns(fields: list[str]) -> list[str]:
@@ -102,9 +112,13 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         return self.active().filter(started_at__lt=started_before)
 
     def record_news(
-        self, started: list[tuple[Any, ...]], first_seen: dict[str, datetime], team_id: int | None = None
-    ) -> dict[str, int | None]:
-        """The threads a batch has news of: each one's team once they are written.
+        self,
+        started: list[tuple[Any, ...]],
+        first_seen: dict[str, datetime],
+        team_id: int | None = None,
+        ends: Mapping[str, tuple[str, datetime]] | None = None,
+    ) -> News:
+        """Write the threads a batch has news of; their teams, and those created ended.
 
         `started` holds a row per thread.started: (id, parent_id, mcp_id, user_input,
         execution_context, started_at), one per thread, inserted or updated. Status is
@@ -117,36 +131,52 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         (agents retry, batches race) and stays attached until thread.started fills it in.
 
         Any news of a thread means it is not stalled (any more): all are marked updated.
-        On PostgreSQL two `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` statements
-        (rows in id order, so concurrent batches lock shared threads in the same order).
+
+        PostgreSQL only, `ends` (id: final status and time): a thread this call creates
+        is created ended (an OTLP span is exported once, with its start and its end);
+        the others are left to `finish_many`. Two `INSERT ... ON CONFLICT DO UPDATE ...
+        RETURNING` statements, rows in id order (concurrent batches lock shared threads
+        in the same order).
         """
+        ends = ends or {}
         started_ids = {row[0] for row in started}
         placeholders = sorted(tid for tid in first_seen if tid not in started_ids)
-        news = ("updated_at = now()", "stalled_at = NULL")
+        running = Thread.Status.RUNNING
         update = ["parent", "mcp", "user_input", "execution_context", "started_at"]
-        fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "team", "status")
-        rows = [(*row, team_id, Thread.Status.RUNNING) for row in sorted(started, key=lambda r: r[0])]
-        rows += [
-            (tid, None, None, "", {}, first_seen[tid], team_id, Thread.Status.RUNNING) for tid in placeholders
-        ]
+        fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "team")
+        rows = [(*row, team_id) for row in sorted(started, key=lambda r: r[0])]
+        rows += [(tid, None, None, "", {}, first_seen[tid], team_id) for tid in placeholders]
         if connection.vendor != "postgresql":
-            upsert(Thread, fields, rows[: len(started)], unique=["id"], update=update)
+            assert not ends, "ends on creation need PostgreSQL's RETURNING"
+            rows = [(*row, running) for row in rows]
+            upsert(Thread, (*fields, "status"), rows[: len(started)], unique=["id"], update=update)
             self.bulk_create(
                 [Thread(id=tid, started_at=first_seen[tid], team_id=team_id) for tid in placeholders],
                 ignore_conflicts=True,
             )
             found = self.filter(id__in=started_ids | set(placeholders))
             found.update(updated_at=Now(), stalled_at=None)
-            return dict(found.values_list("id", "team_id"))
-        teams: list[tuple[Any, ...]] = []
+            return News(dict(found.values_list("id", "team_id")), {})
+        rows = [(*row, *ends.get(row[0], (running, None))) for row in rows]
+        news = ("updated_at = now()", "stalled_at = NULL")
+        returned: list[tuple[Any, ...]] = []
         for chunk, assignments in (
             (rows[: len(started)], [*(f"{c} = EXCLUDED.{c}" for c in _columns(update)), *news]),
             (rows[len(started) :], list(news)),
         ):
-            teams += insert_or_update(
-                Thread, fields, chunk, unique=["id"], set_sql=", ".join(assignments), returning=("id", "team")
+            returned += insert_or_update(
+                Thread,
+                (*fields, "status", "ended_at"),
+                chunk,
+                unique=["id"],
+                set_sql=", ".join(assignments),
+                # xmax is 0 on a row this statement inserted (not on one it updated).
+                returning="id, team_id, mcp_id, xmax = 0",
             )
-        return dict(teams)  # type: ignore[arg-type]
+        return News(
+            {tid: team for tid, team, _, _ in returned},
+            {tid: mcp for tid, _, mcp, created in returned if created and tid in ends},
+        )
 
     def finish_many(self, ends: list[tuple[str, str, datetime]]) -> dict[str, str | None]:
         """PostgreSQL: end threads with final statuses at once; (id, status, at), one per thread.

@@ -199,15 +199,38 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
         tid, ts = event["thread_id"], event["timestamp"]
         if tid not in first_seen or ts < first_seen[tid]:
             first_seen[tid] = ts
-    teams = Thread.objects.record_news(_started_rows(started), first_seen, team_id)
-    audience = Audience(team_id, teams, {e["thread_id"] for e in logs if e["thread_id"]})
+    # On PostgreSQL, ends with no usage to record (OTLP's) are applied as the threads
+    # are written: a thread created now is created ended, the others in one update.
+    ends = _first_ends(ended) if _ends_alone(ended, steps) else {}
+    news = Thread.objects.record_news(_started_rows(started), first_seen, team_id, ends)
+    audience = Audience(team_id, news.teams, {e["thread_id"] for e in logs if e["thread_id"]})
     _announce_started(started, outbox, audience)
     _record_steps(steps, outbox, audience)
     new_ids |= _insert_messages(messages, outbox, audience)
     new_ids |= _insert_logs(logs, outbox, audience, team_id)
     new_ids |= _insert_checks(checks, outbox, audience)
-    _apply_ends_and_usage(ended, steps, outbox, audience)
+    if ends:
+        _apply_ends(ended, ends, news.ended, outbox, audience)
+    else:
+        _apply_ends_and_usage(ended, steps, outbox, audience)
     return new_ids
+
+
+def _ends_alone(ended: list[dict[str, Any]], steps: list[dict[str, Any]]) -> bool:
+    """Whether the batch's ends can be applied in SQL: PostgreSQL, no resource usage to record."""
+    return (
+        bool(ended)
+        and connection.vendor == "postgresql"
+        and all(e["memory_usage"] is None and e["cpu_usage"] is None for e in steps + ended)
+    )
+
+
+def _first_ends(ended: list[dict[str, Any]]) -> dict[str, tuple[str, datetime]]:
+    """The end that ends each thread: its earliest in the batch (Thread.finish refuses later ones)."""
+    first: dict[str, tuple[str, datetime]] = {}
+    for event in sorted(ended, key=lambda e: e["timestamp"]):
+        first.setdefault(event["thread_id"], (event["status"], event["timestamp"]))
+    return first
 
 
 def _started_rows(started: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -324,20 +347,9 @@ def _insert_checks(checks: list[dict[str, Any]], outbox: Outbox, audience: Audie
 def _apply_ends_and_usage(
     ended: list[dict[str, Any]], steps: list[dict[str, Any]], outbox: Outbox, audience: Audience
 ) -> None:
-    """Final statuses and resource usage, applied with one read and one bulk update.
-
-    On PostgreSQL, ends with no usage to record (OTLP's) are one update that says which
-    threads ended now.
-    """
+    """Final statuses and resource usage, applied with one read and one bulk update."""
     with_usage = [e for e in steps if e["memory_usage"] is not None or e["cpu_usage"] is not None]
     if not ended and not with_usage:
-        return
-    if (
-        connection.vendor == "postgresql"
-        and not with_usage
-        and all(e["memory_usage"] is None and e["cpu_usage"] is None for e in ended)
-    ):
-        _apply_ends(ended, outbox, audience)
         return
     threads = Thread.objects.in_bulk({e["thread_id"] for e in ended + with_usage})
     changed: set[str] = set()
@@ -362,19 +374,27 @@ def _apply_ends_and_usage(
         )
 
 
-def _apply_ends(ended: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
-    """`_apply_ends_and_usage` for ends alone: the earliest end of a thread ends it (if it runs)."""
-    ended = sorted(ended, key=lambda e: e["timestamp"])
-    first: dict[str, dict[str, Any]] = {}
-    for event in ended:
-        first.setdefault(event["thread_id"], event)
-    finished = Thread.objects.finish_many([(t, e["status"], e["timestamp"]) for t, e in first.items()])
-    for event in ended:
+def _apply_ends(
+    ended: list[dict[str, Any]],
+    ends: dict[str, tuple[str, datetime]],
+    created_ended: dict[str, str | None],
+    outbox: Outbox,
+    audience: Audience,
+) -> None:
+    """`_apply_ends_and_usage` for ends alone (`ends`: each thread's first), on PostgreSQL.
+
+    Threads created ended (`created_ended`: id -> server) are done; one update ends
+    the others that still run and says which.
+    """
+    rest = [(tid, status, at) for tid, (status, at) in ends.items() if tid not in created_ended]
+    finished = {**created_ended, **Thread.objects.finish_many(rest)}
+    for event in sorted(ended, key=lambda e: e["timestamp"]):
         tid = event["thread_id"]
         payload = encode({**_iso(event), "ended_at": event["timestamp"].isoformat()})
         teams = audience.of_thread(tid)
         outbox.add(f"thread:{tid}", payload, teams=teams)
-        if tid in finished and first[tid] is event:
+        if tid in finished and ends[tid] == (event["status"], event["timestamp"]):
+            finished_now = finished.pop(tid)  # the first end only, should two be equal
             outbox.add("global", payload, teams=teams)
-            if finished[tid]:
-                outbox.add(f"mcp:{finished[tid]}", payload, teams=teams)
+            if finished_now:
+                outbox.add(f"mcp:{finished_now}", payload, teams=teams)
