@@ -56,6 +56,7 @@ _MESSAGE_EVENTS = {
 }
 _ROLES = {"user": "user", "assistant": "agent", "model": "agent", "tool": "tool", "system": "system"}
 _ROLES["developer"] = "system"
+_FLATTENED = ("gen_ai.prompt.", "gen_ai.completion.")
 
 
 @dataclass(slots=True)
@@ -235,15 +236,18 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """OpenLLMetry's flattened `gen_ai.prompt.<i>.role` / `.content` attributes."""
-    found: dict[int, dict[str, Any]] = {}
+def _indexed(attributes: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """OpenLLMetry's flattened `gen_ai.prompt.<i>.role` / `.content` attributes (and
+    `gen_ai.completion.<i>.*`): the prompt's messages and the completion's, in one pass."""
+    found: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]] = ({}, {})
     for key, value in attributes.items():
-        if key.startswith(prefix):
-            index, _, name = key[len(prefix) :].partition(".")
+        if key.startswith(_FLATTENED):
+            which = 0 if key.startswith("gen_ai.prompt.") else 1
+            index, _, name = key[len(_FLATTENED[which]) :].partition(".")
             if index.isdigit() and name in ("role", "content"):
-                found.setdefault(int(index), {})[name] = value
-    return [found[i] for i in sorted(found)]
+                found[which].setdefault(int(index), {})[name] = value
+    prompts, completions = found
+    return [prompts[i] for i in sorted(prompts)], [completions[i] for i in sorted(completions)]
 
 
 def _event_message(name: str, attributes: Mapping[str, Any], body: Any = None) -> _Message | None:
@@ -263,8 +267,9 @@ def _span_messages(span: Span) -> tuple[list[_Message], list[_Message], list[Spa
     attrs = span.attributes
     inputs = [m for m in map(_message, _as_list(attrs.get("gen_ai.input.messages"))) if m]
     outputs = [m for m in map(_message, _as_list(attrs.get("gen_ai.output.messages"))) if m]
-    inputs += [m for m in map(_message, _indexed(attrs, "gen_ai.prompt.")) if m]
-    outputs += [m for m in map(_message, _indexed(attrs, "gen_ai.completion.")) if m]
+    prompts, completions = _indexed(attrs)
+    inputs += [m for m in map(_message, prompts) if m]
+    outputs += [m for m in map(_message, completions) if m]
     others: list[SpanEvent] = []
     for ev in span.events:
         if ev.name in _MESSAGE_EVENTS:
@@ -308,27 +313,29 @@ def _message_events(
 
 # --- spans --------------------------------------------------------------------------
 
-_STEP_KEYS = (
-    "gen_ai.operation.name",
-    "gen_ai.tool.name",
-    "gen_ai.tool.call.id",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.tool.type",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.provider.name",
-    "gen_ai.system",
-    "gen_ai.agent.name",
-    "gen_ai.agent.id",
-    "mcp.method.name",
-    "mcp.session.id",
-    "mcp.protocol.version",
-    "jsonrpc.request.id",
-    "error.type",
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
+_STEP_KEYS = frozenset(
+    (
+        "gen_ai.operation.name",
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.tool.type",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "gen_ai.agent.name",
+        "gen_ai.agent.id",
+        "mcp.method.name",
+        "mcp.session.id",
+        "mcp.protocol.version",
+        "jsonrpc.request.id",
+        "error.type",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+    )
 )
 
 
@@ -344,12 +351,21 @@ def _category(op: Any, tool: Any, method: Any) -> str:
     return "span"
 
 
-def _unmapped(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in attributes.items()
-        if k not in _STEP_KEYS and not k.startswith(("gen_ai.usage.", "gen_ai.prompt.", "gen_ai.completion."))
-    }
+def _usage_and_unmapped(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`gen_ai.usage.*` by their last part, and the attributes no part of a step maps."""
+    usage: dict[str, Any] = {}
+    unmapped: dict[str, Any] = {}
+    for k, v in attributes.items():
+        if k in _STEP_KEYS:
+            continue
+        if k.startswith("gen_ai."):
+            if k.startswith("gen_ai.usage."):
+                usage[k[len("gen_ai.usage.") :]] = v
+                continue
+            if k.startswith(_FLATTENED):
+                continue
+        unmapped[k] = v
+    return usage, unmapped
 
 
 def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[str, Any]]:
@@ -360,6 +376,7 @@ def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[
         # The mcp SDK's client span names the tool only in its name: "MCP send tools/call <tool>".
         _, _, tool = span.name.partition("tools/call ")
     category = _category(op, tool, method)
+    usage, unmapped = _usage_and_unmapped(attrs)
     details: dict[str, Any] = {
         "source": "otlp",
         "category": category,
@@ -377,7 +394,7 @@ def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[
         "jsonrpc_request_id": attrs.get("jsonrpc.request.id"),
         "error_type": attrs.get("error.type"),
         "status_message": span.status_message or None,
-        "usage": {k[len("gen_ai.usage.") :]: v for k, v in attrs.items() if k.startswith("gen_ai.usage.")},
+        "usage": usage,
         "otel": {
             "trace_id": span.trace_id,
             "span_id": span.span_id,
@@ -386,7 +403,7 @@ def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[
             "scope": span.scope or None,
             "status": span.status_code,
         },
-        "attributes": _unmapped(attrs),
+        "attributes": unmapped,
         "events": [{"name": e.name, "timestamp": timestamp(e.time_ns), **e.attributes} for e in other_events],
     }
     details = {k: v for k, v in details.items() if v not in (None, {}, [])}
