@@ -106,8 +106,9 @@ class LogRecord:
 
 @dataclass
 class Mapped:
-    """Events for the pipeline, the item (span or record index) each came from, and
-    the items refused before the pipeline saw them, with the reason."""
+    """Events for the pipeline (their timestamps UTC datetimes, which it takes as they
+    are), the item (span or record index) each came from, and the items refused before
+    the pipeline saw them, with the reason."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
@@ -128,9 +129,14 @@ def session_thread_id(session: str) -> str:
     return f"otel-session-{_digest(session)}"
 
 
+def instant(ns: int) -> datetime:
+    """The UTC time of nanoseconds since the epoch (microsecond precision)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
 def timestamp(ns: int) -> str:
     """An ISO 8601 string for nanoseconds since the epoch (microsecond precision)."""
-    return (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat()
+    return instant(ns).isoformat()
 
 
 def _digest(value: Any) -> str:
@@ -302,7 +308,7 @@ def _message_events(
                 "id": f"otel-msg:{thread_id}:{position}:{key}",
                 "type": "thread.message",
                 # One microsecond apart: the transcript keeps the conversation's order.
-                "timestamp": timestamp(at_ns + offset * 1000),
+                "timestamp": instant(at_ns + offset * 1000),
                 "thread_id": thread_id,
                 "role": message.role,
                 "content": message.content,
@@ -508,7 +514,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
                 {
                     "id": f"otel:session:{_digest(session)}:started",
                     "type": "thread.started",
-                    "timestamp": timestamp(span.start_ns),
+                    "timestamp": instant(span.start_ns),
                     "thread_id": parent,
                     "mcp_id": server,
                     "user_input": f"session {session}",
@@ -521,7 +527,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
             {
                 "id": f"{base}:started",
                 "type": "thread.started",
-                "timestamp": timestamp(span.start_ns),
+                "timestamp": instant(span.start_ns),
                 "thread_id": thread,
                 "parent_id": parent,
                 "mcp_id": server,
@@ -534,7 +540,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
             {
                 "id": f"{base}:ended",
                 "type": "thread.ended",
-                "timestamp": timestamp(span.end_ns),
+                "timestamp": instant(span.end_ns),
                 "thread_id": thread,
                 "status": status,
             },
@@ -550,7 +556,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
             {
                 "id": base,
                 "type": "thread.step",
-                "timestamp": timestamp(span.start_ns),
+                "timestamp": instant(span.start_ns),
                 "thread_id": thread,
                 "sequence": (span.start_ns // 1000) % SEQUENCE_MODULUS,
                 "step_type": step_type,
@@ -617,7 +623,7 @@ def map_logs(records: list[LogRecord], mcp_id: str | None = None, now_ns: int = 
                     {
                         "id": f"otel-msg:{digest}",
                         "type": "thread.message",
-                        "timestamp": timestamp(at),
+                        "timestamp": instant(at),
                         "thread_id": thread,
                         "role": message.role,
                         "content": message.content,
@@ -651,7 +657,7 @@ def map_logs(records: list[LogRecord], mcp_id: str | None = None, now_ns: int = 
             {
                 "id": f"otel-log:{digest}",
                 "type": "log",
-                "timestamp": timestamp(at),
+                "timestamp": instant(at),
                 "level": level(record.severity_number, record.severity_text),
                 "service": _service(record.resource, record.scope),
                 "thread_id": thread,
