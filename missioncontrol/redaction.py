@@ -100,6 +100,8 @@ DEFAULT_KEYS = (
     "credentials",
 )
 _SEPARATORS = str.maketrans("", "", "_-. ")
+_CLEAN_LENGTH = 64
+_CLEAN_KEPT = 4096
 
 
 def _fold(key: str) -> str:
@@ -141,6 +143,9 @@ class Redactor:
         self._triggers = tuple(sorted(t for t in triggers if not any(o != t and o in t for o in triggers)))
         self._key_suffixes = tuple({_fold(k) for k in keys if _fold(k)})
         self._key_cache: dict[str, bool] = {}
+        # Short texts found clean, which recur (ids, names, kinds): a set lookup instead
+        # of the trigger scan.
+        self._clean: set[str] = set()
 
     def _replace(self, match: re.Match[str]) -> str:
         rule = self._rules[match.lastindex or 0]
@@ -153,11 +158,17 @@ class Redactor:
         if self._regex is None or len(value) < 8:
             return value
         if not self._always:
+            if value in self._clean:
+                return value
             lowered = value.lower()
             for fragment in self._triggers:
                 if fragment in lowered:
                     break
             else:
+                if len(value) <= _CLEAN_LENGTH:
+                    if len(self._clean) >= _CLEAN_KEPT:
+                        self._clean.clear()
+                    self._clean.add(value)
                 return value
         return self._regex.sub(self._replace, value)
 
