@@ -2,11 +2,13 @@
 
 BENCH_SPANS spans (default 50,000) in agent-shaped traces of 10 (an invoke_agent root,
 tool executions and LLM calls below it) are posted to POST /v1/traces as protobuf, 500
-spans a request, 4 requests in flight, to one web process on PostgreSQL + Redis. Each
+spans a request, 4 requests in flight per web process, on PostgreSQL + Redis. Each
 answer is a 200 only once its spans are committed, so the rate is durable spans/s.
-Then the rows are counted (stored against sent), and the baseline: raw psycopg COPY of
-the same rows (threads, steps, the idempotency ledger) into the same tables with the
-same indexes, one transaction per 500 spans, in the same run.
+It runs with one web (daphne) process, then with two (BENCH_WEB=1,2; requests spread
+round-robin), from empty tables each time. After each run the rows are counted (stored
+against sent); then the baseline: raw psycopg COPY of the same rows (threads, steps,
+the idempotency ledger) into the same tables with the same indexes, one transaction per
+500 spans, in the same run.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ from missioncontrol.ingest.otlp.mapping import map_spans  # noqa: E402
 from tests.processes import clean_env, create_key, daphne, free_port  # noqa: E402
 
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "mc_bench_otlp"
+DB_NAME = os.environ.get("BENCH_OTLP_DB", "mc_bench_otlp")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SPANS = int(os.environ.get("BENCH_SPANS", 50_000))
 BATCH = 500
 TRACE_SIZE = 10
-CONCURRENCY = 4
+CONCURRENCY = 4  # requests in flight per web process
+WEB = [int(n) for n in os.environ.get("BENCH_WEB", "1,2").split(",")]
+TABLES = "threads_thread, threads_executionstep, threads_threadevent, threads_llmmessage"
 
 
 def kv(key: str, value: Any) -> KeyValue:
@@ -120,13 +124,13 @@ def reset_database() -> str:
     return url
 
 
-async def post_all(base: str, key: str, bodies: list[bytes]) -> float:
+async def post_all(bases: list[str], key: str, bodies: list[bytes]) -> float:
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: httpx.AsyncClient, base: str) -> None:
         while not queue.empty():
             response = await client.post(f"{base}/v1/traces", content=queue.get_nowait(), headers=headers)
             assert response.status_code == 200, response.content[:300]
@@ -135,7 +139,8 @@ async def post_all(base: str, key: str, bodies: list[bytes]) -> float:
 
     async with httpx.AsyncClient(timeout=120) as client:
         start = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+        workers = [worker(client, bases[i % len(bases)]) for i in range(CONCURRENCY * len(bases))]
+        await asyncio.gather(*workers)
         return SPANS / (time.perf_counter() - start)
 
 
@@ -182,7 +187,7 @@ def copy_baseline(url: str, bodies: list[bytes]) -> float:
         ledger = [(e["id"], e["type"], e["thread_id"]) for e in events if e["type"] != "thread.message"]
         rows.append((threads, steps, ledger))
     with psycopg.connect(url) as conn:
-        conn.execute("TRUNCATE threads_thread, threads_executionstep, threads_threadevent CASCADE")
+        conn.execute(f"TRUNCATE {TABLES} CASCADE")
         conn.commit()
         start = time.perf_counter()
         with conn.cursor() as cur:
@@ -206,6 +211,31 @@ def copy_baseline(url: str, bodies: list[bytes]) -> float:
         return SPANS / (time.perf_counter() - start)
 
 
+def run(web: int, url: str, env: dict[str, str], key: str, bodies: list[bytes]) -> dict[str, Any]:
+    """Post every body to `web` daphne processes from empty tables; the rate and the counts."""
+    with psycopg.connect(url) as conn:
+        conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    logs = ROOT / "bench" / "results"
+    servers = [daphne(free_port(), env, logs / f"daphne_otlp-{i}.log") for i in range(web)]
+    try:
+        for server in servers:
+            server.wait_healthy()
+        rate = asyncio.run(post_all([s.url for s in servers], key, bodies))
+    finally:
+        for server in servers:
+            server.stop()
+    stored = counts(url)
+    expected_steps = SPANS - SPANS // TRACE_SIZE
+    return {
+        "web_processes": web,
+        "durable_spans_per_s": round(rate),
+        "threads_stored": stored["threads_thread"],
+        "steps_stored": stored["threads_executionstep"],
+        "steps_expected": expected_steps,
+        "lost": expected_steps - stored["threads_executionstep"],
+    }
+
+
 def main() -> None:
     url = reset_database()
     env = clean_env(
@@ -215,25 +245,12 @@ def main() -> None:
     bodies = [batch(i) for i in range(SPANS // BATCH)]
     logs = ROOT / "bench" / "results"
     logs.mkdir(parents=True, exist_ok=True)
-    server = daphne(free_port(), env, logs / "daphne_otlp.log")
-    try:
-        server.wait_healthy()
-        rate = asyncio.run(post_all(server.url, key, bodies))
-    finally:
-        server.stop()
-    stored = counts(url)
-    expected_steps = SPANS - SPANS // TRACE_SIZE
+    runs = [run(web, url, env, key, bodies) for web in WEB]
     copy_rate = copy_baseline(url, bodies)
-    result = {
-        "spans_sent": SPANS,
-        "durable_spans_per_s": round(rate),
-        "copy_spans_per_s": round(copy_rate),
-        "ratio": round(rate / copy_rate, 2),
-        "threads_stored": stored["threads_thread"],
-        "steps_stored": stored["threads_executionstep"],
-        "steps_expected": expected_steps,
-        "lost": expected_steps - stored["threads_executionstep"],
-    }
+    for result in runs:
+        result["copy_spans_per_s"] = round(copy_rate)
+        result["ratio"] = round(result["durable_spans_per_s"] / copy_rate, 2)
+    result = {"spans_sent": SPANS, "runs": runs}
     print(json.dumps(result, indent=2))
     (logs / "otlp.json").write_text(json.dumps(result, indent=2))
 

@@ -48,17 +48,26 @@ def _pg_type(field: models.Field[Any, Any]) -> str:
 
 
 def _pg_arrays(concrete: list[models.Field[Any, Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """One array per column; JSON values as text (cast to jsonb in the select list)."""
-    is_json = [isinstance(f, models.JSONField) for f in concrete]
-    arrays: list[list[Any]] = [[] for _ in concrete]
-    for row in rows:
-        for i, value in enumerate(row):
-            arrays[i].append(dumps(value) if is_json[i] and value is not None else value)
+    """One array per column; JSON values as text (cast to jsonb in the select list).
+
+    The arrays are sent in binary, whose dumper wants one Python type per array: a
+    float column's integers are sent as floats.
+    """
+    arrays: list[list[Any]] = []
+    for i, f in enumerate(concrete):
+        column = [row[i] for row in rows]
+        if isinstance(f, models.JSONField):
+            column = [None if v is None else dumps(v) for v in column]
+        elif _pg_type(f) == "float8":
+            column = [None if v is None else float(v) for v in column]
+        arrays.append(column)
     return arrays
 
 
 def _pg_unnest(concrete: list[models.Field[Any, Any]]) -> str:
-    return ", ".join(f"%s::{_pg_type(f)}[]" for f in concrete)
+    # %b: binary arrays. psycopg's text array format escapes every element with a
+    # regex in Python, which cost more than the statement itself on a 500-row batch.
+    return ", ".join(f"%b::{_pg_type(f)}[]" for f in concrete)
 
 
 def _pg_select(concrete: list[models.Field[Any, Any]], names: list[str]) -> str:
@@ -67,7 +76,7 @@ def _pg_select(concrete: list[models.Field[Any, Any]], names: list[str]) -> str:
     )
 
 
-def _pg_execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def execute_unnest(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     """Run `sql` on Django's connection (and transaction) with server-side binding.
 
     Django's cursor binds client-side: psycopg would quote every element of every array
@@ -112,10 +121,38 @@ def upsert(
     )
     names = [f"c{i}" for i in range(len(concrete))]
     select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
-    _pg_execute(
+    execute_unnest(
         f"INSERT INTO {table} ({', '.join(columns)}) "
         f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
         f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
+        _pg_arrays(concrete, rows),
+    )
+
+
+def insert_or_update(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    unique: Sequence[str],
+    set_sql: str,
+    returning: str,
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL only: insert `rows`, or run `SET set_sql` on the row already stored
+    with the same `unique` values; the `returning` SQL's values of every row, new or not.
+
+    One `INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE ... RETURNING`. Rows
+    must be unique on `unique`.
+    """
+    if not rows:
+        return []
+    concrete = [_concrete_field(model, name) for name in fields]
+    quote = connection.ops.quote_name
+    names = [f"c{i}" for i in range(len(concrete))]
+    conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
+    return execute_unnest(
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in concrete)}) "
+        f"SELECT {_pg_select(concrete, names)} FROM unnest({_pg_unnest(concrete)}) AS t({', '.join(names)}) "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {set_sql} RETURNING {returning}",
         _pg_arrays(concrete, rows),
     )
 
@@ -140,7 +177,7 @@ def update_rows(model: type[models.Model], objs: list[models.Model], fields: Seq
         f"{quote(f.column)} = v.{n}{'::jsonb' if isinstance(f, models.JSONField) else ''}"
         for f, n in zip(concrete[1:], names[1:], strict=True)
     )
-    _pg_execute(
+    execute_unnest(
         f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "
         f"FROM unnest({_pg_unnest(concrete)}) AS v({', '.join(names)}) "
         f"WHERE t.{quote(pk_field.column)} = v.c0",
@@ -163,7 +200,7 @@ def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tupl
     if connection.vendor == "postgresql":
         names = [f"c{i}" for i in range(len(concrete))]
         select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
-        rows_out = _pg_execute(
+        rows_out = execute_unnest(
             f"INSERT INTO {table} ({', '.join(columns)}) "
             f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
             f"ON CONFLICT DO NOTHING RETURNING {pk}",

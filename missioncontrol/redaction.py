@@ -100,6 +100,8 @@ DEFAULT_KEYS = (
     "credentials",
 )
 _SEPARATORS = str.maketrans("", "", "_-. ")
+_CLEAN_LENGTH = 64
+_CLEAN_KEPT = 4096
 
 
 def _fold(key: str) -> str:
@@ -141,6 +143,9 @@ class Redactor:
         self._triggers = tuple(sorted(t for t in triggers if not any(o != t and o in t for o in triggers)))
         self._key_suffixes = tuple({_fold(k) for k in keys if _fold(k)})
         self._key_cache: dict[str, bool] = {}
+        # Short texts found clean, which recur (ids, names, kinds): a set lookup instead
+        # of the trigger scan.
+        self._clean: set[str] = set()
 
     def _replace(self, match: re.Match[str]) -> str:
         rule = self._rules[match.lastindex or 0]
@@ -153,11 +158,17 @@ class Redactor:
         if self._regex is None or len(value) < 8:
             return value
         if not self._always:
+            if value in self._clean:
+                return value
             lowered = value.lower()
             for fragment in self._triggers:
                 if fragment in lowered:
                     break
             else:
+                if len(value) <= _CLEAN_LENGTH:
+                    if len(self._clean) >= _CLEAN_KEPT:
+                        self._clean.clear()
+                    self._clean.add(value)
                 return value
         return self._regex.sub(self._replace, value)
 
@@ -175,27 +186,51 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            out: dict[Any, Any] | None = None
-            for key, item in value.items():
-                if isinstance(key, str) and isinstance(item, str) and item and self.sensitive_key(key):
-                    new: Any = self.replacement
-                else:
-                    new = self.value(item) if isinstance(item, (str, dict, list)) else item
-                if new is not item:
-                    if out is None:
-                        out = dict(value)
-                    out[key] = new
-            return value if out is None else out
+            return self._dict(value)
         if isinstance(value, list):
-            items: list[Any] | None = None
-            for index, item in enumerate(value):
-                new = self.value(item) if isinstance(item, (str, dict, list)) else item
-                if new is not item:
-                    if items is None:
-                        items = list(value)
-                    items[index] = new
-            return value if items is None else items
+            return self._list(value)
         return value
+
+    # The walk runs for every stored field of every ingested event: one isinstance per
+    # item, strings shorter than a secret skipped, keys judged from a cache.
+    def _dict(self, value: dict[Any, Any]) -> dict[Any, Any]:
+        out: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if isinstance(item, str):
+                if item and isinstance(key, str) and self.sensitive_key(key):
+                    new: Any = self.replacement
+                elif len(item) < 8:
+                    continue  # too short to hold a secret (see text)
+                else:
+                    new = self.text(item)
+            elif isinstance(item, dict):
+                new = self._dict(item)
+            elif isinstance(item, list):
+                new = self._list(item)
+            else:
+                continue
+            if new is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = new
+        return value if out is None else out
+
+    def _list(self, value: list[Any]) -> list[Any]:
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                new: Any = self.text(item)
+            elif isinstance(item, dict):
+                new = self._dict(item)
+            elif isinstance(item, list):
+                new = self._list(item)
+            else:
+                continue
+            if new is not item:
+                if items is None:
+                    items = list(value)
+                items[index] = new
+        return value if items is None else items
 
 
 # The stored fields of each event type that may carry secrets.

@@ -11,7 +11,8 @@ from logs.models import LogEntry
 from mcps.models import MCPServer
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest
-from tests.conftest import event
+from missioncontrol.jsontext import loads
+from tests.conftest import at, event
 from threads.models import ExecutionStep, LLMMessage, Thread
 
 pytestmark = pytest.mark.django_db
@@ -189,6 +190,31 @@ def test_it_never_reopens_or_changes_an_ended_thread() -> None:
     result = run(event("thread.ended", 6, status="error"))
     assert statuses(result) == ["accepted"]
     assert Thread.objects.get(id="T-1").status == "complete"
+
+
+def test_the_first_end_in_a_batch_ends_a_thread_and_is_announced_once() -> None:
+    # Started and ended in one batch (as every OTLP root span is), then ended twice in one batch.
+    result = run(
+        event("thread.started", thread_id="T-new"),
+        event("thread.ended", 7, thread_id="T-new", status="error"),
+        event("thread.ended", 5, thread_id="T-new", status="complete"),
+        event("thread.started", thread_id="T-old"),
+    )
+    later = run(
+        event("thread.ended", 4, thread_id="T-old", status="cancelled"),
+        event("thread.ended", 3, thread_id="T-old", status="complete"),
+    )
+    new, old = Thread.objects.get(id="T-new"), Thread.objects.get(id="T-old")
+    assert (new.status, new.ended_at.isoformat()) == ("complete", at(5))  # type: ignore[union-attr]
+    assert (old.status, old.ended_at.isoformat()) == ("complete", at(3))  # type: ignore[union-attr]
+    for outbox, thread in ((result.outbox, "T-new"), (later.outbox, "T-old")):
+        ends = [loads(e) for e in outbox.events[f"thread:{thread}"] if loads(e)["type"] == "thread.ended"]
+        assert [e["status"] for e in ends] == ["complete", {"T-new": "error", "T-old": "cancelled"}[thread]]
+        announced = [loads(e) for e in outbox.events["global"] if loads(e)["type"] == "thread.ended"]
+        assert [(e["thread_id"], e["status"]) for e in announced] == [(thread, "complete")]
+        assert [loads(e)["thread_id"] for e in outbox.events["mcp:srv-alpha"] if "ended_at" in loads(e)] == [
+            thread
+        ]
 
 
 def test_it_updates_a_step_reported_again_with_the_same_sequence() -> None:

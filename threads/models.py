@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Case, F, Max, OuterRef, Q, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Greatest, Now
@@ -13,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import roles, textsearch
-from missioncontrol.bulk import update_rows, upsert
+from missioncontrol.bulk import execute_unnest, insert_or_update, update_rows, upsert
 from missioncontrol.stats import Milliseconds
 
-_STEP_FIELDS = (
+STEP_FIELDS = (
     "thread",
     "sequence",
     "timestamp",
@@ -28,10 +30,17 @@ _STEP_FIELDS = (
 )
 
 
-def _values(row: models.Model, fields: tuple[str, ...]) -> tuple[Any, ...]:
-    """The row's values of `fields` (foreign keys as their ids), for the bulk helpers."""
-    meta = row._meta
-    return tuple(getattr(row, meta.get_field(name).attname) for name in fields)  # type: ignore[union-attr]
+@dataclass(frozen=True, slots=True)
+class News:
+    """What `record_news` wrote: each thread's team; the server of each thread created ended."""
+
+    teams: dict[str, int | None]
+    ended: dict[str, str | None]
+
+
+def _columns(fields: list[str]) -> list[str]:
+    """The quoted columns of Thread `fields` (foreign keys: their id columns)."""
+    return [connection.ops.quote_name(Thread._meta.get_field(f).column) for f in fields]  # type: ignore[union-attr]
 
 
 class ThreadQuerySet(models.QuerySet["Thread"]):
@@ -102,32 +111,89 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Threads still running or paused that started before `started_before`."""
         return self.active().filter(started_at__lt=started_before)
 
-    def ensure_exist(self, first_seen: dict[str, datetime], team_id: int | None = None) -> None:
-        """Create placeholder rows for threads known only by their steps, messages or end.
+    def record_news(
+        self,
+        started: list[tuple[Any, ...]],
+        first_seen: dict[str, datetime],
+        team_id: int | None = None,
+        ends: Mapping[str, tuple[str, datetime]] | None = None,
+    ) -> News:
+        """Write the threads a batch has news of; their teams, and those created ended.
 
-        A step may arrive before its thread.started (agents retry, batches race); the
-        placeholder keeps the step attached and thread.started later fills it in.
+        `started` holds a row per thread.started: (id, parent_id, mcp_id, user_input,
+        execution_context, started_at), one per thread, inserted or updated. Status is
+        not among the updated fields (a thread whose end arrived first keeps its final
+        status), nor is team (a thread stays with the team that created it, which may
+        not be this batch's).
+
+        The other threads of `first_seen` (id: the batch's earliest time for it) that
+        are missing get a placeholder row: a step may arrive before its thread.started
+        (agents retry, batches race) and stays attached until thread.started fills it in.
+
+        Any news of a thread means it is not stalled (any more): all are marked updated.
+
+        PostgreSQL only, `ends` (id: final status and time): a thread this call creates
+        is created ended (an OTLP span is exported once, with its start and its end);
+        the others are left to `finish_many`. Two `INSERT ... ON CONFLICT DO UPDATE ...
+        RETURNING` statements, rows in id order (concurrent batches lock shared threads
+        in the same order).
         """
-        if first_seen:
+        ends = ends or {}
+        started_ids = {row[0] for row in started}
+        placeholders = sorted(tid for tid in first_seen if tid not in started_ids)
+        running = Thread.Status.RUNNING
+        update = ["parent", "mcp", "user_input", "execution_context", "started_at"]
+        fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "team")
+        rows = [(*row, team_id) for row in sorted(started, key=lambda r: r[0])]
+        rows += [(tid, None, None, "", {}, first_seen[tid], team_id) for tid in placeholders]
+        if connection.vendor != "postgresql":
+            assert not ends, "ends on creation need PostgreSQL's RETURNING"
+            rows = [(*row, running) for row in rows]
+            upsert(Thread, (*fields, "status"), rows[: len(started)], unique=["id"], update=update)
             self.bulk_create(
-                [Thread(id=tid, started_at=ts, team_id=team_id) for tid, ts in first_seen.items()],
+                [Thread(id=tid, started_at=first_seen[tid], team_id=team_id) for tid in placeholders],
                 ignore_conflicts=True,
             )
-
-    def record_started(self, rows: list[Thread]) -> None:
-        """Upsert the threads of thread.started events in one statement.
-
-        Status is not among the updated fields: a thread whose end arrived first keeps
-        its final status. Nor is team: a thread stays with the team that created it.
-        """
-        fields = ("id", "parent", "mcp", "team", "status", "user_input", "execution_context", "started_at")
-        upsert(
-            Thread,
-            fields,
-            [_values(row, fields) for row in rows],
-            unique=["id"],
-            update=["parent", "mcp", "user_input", "execution_context", "started_at"],
+            found = self.filter(id__in=started_ids | set(placeholders))
+            found.update(updated_at=Now(), stalled_at=None)
+            return News(dict(found.values_list("id", "team_id")), {})
+        rows = [(*row, *ends.get(row[0], (running, None))) for row in rows]
+        news = ("updated_at = now()", "stalled_at = NULL")
+        returned: list[tuple[Any, ...]] = []
+        for chunk, assignments in (
+            (rows[: len(started)], [*(f"{c} = EXCLUDED.{c}" for c in _columns(update)), *news]),
+            (rows[len(started) :], list(news)),
+        ):
+            returned += insert_or_update(
+                Thread,
+                (*fields, "status", "ended_at"),
+                chunk,
+                unique=["id"],
+                set_sql=", ".join(assignments),
+                # xmax is 0 on a row this statement inserted (not on one it updated).
+                returning="id, team_id, mcp_id, xmax = 0",
+            )
+        return News(
+            {tid: team for tid, team, _, _ in returned},
+            {tid: mcp for tid, _, mcp, created in returned if created and tid in ends},
         )
+
+    def finish_many(self, ends: list[tuple[str, str, datetime]]) -> dict[str, str | None]:
+        """PostgreSQL: end threads with final statuses at once; (id, status, at), one per thread.
+
+        Threads already ended are left as they are (Thread.finish). Returns the server
+        (mcp_id) of each thread that ended now, by id. One `UPDATE ... FROM unnest`.
+        """
+        if not ends:
+            return {}
+        quote = connection.ops.quote_name
+        rows = execute_unnest(
+            f"UPDATE {quote(Thread._meta.db_table)} AS t SET status = v.status, ended_at = v.at "
+            "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS v(id, status, at) "
+            "WHERE t.id = v.id AND t.status = ANY(%b::text[]) RETURNING t.id, t.mcp_id",
+            [list(column) for column in zip(*sorted(ends), strict=True)] + [[str(s) for s in Thread.ACTIVE]],
+        )
+        return dict(rows)  # type: ignore[arg-type]
 
     def save_fields(self, rows: list[Thread], fields: list[str]) -> None:
         """Save `fields` of stored threads in one statement (the ingest path's bulk update)."""
@@ -275,15 +341,12 @@ class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
         q = textsearch.matches("description", text)
         return self if q is None else self.filter(q)
 
-    def record(self, rows: list[ExecutionStep]) -> None:
-        """Upsert steps by (thread, sequence): a later report of a step updates it."""
-        upsert(
-            ExecutionStep,
-            _STEP_FIELDS,
-            [_values(row, _STEP_FIELDS) for row in rows],
-            unique=["thread", "sequence"],
-            update=_STEP_FIELDS[2:],
-        )
+    def record(self, rows: list[tuple[Any, ...]]) -> None:
+        """Upsert steps by (thread, sequence): a later report of a step updates it.
+
+        `rows` hold the values of STEP_FIELDS, one per (thread, sequence).
+        """
+        upsert(ExecutionStep, STEP_FIELDS, rows, unique=["thread", "sequence"], update=STEP_FIELDS[2:])
 
 
 class ExecutionStep(models.Model):

@@ -57,6 +57,8 @@ class Source:
 
 
 def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
+    if isinstance(value, datetime):  # from a decoder that has one already (OTLP), never from JSON
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value:
         raise Invalid(field, "required, an ISO 8601 date-time string")
     try:

@@ -1,6 +1,6 @@
 """Ingest: validate a batch, store it in one transaction, and say what became of each event.
 
-The session manager's rules live on the models (Thread.finish, record_started, ...);
+The session manager's rules live on the models (Thread.finish, Thread.objects.record_news, ...);
 this module is the workflow across apps: which rows each event type writes, in what
 order, and which live channels hear about them once the transaction has committed.
 """
@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db import transaction
-from django.db.models.functions import Now
+from django.db import connection, transaction
 
 from audit.escalation import detect as detect_escalations
 from audit.models import PermissionEvent
@@ -144,15 +143,18 @@ def _by_type(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
 class Audience:
     """Who may see each event on the live channels: the teams of its thread and source.
 
-    Read once per batch, after the batch's threads are written (a thread keeps the
-    team of whoever created it, which may not be this batch's source).
+    `threads` are the teams of the batch's threads (a thread keeps the team of whoever
+    created it, which may not be this batch's source), read as they were written;
+    `others` (threads logs name) are read once per batch.
     """
 
-    def __init__(self, source_team: int | None, thread_ids: set[str]) -> None:
+    def __init__(self, source_team: int | None, threads: dict[str, int | None], others: set[str]) -> None:
         self.source = [source_team] if source_team is not None else []
-        self.threads: dict[str, int | None] = (
-            dict(Thread.objects.filter(id__in=thread_ids).values_list("id", "team_id")) if thread_ids else {}
-        )
+        self.threads = threads
+        others = others - threads.keys()
+        if others:
+            stored = Thread.objects.filter(id__in=others).values_list("id", "team_id")
+            self.threads = {**threads, **dict(stored)}
 
     def of_thread(self, thread_id: str) -> list[int]:
         team = self.threads.get(thread_id)
@@ -190,46 +192,56 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     steps = [e for e in steps if e["id"] in new_ids]
     ended = [e for e in ended if e["id"] in new_ids]
 
+    # Every thread with news exists (a placeholder until its thread.started) and is no
+    # longer stalled; the answer is each one's team.
     first_seen: dict[str, datetime] = {}
     for event in steps + messages + ended + checks:
         tid, ts = event["thread_id"], event["timestamp"]
         if tid not in first_seen or ts < first_seen[tid]:
             first_seen[tid] = ts
-    Thread.objects.ensure_exist(first_seen, team_id)
-    _record_started(started, team_id)
-    audience = Audience(team_id, set(first_seen) | {e["thread_id"] for e in started + logs if e["thread_id"]})
+    # On PostgreSQL, ends with no usage to record (OTLP's) are applied as the threads
+    # are written: a thread created now is created ended, the others in one update.
+    ends = _first_ends(ended) if _ends_alone(ended, steps) else {}
+    news = Thread.objects.record_news(_started_rows(started), first_seen, team_id, ends)
+    audience = Audience(team_id, news.teams, {e["thread_id"] for e in logs if e["thread_id"]})
     _announce_started(started, outbox, audience)
     _record_steps(steps, outbox, audience)
     new_ids |= _insert_messages(messages, outbox, audience)
     new_ids |= _insert_logs(logs, outbox, audience, team_id)
     new_ids |= _insert_checks(checks, outbox, audience)
-    _apply_ends_and_usage(ended, steps, outbox, audience)
-
-    touched = set(first_seen) | {e["thread_id"] for e in started}
-    if touched:
-        # Any news of a thread means it is not stalled (any more).
-        Thread.objects.filter(id__in=touched).update(updated_at=Now(), stalled_at=None)
+    if ends:
+        _apply_ends(ended, ends, news.ended, outbox, audience)
+    else:
+        _apply_ends_and_usage(ended, steps, outbox, audience)
     return new_ids
 
 
-def _record_started(started: list[dict[str, Any]], team_id: int | None) -> None:
-    latest: dict[str, dict[str, Any]] = {}
-    for event in started:  # the same thread started twice in one batch: the later one wins
-        latest[event["thread_id"]] = event
-    Thread.objects.record_started(
-        [
-            Thread(
-                id=e["thread_id"],
-                parent_id=e["parent_id"],
-                mcp_id=e["mcp_id"],
-                user_input=e["user_input"],
-                execution_context=e["execution_context"],
-                started_at=e["timestamp"],
-                team_id=team_id,
-            )
-            for e in latest.values()
-        ]
+def _ends_alone(ended: list[dict[str, Any]], steps: list[dict[str, Any]]) -> bool:
+    """Whether the batch's ends can be applied in SQL: PostgreSQL, no resource usage to record."""
+    return (
+        bool(ended)
+        and connection.vendor == "postgresql"
+        and all(e["memory_usage"] is None and e["cpu_usage"] is None for e in steps + ended)
     )
+
+
+def _first_ends(ended: list[dict[str, Any]]) -> dict[str, tuple[str, datetime]]:
+    """The end that ends each thread: its earliest in the batch (Thread.finish refuses later ones)."""
+    first: dict[str, tuple[str, datetime]] = {}
+    for event in sorted(ended, key=lambda e: e["timestamp"]):
+        first.setdefault(event["thread_id"], (event["status"], event["timestamp"]))
+    return first
+
+
+def _started_rows(started: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Thread.objects.record_news's rows: one per thread, the later start in the batch wins."""
+    latest: dict[str, dict[str, Any]] = {}
+    for event in started:
+        latest[event["thread_id"]] = event
+    return [
+        (e["thread_id"], e["parent_id"], e["mcp_id"], e["user_input"], e["execution_context"], e["timestamp"])
+        for e in latest.values()
+    ]
 
 
 def _announce_started(started: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
@@ -248,17 +260,18 @@ def _record_steps(steps: list[dict[str, Any]], outbox: Outbox, audience: Audienc
         key = (event["thread_id"], event["sequence"])
         if key not in latest or event["timestamp"] >= latest[key]["timestamp"]:
             latest[key] = event
+    # In threads.models.STEP_FIELDS order.
     ExecutionStep.objects.record(
         [
-            ExecutionStep(
-                thread_id=e["thread_id"],
-                sequence=e["sequence"],
-                timestamp=e["timestamp"],
-                duration_ms=e["duration_ms"],
-                step_type=e["step_type"],
-                description=e["description"],
-                details=e["details"],
-                status=e["status"],
+            (
+                e["thread_id"],
+                e["sequence"],
+                e["timestamp"],
+                e["duration_ms"],
+                e["step_type"],
+                e["description"],
+                e["details"],
+                e["status"],
             )
             for e in latest.values()
         ]
@@ -360,3 +373,29 @@ def _apply_ends_and_usage(
         Thread.objects.save_fields(
             [threads[t] for t in changed], ["status", "ended_at", "memory_usage", "cpu_usage"]
         )
+
+
+def _apply_ends(
+    ended: list[dict[str, Any]],
+    ends: dict[str, tuple[str, datetime]],
+    created_ended: dict[str, str | None],
+    outbox: Outbox,
+    audience: Audience,
+) -> None:
+    """`_apply_ends_and_usage` for ends alone (`ends`: each thread's first), on PostgreSQL.
+
+    Threads created ended (`created_ended`: id -> server) are done; one update ends
+    the others that still run and says which.
+    """
+    rest = [(tid, status, at) for tid, (status, at) in ends.items() if tid not in created_ended]
+    finished = {**created_ended, **Thread.objects.finish_many(rest)}
+    for event in sorted(ended, key=lambda e: e["timestamp"]):
+        tid = event["thread_id"]
+        payload = encode({**_iso(event), "ended_at": event["timestamp"].isoformat()})
+        teams = audience.of_thread(tid)
+        outbox.add(f"thread:{tid}", payload, teams=teams)
+        if tid in finished and ends[tid] == (event["status"], event["timestamp"]):
+            finished_now = finished.pop(tid)  # the first end only, should two be equal
+            outbox.add("global", payload, teams=teams)
+            if finished_now:
+                outbox.add(f"mcp:{finished_now}", payload, teams=teams)

@@ -56,6 +56,7 @@ _MESSAGE_EVENTS = {
 }
 _ROLES = {"user": "user", "assistant": "agent", "model": "agent", "tool": "tool", "system": "system"}
 _ROLES["developer"] = "system"
+_FLATTENED = ("gen_ai.prompt.", "gen_ai.completion.")
 
 
 @dataclass(slots=True)
@@ -105,8 +106,9 @@ class LogRecord:
 
 @dataclass
 class Mapped:
-    """Events for the pipeline, the item (span or record index) each came from, and
-    the items refused before the pipeline saw them, with the reason."""
+    """Events for the pipeline (their timestamps UTC datetimes, which it takes as they
+    are), the item (span or record index) each came from, and the items refused before
+    the pipeline saw them, with the reason."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
@@ -127,9 +129,14 @@ def session_thread_id(session: str) -> str:
     return f"otel-session-{_digest(session)}"
 
 
+def instant(ns: int) -> datetime:
+    """The UTC time of nanoseconds since the epoch (microsecond precision)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
 def timestamp(ns: int) -> str:
     """An ISO 8601 string for nanoseconds since the epoch (microsecond precision)."""
-    return (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat()
+    return instant(ns).isoformat()
 
 
 def _digest(value: Any) -> str:
@@ -235,15 +242,18 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """OpenLLMetry's flattened `gen_ai.prompt.<i>.role` / `.content` attributes."""
-    found: dict[int, dict[str, Any]] = {}
+def _indexed(attributes: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """OpenLLMetry's flattened `gen_ai.prompt.<i>.role` / `.content` attributes (and
+    `gen_ai.completion.<i>.*`): the prompt's messages and the completion's, in one pass."""
+    found: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]] = ({}, {})
     for key, value in attributes.items():
-        if key.startswith(prefix):
-            index, _, name = key[len(prefix) :].partition(".")
+        if key.startswith(_FLATTENED):
+            which = 0 if key.startswith("gen_ai.prompt.") else 1
+            index, _, name = key[len(_FLATTENED[which]) :].partition(".")
             if index.isdigit() and name in ("role", "content"):
-                found.setdefault(int(index), {})[name] = value
-    return [found[i] for i in sorted(found)]
+                found[which].setdefault(int(index), {})[name] = value
+    prompts, completions = found
+    return [prompts[i] for i in sorted(prompts)], [completions[i] for i in sorted(completions)]
 
 
 def _event_message(name: str, attributes: Mapping[str, Any], body: Any = None) -> _Message | None:
@@ -263,8 +273,9 @@ def _span_messages(span: Span) -> tuple[list[_Message], list[_Message], list[Spa
     attrs = span.attributes
     inputs = [m for m in map(_message, _as_list(attrs.get("gen_ai.input.messages"))) if m]
     outputs = [m for m in map(_message, _as_list(attrs.get("gen_ai.output.messages"))) if m]
-    inputs += [m for m in map(_message, _indexed(attrs, "gen_ai.prompt.")) if m]
-    outputs += [m for m in map(_message, _indexed(attrs, "gen_ai.completion.")) if m]
+    prompts, completions = _indexed(attrs)
+    inputs += [m for m in map(_message, prompts) if m]
+    outputs += [m for m in map(_message, completions) if m]
     others: list[SpanEvent] = []
     for ev in span.events:
         if ev.name in _MESSAGE_EVENTS:
@@ -297,7 +308,7 @@ def _message_events(
                 "id": f"otel-msg:{thread_id}:{position}:{key}",
                 "type": "thread.message",
                 # One microsecond apart: the transcript keeps the conversation's order.
-                "timestamp": timestamp(at_ns + offset * 1000),
+                "timestamp": instant(at_ns + offset * 1000),
                 "thread_id": thread_id,
                 "role": message.role,
                 "content": message.content,
@@ -308,27 +319,29 @@ def _message_events(
 
 # --- spans --------------------------------------------------------------------------
 
-_STEP_KEYS = (
-    "gen_ai.operation.name",
-    "gen_ai.tool.name",
-    "gen_ai.tool.call.id",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.tool.type",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.provider.name",
-    "gen_ai.system",
-    "gen_ai.agent.name",
-    "gen_ai.agent.id",
-    "mcp.method.name",
-    "mcp.session.id",
-    "mcp.protocol.version",
-    "jsonrpc.request.id",
-    "error.type",
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
+_STEP_KEYS = frozenset(
+    (
+        "gen_ai.operation.name",
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.tool.type",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "gen_ai.agent.name",
+        "gen_ai.agent.id",
+        "mcp.method.name",
+        "mcp.session.id",
+        "mcp.protocol.version",
+        "jsonrpc.request.id",
+        "error.type",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+    )
 )
 
 
@@ -344,12 +357,21 @@ def _category(op: Any, tool: Any, method: Any) -> str:
     return "span"
 
 
-def _unmapped(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in attributes.items()
-        if k not in _STEP_KEYS and not k.startswith(("gen_ai.usage.", "gen_ai.prompt.", "gen_ai.completion."))
-    }
+def _usage_and_unmapped(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`gen_ai.usage.*` by their last part, and the attributes no part of a step maps."""
+    usage: dict[str, Any] = {}
+    unmapped: dict[str, Any] = {}
+    for k, v in attributes.items():
+        if k in _STEP_KEYS:
+            continue
+        if k.startswith("gen_ai."):
+            if k.startswith("gen_ai.usage."):
+                usage[k[len("gen_ai.usage.") :]] = v
+                continue
+            if k.startswith(_FLATTENED):
+                continue
+        unmapped[k] = v
+    return usage, unmapped
 
 
 def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[str, Any]]:
@@ -360,6 +382,7 @@ def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[
         # The mcp SDK's client span names the tool only in its name: "MCP send tools/call <tool>".
         _, _, tool = span.name.partition("tools/call ")
     category = _category(op, tool, method)
+    usage, unmapped = _usage_and_unmapped(attrs)
     details: dict[str, Any] = {
         "source": "otlp",
         "category": category,
@@ -377,7 +400,7 @@ def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[
         "jsonrpc_request_id": attrs.get("jsonrpc.request.id"),
         "error_type": attrs.get("error.type"),
         "status_message": span.status_message or None,
-        "usage": {k[len("gen_ai.usage.") :]: v for k, v in attrs.items() if k.startswith("gen_ai.usage.")},
+        "usage": usage,
         "otel": {
             "trace_id": span.trace_id,
             "span_id": span.span_id,
@@ -386,7 +409,7 @@ def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[
             "scope": span.scope or None,
             "status": span.status_code,
         },
-        "attributes": _unmapped(attrs),
+        "attributes": unmapped,
         "events": [{"name": e.name, "timestamp": timestamp(e.time_ns), **e.attributes} for e in other_events],
     }
     details = {k: v for k, v in details.items() if v not in (None, {}, [])}
@@ -491,7 +514,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
                 {
                     "id": f"otel:session:{_digest(session)}:started",
                     "type": "thread.started",
-                    "timestamp": timestamp(span.start_ns),
+                    "timestamp": instant(span.start_ns),
                     "thread_id": parent,
                     "mcp_id": server,
                     "user_input": f"session {session}",
@@ -504,7 +527,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
             {
                 "id": f"{base}:started",
                 "type": "thread.started",
-                "timestamp": timestamp(span.start_ns),
+                "timestamp": instant(span.start_ns),
                 "thread_id": thread,
                 "parent_id": parent,
                 "mcp_id": server,
@@ -517,7 +540,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
             {
                 "id": f"{base}:ended",
                 "type": "thread.ended",
-                "timestamp": timestamp(span.end_ns),
+                "timestamp": instant(span.end_ns),
                 "thread_id": thread,
                 "status": status,
             },
@@ -533,7 +556,7 @@ def _map_span(index: int, span: Span, threads: _Threads, mcp_id: str | None, out
             {
                 "id": base,
                 "type": "thread.step",
-                "timestamp": timestamp(span.start_ns),
+                "timestamp": instant(span.start_ns),
                 "thread_id": thread,
                 "sequence": (span.start_ns // 1000) % SEQUENCE_MODULUS,
                 "step_type": step_type,
@@ -600,7 +623,7 @@ def map_logs(records: list[LogRecord], mcp_id: str | None = None, now_ns: int = 
                     {
                         "id": f"otel-msg:{digest}",
                         "type": "thread.message",
-                        "timestamp": timestamp(at),
+                        "timestamp": instant(at),
                         "thread_id": thread,
                         "role": message.role,
                         "content": message.content,
@@ -634,7 +657,7 @@ def map_logs(records: list[LogRecord], mcp_id: str | None = None, now_ns: int = 
             {
                 "id": f"otel-log:{digest}",
                 "type": "log",
-                "timestamp": timestamp(at),
+                "timestamp": instant(at),
                 "level": level(record.severity_number, record.severity_text),
                 "service": _service(record.resource, record.scope),
                 "thread_id": thread,
