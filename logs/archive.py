@@ -4,7 +4,8 @@
 database for a compressed JSON Lines file per day and server in the archive storage
 (`STORAGES["archive"]`: the data directory by default, any S3-compatible bucket through
 django-storages when configured); older than `warm` its file moves to the cold prefix;
-older than `cold` it is deleted.
+older than `cold` it is deleted. A server may have ages of its own (MCPServer.log_retention,
+any of the three over the config's): its days go by them (`Ages`).
 
 Safety: rows leave the database only after their file has been written (fsync'd, on the
 local filesystem), read back and verified (same ids, same digest). Re-running is
@@ -36,6 +37,8 @@ from django.utils import timezone
 
 from logs import partitions
 from logs.models import ArchiveDay, LogEntry, LogEventId
+from mcps.models import MCPServer
+from missioncontrol.config import RetentionConfig
 from missioncontrol.jsontext import dumps, loads
 
 LOG_FIELDS = ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception")
@@ -123,17 +126,67 @@ class ArchiveReport:
     names: list[str] = field(default_factory=list)
 
 
-def pending_days(before: datetime, now: datetime) -> list[tuple[date, str]]:
-    """(day, server) pairs with logs older than `before`, minus days restored until later than now."""
-    pairs = (
-        LogEntry.objects.filter(timestamp__lt=before)
+@dataclass(frozen=True)
+class Cutoffs:
+    """A retention's ages as of a moment: days before these are due for the next tier."""
+
+    hot_before: date  # whole days: a day leaves the database once all of it is older than `hot`
+    cold_before: date
+    expire_before: date
+
+    @classmethod
+    def of(cls, retention: RetentionConfig, now: datetime) -> Cutoffs:
+        now_utc = now.astimezone(UTC)
+        return cls(
+            hot_before=(now_utc - timedelta(seconds=retention.hot)).date(),
+            cold_before=(now_utc - timedelta(seconds=retention.warm)).date(),
+            expire_before=(now_utc - timedelta(seconds=retention.cold)).date(),
+        )
+
+
+class Ages:
+    """The config's `log_retention` and every server's own over it, as of `now` (one query)."""
+
+    def __init__(self, now: datetime) -> None:
+        default = settings.LOG_RETENTION
+        self.retentions = MCPServer.objects.log_retentions(default)
+        self.default = Cutoffs.of(default, now)
+        self.servers = {mcp_id: Cutoffs.of(r, now) for mcp_id, r in self.retentions.items()}
+        every = [self.default, *self.servers.values()]
+        # The latest cutoff of each tier: what any server may have due.
+        self.latest = Cutoffs(
+            hot_before=max(c.hot_before for c in every),
+            cold_before=max(c.cold_before for c in every),
+            expire_before=max(c.expire_before for c in every),
+        )
+
+    def of(self, mcp_id: str) -> Cutoffs:
+        return self.servers.get(mcp_id, self.default)
+
+    def hot(self, mcp_id: str) -> int:
+        """Seconds `mcp_id`'s logs stay in the database (a restored day too)."""
+        return self.retentions.get(mcp_id, settings.LOG_RETENTION).hot
+
+
+def days_with_logs(before: date) -> list[tuple[date, str]]:
+    """(day, server) pairs with logs on days before `before` (one grouped query)."""
+    return list(
+        LogEntry.objects.filter(timestamp__lt=day_bounds(before)[0])
         .annotate(day=TruncDate("timestamp", tzinfo=UTC))
         .values_list("day", "mcp_id")
         .distinct()
         .order_by("day", "mcp_id")
     )
+
+
+def pending_days(ages: Ages, now: datetime) -> list[tuple[date, str]]:
+    """(day, server) pairs past their server's hot age, minus days restored until later than now."""
     held = set(ArchiveDay.objects.filter(restored_until__gt=now).values_list("day", "mcp_id"))
-    return [(day, mcp_id) for day, mcp_id in pairs if (day, mcp_id) not in held]
+    return [
+        (day, mcp_id)
+        for day, mcp_id in days_with_logs(ages.latest.hot_before)
+        if day < ages.of(mcp_id).hot_before and (day, mcp_id) not in held
+    ]
 
 
 def _write_day(
@@ -201,7 +254,7 @@ def archive_day(day: date, mcp_id: str, now: datetime, cold_before: date) -> int
     return len(hot)
 
 
-def archive_partition(day: date, name: str, now: datetime, cold_before: date) -> tuple[int, int]:
+def archive_partition(day: date, name: str, now: datetime, ages: Ages) -> tuple[int, int]:
     """Archive a detached day partition, then drop it; (day files, rows).
 
     The partition is dropped only once every server's file of that day is written and
@@ -215,7 +268,7 @@ def archive_partition(day: date, name: str, now: datetime, cold_before: date) ->
     try:
         with transaction.atomic():
             stale = [
-                _write_day(day, mcp_id, _as_events(rows), now, cold_before)
+                _write_day(day, mcp_id, _as_events(rows), now, ages.of(mcp_id).cold_before)
                 for mcp_id, rows in sorted(by_server.items())
             ]
             _forget_ids([entry.id for entry in entries])
@@ -227,15 +280,27 @@ def archive_partition(day: date, name: str, now: datetime, cold_before: date) ->
     return len(by_server), len(entries)
 
 
-def _archive_partitions(hot_before: datetime, now: datetime, cold_before: date) -> list[tuple[date, str]]:
-    """PostgreSQL: the day partitions to archive whole (detached by an interrupted run, or
-    entirely older than `hot_before` with no server's day restored), detached."""
+def _archive_partitions(ages: Ages, now: datetime) -> list[tuple[date, str]]:
+    """PostgreSQL: the day partitions to archive whole, detached: those detached by an
+    interrupted run, and those past the hot age of every server with logs that day (of
+    the config's when none has), no server's day restored.
+
+    A day some server still keeps hot stays; the other servers' rows of it go by DELETE.
+    """
     if not partitions.enabled():
         return []
     held = set(ArchiveDay.objects.filter(restored_until__gt=now).values_list("day", flat=True))
+    candidates = [day for day in sorted(partitions.attached()) if day < ages.latest.hot_before]
+    servers: dict[date, set[str]] = {}
+    if candidates:
+        for day, mcp_id in days_with_logs(candidates[-1] + timedelta(days=1)):
+            servers.setdefault(day, set()).add(mcp_id)
     todo = sorted(partitions.detached().items())
-    for day in sorted(partitions.attached()):
-        if day < hot_before.date() and day not in held:
+    for day in candidates:
+        due = all(day < ages.of(m).hot_before for m in servers.get(day, ())) and (
+            day in servers or day < ages.default.hot_before
+        )
+        if due and day not in held:
             name = partitions.detach(day)  # None: busy; its rows go by DELETE below
             if name is not None:
                 todo.append((day, name))
@@ -246,36 +311,34 @@ def archive(
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ArchiveReport:
-    """Move every day past `hot` to the archive, warm days past `warm` to cold, drop days past `cold`.
+    """Move every day past `hot` to the archive, warm days past `warm` to cold, drop days past `cold`
+    (each server's day by its own ages, see Ages).
 
     On PostgreSQL a whole day partition is archived and then dropped; rows elsewhere (the
     default partition, a partly restored day; every row on SQLite) are archived and deleted.
     """
     now = now or timezone.now()
-    retention = settings.LOG_RETENTION
-    now_utc = now.astimezone(UTC)
-    # Whole days only: a day leaves the database once all of it is older than `hot`.
-    hot_before = day_bounds((now_utc - timedelta(seconds=retention.hot)).date())[0]
-    cold_before = (now_utc - timedelta(seconds=retention.warm)).date()
-    expire_before = (now_utc - timedelta(seconds=retention.cold)).date()
+    ages = Ages(now)
     report = ArchiveReport()
-    whole = _archive_partitions(hot_before, now, cold_before)
+    whole = _archive_partitions(ages, now)
     done = 0
     for day, name in whole:
-        files, rows = archive_partition(day, name, now, cold_before)
+        files, rows = archive_partition(day, name, now, ages)
         report.days += files
         report.rows += rows
         done += 1
         if progress is not None:
             progress(done, len(whole))
-    pending = pending_days(hot_before, now)
+    pending = pending_days(ages, now)
     for day, mcp_id in pending:
-        report.rows += archive_day(day, mcp_id, now, cold_before)
+        report.rows += archive_day(day, mcp_id, now, ages.of(mcp_id).cold_before)
         report.days += 1
         done += 1
         if progress is not None:
             progress(done, len(whole) + len(pending))
-    for entry in ArchiveDay.objects.filter(tier=ArchiveDay.Tier.WARM, day__lt=cold_before):
+    for entry in ArchiveDay.objects.filter(tier=ArchiveDay.Tier.WARM, day__lt=ages.latest.cold_before):
+        if entry.day >= ages.of(entry.mcp_id).cold_before:
+            continue
         name = file_name(ArchiveDay.Tier.COLD, entry.day, entry.mcp_id)
         rows = decode_rows(_read(entry.name))
         _write_verified(name, rows)
@@ -283,7 +346,9 @@ def archive(
         entry.save(update_fields=["name", "tier"])
         storage().delete(old)
         report.moved_cold += 1
-    for entry in ArchiveDay.objects.filter(day__lt=expire_before):
+    for entry in ArchiveDay.objects.filter(day__lt=ages.latest.expire_before):
+        if entry.day >= ages.of(entry.mcp_id).expire_before:
+            continue
         storage().delete(entry.name)
         entry.delete()
         report.expired += 1
@@ -306,19 +371,20 @@ def _as_row(row: dict[str, Any]) -> tuple[Any, ...]:
 def restore(first: date, last: date, mcp_ids: Iterable[str] | None = None) -> tuple[int, int]:
     """Bring the archived days from `first` to `last` back into the database; (days, rows inserted).
 
-    They stay there for `hot` (restored_until) before archival may take them again.
+    They stay there for their server's `hot` (restored_until) before archival may take them again.
     """
     entries = ArchiveDay.objects.filter(day__gte=first, day__lte=last)
     if mcp_ids is not None:
         entries = entries.filter(mcp_id__in=list(mcp_ids))
-    until = timezone.now() + timedelta(seconds=settings.LOG_RETENTION.hot)
+    now = timezone.now()
+    ages = Ages(now)
     days = inserted = 0
     for entry in entries.order_by("day", "mcp_id"):
         rows = decode_rows(_read(entry.name))
         partitions.ensure(entry.day, entry.day)  # PostgreSQL: its own partition, archived whole later
         with transaction.atomic():
             inserted += len(LogEntry.objects.store_new(LOG_FIELDS, [_as_row(r) for r in rows]))
-            entry.restored_until = until
+            entry.restored_until = now + timedelta(seconds=ages.hot(entry.mcp_id))
             entry.save(update_fields=["restored_until"])
         days += 1
     return days, inserted

@@ -95,7 +95,7 @@ class MCPServerAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "name", "enabled", "source")}),
         ("Connection", {"fields": ("transport", "command", "args", "env", "cwd", "url", "headers")}),
-        ("Calls and logs", {"fields": ("default_arguments", "log_files")}),
+        ("Calls and logs", {"fields": ("default_arguments", "log_files", "log_retention")}),
         ("State", {"fields": readonly_fields}),
     )
     inlines = [ToolInline]

@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Self
 
@@ -15,6 +16,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from missioncontrol.config import ConfigError, RetentionConfig, parse_retention
 from missioncontrol.encryption import EncryptedJSONField
 from missioncontrol.redaction import redact_text
 
@@ -66,6 +68,11 @@ class MCPServerQuerySet(models.QuerySet["MCPServer"]):
         """id -> default_arguments of every enabled managed server that has some."""
         rows = self.managed().filter(enabled=True).values_list("id", "default_arguments")
         return {server_id: defaults for server_id, defaults in rows if defaults}
+
+    def log_retentions(self, default: RetentionConfig) -> dict[str, RetentionConfig]:
+        """id -> the log retention of every server with its own (its ages over `default`), one query."""
+        rows = self.filter(log_retention__isnull=False).values_list("id", "log_retention")
+        return {server_id: retention_of(value, default) for server_id, value in rows if value}
 
     def log_file_sources(self) -> list[tuple[str, str, str]]:
         """(server id, path, format) of every log file of an enabled server, managed or not."""
@@ -171,6 +178,15 @@ class MCPServer(models.Model):
         "else ~/.ai).",
     )
 
+    # Its own log retention over the config's `log_retention` (logs/archive.py): any of
+    # hot, warm, cold as durations in the config's format ("3 days", "12h", seconds).
+    log_retention = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Any of hot, warm, cold, e.g. {"hot": "3 days", "cold": "90 days"}; the rest, '
+        "and every tier when empty, as log_retention in the config says.",
+    )
+
     # What it said when it connected.
     protocol_version = models.CharField(max_length=40, blank=True)
     server_info = models.JSONField(default=dict, blank=True)
@@ -221,6 +237,8 @@ class MCPServer(models.Model):
             errors["default_arguments"] = problem
         if (problem := log_files_problem(self.log_files)) is not None:
             errors["log_files"] = problem
+        if (problem := log_retention_problem(self.log_retention)) is not None:
+            errors["log_retention"] = problem
         if errors:
             raise ValidationError(errors)
 
@@ -292,6 +310,22 @@ def schema_with_defaults(defaults: dict[str, Any], tool: str, schema: dict[str, 
     if not given & set(required):
         return schema
     return {**schema, "required": [r for r in required if r not in given]}
+
+
+def log_retention_problem(value: Any) -> str | None:
+    """Why `value` is no log retention override ({hot, warm, cold} durations, or null), or None."""
+    if value is None:
+        return None
+    try:
+        parse_retention(value, "log_retention")
+    except ConfigError as exc:
+        return str(exc).removeprefix("log_retention").lstrip(".: ")
+    return None
+
+
+def retention_of(value: dict[str, Any] | None, default: RetentionConfig) -> RetentionConfig:
+    """`default` with a server's own ages (validated ones: see log_retention_problem) over it."""
+    return replace(default, **parse_retention(value, "log_retention")) if value else default
 
 
 def log_files_problem(value: Any) -> str | None:

@@ -7,10 +7,11 @@ Every path ends in `register`: one entry in the `mcpServers` shape MCP hosts use
     {"url": "https://host/mcp", "headers": {...}}                  Streamable HTTP
     {"url": "https://host/sse", "type": "sse"}                     legacy SSE
 
-Two keys of Mission Control's own go with either (an entry without them has none):
+Keys of Mission Control's own go with either (an entry without them has none):
 
     "default_arguments": {"*": {"project_path": "/srv/app"}}      under routed calls' arguments
     "log_files": [{"path": "/var/log/app.jsonl", "format": "jsonl"}]   tailed into logs
+    "log_retention": {"hot": "3 days", "cold": "90 days"}         over the config's log_retention
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from mcps.models import AGGREGATE_ID, MCPServer, default_arguments_problem, log_files_problem
+from mcps.models import (
+    AGGREGATE_ID,
+    MCPServer,
+    default_arguments_problem,
+    log_files_problem,
+    log_retention_problem,
+)
 
 _HTTP_TYPES = {"http", "streamable-http", "streamable_http"}
 _KNOWN_KEYS = {
@@ -38,6 +45,7 @@ _KNOWN_KEYS = {
     "name",
     "default_arguments",
     "log_files",
+    "log_retention",
 }
 
 
@@ -101,9 +109,11 @@ def fields_from_entry(entry: Any) -> dict[str, Any]:
         raise EntryError("cwd", "expected a string")
     fields["default_arguments"] = entry.get("default_arguments") or {}
     fields["log_files"] = entry.get("log_files") or []
+    fields["log_retention"] = entry.get("log_retention") or None
     for key, problem in (
         ("default_arguments", default_arguments_problem(fields["default_arguments"])),
         ("log_files", log_files_problem(fields["log_files"])),
+        ("log_retention", log_retention_problem(fields["log_retention"])),
     ):
         if problem is not None:
             raise EntryError(key, problem)
@@ -139,7 +149,7 @@ def register(name: str, entry: Any, source: str, result: Registration | None = N
         created = server is None
         if server is None:
             server = MCPServer(id=slug, name=str(entry.get("name") or name), source=source)
-        before = server.connection_spec(), server.enabled, server.default_arguments, server.log_files
+        before = _settings(server)
         for key, value in fields.items():
             setattr(server, key, value)
         try:
@@ -150,12 +160,23 @@ def register(name: str, entry: Any, source: str, result: Registration | None = N
         if created:
             server.save()
             result.created.append(slug)
-        elif (server.connection_spec(), server.enabled, server.default_arguments, server.log_files) != before:
+        elif _settings(server) != before:
             server.save()
             result.updated.append(slug)
         else:
             result.unchanged.append(slug)
     return result
+
+
+def _settings(server: MCPServer) -> tuple[Any, ...]:
+    """What an entry sets on a server: a change of it is an update."""
+    return (
+        server.connection_spec(),
+        server.enabled,
+        server.default_arguments,
+        server.log_files,
+        server.log_retention,
+    )
 
 
 def register_host_config(data: Any, source: str) -> Registration:

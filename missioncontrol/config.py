@@ -98,6 +98,24 @@ class RetentionConfig:
     cold: int = 365 * 86400
 
 
+RETENTION_TIERS = ("hot", "warm", "cold")
+
+
+def parse_retention(value: Any, name: str) -> dict[str, int]:
+    """Seconds per tier of a `{hot, warm, cold}` mapping (any subset), each a duration as in
+    `log_retention`; ConfigError naming `name.tier` otherwise. A server's own override."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a mapping of hot, warm, cold to durations, got {value!r}")
+    unknown = set(value) - set(RETENTION_TIERS)
+    if unknown:
+        raise ConfigError(f"{name}.{sorted(map(str, unknown))[0]}: unknown key; expected hot, warm, cold")
+    ages = {tier: parse_duration(value[tier], f"{name}.{tier}") for tier in RETENTION_TIERS if tier in value}
+    for tier, seconds in ages.items():
+        if seconds <= 0:
+            raise ConfigError(f"{name}.{tier}: expected a duration above zero, got {value[tier]!r}")
+    return ages
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     jwt_secret: str | None = None
@@ -293,6 +311,9 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     servers = m.get("servers", {}) or {}
     if not isinstance(servers, dict):
         raise ConfigError("mcps.servers: expected a mapping of server name to its settings")
+    for server_name, entry in servers.items():
+        if isinstance(entry, dict) and entry.get("log_retention") is not None:
+            parse_retention(entry["log_retention"], f"mcps.servers.{server_name}.log_retention")
     return Config(
         server=ServerConfig(
             host=_str(s, "host", "127.0.0.1", "server") or "127.0.0.1",

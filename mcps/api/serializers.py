@@ -44,10 +44,16 @@ class MCPServerDetailSerializer(MCPServerSerializer):
             "connection",
             "default_arguments",
             "log_files",
+            "log_retention",
             "log_sources",
         ]
 
     log_sources = serializers.SerializerMethodField(help_text="How far each log file has been read.")
+    log_retention = serializers.DictField(
+        read_only=True,
+        allow_null=True,
+        help_text="Its own log retention (any of hot, warm, cold) over the config's; null: the config's.",
+    )
 
     def get_log_sources(self, server: MCPServer) -> list[dict[str, Any]]:
         from logs.models import LogSource
@@ -128,4 +134,10 @@ class ServerRegistrationSerializer(serializers.Serializer[MCPServer]):
         child=serializers.DictField(),
         required=False,
         help_text='Log files tailed into logs: [{"path": ..., "format": "jsonl|text|kiwi"}].',
+    )
+    log_retention = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="Its own log retention over the config's: any of hot, warm, cold as durations, "
+        'e.g. {"hot": "3 days", "cold": "90 days"}.',
     )
