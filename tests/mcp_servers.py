@@ -173,13 +173,13 @@ KIWI_DEFAULTS = {"*": {"project_path": "/srv/project"}, "execute": {"parameters"
 
 @pytest.fixture
 async def kiwi_gateway() -> AsyncIterator[Gateway]:
-    """A gateway holding the Kiwi-shaped server (tests/servers/kiwi.py) with default arguments:
+    """A gateway holding the Kiwi-shaped server (tests/servers/kiwi_echo.py) with default arguments:
     `project_path` for every tool, and `parameters` for execute."""
     await sync_to_async(register)(
         "kiwi",
         transport="stdio",
         command=sys.executable,
-        args=["-m", "tests.servers.kiwi"],
+        args=["-m", "tests.servers.kiwi_echo"],
         cwd=str(ROOT),
         default_arguments=KIWI_DEFAULTS,
     )

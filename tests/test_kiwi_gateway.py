@@ -1,6 +1,6 @@
 """Per-server default arguments on routed calls, against a real Kiwi-shaped stdio server.
 
-tests/servers/kiwi.py answers each call with the arguments exactly as they arrived,
+tests/servers/kiwi_echo.py answers each call with the arguments exactly as they arrived,
 so these tests see what the gateway forwarded: the server's default (`project_path`)
 when the caller gave none, the caller's value when it did, and nothing for a tool
 whose input schema has no such property.

@@ -4,7 +4,8 @@ Kiwi is not on a package registry; this one (the `mcp` SDK's low-level Server, w
 hand-written input schemas like Kiwi's) has its tool names and the argument that
 matters to the gateway: `project_path`, which execute, load and sign require, search
 takes, and help does not have. Each tool answers with the arguments exactly as they
-arrived, as JSON, so a test can tell what the gateway forwarded.
+arrived, as JSON, so a test can tell what the gateway forwarded. (tests/servers/kiwi_like.py
+is the other Kiwi stand-in: it reads a workspace and answers `execute` as Kiwi does.)
 """
 
 from __future__ import annotations
