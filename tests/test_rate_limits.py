@@ -7,6 +7,8 @@ client and raw HTTP) and the WebSocket.
 from __future__ import annotations
 
 import dataclasses
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -16,12 +18,23 @@ from django.test import Client
 from mcp.shared.exceptions import MCPError
 
 from mcps.endpoint.http import RATE_LIMITED
+from missioncontrol import ratelimit
 from missioncontrol.config import Rate, RateLimitsConfig, parse_config
 from missioncontrol.consumers import CLOSE_FLOOD, CLOSE_TOO_MANY_CONNECTIONS
 from missioncontrol.ratelimit import MemoryLimiter, RedisLimiter, RedisSockets, limiter
 from tests.conftest import Socket, api_token, event, make_user, post_batch, signed_in
 from tests.mcp_servers import mcp_client
 from tests.test_otlp_http import post as otlp_post
+
+
+@pytest.fixture(autouse=True)
+def _window_starts_with_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limiters count in fixed windows (60 s here): their clock is shifted so one
+    begins as the test does, and a test's hits never straddle two windows (which would
+    let a few more through and make the counts below flaky)."""
+    wall, steady = time.time() % 60 - 0.5, time.monotonic() % 60 - 0.5
+    clock = SimpleNamespace(time=lambda: time.time() - wall, monotonic=lambda: time.monotonic() - steady)
+    monkeypatch.setattr(ratelimit, "time", clock)
 
 
 def limits(settings: Any, **changes: Any) -> None:
