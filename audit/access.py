@@ -54,7 +54,7 @@ def client_ip(request: Any) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def record(
+def build(
     actor: Any,
     action: str,
     target: str = "",
@@ -64,7 +64,7 @@ def record(
     request: Any = None,
     actor_id: int | None = None,
 ) -> AccessEvent:
-    """Record that `actor` (a user, a name, or None) did `action` to `target`.
+    """The unsaved record that `actor` (a user, a name, or None) did `action` to `target`, now.
 
     `request` (a Django request or an ASGI scope) gives the client address; `actor_id`
     names the user by id when only its name is at hand (code off the request path).
@@ -75,7 +75,7 @@ def record(
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
     name = actor if isinstance(actor, str) else (user.get_username() if user is not None else "")
-    return AccessEvent.objects.create(
+    return AccessEvent(
         actor_id=user.pk if user is not None else actor_id,
         actor_name=name[:200],
         action=action,
@@ -86,27 +86,60 @@ def record(
     )
 
 
+def record(actor: Any, action: str, target: str = "", **kwargs: Any) -> AccessEvent:
+    """Record that `actor` did `action` to `target` (see `build`), stored before returning."""
+    event = build(actor, action, target, **kwargs)
+    event.save(force_insert=True)
+    return event
+
+
 arecord = sync_to_async(record, thread_sensitive=False)
 
-
+# record_soon's records not yet written, per event loop; and the tasks writing them.
+_pending: dict[asyncio.AbstractEventLoop, list[AccessEvent]] = {}
 _background: set[asyncio.Task[Any]] = set()
+# How long record_soon's records gather before one insert writes them all: a busy
+# /mcp then pays one thread hop and one commit per batch, not one per call.
+GATHER_SECONDS = 0.05
 
 
 def record_soon(actor: Any, action: str, target: str = "", **kwargs: Any) -> None:
     """`record()` from the event loop without waiting for it: for hot paths (/mcp calls).
 
-    A failure to write is logged, never raised into the caller.
+    The record is made now (its timestamp is the call's) and stored with the others of
+    the next `GATHER_SECONDS` in one insert, off the event loop's thread. A failure to
+    write is logged, never raised into the caller.
     """
-
-    async def write() -> None:
-        try:
-            await arecord(actor, action, target, **kwargs)
-        except Exception:
-            logger.exception("access audit: could not record %s %s", action, target)
-
-    task = asyncio.get_running_loop().create_task(write())
+    try:
+        event = build(actor, action, target, **kwargs)
+    except ValueError:
+        logger.exception("access audit: could not record %s %s", action, target)
+        return
+    loop = asyncio.get_running_loop()
+    pending = _pending.get(loop)
+    if pending is not None:  # a writer is gathering on this loop already
+        pending.append(event)
+        return
+    _pending[loop] = [event]
+    task = loop.create_task(_write_soon(loop))
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+async def _write_soon(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        await asyncio.sleep(GATHER_SECONDS)
+    finally:  # also when cancelled (the loop closing): what was gathered is written
+        events = _pending.pop(loop, [])
+        try:
+            await asyncio.shield(_bulk_write(events))
+        except Exception:
+            logger.exception("access audit: could not record %d event(s)", len(events))
+
+
+@sync_to_async(thread_sensitive=False)
+def _bulk_write(events: list[AccessEvent]) -> None:
+    AccessEvent.objects.bulk_create(events)
 
 
 async def settle() -> None:
