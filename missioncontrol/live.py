@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from missioncontrol import history
 from missioncontrol.history import Position, Replay
@@ -249,5 +249,10 @@ class Outbox:
         if send_many is not None:  # the Redis layer: every channel in one round trip, numbered there
             await send_many(messages)
             return
+        # The in-memory layer's members, by group: all of them are in this process.
+        groups = layer.groups if isinstance(layer, InMemoryChannelLayer) else None
         for group, message in messages:
-            await layer.group_send(group, history.memory.record(group, message))
+            recorded = history.memory.record(group, message)  # kept for resuming clients
+            if groups is not None and not groups.get(group):
+                continue  # no socket of this process listens: nothing to deliver
+            await layer.group_send(group, recorded)

@@ -234,3 +234,35 @@ async def test_a_socket_past_the_connection_cap_is_told_and_closed_with_1013() -
     # The first socket's close frees its place.
     async with Socket() as again:
         assert await again.subscribe("global") is not None
+
+
+async def test_a_publish_no_socket_here_listens_to_is_kept_for_replay_but_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    from missioncontrol import history
+    from missioncontrol.live import Outbox, group_for
+
+    layer = get_channel_layer()
+    if not isinstance(layer, InMemoryChannelLayer):
+        pytest.skip("the in-memory layer's (Redis gets every channel in one call)")
+    sent: list[str] = []
+    group_send = layer.group_send
+
+    async def counted(group: str, message: dict[str, Any]) -> None:
+        sent.append(group)
+        await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counted)
+    await layer.group_add(group_for("logs:*"), "listener!abc")
+    outbox = Outbox()
+    outbox.add("logs:*", '{"id": "1"}')
+    outbox.add("thread:nobody-watches", '{"id": "2"}')
+    await outbox.send()
+
+    assert sent == [group_for("logs:*")]  # delivered where a socket listens, only there
+    group = group_for("thread:nobody-watches")
+    epoch = history.memory.replay(group, None, 0).position.epoch
+    replay = history.memory.replay(group, epoch, 0)
+    assert [m["events"] for m in replay.messages] == [['{"id": "2"}']]  # a later subscriber still gets it
