@@ -319,10 +319,10 @@ class Connection:
             raise ToolError(-32602, f"unknown tool {name!r} on server {self.spec.id!r}")
         self.check_arguments(name, arguments)
         try:
-            result = await asyncio.wait_for(
-                client.call_tool(name, arguments, read_timeout_seconds=timeout, progress_callback=progress),
-                timeout,
-            )
+            async with asyncio.timeout(timeout):  # no task of its own per call, as wait_for makes
+                result = await client.call_tool(
+                    name, arguments, read_timeout_seconds=timeout, progress_callback=progress
+                )
         except MCPError as exc:
             raise ToolError(exc.error.code, exc.error.message) from exc
         except TimeoutError:

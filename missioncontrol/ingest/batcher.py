@@ -267,6 +267,9 @@ def serve() -> None:
     # whole process group must not lose it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A worker, not a site: no query log (DEBUG's cursor wrapper formats and keeps every
+    # statement, a fifth of this process's CPU on the embedded default).
+    settings.DEBUG = False
     names = loads(os.environ.get(DATABASE_NAMES_ENV) or "{}")
     for alias, name in names.items():
         connections[alias].settings_dict["NAME"] = name
