@@ -1,14 +1,19 @@
 """Gateway benchmark (`make bench`): the latency Mission Control adds to an agent's tool call.
 
-`get_current_time` of mcp-server-time, 500 sequential calls after 50 warm-up calls, by
-an `mcp` SDK client, in the same run:
+`get_current_time` of mcp-server-time, 500 sequential calls per path after 50 warm-up
+calls, by an `mcp` SDK client, every path open at once and measured in alternated blocks
+(10 rounds of 50 calls each), so the machine's drift falls on all alike:
 - direct: the client spawns mcp-server-time itself (stdio), the baseline;
 - /mcp on the embedded default (`make run`: one process, SQLite, the gateway inside);
 - /mcp with the gateway in its own process (`run_gateway`), web on PostgreSQL + Redis;
-- mcp_proxy: the host spawns `manage.py mcp_proxy` (stdio), which holds the server.
+- mcp_proxy: the host spawns `manage.py mcp_proxy` (stdio), which holds the server;
+- the floor of each: a bare forwarder on the SDK (bench/forwarder.py) on the same
+  transport, which forwards and does nothing else (over stdio; under daphne).
 Every routed call is also recorded (thread steps, permission check), as in production.
-Reports p50 and p99 of each and the added latency against direct.
-Environment: BENCH_CALLS (default 500), BENCH_PG, BENCH_REDIS_URL.
+Reports p50 and p99 of each, the added latency against direct, and what Mission
+Control's own work adds over its floor.
+Environment: BENCH_CALLS (default 500), BENCH_PG, BENCH_REDIS_URL, BENCH_GATEWAY_PATHS (some of
+floor-http,embedded,legacy,split,floor-stdio,proxy; direct is always measured).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -39,47 +45,97 @@ CALLS = int(os.environ.get("BENCH_CALLS", "500"))
 WARMUP = 50
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Which paths to measure (direct, the baseline, always is): all by default.
+PATHS = os.environ.get("BENCH_GATEWAY_PATHS", "floor-http,embedded,legacy,split,floor-stdio,proxy").split(",")
 TIME_SERVER = [sys.executable, "-m", "mcp_server_time", "--local-timezone=UTC"]
 ARGUMENTS = {"timezone": "UTC"}
+ROUNDS = 10  # blocks of CALLS / ROUNDS calls per path, alternated
+PAUSE = 0.2  # seconds between blocks: the previous path's recording settles
+ROUTED = "time__get_current_time"
+DIRECT = "direct (SDK client -> stdio server)"
+FLOOR_HTTP = "floor: bare SDK forwarder under daphne (HTTP)"
+FLOOR_STDIO = "floor: bare SDK forwarder (stdio)"
+EMBEDDED = "/mcp, embedded default (one process)"
+LEGACY = "/mcp, handshake-era client, embedded"
+SPLIT = "/mcp, web + run_gateway (PostgreSQL, Redis)"
+PROXY = "mcp_proxy (stdio)"
+FLOORS = {EMBEDDED: FLOOR_HTTP, LEGACY: FLOOR_HTTP, SPLIT: FLOOR_HTTP, PROXY: FLOOR_STDIO}
 
 
-async def timed(client: Client, tool: str) -> list[float]:
-    for _ in range(WARMUP):
-        await client.call_tool(tool, ARGUMENTS)
-    latencies = []
-    for _ in range(CALLS):
-        start = time.perf_counter()
-        result = await client.call_tool(tool, ARGUMENTS)
-        latencies.append((time.perf_counter() - start) * 1000)
-        assert not result.is_error, result
-    return sorted(latencies)
+Opener = Callable[[AsyncExitStack], Awaitable[Client]]
+
+
+async def measure(openers: dict[str, tuple[Opener, str]]) -> dict[str, list[float]]:
+    """Every path's client open at once; blocks of calls alternate between the paths.
+
+    This shared 2-core machine drifts by a millisecond over a minute: each path takes
+    its turn in every one of ROUNDS rounds, so a drift falls on all of them alike. A
+    path's own background work (storing its calls) stays in its own block: each block
+    ends with a pause for it to finish.
+    """
+    latencies: dict[str, list[float]] = {name: [] for name in openers}
+    async with AsyncExitStack() as stack:
+        clients = {name: (await opener(stack), tool) for name, (opener, tool) in openers.items()}
+        for client, tool in clients.values():
+            for _ in range(WARMUP):
+                await client.call_tool(tool, ARGUMENTS)
+        for _ in range(ROUNDS):
+            for name, (client, tool) in clients.items():
+                await asyncio.sleep(PAUSE)
+                for _ in range(CALLS // ROUNDS):
+                    start = time.perf_counter()
+                    result = await client.call_tool(tool, ARGUMENTS)
+                    latencies[name].append((time.perf_counter() - start) * 1000)
+                    assert not result.is_error, result
+    return {name: sorted(values) for name, values in latencies.items()}
 
 
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def direct() -> list[float]:
-    params = StdioServerParameters(command=TIME_SERVER[0], args=TIME_SERVER[1:])
-    async with Client(stdio_client(params)) as client:
-        return await timed(client, "get_current_time")
+def stdio(command: list[str], env: dict[str, str] | None = None) -> Opener:
+    params = StdioServerParameters(command=command[0], args=command[1:], env=env, cwd=str(ROOT))
+
+    async def opener(stack: AsyncExitStack) -> Client:
+        return await stack.enter_async_context(Client(stdio_client(params)))
+
+    return opener
 
 
-async def over_http(url: str, token: str, mode: str = "auto") -> list[float]:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,  # type: ignore[arg-type]
-    ):
-        return await timed(client, "time__get_current_time")
+def http(url: str, token: str | None = None, mode: str = "auto") -> Opener:
+    async def opener(stack: AsyncExitStack) -> Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300))
+        await stack.enter_async_context(client)
+        transport = streamable_http_client(f"{url}/mcp", http_client=client)  # type: ignore[arg-type]
+        return await stack.enter_async_context(Client(transport, mode=mode))
+
+    return opener
 
 
-async def proxy(env: dict[str, str]) -> list[float]:
-    params = StdioServerParameters(
-        command=sys.executable, args=["manage.py", "mcp_proxy"], env=env, cwd=str(ROOT)
-    )
-    async with Client(stdio_client(params)) as client:
-        return await timed(client, "time__get_current_time")
+@contextmanager
+def bare_daphne(directory: Path) -> Iterator[str]:
+    """The bare forwarder under daphne; its URL."""
+    port = free_port()
+    env = clean_env(FORWARD_TO=json.dumps(TIME_SERVER), PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "bench.forwarder:app"]
+    log = directory / "forwarder.log"
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # listening: any HTTP answer
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the forwarder did not start:\n{log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def config(directory: Path) -> str:
@@ -116,19 +172,21 @@ def migrate(env: dict[str, str]) -> None:
     env["MC_TOKEN"] = create_token(env)
 
 
-def with_server(
-    env: dict[str, str], log: Path, measure: Callable[[str, str], Awaitable[list[float]]]
-) -> list[float]:
+@contextmanager
+def web(env: dict[str, str], log: Path) -> Iterator[str]:
+    """A daphne web process of `env`, its gateway connected; its URL."""
     server = daphne(free_port(), env, log)
     try:
         server.wait_healthy()
         wait_connected(server.url, env["MC_TOKEN"])
-        return asyncio.run(measure(server.url, env["MC_TOKEN"]))
+        yield server.url
     finally:
         server.stop()
 
 
-def split_deployment(directory: Path) -> list[float]:
+@contextmanager
+def split_deployment(directory: Path) -> Iterator[tuple[str, str]]:
+    """A web process and `run_gateway` on PostgreSQL and Redis; the web's URL and a token."""
     env = clean_env(
         DATABASE_URL=pg_database(),
         REDIS_URL=REDIS,
@@ -145,47 +203,66 @@ def split_deployment(directory: Path) -> list[float]:
         stderr=subprocess.STDOUT,
     )
     try:
-        return with_server(env, directory / "split-web.log", over_http)
+        with web(env, directory / "split-web.log") as url:
+            yield url, env["MC_TOKEN"]
     finally:
         gateway.terminate()
         gateway.wait(30)
 
 
 def main() -> None:
-    rows: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="mc-bench-gw-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mc-bench-gw-") as tmp, ExitStack() as servers:
         directory = Path(tmp)
         embedded = clean_env(MC_DATA_DIR=str(directory / "data"), MC_CONFIG=config(directory))
         migrate(embedded)
-        rows["direct (SDK client -> stdio server)"] = asyncio.run(direct())
-        rows["/mcp, embedded default (one process)"] = with_server(embedded, directory / "web.log", over_http)
-        rows["/mcp, handshake-era client, embedded"] = with_server(
-            embedded, directory / "web2.log", lambda url, token: over_http(url, token, "legacy")
-        )
-        rows["/mcp, web + run_gateway (PostgreSQL, Redis)"] = split_deployment(directory)
-        rows["mcp_proxy (stdio)"] = asyncio.run(proxy(embedded))
-        rows["direct, again (drift check)"] = asyncio.run(direct())
+        token = embedded["MC_TOKEN"]
+        openers: dict[str, tuple[Opener, str]] = {DIRECT: (stdio(TIME_SERVER), "get_current_time")}
+        if "floor-http" in PATHS:
+            url = servers.enter_context(bare_daphne(directory))
+            openers[FLOOR_HTTP] = (http(url), "get_current_time")
+        if "embedded" in PATHS or "legacy" in PATHS:
+            url = servers.enter_context(web(embedded, directory / "web.log"))
+            if "embedded" in PATHS:
+                openers[EMBEDDED] = (http(url, token), ROUTED)
+            if "legacy" in PATHS:
+                openers[LEGACY] = (http(url, token, "legacy"), ROUTED)
+        if "split" in PATHS:
+            url, split_token = servers.enter_context(split_deployment(directory))
+            openers[SPLIT] = (http(url, split_token), ROUTED)
+        if "floor-stdio" in PATHS:
+            forwarder = [sys.executable, "bench/forwarder.py", "stdio", "--", *TIME_SERVER]
+            openers[FLOOR_STDIO] = (stdio(forwarder), "get_current_time")
+        if "proxy" in PATHS:
+            openers[PROXY] = (stdio([sys.executable, "manage.py", "mcp_proxy"], embedded), ROUTED)
+        rows = asyncio.run(measure(openers))
 
-    base = rows["direct (SDK client -> stdio server)"]
+    base = rows[DIRECT]
     b50, b99 = pct(base, 0.5), pct(base, 0.99)
     results = []
-    print(f"-- gateway: get_current_time, {CALLS} calls after {WARMUP} warm-up, sequential")
+    print(
+        f"-- gateway: get_current_time, {CALLS} sequential calls per path after {WARMUP} warm-up, "
+        f"in {ROUNDS} alternated rounds"
+    )
     for name, values in rows.items():
         p50, p99 = pct(values, 0.5), pct(values, 0.99)
-        results.append(
-            {
-                "path": name,
-                "p50_ms": round(p50, 2),
-                "p99_ms": round(p99, 2),
-                "added_p50_ms": round(p50 - b50, 2),
-                "added_p99_ms": round(p99 - b99, 2),
-            }
-        )
-        print(
+        row = {
+            "path": name,
+            "p50_ms": round(p50, 2),
+            "p99_ms": round(p99, 2),
+            "added_p50_ms": round(p50 - b50, 2),
+            "added_p99_ms": round(p99 - b99, 2),
+        }
+        line = (
             f"{name:48s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  added p50 {p50 - b50:+6.2f} ms  "
-            f"p99 {p99 - b99:+6.2f} ms",
-            flush=True,
+            f"p99 {p99 - b99:+6.2f} ms"
         )
+        if FLOORS.get(name) in rows:
+            floor = rows[FLOORS[name]]
+            own50, own99 = p50 - pct(floor, 0.5), p99 - pct(floor, 0.99)
+            row.update(over_floor_p50_ms=round(own50, 2), over_floor_p99_ms=round(own99, 2))
+            line += f"  over its floor p50 {own50:+6.2f} ms  p99 {own99:+6.2f} ms"
+        results.append(row)
+        print(line, flush=True)
     print("targets: /mcp added p50 <= 2.5 ms and p99 <= 10 ms; mcp_proxy added p50 <= 1 ms")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
