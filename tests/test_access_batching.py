@@ -14,17 +14,23 @@ from audit.models import AccessEvent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_records_made_together_are_stored_with_one_insert_and_their_own_times(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    writes: list[int] = []
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch record_soon writes, in order."""
+    sizes: list[int] = []
     write = access._bulk_write
 
     async def counted(events: list[AccessEvent]) -> None:
-        writes.append(len(events))
+        sizes.append(len(events))
         await write(events)
 
     monkeypatch.setattr(access, "_bulk_write", counted)
+    return sizes
+
+
+async def test_records_made_together_are_stored_with_one_insert_and_their_own_times(
+    writes: list[int],
+) -> None:
     before = datetime.now(UTC)
     for n in range(25):
         access.record_soon("olga", access.TOOL_CALL, f"time/get_current_time#{n}", actor_id=None)
@@ -38,17 +44,7 @@ async def test_records_made_together_are_stored_with_one_insert_and_their_own_ti
     assert all(before <= e.timestamp <= made for e in stored)
 
 
-async def test_a_record_made_after_a_batch_was_written_goes_in_the_next_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    writes: list[int] = []
-    write = access._bulk_write
-
-    async def counted(events: list[AccessEvent]) -> None:
-        writes.append(len(events))
-        await write(events)
-
-    monkeypatch.setattr(access, "_bulk_write", counted)
+async def test_a_record_made_after_a_batch_was_written_goes_in_the_next_one(writes: list[int]) -> None:
     access.record_soon("olga", access.TOOL_CALL, "a")
     access.record_soon("olga", access.TOOL_CALL, "b")
     await access.settle()
