@@ -419,7 +419,12 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str, 
     page = visit.open("/permissions")
     assert "1 escalation detected" in page.inner_text("#escalations")
     # The theme is the user's preference: `t` cycles it and it is stored.
-    page.keyboard.press("t")
+    # Opening the next page waits for the preference to be saved: leaving earlier
+    # could abort the PATCH, or render the page before it lands (a CI run did).
+    saved = "/api/preferences"
+    with page.expect_response(lambda r: saved in r.url and r.request.method == "PATCH") as answer:
+        page.keyboard.press("t")
+    assert answer.value.ok
     page.wait_for_function("() => document.documentElement.dataset.theme === 'light'")
     page = visit.open("/logs")
     assert page.evaluate("() => document.documentElement.dataset.theme") == "light"
@@ -519,7 +524,8 @@ def test_an_automation_made_in_the_builder_appears_and_runs(visit: Visit) -> Non
     execution = DirectiveExecution.objects.get(automation=automation)
     assert execution.status == "completed" and execution.triggered_by == "manual"
     visit.shot("execution")
-    page.keyboard.press("t")  # light
+    with page.expect_response(lambda r: "/api/preferences" in r.url and r.request.method == "PATCH"):
+        page.keyboard.press("t")  # light, saved before the next page opens
     page.wait_for_function("() => document.documentElement.dataset.theme === 'light'")
     visit.shot("execution-light")
     page = visit.open(f"/automations/{automation.pk}")
