@@ -123,7 +123,15 @@ def record_soon(actor: Any, action: str, target: str = "", **kwargs: Any) -> Non
     _pending[loop] = [event]
     task = loop.create_task(_write_soon(loop))
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(lambda done: _written(loop, done))
+
+
+def _written(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+    _background.discard(task)
+    # A writer cancelled before it ever ran (its loop closed at once) wrote nothing: say so.
+    lost = _pending.pop(loop, None)
+    if lost:
+        logger.error("access audit: %d record(s) not written, their event loop closed", len(lost))
 
 
 async def _write_soon(loop: asyncio.AbstractEventLoop) -> None:

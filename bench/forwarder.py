@@ -74,6 +74,7 @@ class App:
     def __init__(self, command: list[str]) -> None:
         self.command = command
         self._manager: asyncio.Future[StreamableHTTPSessionManager] | None = None
+        self._task: asyncio.Future[None] | None = None  # holds the session manager's task
 
     async def _run(self, ready: asyncio.Future[StreamableHTTPSessionManager]) -> None:
         async with AsyncExitStack() as stack:

@@ -97,3 +97,15 @@ async def test_records_gathering_when_their_loop_stops_are_still_written() -> No
 
     await record_then_stop()
     assert [e.target async for e in AccessEvent.objects.filter(actor_name="olga")] == ["at shutdown"]
+
+
+async def test_records_of_a_writer_that_never_ran_are_reported_lost_not_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    access.record_soon("olga", access.TOOL_CALL, "never written")
+    task = next(iter(access._background))
+    task.cancel()  # before its first step, as when its loop closes at once
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert "1 record(s) not written, their event loop closed" in caplog.text
+    assert access._pending == {} and access._background == set()

@@ -139,6 +139,15 @@ def operator(db: None, settings: Any) -> Any:
     return get_user_model().objects.create_superuser("ops", "ops@example.com", PASSWORD)
 
 
+def next_theme_saved(page: Any) -> Any:
+    """Press `t` and wait for the preference's PATCH answer: a page opened earlier could
+    abort it, or render before it lands (a CI run saw 'system')."""
+    saved = "/api/preferences"
+    with page.expect_response(lambda r: saved in r.url and r.request.method == "PATCH") as answer:
+        page.keyboard.press("t")
+    return answer.value
+
+
 def sign_in(visit: Visit, next_path: str = "/") -> None:
     page = visit.page
     page.goto(f"{visit.web.url}/accounts/login/?next={next_path}")
@@ -419,12 +428,7 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str, 
     page = visit.open("/permissions")
     assert "1 escalation detected" in page.inner_text("#escalations")
     # The theme is the user's preference: `t` cycles it and it is stored.
-    # Opening the next page waits for the preference to be saved: leaving earlier
-    # could abort the PATCH, or render the page before it lands (a CI run did).
-    saved = "/api/preferences"
-    with page.expect_response(lambda r: saved in r.url and r.request.method == "PATCH") as answer:
-        page.keyboard.press("t")
-    assert answer.value.ok
+    assert next_theme_saved(page).ok
     page.wait_for_function("() => document.documentElement.dataset.theme === 'light'")
     page = visit.open("/logs")
     assert page.evaluate("() => document.documentElement.dataset.theme") == "light"
@@ -524,8 +528,7 @@ def test_an_automation_made_in_the_builder_appears_and_runs(visit: Visit) -> Non
     execution = DirectiveExecution.objects.get(automation=automation)
     assert execution.status == "completed" and execution.triggered_by == "manual"
     visit.shot("execution")
-    with page.expect_response(lambda r: "/api/preferences" in r.url and r.request.method == "PATCH"):
-        page.keyboard.press("t")  # light, saved before the next page opens
+    next_theme_saved(page)  # light, saved before the next page opens
     page.wait_for_function("() => document.documentElement.dataset.theme === 'light'")
     visit.shot("execution-light")
     page = visit.open(f"/automations/{automation.pk}")
