@@ -120,25 +120,33 @@ def record_soon(actor: Any, action: str, target: str = "", **kwargs: Any) -> Non
     if pending is not None:  # a writer is gathering on this loop already
         pending.append(event)
         return
-    _pending[loop] = [event]
-    task = loop.create_task(_write_soon(loop))
+    # This writer's own list: once it stops gathering, the next record starts another.
+    events = _pending[loop] = [event]
+    task = loop.create_task(_write_soon(loop, events))
     _background.add(task)
-    task.add_done_callback(lambda done: _written(loop, done))
+    task.add_done_callback(lambda done: _written(loop, events, done))
 
 
-def _written(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+def _stop_gathering(loop: asyncio.AbstractEventLoop, events: list[AccessEvent]) -> bool:
+    """Take `events` off the loop's gathering list, if it still is that; whether it was."""
+    if _pending.get(loop) is events:
+        del _pending[loop]
+        return True
+    return False
+
+
+def _written(loop: asyncio.AbstractEventLoop, events: list[AccessEvent], task: asyncio.Task[None]) -> None:
     _background.discard(task)
     # A writer cancelled before it ever ran (its loop closed at once) wrote nothing: say so.
-    lost = _pending.pop(loop, None)
-    if lost:
-        logger.error("access audit: %d record(s) not written, their event loop closed", len(lost))
+    if _stop_gathering(loop, events):
+        logger.error("access audit: %d record(s) not written, their event loop closed", len(events))
 
 
-async def _write_soon(loop: asyncio.AbstractEventLoop) -> None:
+async def _write_soon(loop: asyncio.AbstractEventLoop, events: list[AccessEvent]) -> None:
     try:
         await asyncio.sleep(GATHER_SECONDS)
     finally:  # also when cancelled (the loop closing): what was gathered is written
-        events = _pending.pop(loop, [])
+        _stop_gathering(loop, events)
         try:
             await asyncio.shield(_bulk_write(events))
         except Exception:

@@ -109,3 +109,26 @@ async def test_records_of_a_writer_that_never_ran_are_reported_lost_not_kept(
 
     assert "1 record(s) not written, their event loop closed" in caplog.text
     assert access._pending == {} and access._background == set()
+
+
+async def test_a_record_made_while_the_previous_batch_is_being_written_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write = access._bulk_write
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(events: list[AccessEvent]) -> None:
+        writing.set()
+        await release.wait()  # the insert takes a while: calls keep coming meanwhile
+        await write(events)
+
+    monkeypatch.setattr(access, "_bulk_write", slow)
+    access.record_soon("olga", access.TOOL_CALL, "first batch")
+    await writing.wait()
+    access.record_soon("olga", access.TOOL_CALL, "during its write")
+    monkeypatch.setattr(access, "_bulk_write", write)
+    release.set()
+    await access.settle()
+
+    stored = [e.target async for e in AccessEvent.objects.filter(actor_name="olga").order_by("id")]
+    assert stored == ["first batch", "during its write"]
