@@ -8,16 +8,13 @@ call `record()` (or `arecord()` from async code) for their own commands.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from audit.models import AccessEvent
-
-logger = logging.getLogger(__name__)
 
 LOGIN = "login"
 LOGIN_FAILED = "login.failed"
@@ -95,70 +92,27 @@ def record(actor: Any, action: str, target: str = "", **kwargs: Any) -> AccessEv
 
 arecord = sync_to_async(record, thread_sensitive=False)
 
-# record_soon's records not yet written, per event loop; and the tasks writing them.
-_pending: dict[asyncio.AbstractEventLoop, list[AccessEvent]] = {}
-_background: set[asyncio.Task[Any]] = set()
-# How long record_soon's records gather before one insert writes them all: a busy
-# /mcp then pays one thread hop and one commit per batch, not one per call.
-GATHER_SECONDS = 0.05
+
+def row(event: AccessEvent) -> dict[str, Any]:
+    """An unsaved record (`build`) as JSON, for `store_rows` in another process or later."""
+    return {
+        "timestamp": event.timestamp.isoformat(),
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "details": event.details,
+        "ip": event.ip,
+    }
 
 
-def record_soon(actor: Any, action: str, target: str = "", **kwargs: Any) -> None:
-    """`record()` from the event loop without waiting for it: for hot paths (/mcp calls).
+def store_rows(rows: list[dict[str, Any]]) -> None:
+    """Store `row()`s with one insert, each with the time it was made.
 
-    The record is made now (its timestamp is the call's) and stored with the others of
-    the next `GATHER_SECONDS` in one insert, off the event loop's thread. A failure to
-    write is logged, never raised into the caller.
+    Hot paths (the calls through /mcp and mcp_proxy) hand their rows to their
+    EventBatcher, which stores them with the calls' own events, off the call's path.
     """
-    try:
-        event = build(actor, action, target, **kwargs)
-    except ValueError:
-        logger.exception("access audit: could not record %s %s", action, target)
-        return
-    loop = asyncio.get_running_loop()
-    pending = _pending.get(loop)
-    if pending is not None:  # a writer is gathering on this loop already
-        pending.append(event)
-        return
-    # This writer's own list: once it stops gathering, the next record starts another.
-    events = _pending[loop] = [event]
-    task = loop.create_task(_write_soon(loop, events))
-    _background.add(task)
-    task.add_done_callback(lambda done: _written(loop, events, done))
-
-
-def _stop_gathering(loop: asyncio.AbstractEventLoop, events: list[AccessEvent]) -> bool:
-    """Take `events` off the loop's gathering list, if it still is that; whether it was."""
-    if _pending.get(loop) is events:
-        del _pending[loop]
-        return True
-    return False
-
-
-def _written(loop: asyncio.AbstractEventLoop, events: list[AccessEvent], task: asyncio.Task[None]) -> None:
-    _background.discard(task)
-    # A writer cancelled before it ever ran (its loop closed at once) wrote nothing: say so.
-    if _stop_gathering(loop, events):
-        logger.error("access audit: %d record(s) not written, their event loop closed", len(events))
-
-
-async def _write_soon(loop: asyncio.AbstractEventLoop, events: list[AccessEvent]) -> None:
-    try:
-        await asyncio.sleep(GATHER_SECONDS)
-    finally:  # also when cancelled (the loop closing): what was gathered is written
-        _stop_gathering(loop, events)
-        try:
-            await asyncio.shield(_bulk_write(events))
-        except Exception:
-            logger.exception("access audit: could not record %d event(s)", len(events))
-
-
-@sync_to_async(thread_sensitive=False)
-def _bulk_write(events: list[AccessEvent]) -> None:
-    AccessEvent.objects.bulk_create(events)
-
-
-async def settle() -> None:
-    """Wait for the records `record_soon` has started (shutdown, tests)."""
-    while _background:
-        await asyncio.gather(*list(_background), return_exceptions=True)
+    AccessEvent.objects.bulk_create(
+        [AccessEvent(**{**r, "timestamp": datetime.fromisoformat(r["timestamp"])}) for r in rows]
+    )

@@ -167,8 +167,9 @@ class AccessEventQuerySet(models.QuerySet["AccessEvent"]):
 class AccessEvent(models.Model):
     """Who did what to Mission Control itself: a login, a token's issue or use, a command.
 
-    Written through `audit.access.record()`, never directly. `actor_name` keeps the
-    name given (a failed login's, or a user since deleted).
+    Written through `audit.access` (`record()`, or `row()` + `store_rows()` off a hot
+    path), never directly. `actor_name` keeps the name given (a failed login's, or a
+    user since deleted).
     """
 
     class Outcome(models.TextChoices):

@@ -140,7 +140,6 @@ async def mcp_client(
     In process, it waits at the end for the endpoint's recording (and ends the process
     that stores it), which would otherwise land after the test's database is gone.
     """
-    from audit import access
     from mcps.endpoint.http import mcp_endpoint
     from missioncontrol.asgi import application
 
@@ -165,7 +164,6 @@ async def mcp_client(
             if url is None:
                 # Store what it recorded and end its store process while this loop runs.
                 await mcp_endpoint.batcher.close()
-                await access.settle()
 
 
 KIWI_DEFAULTS = {"*": {"project_path": "/srv/project"}, "execute": {"parameters": {"dry_run": True}}}

@@ -1,4 +1,5 @@
-"""The access audit off the hot path: /mcp's calls are recorded in batches, not one insert each."""
+"""The access audit off the hot path: the calls through /mcp and mcp_proxy are audited
+by their EventBatcher, with the calls' own events, not with an insert each."""
 
 from __future__ import annotations
 
@@ -10,125 +11,139 @@ import pytest
 
 from audit import access
 from audit.models import AccessEvent
+from mcps.endpoint.http import audit_called, audit_denied
+from mcps.endpoint.recorder import Call, CallRecorder
+from missioncontrol.ingest import batcher as batching
+from missioncontrol.ingest.batcher import EventBatcher, StoreProcess
+from threads.models import ExecutionStep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _row(target: str, **kwargs: Any) -> dict[str, Any]:
+    return access.row(access.build("olga", access.TOOL_CALL, target, **kwargs))
+
+
+async def _targets() -> list[str]:
+    return [e.target async for e in AccessEvent.objects.filter(actor_name="olga").order_by("id")]
+
+
 @pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of each batch record_soon writes, in order."""
+def inserts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each insert of access rows, in order (in this process)."""
     sizes: list[int] = []
-    write = access._bulk_write
+    store = batching.store_rows
 
-    async def counted(events: list[AccessEvent]) -> None:
-        sizes.append(len(events))
-        await write(events)
+    def counted(rows: list[dict[str, Any]]) -> None:
+        sizes.append(len(rows))
+        store(rows)
 
-    monkeypatch.setattr(access, "_bulk_write", counted)
+    monkeypatch.setattr(batching, "store_rows", counted)
     return sizes
 
 
-async def test_records_made_together_are_stored_with_one_insert_and_their_own_times(
-    writes: list[int],
-) -> None:
+async def test_rows_made_together_are_stored_with_one_insert_and_their_own_times(inserts: list[int]) -> None:
+    batcher = EventBatcher("test audit", linger=0.05)
     before = datetime.now(UTC)
     for n in range(25):
-        access.record_soon("olga", access.TOOL_CALL, f"time/get_current_time#{n}", actor_id=None)
+        batcher.add_access(_row(f"time/get_current_time#{n}"))
     made = datetime.now(UTC)
-    await access.settle()
+    await asyncio.sleep(0.2)  # linger, then one store
 
-    assert writes == [25]
-    stored = [e async for e in AccessEvent.objects.filter(actor_name="olga").order_by("id")]
-    assert [e.target for e in stored] == [f"time/get_current_time#{n}" for n in range(25)]
-    # Stamped when recorded, not when the batch was written.
+    assert inserts == [25]
+    assert await _targets() == [f"time/get_current_time#{n}" for n in range(25)]
+    stored = [e async for e in AccessEvent.objects.filter(actor_name="olga")]
+    # Stamped when made, not when the batch was written.
     assert all(before <= e.timestamp <= made for e in stored)
+    await batcher.close()
 
 
-async def test_a_record_made_after_a_batch_was_written_goes_in_the_next_one(writes: list[int]) -> None:
-    access.record_soon("olga", access.TOOL_CALL, "a")
-    access.record_soon("olga", access.TOOL_CALL, "b")
-    await access.settle()
-    access.record_soon("olga", access.TOOL_CALL, "c")
-    await access.settle()
-
-    assert writes == [2, 1]
-    assert await AccessEvent.objects.filter(actor_name="olga").acount() == 3
-
-
-async def test_a_bad_record_is_logged_and_never_raised_into_the_caller(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    access.record_soon("olga", access.TOOL_CALL, "x", outcome="maybe")
-    access.record_soon("olga", access.TOOL_CALL, "y")
-    await access.settle()
-
-    assert "could not record tool.call x" in caplog.text
-    assert [e.target async for e in AccessEvent.objects.filter(actor_name="olga")] == ["y"]
-
-
-async def test_a_failed_write_is_logged_and_the_next_batch_still_stored(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    write = access._bulk_write
-    failures = [RuntimeError("database is down")]
-
-    async def flaky(events: list[AccessEvent]) -> Any:
-        if failures:
-            raise failures.pop()
-        return await write(events)
-
-    monkeypatch.setattr(access, "_bulk_write", flaky)
-    access.record_soon("olga", access.TOOL_CALL, "lost")
-    await access.settle()
-    access.record_soon("olga", access.TOOL_CALL, "kept")
-    await access.settle()
-
-    assert "could not record 1 event(s)" in caplog.text
-    assert [e.target async for e in AccessEvent.objects.filter(actor_name="olga")] == ["kept"]
-
-
-async def test_records_gathering_when_their_loop_stops_are_still_written() -> None:
-    async def record_then_stop() -> None:
-        access.record_soon("olga", access.TOOL_CALL, "at shutdown")
-        task = next(iter(access._background))
-        await asyncio.sleep(0)  # the writer is waiting for more
-        task.cancel()  # what a closing loop does to its tasks
-        await asyncio.gather(task, return_exceptions=True)
-
-    await record_then_stop()
-    assert [e.target async for e in AccessEvent.objects.filter(actor_name="olga")] == ["at shutdown"]
-
-
-async def test_records_of_a_writer_that_never_ran_are_reported_lost_not_kept(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    access.record_soon("olga", access.TOOL_CALL, "never written")
-    task = next(iter(access._background))
-    task.cancel()  # before its first step, as when its loop closes at once
-    await asyncio.gather(task, return_exceptions=True)
-
-    assert "1 record(s) not written, their event loop closed" in caplog.text
-    assert access._pending == {} and access._background == set()
-
-
-async def test_a_record_made_while_the_previous_batch_is_being_written_is_stored(
+async def test_a_call_and_its_audit_reach_the_store_process_in_one_batch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    write = access._bulk_write
-    writing, release = asyncio.Event(), asyncio.Event()
+    batcher = EventBatcher("test calls", linger=60, isolated=True)
+    batches: list[tuple[int, int]] = []
+    store = StoreProcess.store
 
-    async def slow(events: list[AccessEvent]) -> None:
-        writing.set()
+    async def counted(self: StoreProcess, events: list[Any], source: Any, rows: Any = None) -> Any:
+        batches.append((len(events), len(rows or [])))
+        return await store(self, events, source, rows)
+
+    monkeypatch.setattr(StoreProcess, "store", counted)
+    recorder = CallRecorder(batcher)
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="olga (token ci)", client={})
+    call = Call("time", "get_current_time", {}, datetime.now(UTC), 1.0, result={"content": []})
+    recorder.record(session, call)
+    audit_called(batcher, session, call)
+    await batcher.close()
+
+    assert len(batches) == 1 and batches[0][1] == 1
+    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 2
+    event = await AccessEvent.objects.aget(actor_name="olga")
+    assert (event.target, event.outcome, event.details["via"]) == (
+        "time/get_current_time",
+        "success",
+        "mcp_proxy",
+    )
+
+
+async def test_a_row_added_while_the_previous_batch_is_being_stored_is_stored_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batcher = EventBatcher("test audit", linger=0)
+    storing, release = asyncio.Event(), asyncio.Event()
+    store = batcher._store
+
+    async def slow(*args: Any) -> Any:
+        storing.set()
         await release.wait()  # the insert takes a while: calls keep coming meanwhile
-        await write(events)
+        return await store(*args)
 
-    monkeypatch.setattr(access, "_bulk_write", slow)
-    access.record_soon("olga", access.TOOL_CALL, "first batch")
-    await writing.wait()
-    access.record_soon("olga", access.TOOL_CALL, "during its write")
-    monkeypatch.setattr(access, "_bulk_write", write)
+    monkeypatch.setattr(batcher, "_store", slow)
+    batcher.add_access(_row("first batch"))
+    await storing.wait()
+    batcher.add_access(_row("during its write"))
     release.set()
-    await access.settle()
+    await batcher.close()
 
-    stored = [e.target async for e in AccessEvent.objects.filter(actor_name="olga").order_by("id")]
-    assert stored == ["first batch", "during its write"]
+    assert await _targets() == ["first batch", "during its write"]
+
+
+async def test_a_failed_store_keeps_the_rows_for_the_retry(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    batcher = EventBatcher("test audit", linger=0, retry_seconds=0.01)
+    store = batcher._store
+    failures = [RuntimeError("database is down")]
+
+    async def flaky(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await store(*args)
+
+    monkeypatch.setattr(batcher, "_store", flaky)
+    batcher.add_access(_row("kept"))
+    await asyncio.sleep(0.2)
+
+    assert "storing 0 event(s), 1 access record(s) failed; will retry" in caplog.text
+    assert await _targets() == ["kept"]
+    await batcher.close()
+
+
+async def test_rows_still_gathering_are_stored_when_the_batcher_closes() -> None:
+    batcher = EventBatcher("test audit", linger=60, isolated=True)  # would wait a minute
+    batcher.add_access(_row("at shutdown"))
+    await batcher.close()
+
+    assert batcher.pending == 0
+    assert await _targets() == ["at shutdown"]
+
+
+async def test_a_denied_call_is_audited_as_denied() -> None:
+    batcher = EventBatcher("test audit", linger=0)
+    session = CallRecorder(batcher).session(("http", "1"), via="/mcp", principal="olga", client={})
+    audit_denied(batcher, session, "time", "get_current_time")
+    await batcher.close()
+
+    event = await AccessEvent.objects.aget(actor_name="olga")
+    assert (event.outcome, event.details["reason"]) == ("denied", "role may not call tools")

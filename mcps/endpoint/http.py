@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from functools import partial
 from typing import Any
 
 import mcp_types as types
@@ -66,7 +67,11 @@ class MCPEndpoint:
         self.batcher = EventBatcher("mcp endpoint calls", isolated=True)
         self.recorder = CallRecorder(self.batcher)
         self.server = build_server(
-            WebRouter(), self.recorder, self.session_of, on_denied=audit_denied, on_called=audit_called
+            WebRouter(),
+            self.recorder,
+            self.session_of,
+            on_denied=partial(audit_denied, self.batcher),
+            on_called=partial(audit_called, self.batcher),
         )
         self._manager: StreamableHTTPSessionManager | None = None
         self._ready: asyncio.Event | None = None
@@ -162,7 +167,6 @@ class MCPEndpoint:
 
     async def shutdown(self) -> None:
         self.recorder.end_all()
-        await access.settle()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -210,10 +214,11 @@ async def _too_many_requests(send: Any, denied: Denied) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def audit_called(session: Session, call: Call) -> None:
-    """A forwarded call, in the access audit (written after the answer, off its path)."""
+def audit_called(batcher: EventBatcher, session: Session, call: Call) -> None:
+    """A forwarded call, in the access audit: stored with the call's own events, off its path."""
     failed = bool(call.error) or bool(call.result and call.result.get("isError"))
-    access.record_soon(
+    _audit(
+        batcher,
         _username(session),
         access.TOOL_CALL,
         f"{call.mcp_id}/{call.tool}",
@@ -223,8 +228,9 @@ def audit_called(session: Session, call: Call) -> None:
     )
 
 
-def audit_denied(session: Session, mcp_id: str, tool: str) -> None:
-    access.record_soon(
+def audit_denied(batcher: EventBatcher, session: Session, mcp_id: str, tool: str) -> None:
+    _audit(
+        batcher,
         _username(session),
         access.TOOL_CALL,
         f"{mcp_id}/{tool}",
@@ -232,6 +238,10 @@ def audit_denied(session: Session, mcp_id: str, tool: str) -> None:
         details={"via": session.via, "principal": session.principal, "reason": "role may not call tools"},
         actor_id=session.user_id,
     )
+
+
+def _audit(batcher: EventBatcher, actor: str, action: str, target: str, **kwargs: Any) -> None:
+    batcher.add_access(access.row(access.build(actor, action, target, **kwargs)))
 
 
 def _username(session: Session) -> str:

@@ -16,6 +16,8 @@ Where a batch is stored:
 
 Events are queued with their `Source` (the /mcp recorder's carries the caller's team);
 a batch holds events of one source, the longest run of them at the head of the queue.
+Access-audit records of the same work (`add_access`, rows of `audit.access.row`) go
+with the next batch and are stored by the same process, after its events.
 
 A batch that fails to store is retried (event ids make the retry idempotent) up to
 `max_pending` events; beyond that the oldest are dropped and the loss is logged.
@@ -35,6 +37,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from audit.access import store_rows
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest
 from missioncontrol.jsontext import dumps, loads
@@ -53,10 +56,19 @@ CHILD_MAIN = "import django; django.setup(); from missioncontrol.ingest.batcher 
 UNBOUND = Source(mcp_id=None)
 
 
-def _store(events: list[dict[str, Any]], source: Source) -> IngestResult:
+def _store_with_access(
+    events: list[dict[str, Any]], source: Source, access: list[dict[str, Any]]
+) -> IngestResult:
+    result = ingest(events, source)
+    if access:
+        store_rows(access)
+    return result
+
+
+def _store(events: list[dict[str, Any]], source: Source, access: list[dict[str, Any]]) -> IngestResult:
     close_old_connections()
     try:
-        return ingest(events, source)
+        return _store_with_access(events, source, access)
     finally:
         close_old_connections()
 
@@ -113,11 +125,13 @@ class StoreProcess:
             )
         return self._proc
 
-    async def store(self, events: list[dict[str, Any]], source: Source) -> Outbox:
-        """Store one batch in the child; its outbox, to send from here."""
+    async def store(
+        self, events: list[dict[str, Any]], source: Source, access: list[dict[str, Any]] | None = None
+    ) -> Outbox:
+        """Store one batch (and access-audit rows) in the child; its outbox, to send from here."""
         proc = await self._started()
         assert self._lock is not None and proc.stdin is not None and proc.stdout is not None
-        line = {"mcp_id": source.mcp_id, "team_id": source.team_id, "events": events}
+        line = {"mcp_id": source.mcp_id, "team_id": source.team_id, "events": events, "access": access or []}
         async with self._lock:
             proc.stdin.write(dumps(line).encode() + b"\n")
             await proc.stdin.drain()
@@ -168,6 +182,7 @@ class EventBatcher:
         self.linger, self.max_batch, self.max_pending = linger, max_batch, max_pending
         self.retry_seconds = retry_seconds
         self._pending: list[tuple[Source, dict[str, Any]]] = []
+        self._access: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._storing: asyncio.Task[bool] | None = None
         self._store = sync_to_async(_store, thread_sensitive=False)
@@ -181,6 +196,20 @@ class EventBatcher:
             del self._pending[:overflow]
             logger.error("%s: %d event(s) dropped, the database is not keeping up", self.name, overflow)
         LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
+        self._schedule()
+
+    def add_access(self, *rows: dict[str, Any]) -> None:
+        """Queue access-audit records (`audit.access.row`) to be stored soon. Never waits."""
+        self._access.extend(rows)
+        overflow = len(self._access) - self.max_pending
+        if overflow > 0:
+            del self._access[:overflow]
+            logger.error(
+                "%s: %d access record(s) dropped, the database is not keeping up", self.name, overflow
+            )
+        self._schedule()
+
+    def _schedule(self) -> None:
         self._forget_other_loops()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -196,11 +225,11 @@ class EventBatcher:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._access)
 
     async def _run(self) -> None:
         await asyncio.sleep(self.linger)
-        while self._pending:
+        while self.pending:
             if not await self._flush_once():
                 await asyncio.sleep(self.retry_seconds)
 
@@ -214,6 +243,8 @@ class EventBatcher:
 
     def _next_batch(self) -> tuple[Source, list[dict[str, Any]]]:
         """The longest run of events of one source at the head of the queue, up to max_batch."""
+        if not self._pending:
+            return UNBOUND, []
         source = self._pending[0][0]
         batch = []
         for event_source, event in self._pending[: self.max_batch]:
@@ -224,17 +255,24 @@ class EventBatcher:
 
     async def _store_next(self) -> bool:
         source, batch = self._next_batch()
+        access = self._access[: self.max_batch]
         try:
             if self.process is not None:
-                outbox = await self.process.store(batch, source)
+                outbox = await self.process.store(batch, source, access)
             else:
-                result = await self._store(batch, source)
+                result = await self._store(batch, source, access)
                 _log_rejected(self.name, result)
                 outbox = result.outbox
         except Exception:
-            logger.exception("%s: storing %d event(s) failed; will retry", self.name, len(batch))
+            logger.exception(
+                "%s: storing %d event(s), %d access record(s) failed; will retry",
+                self.name,
+                len(batch),
+                len(access),
+            )
             return False
         del self._pending[: len(batch)]
+        del self._access[: len(access)]
         LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
         await outbox.send()
         return True
@@ -248,7 +286,7 @@ class EventBatcher:
             await asyncio.gather(task, return_exceptions=True)
         if self._storing is not None and not self._storing.done():  # a store in progress finishes first
             await asyncio.gather(self._storing, return_exceptions=True)
-        while self._pending:
+        while self.pending:
             if not await self._flush_once():
                 return
 
@@ -276,7 +314,8 @@ def serve() -> None:
     for line in sys.stdin.buffer:
         try:
             batch = loads(line)
-            result = ingest(batch["events"], Source(mcp_id=batch["mcp_id"], team_id=batch["team_id"]))
+            source = Source(mcp_id=batch["mcp_id"], team_id=batch["team_id"])
+            result = _store_with_access(batch["events"], source, batch.get("access") or [])
         except Exception as exc:
             logger.exception("store process: a batch failed")
             connections.close_all()  # a broken connection is reopened for the retry

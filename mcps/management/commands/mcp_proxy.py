@@ -16,12 +16,12 @@ token's owner and team, and a viewer's token may list tools but not call them.
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import anyio
 from django.core.management.base import BaseCommand, CommandError
 
-from audit import access
 from mcps.endpoint.gate import parent_of
 from mcps.endpoint.http import audit_called, audit_denied, client_of
 from mcps.endpoint.recorder import CallRecorder, Session
@@ -84,7 +84,11 @@ async def serve(principal: Principal, connect_timeout: float) -> None:
         )
 
     server = build_server(
-        LocalRouter(gateway), recorder, session_of, on_denied=audit_denied, on_called=audit_called
+        LocalRouter(gateway),
+        recorder,
+        session_of,
+        on_denied=partial(audit_denied, batcher),
+        on_called=partial(audit_called, batcher),
     )
     await gateway.start()
     try:
@@ -96,5 +100,4 @@ async def serve(principal: Principal, connect_timeout: float) -> None:
         # SDK's stdio client waits two seconds), and stopping the servers can take longer.
         recorder.end_all()
         await batcher.close()
-        await access.settle()
         await gateway.stop()
