@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -79,3 +80,34 @@ async def test_closing_an_isolated_batcher_stores_what_is_still_pending() -> Non
     thread = await Thread.objects.aget(id=session.thread_id)
     assert thread.status == "complete"
     assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_calls_made_while_a_batch_is_stored_wait_for_the_next_linger_and_go_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batcher = EventBatcher("test calls", linger=0.2)
+    stores: list[int] = []
+    storing, release = asyncio.Event(), asyncio.Event()
+    store = batcher._store
+
+    async def held(events: list[dict[str, Any]], source: Any, access: Any) -> Any:
+        stores.append(len(events))
+        storing.set()
+        await release.wait()
+        return await store(events, source, access)
+
+    monkeypatch.setattr(batcher, "_store", held)
+    recorder = CallRecorder(batcher)
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={})
+    recorder.record(session, _call())
+    await storing.wait()
+    for _ in range(3):  # calls keep coming while the first batch is stored
+        recorder.record(session, _call())
+    release.set()
+    await asyncio.sleep(0.05)
+    assert len(stores) == 1  # not one store per store: the next waits for its linger
+    await asyncio.sleep(0.4)
+    assert stores == [stores[0], 3 * 3]  # the three calls' steps and checks, in one batch
+    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 8
+    await batcher.close()

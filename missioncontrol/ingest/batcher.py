@@ -3,8 +3,10 @@
 The gateway's server logs and the /mcp endpoint's call records are produced on the
 event loop, in the middle of work that must not wait for the database. `EventBatcher`
 takes them without blocking, and one background flush at a time stores whatever has
-gathered (group commit): at most `linger` seconds after the first pending event, in
-one ingest batch, after which the live channels hear about them.
+gathered (group commit): `linger` seconds after the first pending event, in one ingest
+batch, after which the live channels hear about them. What comes while a batch is
+stored waits for the next linger: under a steady stream a store costs one batch per
+linger, not one per store's duration.
 
 Where a batch is stored:
 - by default in an executor thread of this process;
@@ -183,6 +185,7 @@ class EventBatcher:
         self.retry_seconds = retry_seconds
         self._pending: list[tuple[Source, dict[str, Any]]] = []
         self._access: list[dict[str, Any]] = []
+        self._stored = 0  # events and access records stored so far
         self._task: asyncio.Task[None] | None = None
         self._storing: asyncio.Task[bool] | None = None
         self._store = sync_to_async(_store, thread_sensitive=False)
@@ -228,10 +231,16 @@ class EventBatcher:
         return len(self._pending) + len(self._access)
 
     async def _run(self) -> None:
-        await asyncio.sleep(self.linger)
+        # One store per `linger` (more when a linger gathered more than a batch): what
+        # comes while a batch is stored waits for the next linger, so a steady stream of
+        # calls makes batches of a linger's worth, not of one store's duration, and the
+        # store's cost per call stays low however busy the calls are.
         while self.pending:
-            if not await self._flush_once():
-                await asyncio.sleep(self.retry_seconds)
+            await asyncio.sleep(self.linger)
+            goal = self._stored + self.pending
+            while self._stored < goal and self.pending:
+                if not await self._flush_once():
+                    await asyncio.sleep(self.retry_seconds)
 
     async def _flush_once(self) -> bool:
         # The store runs as its own task, so cancelling the flush loop (flush()) never
@@ -273,6 +282,7 @@ class EventBatcher:
             return False
         del self._pending[: len(batch)]
         del self._access[: len(access)]
+        self._stored += len(batch) + len(access)
         LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
         await outbox.send()
         return True
