@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -542,21 +543,42 @@ class FileTail:
 
 
 class Tailer:
-    """Every enabled server's log files (or one server's), polled in turn."""
+    """Every enabled server's log files (or one server's), polled in turn.
 
-    def __init__(self, only: str | None = None) -> None:
+    Which files to follow is read from the servers at most every `sources_every`
+    seconds (0: on every poll): a long-running follower (the gateway's) then costs
+    nothing between those reads while no server has log files.
+    """
+
+    def __init__(self, only: str | None = None, *, sources_every: float = 0.0) -> None:
         self.only = only
+        self.sources_every = sources_every
         self.tails: dict[tuple[str, str], FileTail] = {}
+        self._wanted: dict[tuple[str, str], str] = {}
+        self._read_at: float | None = None  # time.monotonic() of the last read of the servers
 
-    def poll(self) -> PollOutcome:
+    @property
+    def idle(self) -> bool:
+        """Nothing to poll now: no files followed, and the servers were read recently."""
+        fresh = self._read_at is not None and time.monotonic() - self._read_at < self.sources_every
+        return fresh and not self._wanted
+
+    def _sources(self) -> dict[tuple[str, str], str]:
         from mcps.models import MCPServer
 
+        now = time.monotonic()
+        if self._read_at is None or now - self._read_at >= self.sources_every:
+            self._wanted = {
+                (mcp_id, path): fmt
+                for mcp_id, path, fmt in MCPServer.objects.log_file_sources()
+                if self.only is None or mcp_id == self.only
+            }
+            self._read_at = now
+        return self._wanted
+
+    def poll(self) -> PollOutcome:
         total = PollOutcome()
-        wanted = {
-            (mcp_id, path): fmt
-            for mcp_id, path, fmt in MCPServer.objects.log_file_sources()
-            if self.only is None or mcp_id == self.only
-        }
+        wanted = self._sources()
         for key in [k for k, tail in self.tails.items() if wanted.get(k) != tail.format]:
             self.tails.pop(key).close()
         for (mcp_id, path), fmt in wanted.items():
@@ -594,6 +616,8 @@ def _poll_in_thread(tailer: Tailer) -> PollOutcome:
 
 async def apoll(tailer: Tailer) -> PollOutcome:
     """One poll off the event loop; the stored entries are then sent on the live channels."""
+    if tailer.idle:
+        return PollOutcome()
     outcome = await sync_to_async(_poll_in_thread, thread_sensitive=False)(tailer)
     for outbox in outcome.outboxes:
         await outbox.send()

@@ -448,3 +448,32 @@ async def test_the_gateway_tails_a_configured_servers_log_file_live(tmp_path: Pa
             ]
         finally:
             await gateway.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_follower_reads_which_servers_have_log_files_only_every_so_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(tailing.time, "monotonic", lambda: clock[0])
+    reads = []
+    sources = type(MCPServer.objects.all()).log_file_sources
+
+    def counted(self: Any) -> Any:
+        reads.append(clock[0])
+        return sources(self)
+
+    monkeypatch.setattr(type(MCPServer.objects.all()), "log_file_sources", counted)
+    tailer = Tailer(sources_every=5.0)
+    assert (await tailing.apoll(tailer)).stored == 0  # reads the servers: none has log files
+    for _ in range(10):  # half a second apart, as the gateway polls: nothing to do
+        clock[0] += 0.45
+        assert tailer.idle
+        assert (await tailing.apoll(tailer)).stored == 0
+    assert len(reads) == 1
+    path = await sync_to_async(server)(tmp_path)
+    await sync_to_async(lines)(path, *numbered("a", 3))
+    clock[0] += 0.6  # five seconds since the last read of the servers: the new file is found
+    assert not tailer.idle
+    assert (await tailing.apoll(tailer)).stored == 3
+    assert len(reads) == 2

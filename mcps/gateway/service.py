@@ -60,6 +60,8 @@ _LEVELS = {
     "emergency": "ERROR",
 }
 LOG_FLUSH_SECONDS = 0.25
+# How often the log-file follower reads which servers have log_files (a change applies within this).
+SOURCES_EVERY = 5.0
 LogRelay = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -106,7 +108,9 @@ class Gateway:
             self._loops.append(asyncio.get_running_loop().create_task(loop()))
         if not self.private and self.log_poll_interval > 0:  # servers' log files (logs/tailing.py)
             self._loops.append(
-                asyncio.get_running_loop().create_task(follow(Tailer(), self.log_poll_interval))
+                asyncio.get_running_loop().create_task(
+                    follow(Tailer(sources_every=SOURCES_EVERY), self.log_poll_interval)
+                )
             )
         await self.discover()
         logger.info("gateway: holding %d server(s)", len(self.connections))
