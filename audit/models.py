@@ -63,6 +63,13 @@ class PermissionEvent(models.Model):
             models.Index(fields=["-timestamp"], name="perm_time"),
             # Escalation detection: a subject's history on one resource.
             models.Index(fields=["user_id", "resource", "-timestamp"], name="perm_user_resource_time"),
+            # ...and its denials alone (grant_after_denials, checked for every batch of
+            # grants): without it a busy agent's every grant in the window is read.
+            models.Index(
+                fields=["user_id", "resource", "-timestamp"],
+                condition=models.Q(granted=False),
+                name="perm_user_resource_denials",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -147,3 +147,29 @@ async def test_a_denied_call_is_audited_as_denied() -> None:
 
     event = await AccessEvent.objects.aget(actor_name="olga")
     assert (event.outcome, event.details["reason"]) == ("denied", "role may not call tools")
+
+
+async def test_a_store_that_fails_midway_is_undone_whole_and_the_retry_stores_each_record_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batcher = EventBatcher("test calls", linger=0, retry_seconds=0.01)
+    store = batching.store_rows
+    failures = [RuntimeError("connection lost at commit")]
+
+    def fails_after_writing(rows: list[dict[str, Any]]) -> None:
+        store(rows)
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setattr(batching, "store_rows", fails_after_writing)
+    recorder = CallRecorder(batcher)
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="olga", client={})
+    call = Call("time", "get_current_time", {}, datetime.now(UTC), 1.0, result={"content": []})
+    recorder.record(session, call)
+    audit_called(batcher, session, call)
+    await asyncio.sleep(0.3)
+    await batcher.close()
+
+    assert not failures
+    assert await _targets() == ["time/get_current_time"]
+    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 2

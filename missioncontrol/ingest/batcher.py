@@ -37,7 +37,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 
 from audit.access import store_rows
 from missioncontrol.ingest.events import Source
@@ -61,9 +61,12 @@ UNBOUND = Source(mcp_id=None)
 def _store_with_access(
     events: list[dict[str, Any]], source: Source, access: list[dict[str, Any]]
 ) -> IngestResult:
-    result = ingest(events, source)
-    if access:
-        store_rows(access)
+    """A batch and its access records in one transaction: one commit, and a retry after a
+    failure never stores a record twice."""
+    with transaction.atomic():
+        result = ingest(events, source)
+        if access:
+            store_rows(access)
     return result
 
 
