@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -29,6 +30,7 @@ from asgiref.sync import sync_to_async
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from audit import access
+from mcps.endpoint import silent
 from mcps.endpoint.gate import parent_of
 from mcps.endpoint.recorder import Call, CallRecorder, Session
 from mcps.endpoint.router import WebRouter
@@ -61,6 +63,12 @@ def client_of(ctx: Any) -> dict[str, Any]:
     return {k: info[k] for k in ("name", "version") if k in info}
 
 
+@dataclass(frozen=True)
+class Managers:
+    streaming: StreamableHTTPSessionManager  # the SDK's default: any request, any era
+    plain: StreamableHTTPSessionManager  # answers with one JSON body
+
+
 class MCPEndpoint:
     def __init__(self) -> None:
         # Stored by a child process: the web process's GIL stays with the calls.
@@ -73,7 +81,7 @@ class MCPEndpoint:
             on_denied=partial(audit_denied, self.batcher),
             on_called=partial(audit_called, self.batcher),
         )
-        self._manager: StreamableHTTPSessionManager | None = None
+        self._managers: Managers | None = None
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -108,23 +116,28 @@ class MCPEndpoint:
         )
 
     async def _run(self) -> None:
-        manager = StreamableHTTPSessionManager(app=self.server)
-        async with manager.run():  # entered and left in this one task, as anyio requires
-            self._manager = manager
+        managers = Managers(
+            StreamableHTTPSessionManager(app=self.server),
+            # For 2026-07-28 requests that asked for no notifications (mcps/endpoint/silent.py).
+            StreamableHTTPSessionManager(app=self.server, json_response=True),
+        )
+        # Entered and left in this one task, as anyio requires.
+        async with managers.streaming.run(), managers.plain.run():
+            self._managers = managers
             assert self._ready is not None
             self._ready.set()
             await asyncio.Event().wait()
 
-    async def _started(self) -> StreamableHTTPSessionManager:
+    async def _started(self) -> Managers:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first request, or a new loop (tests run one per test)
-            self._loop, self._ready, self._manager = loop, None, None
+            self._loop, self._ready, self._managers = loop, None, None
         if self._ready is None:
             self._ready = asyncio.Event()
             self._task = loop.create_task(self._run())
         await self._ready.wait()
-        assert self._manager is not None
-        return self._manager
+        assert self._managers is not None
+        return self._managers
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw = scope_bearer(scope)
@@ -142,12 +155,17 @@ class MCPEndpoint:
             await _forbidden(send, f"{principal.name} has no role (viewer, operator or admin); ask an admin")
             return
         scope = {**scope, PRINCIPAL: principal}
-        manager = await self._started()
+        managers = await self._started()
+        manager = managers.streaming
         if scope["method"] == "DELETE":
             session_id = dict(scope["headers"]).get(b"mcp-session-id")
             if session_id:
                 who = f"{principal.user_id}:{principal.team_id}"
                 self.recorder.end_under(("http", who, session_id.decode("latin-1")))
+        elif silent.is_modern_post(scope):
+            body, receive = await silent.read_body(receive, managers.plain.max_request_body_size)
+            if body is not None and silent.wants_no_notifications(body):
+                manager = managers.plain
         await manager.handle_request(scope, receive, send)
 
     async def _principal(self, raw: str, scope: dict[str, Any]) -> Principal | None:
