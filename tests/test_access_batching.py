@@ -24,6 +24,16 @@ def _row(target: str, **kwargs: Any) -> dict[str, Any]:
     return access.row(access.build("olga", access.TOOL_CALL, target, **kwargs))
 
 
+def _call_through_proxy(batcher: EventBatcher, principal: str) -> str:
+    """One call recorded and audited as mcp_proxy does; its thread's id."""
+    recorder = CallRecorder(batcher)
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal=principal, client={})
+    call = Call("time", "get_current_time", {}, datetime.now(UTC), 1.0, result={"content": []})
+    recorder.record(session, call)
+    audit_called(batcher, session, call)
+    return session.thread_id
+
+
 async def _targets() -> list[str]:
     return [e.target async for e in AccessEvent.objects.filter(actor_name="olga").order_by("id")]
 
@@ -70,15 +80,11 @@ async def test_a_call_and_its_audit_reach_the_store_process_in_one_batch(
         return await store(self, events, source, rows)
 
     monkeypatch.setattr(StoreProcess, "store", counted)
-    recorder = CallRecorder(batcher)
-    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="olga (token ci)", client={})
-    call = Call("time", "get_current_time", {}, datetime.now(UTC), 1.0, result={"content": []})
-    recorder.record(session, call)
-    audit_called(batcher, session, call)
+    thread_id = _call_through_proxy(batcher, "olga (token ci)")
     await batcher.close()
 
     assert len(batches) == 1 and batches[0][1] == 1
-    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 2
+    assert await ExecutionStep.objects.filter(thread_id=thread_id).acount() == 2
     event = await AccessEvent.objects.aget(actor_name="olga")
     assert (event.target, event.outcome, event.details["via"]) == (
         "time/get_current_time",
@@ -162,14 +168,10 @@ async def test_a_store_that_fails_midway_is_undone_whole_and_the_retry_stores_ea
             raise failures.pop()
 
     monkeypatch.setattr(batching, "store_rows", fails_after_writing)
-    recorder = CallRecorder(batcher)
-    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="olga", client={})
-    call = Call("time", "get_current_time", {}, datetime.now(UTC), 1.0, result={"content": []})
-    recorder.record(session, call)
-    audit_called(batcher, session, call)
+    thread_id = _call_through_proxy(batcher, "olga")
     await asyncio.sleep(0.3)
     await batcher.close()
 
     assert not failures
     assert await _targets() == ["time/get_current_time"]
-    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 2
+    assert await ExecutionStep.objects.filter(thread_id=thread_id).acount() == 2

@@ -19,7 +19,7 @@ Where a batch is stored:
 Events are queued with their `Source` (the /mcp recorder's carries the caller's team);
 a batch holds events of one source, the longest run of them at the head of the queue.
 Access-audit records of the same work (`add_access`, rows of `audit.access.row`) go
-with the next batch and are stored by the same process, after its events.
+with the next batch and are stored by the same process, in the same transaction.
 
 A batch that fails to store is retried (event ids make the retry idempotent) up to
 `max_pending` events; beyond that the oldest are dropped and the loss is logged.
@@ -197,23 +197,22 @@ class EventBatcher:
     def add(self, *events: dict[str, Any], source: Source = UNBOUND) -> None:
         """Queue events (ingest's JSON shape), pushed by `source`, to be stored soon. Never waits."""
         self._pending.extend((source, event) for event in events)
-        overflow = len(self._pending) - self.max_pending
-        if overflow > 0:
-            del self._pending[:overflow]
-            logger.error("%s: %d event(s) dropped, the database is not keeping up", self.name, overflow)
+        self._bound(self._pending, "event(s)")
         LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
         self._schedule()
 
     def add_access(self, *rows: dict[str, Any]) -> None:
         """Queue access-audit records (`audit.access.row`) to be stored soon. Never waits."""
         self._access.extend(rows)
-        overflow = len(self._access) - self.max_pending
-        if overflow > 0:
-            del self._access[:overflow]
-            logger.error(
-                "%s: %d access record(s) dropped, the database is not keeping up", self.name, overflow
-            )
+        self._bound(self._access, "access record(s)")
         self._schedule()
+
+    def _bound(self, queue: list[Any], what: str) -> None:
+        """Drop the oldest of `queue` past max_pending, and say so."""
+        overflow = len(queue) - self.max_pending
+        if overflow > 0:
+            del queue[:overflow]
+            logger.error("%s: %d %s dropped, the database is not keeping up", self.name, overflow, what)
 
     def _schedule(self) -> None:
         self._forget_other_loops()
