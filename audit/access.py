@@ -9,12 +9,13 @@ call `record()` (or `arecord()` from async code) for their own commands.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from audit.models import AccessEvent
+from missioncontrol.bulk import insert_rows
 
 LOGIN = "login"
 LOGIN_FAILED = "login.failed"
@@ -38,7 +39,14 @@ ACTIONS = (
     DIRECTIVE_RUN,
     POLICY_CHANGE,
 )
-SUCCESS, FAILURE, DENIED = AccessEvent.Outcome.values
+# A `row()`'s keys, in the order `store_rows` inserts them.
+ROW_FIELDS = ("timestamp", "actor_id", "actor_name", "action", "target", "outcome", "details", "ip")
+SUCCESS, FAILURE, DENIED = _OUTCOMES = tuple(AccessEvent.Outcome.values)
+
+
+def _check_outcome(outcome: str) -> None:
+    if outcome not in _OUTCOMES:
+        raise ValueError(f"outcome: expected one of {', '.join(_OUTCOMES)}, got {outcome!r}")
 
 
 def client_ip(request: Any) -> str | None:
@@ -66,21 +74,12 @@ def build(
     `request` (a Django request or an ASGI scope) gives the client address; `actor_id`
     names the user by id when only its name is at hand (code off the request path).
     """
-    if outcome not in AccessEvent.Outcome.values:
-        raise ValueError(f"outcome: expected one of {', '.join(AccessEvent.Outcome.values)}, got {outcome!r}")
     user = actor if actor is not None and not isinstance(actor, str) else None
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
     name = actor if isinstance(actor, str) else (user.get_username() if user is not None else "")
-    return AccessEvent(
-        actor_id=user.pk if user is not None else actor_id,
-        actor_name=name[:200],
-        action=action,
-        target=target[:500],
-        outcome=outcome,
-        details=details or {},
-        ip=client_ip(request),
-    )
+    fields = _fields(name, action, target, outcome, details, user.pk if user is not None else actor_id)
+    return AccessEvent(**fields, ip=client_ip(request))
 
 
 def record(actor: Any, action: str, target: str = "", **kwargs: Any) -> AccessEvent:
@@ -93,17 +92,35 @@ def record(actor: Any, action: str, target: str = "", **kwargs: Any) -> AccessEv
 arecord = sync_to_async(record, thread_sensitive=False)
 
 
-def row(event: AccessEvent) -> dict[str, Any]:
-    """An unsaved record (`build`) as JSON, for `store_rows` in another process or later."""
+def row(actor_name: str, action: str, target: str = "", **kwargs: Any) -> dict[str, Any]:
+    """The record that `actor_name` did `action` to `target`, now, as JSON for `store_rows`
+    (in another process, or later): what `build` makes (`outcome`, `details`, `actor_id`),
+    without a model instance, for hot paths (every call through /mcp and mcp_proxy)."""
+    fields = _fields(
+        actor_name,
+        action,
+        target,
+        kwargs.pop("outcome", SUCCESS),
+        kwargs.pop("details", None),
+        kwargs.pop("actor_id", None),
+    )
+    if kwargs:
+        raise TypeError(f"row() got unexpected arguments: {', '.join(kwargs)}")
+    return {"timestamp": datetime.now(UTC).isoformat(), **fields, "ip": None}
+
+
+def _fields(
+    name: str, action: str, target: str, outcome: str, details: dict[str, Any] | None, actor_id: int | None
+) -> dict[str, Any]:
+    """A record's fields but its time and address."""
+    _check_outcome(outcome)
     return {
-        "timestamp": event.timestamp.isoformat(),
-        "actor_id": event.actor_id,
-        "actor_name": event.actor_name,
-        "action": event.action,
-        "target": event.target,
-        "outcome": event.outcome,
-        "details": event.details,
-        "ip": event.ip,
+        "actor_id": actor_id,
+        "actor_name": name[:200],
+        "action": action,
+        "target": target[:500],
+        "outcome": outcome,
+        "details": details or {},
     }
 
 
@@ -113,6 +130,8 @@ def store_rows(rows: list[dict[str, Any]]) -> None:
     Hot paths (the calls through /mcp and mcp_proxy) hand their rows to their
     EventBatcher, which stores them with the calls' own events, off the call's path.
     """
-    AccessEvent.objects.bulk_create(
-        [AccessEvent(**{**r, "timestamp": datetime.fromisoformat(r["timestamp"])}) for r in rows]
+    insert_rows(
+        AccessEvent,
+        ROW_FIELDS,
+        [(datetime.fromisoformat(r["timestamp"]), *(r[f] for f in ROW_FIELDS[1:])) for r in rows],
     )

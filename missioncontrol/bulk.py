@@ -10,7 +10,8 @@ answer must say "duplicate" for the others.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -98,21 +99,20 @@ def upsert(
     """Insert `rows`, or update `update` of the row already stored with the same `unique` values.
 
     On PostgreSQL one `INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE`; elsewhere
-    Django's `bulk_create(update_conflicts=True)`. Rows must be unique on `unique`.
+    multi-row `INSERT ... VALUES ... ON CONFLICT DO UPDATE`. Rows must be unique on
+    `unique`; the fields not given get their database default (or NULL).
     """
     if not rows:
         return
     concrete = [_concrete_field(model, name) for name in fields]
-    if connection.vendor != "postgresql":
-        attnames = [f.attname for f in concrete]
-        model._default_manager.bulk_create(
-            [model(**dict(zip(attnames, row, strict=True))) for row in rows],
-            update_conflicts=True,
-            unique_fields=list(unique),
-            update_fields=list(update),
-        )
-        return
     quote = connection.ops.quote_name
+    if connection.vendor != "postgresql":
+        conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
+        assignments = ", ".join(
+            f"{c} = excluded.{c}" for c in (quote(_concrete_field(model, n).column) for n in update)
+        )
+        _insert_values(model, concrete, rows, f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}")
+        return
     table = quote(model._meta.db_table)
     columns = [quote(f.column) for f in concrete]
     conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
@@ -193,37 +193,112 @@ def insert_new(model: type[models.Model], fields: Sequence[str], rows: list[tupl
     if not rows:
         return set()
     concrete = [_concrete_field(model, name) for name in fields]
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    if connection.vendor != "postgresql":
+        return {r[0] for r in _insert_values(model, concrete, rows, f"ON CONFLICT DO NOTHING RETURNING {pk}")}
     table = connection.ops.quote_name(model._meta.db_table)
     columns = [connection.ops.quote_name(f.column) for f in concrete]
-    pk = connection.ops.quote_name(model._meta.pk.column)
+    names = [f"c{i}" for i in range(len(concrete))]
+    select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
+    rows_out = execute_unnest(
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
+        f"ON CONFLICT DO NOTHING RETURNING {pk}",
+        _pg_arrays(concrete, rows),
+    )
+    return {r[0] for r in rows_out}
 
-    if connection.vendor == "postgresql":
-        names = [f"c{i}" for i in range(len(concrete))]
-        select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)
-        rows_out = execute_unnest(
-            f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
-            f"ON CONFLICT DO NOTHING RETURNING {pk}",
-            _pg_arrays(concrete, rows),
-        )
-        return {r[0] for r in rows_out}
 
+def insert_rows(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert `rows` (values in `fields` order), all new (an automatic primary key); the
+    fields not given get their database default (or NULL).
+
+    On SQLite one multi-row `INSERT ... VALUES` without model instances; on PostgreSQL
+    Django's `bulk_create` (one statement too).
+    """
+    if not rows:
+        return
+    concrete = [_concrete_field(model, name) for name in fields]
+    if connection.vendor != "postgresql":
+        _insert_values(model, concrete, rows, "")
+        return
+    attnames = [f.attname for f in concrete]
+    model._default_manager.bulk_create([model(**dict(zip(attnames, row, strict=True))) for row in rows])
+
+
+def _insert_values(
+    model: type[models.Model], concrete: list[models.Field[Any, Any]], rows: list[tuple[Any, ...]], tail: str
+) -> list[tuple[Any, ...]]:
+    """SQLite: `INSERT INTO table (fields) VALUES (...), ... {tail}`, in chunks under its
+    parameter limit; the rows the statements return (a `RETURNING` in `tail`).
+
+    Values are prepared as Django saves them, without model instances or the ORM's
+    compiler, which cost more than the statement on a small batch.
+    """
+    _check_omitted_are_filled(model, concrete)
+    prepare = [_sqlite_preparer(f) for f in concrete]
+    quote = connection.ops.quote_name
+    head = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in concrete)}) VALUES "
+    )
+    placeholder = "(" + ", ".join(["%s"] * len(concrete)) + ")"
+    per_chunk = max(1, _SQLITE_MAX_PARAMS // len(concrete))
+    returned: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
-        inserted: set[Any] = set()
-        per_chunk = max(1, _SQLITE_MAX_PARAMS // len(concrete))
-        placeholder = "(" + ", ".join(["%s"] * len(concrete)) + ")"
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start : start + per_chunk]
             params: list[Any] = []
             for row in chunk:
-                params.extend(f.get_db_prep_save(v, connection) for f, v in zip(concrete, row, strict=True))
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                f"{', '.join([placeholder] * len(chunk))} ON CONFLICT DO NOTHING RETURNING {pk}",
-                params,
-            )
-            inserted.update(r[0] for r in cursor.fetchall())
-        return inserted
+                params.extend(p(v) for p, v in zip(prepare, row, strict=True))
+            cursor.execute(f"{head}{', '.join([placeholder] * len(chunk))} {tail}", params)
+            if "RETURNING" in tail:
+                returned.extend(cursor.fetchall())
+    return returned
+
+
+# Fields whose values of these types SQLite stores as Django would: as they are.
+_PLAIN: tuple[tuple[type[models.Field[Any, Any]], tuple[type, ...]], ...] = (
+    (models.CharField, (str,)),
+    (models.TextField, (str,)),
+    (models.BooleanField, (bool,)),
+    (models.IntegerField, (int,)),  # with BigIntegerField and AutoField
+    (models.FloatField, (float, int)),
+)
+
+
+def _sqlite_preparer(field: models.Field[Any, Any]) -> Callable[[Any], Any]:
+    """`field.get_db_prep_save(value, connection)` on SQLite, quicker for the common cases.
+
+    JSON as compact text (any JSON text reads back the same), aware datetimes as Django
+    adapts them (UTC, naive), plain values as they are; anything else through Django.
+    """
+
+    def django(value: Any) -> Any:
+        return field.get_db_prep_save(value, connection)
+
+    if isinstance(field, models.ForeignKey):
+        return _sqlite_preparer(field.target_field)
+    if isinstance(field, models.JSONField):
+        return lambda value: None if value is None else dumps(value)
+    if isinstance(field, models.DateTimeField):
+        adapt = connection.ops.adapt_datetimefield_value
+        return lambda value: (
+            adapt(value) if isinstance(value, datetime) and value.tzinfo is not None else django(value)
+        )
+    for kind, types in _PLAIN:
+        if isinstance(field, kind):
+            return lambda value: value if value is None or type(value) in types else django(value)
+    return django
+
+
+def _check_omitted_are_filled(model: type[models.Model], concrete: list[models.Field[Any, Any]]) -> None:
+    """Every field left out is filled by the database (a Python-side default would be skipped)."""
+    given = {f.name for f in concrete}
+    for field in model._meta.concrete_fields:
+        if field.name in given or isinstance(field, models.AutoField):
+            continue
+        if not (field.null or field.has_db_default()):
+            raise ValueError(f"{model.__name__}.{field.name}: not given, and the database does not fill it")
 
 
 def copy_rows(model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]) -> set[Any]:

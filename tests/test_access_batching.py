@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _row(target: str, **kwargs: Any) -> dict[str, Any]:
-    return access.row(access.build("olga", access.TOOL_CALL, target, **kwargs))
+    return access.row("olga", access.TOOL_CALL, target, **kwargs)
 
 
 def _call_through_proxy(batcher: EventBatcher, principal: str) -> str:

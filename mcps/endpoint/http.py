@@ -259,7 +259,7 @@ def audit_denied(batcher: EventBatcher, session: Session, mcp_id: str, tool: str
 
 
 def _audit(batcher: EventBatcher, actor: str, action: str, target: str, **kwargs: Any) -> None:
-    batcher.add_access(access.row(access.build(actor, action, target, **kwargs)))
+    batcher.add_access(access.row(actor, action, target, **kwargs))
 
 
 def _username(session: Session) -> str:

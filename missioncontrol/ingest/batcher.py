@@ -193,12 +193,13 @@ class EventBatcher:
         self._storing: asyncio.Task[bool] | None = None
         self._store = sync_to_async(_store, thread_sensitive=False)
         self.process = StoreProcess(name) if isolated else None
+        self._gauge = LOG_BUFFER_SIZE.labels(name)  # set on every add: looked up once
 
     def add(self, *events: dict[str, Any], source: Source = UNBOUND) -> None:
         """Queue events (ingest's JSON shape), pushed by `source`, to be stored soon. Never waits."""
         self._pending.extend((source, event) for event in events)
         self._bound(self._pending, "event(s)")
-        LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
+        self._gauge.set(len(self._pending))
         self._schedule()
 
     def add_access(self, *rows: dict[str, Any]) -> None:
@@ -285,7 +286,7 @@ class EventBatcher:
         del self._pending[: len(batch)]
         del self._access[: len(access)]
         self._stored += len(batch) + len(access)
-        LOG_BUFFER_SIZE.labels(self.name).set(len(self._pending))
+        self._gauge.set(len(self._pending))
         await outbox.send()
         return True
 
