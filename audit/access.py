@@ -92,20 +92,19 @@ def record(actor: Any, action: str, target: str = "", **kwargs: Any) -> AccessEv
 arecord = sync_to_async(record, thread_sensitive=False)
 
 
-def row(actor_name: str, action: str, target: str = "", **kwargs: Any) -> dict[str, Any]:
+def row(
+    actor_name: str,
+    action: str,
+    target: str = "",
+    *,
+    outcome: str = SUCCESS,
+    details: dict[str, Any] | None = None,
+    actor_id: int | None = None,
+) -> dict[str, Any]:
     """The record that `actor_name` did `action` to `target`, now, as JSON for `store_rows`
-    (in another process, or later): what `build` makes (`outcome`, `details`, `actor_id`),
-    without a model instance, for hot paths (every call through /mcp and mcp_proxy)."""
-    fields = _fields(
-        actor_name,
-        action,
-        target,
-        kwargs.pop("outcome", SUCCESS),
-        kwargs.pop("details", None),
-        kwargs.pop("actor_id", None),
-    )
-    if kwargs:
-        raise TypeError(f"row() got unexpected arguments: {', '.join(kwargs)}")
+    (in another process, or later): what `build` makes, without a model instance, for
+    hot paths (every call through /mcp and mcp_proxy)."""
+    fields = _fields(actor_name, action, target, outcome, details, actor_id)
     return {"timestamp": datetime.now(UTC).isoformat(), **fields, "ip": None}
 
 

@@ -251,8 +251,7 @@ def _insert_values(
             for row in chunk:
                 params.extend(p(v) for p, v in zip(prepare, row, strict=True))
             cursor.execute(f"{head}{', '.join([placeholder] * len(chunk))} {tail}", params)
-            if "RETURNING" in tail:
-                returned.extend(cursor.fetchall())
+            returned.extend(cursor.fetchall())  # none without a RETURNING
     return returned
 
 
