@@ -263,6 +263,9 @@ def test_it_shows_calls_recorded_by_the_aggregated_endpoint(client: Client, db: 
         def add(self, *events: dict[str, Any], source: Any = None) -> None:
             self.added.extend(events)
 
+        def add_later(self, build: Any, source: Any = None) -> None:
+            self.added.extend(build())
+
     events = Events()
     recorder = CallRecorder(events)  # type: ignore[arg-type]
     session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="alice", client={})

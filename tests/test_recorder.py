@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from audit.models import PermissionEvent
+from logs.models import LogEntry
 from mcps.endpoint.recorder import Call, CallRecorder
 from missioncontrol.ingest.batcher import EventBatcher
 from threads.models import ExecutionStep, Thread
@@ -21,6 +22,9 @@ class Events:
 
     def add(self, *events: dict[str, Any], source: Any = None) -> None:
         self.added.extend(events)
+
+    def add_later(self, build: Any, source: Any = None) -> None:
+        self.added.extend(build())
 
 
 def _call() -> Call:
@@ -110,4 +114,61 @@ async def test_calls_made_while_a_batch_is_stored_wait_for_the_next_linger_and_g
     await asyncio.sleep(0.4)
     assert stores == [stores[0], 3 * 3]  # the three calls' steps and checks, in one batch
     assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 8
+    await batcher.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_calls_events_are_built_when_its_batch_is_formed_not_while_it_is_answered() -> None:
+    batcher = EventBatcher("test calls", linger=60)  # nothing stored until flushed
+    recorder = CallRecorder(batcher)
+    told: list[int] = []
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={})
+    for _ in range(2):
+        recorder.record(session, _call(), then=lambda s, c: told.append(s.calls))
+
+    assert told == []  # neither the steps nor the hook ran on the calls' path
+    built = [e["type"] for _, e in batcher._pending if not callable(e)]
+    assert built == ["thread.started"] and batcher.pending == 3  # and one builder per call
+    await batcher.flush()
+
+    assert told == [2, 2]  # built later, after both calls took their places
+    steps = ExecutionStep.objects.filter(thread_id=session.thread_id).order_by("sequence")
+    assert [(s.sequence, s.step_type) async for s in steps] == [
+        (0, "tool_call"),
+        (1, "tool_result"),
+        (2, "tool_call"),
+        (3, "tool_result"),
+    ]
+    assert await PermissionEvent.objects.filter(thread_id=session.thread_id).acount() == 2
+    await batcher.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_builder_that_fails_is_logged_and_the_events_queued_around_it_are_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def log(n: int) -> dict[str, Any]:
+        return {
+            "id": f"built-{n}",
+            "type": "log",
+            "mcp_id": "builders",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "level": "INFO",
+            "service": "test",
+            "message": f"m{n}",
+        }
+
+    def broken() -> list[dict[str, Any]]:
+        raise ValueError("a bug")
+
+    batcher = EventBatcher("test builders", linger=60)
+    batcher.add(log(1))
+    batcher.add_later(broken)
+    batcher.add_later(lambda: [log(2), log(3)])
+    await batcher.flush()
+
+    assert batcher.pending == 0
+    stored = LogEntry.objects.filter(service="test").order_by("id")
+    assert [e.id async for e in stored] == ["built-1", "built-2", "built-3"]
+    assert "building queued events failed" in caplog.text
     await batcher.close()

@@ -6,7 +6,9 @@ the server and tool the call was routed to.
 A call is recorded after its answer is ready and never waits for the database: the
 events (thread.started once, then per call a tool_call and a tool_result step and a
 permission.check) go to an `EventBatcher`, which stores them through the ingest
-pipeline and so onto the live channels.
+pipeline and so onto the live channels. A call's place in its thread (its sequence
+numbers) is taken when it is recorded; its events are built later, when their batch is
+formed (`EventBatcher.add_later`), so the answer does not wait for that either.
 
 What counts as one session:
 - a legacy (handshake) client over HTTP: its `Mcp-Session-Id`, until it ends the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +86,10 @@ class Call:
     result: dict[str, Any] | None = None  # the CallToolResult, wire shape
     error: str = ""  # the gateway's or the protocol's error, when there is no result
     decision: Decision | None = None  # the policy's verdict; a denied call was never forwarded
+
+
+# Told of a recorded call once its events are built (the access audit, mcps/endpoint/http.py).
+CallHook = Callable[["Session", Call], None]
 
 
 class CallRecorder:
@@ -203,16 +210,30 @@ class CallRecorder:
             )
         return events
 
-    def record(self, session: Session, call: Call) -> None:
-        thread_id, when = session.thread_id, call.started_at
-        events = self._started(session, when)
+    def record(self, session: Session, call: Call, then: CallHook | None = None) -> None:
+        """Record `call` as the next in `session`'s thread; `then(session, call)` is called
+        when its events are built, in the batcher's flush."""
+        started = self._started(session, call.started_at)
+        if started:
+            self.batcher.add(*started, source=_source(session))
         sequence = len(session.planned) + 2 * session.calls
         session.calls += 1
+
+        def build() -> list[dict[str, Any]]:
+            if then is not None:
+                then(session, call)
+            return self._call_events(session, call, sequence)
+
+        self.batcher.add_later(build, source=_source(session))
+
+    def _call_events(self, session: Session, call: Call, sequence: int) -> list[dict[str, Any]]:
+        """A call's tool_call and tool_result steps, at `sequence`, and its permission check."""
+        thread_id, when = session.thread_id, call.started_at
         ended_at = datetime.fromtimestamp(when.timestamp() + call.duration_ms / 1000, UTC)
         failed = bool(call.error) or bool(call.result and call.result.get("isError"))
         denied = call.decision is not None and not call.decision.granted
         name = f"{call.mcp_id}__{call.tool}"
-        events += [
+        return [
             {
                 "id": f"{thread_id}:{sequence}",
                 "type": "thread.step",
@@ -238,7 +259,6 @@ class CallRecorder:
             },
             _permission_check(session, call, f"{thread_id}:{sequence}:permission"),
         ]
-        self.batcher.add(*events, source=_source(session))
 
     def end(self, key: tuple[str, ...], status: str = "complete") -> None:
         """The client ended its session: the thread ends (if a call ever started it)."""

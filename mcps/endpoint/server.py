@@ -42,7 +42,7 @@ from mcp.shared.exceptions import MCPError
 from kiwi import runs as kiwi_runs
 from mcps.endpoint import own_tools
 from mcps.endpoint.gate import THREAD_META_KEY, authorize, denial_meta
-from mcps.endpoint.recorder import Call, CallRecorder, Session
+from mcps.endpoint.recorder import Call, CallHook, CallRecorder, Session
 from mcps.endpoint.router import Router
 from mcps.gateway.rpc import GatewayError
 
@@ -61,7 +61,6 @@ _MCP_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "er
 
 SessionOf = Callable[[Any], Session]
 DeniedFn = Callable[[Session, str, str], None]
-CalledFn = Callable[[Session, Call], None]
 
 
 class AggregateServer(Server[Any]):
@@ -85,12 +84,13 @@ def build_server(
     recorder: CallRecorder,
     session_of: SessionOf,
     on_denied: DeniedFn | None = None,
-    on_called: CalledFn | None = None,
+    on_called: CallHook | None = None,
 ) -> AggregateServer:
     """The MCP server over `router`; `session_of(ctx)` says which recorded session a call is in.
 
     A session whose role may not call tools gets an error for each call (`on_denied` is
-    told); `on_called(session, call)` hears of every call forwarded (the access audit).
+    told); `on_called(session, call)` hears of every call forwarded (the access audit),
+    when the recorder builds its events, after the answer.
     """
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
@@ -161,9 +161,7 @@ def build_server(
             answer = await own_tools.call(tool, arguments)
             elapsed = (time.perf_counter() - clock) * 1000
             call = Call(mcp_id, tool, arguments, started_at, elapsed, result=answer, decision=decision)
-            recorder.record(session, call)
-            if on_called is not None:
-                on_called(session, call)
+            recorder.record(session, call, then=on_called)
             own_answer = types.CallToolResult.model_validate(answer)
             own_answer.meta = {**(own_answer.meta or {}), THREAD_META_KEY: session.thread_id}
             return own_answer
@@ -172,9 +170,7 @@ def build_server(
         except GatewayError as exc:
             elapsed = (time.perf_counter() - clock) * 1000
             call = Call(mcp_id, tool, arguments, started_at, elapsed, error=exc.reason, decision=decision)
-            recorder.record(session, call)
-            if on_called is not None:
-                on_called(session, call)
+            recorder.record(session, call, then=on_called)
             if exc.status == 404:
                 raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}: {exc.reason}") from exc
             where = f" ({exc.field})" if exc.field else ""
@@ -185,9 +181,7 @@ def build_server(
             )
         elapsed = (time.perf_counter() - clock) * 1000
         call = Call(mcp_id, tool, arguments, started_at, elapsed, result=result, decision=decision)
-        recorder.record(session, call)
-        if on_called is not None:
-            on_called(session, call)
+        recorder.record(session, call, then=on_called)
         answer = types.CallToolResult.model_validate(result)
         answer.meta = {**(answer.meta or {}), THREAD_META_KEY: session.thread_id}
         if kiwi_runs.starts_run(tool, arguments) and not result.get("isError"):

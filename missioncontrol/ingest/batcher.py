@@ -16,6 +16,11 @@ Where a batch is stored:
   The child sends the batch's outbox back and it is published from here, so the live
   channels work the same, in-memory channel layer included.
 
+Events may be queued built (`add`) or as a builder (`add_later`), called when their
+batch is formed: the /mcp recorder's events of a call are then built in the flush, after
+the call was answered, not on its path (about 50 µs of a recorded call's answer, with
+the caches as cold as they are between calls).
+
 Events are queued with their `Source` (the /mcp recorder's carries the caller's team);
 a batch holds events of one source, the longest run of them at the head of the queue.
 Access-audit records of the same work (`add_access`, rows of `audit.access.row`) go
@@ -32,6 +37,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,8 @@ CHILD_MAIN = "import django; django.setup(); from missioncontrol.ingest.batcher 
 
 
 UNBOUND = Source(mcp_id=None)
+# Builds queued events when their batch is formed (EventBatcher.add_later).
+Builder = Callable[[], list[dict[str, Any]]]
 
 
 def _store_with_access(
@@ -186,7 +194,8 @@ class EventBatcher:
         self.name = name
         self.linger, self.max_batch, self.max_pending = linger, max_batch, max_pending
         self.retry_seconds = retry_seconds
-        self._pending: list[tuple[Source, dict[str, Any]]] = []
+        self._pending: list[tuple[Source, dict[str, Any] | Builder]] = []
+        self._builders = 0  # entries of _pending still to build
         self._access: list[dict[str, Any]] = []
         self._stored = 0  # events and access records stored so far
         self._task: asyncio.Task[None] | None = None
@@ -198,9 +207,35 @@ class EventBatcher:
     def add(self, *events: dict[str, Any], source: Source = UNBOUND) -> None:
         """Queue events (ingest's JSON shape), pushed by `source`, to be stored soon. Never waits."""
         self._pending.extend((source, event) for event in events)
+        self._queued()
+
+    def add_later(self, build: Builder, source: Source = UNBOUND) -> None:
+        """Queue the events `build()` returns, called when their batch is formed, after the
+        events queued before them are built. Never waits; `build` should not either."""
+        self._pending.append((source, build))
+        self._builders += 1
+        self._queued()
+
+    def _queued(self) -> None:
         self._bound(self._pending, "event(s)")
         self._gauge.set(len(self._pending))
         self._schedule()
+
+    def _build(self) -> None:
+        """Replace every builder in the queue by the events it builds, in queue order."""
+        if not self._builders:
+            return
+        built: list[tuple[Source, dict[str, Any] | Builder]] = []
+        for source, item in self._pending:
+            if not callable(item):
+                built.append((source, item))
+                continue
+            try:
+                built.extend((source, event) for event in item())
+            except Exception:  # a bug in one builder must not stop the others' storing
+                logger.exception("%s: building queued events failed; they are dropped", self.name)
+        self._pending, self._builders = built, 0
+        self._gauge.set(len(self._pending))
 
     def add_access(self, *rows: dict[str, Any]) -> None:
         """Queue access-audit records (`audit.access.row`) to be stored soon. Never waits."""
@@ -240,6 +275,7 @@ class EventBatcher:
         # store's cost per call stays low however busy the calls are.
         while self.pending:
             await asyncio.sleep(self.linger)
+            self._build()
             goal = self._stored + self.pending
             while self._stored < goal and self.pending:
                 if not await self._flush_once():
@@ -255,13 +291,15 @@ class EventBatcher:
 
     def _next_batch(self) -> tuple[Source, list[dict[str, Any]]]:
         """The longest run of events of one source at the head of the queue, up to max_batch."""
+        self._build()
         if not self._pending:
             return UNBOUND, []
         source = self._pending[0][0]
-        batch = []
+        batch: list[dict[str, Any]] = []
         for event_source, event in self._pending[: self.max_batch]:
             if event_source != source:
                 break
+            assert not callable(event)  # built just above
             batch.append(event)
         return source, batch
 
