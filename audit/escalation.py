@@ -54,11 +54,8 @@ def detect(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not granted:
         return []
     config = settings.MC.policy.escalation
-    parents = dict(
-        Thread.objects.filter(id__in={c["thread_id"] for c in granted}, parent__isnull=False).values_list(
-            "id", "parent_id"
-        )
-    )
+    threads = Thread.objects.filter(id__in={c["thread_id"] for c in granted}, parent__isnull=False)
+    parents = dict(threads.order_by().values_list("id", "parent_id"))
     first_seen: dict[str, Any] = {}
     used_classes: set[tuple[str, str]] = set()
     denied = _pairs_with_denials(granted, config.window)
@@ -144,9 +141,14 @@ def _child_exceeds_parent(check: dict[str, Any], parent_id: str | None) -> list[
 def _pairs_with_denials(granted: list[dict[str, Any]], window: int) -> set[tuple[str, str]]:
     """(subject, resource) pairs of the batch with any denial in their window: one query for
     the batch, so only those pairs pay the exact count (most grants follow no denial)."""
+    return set(denied_pairs(granted, window))
+
+
+def denied_pairs(granted: list[dict[str, Any]], window: int) -> Any:
+    """The query behind `_pairs_with_denials`: one row per pair, however many denials."""
     subjects = {c["user_id"] for c in granted if c["user_id"]}
     if not subjects:
-        return set()
+        return PermissionEvent.objects.none().values_list("user_id", "resource")
     earliest = min(c["timestamp"] for c in granted) - timedelta(seconds=window)
     latest = max(c["timestamp"] for c in granted)
     rows = PermissionEvent.objects.filter(
@@ -156,7 +158,8 @@ def _pairs_with_denials(granted: list[dict[str, Any]], window: int) -> set[tuple
         timestamp__gte=earliest,
         timestamp__lte=latest,
     )
-    return set(rows.values_list("user_id", "resource").distinct())
+    # No ordering: the model's (by timestamp) would join the DISTINCT, a row per denial.
+    return rows.order_by().values_list("user_id", "resource").distinct()
 
 
 def _grant_after_denials(check: dict[str, Any], threshold: int, window: int) -> list[dict[str, str]]:

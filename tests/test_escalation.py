@@ -87,6 +87,15 @@ def test_a_grant_after_three_denials_in_the_window_escalates() -> None:
     assert PermissionEvent.objects.get(id=denials[0]["id"]).severity == "warn"  # denials stay as they were
 
 
+def test_the_batchs_denied_pairs_come_back_once_each_however_many_denials() -> None:
+    from audit import escalation
+
+    store(*[check(i, resource="db/drop", granted=False) for i in range(5)])
+    last = PermissionEvent.objects.latest("timestamp").timestamp
+    grant = {**check(10, resource="db/drop"), "timestamp": last}
+    assert list(escalation.denied_pairs([grant], 600)) == [(grant["user_id"], "db/drop")]
+
+
 def test_fewer_denials_or_older_ones_or_another_subject_stay_quiet() -> None:
     store(
         check(0, resource="db/drop", granted=False),
