@@ -58,9 +58,10 @@ def client_of(ctx: Any) -> dict[str, Any]:
         info = ctx.meta.get(types.CLIENT_INFO_META_KEY)
     if info is None:
         return {}
-    if not isinstance(info, dict):
-        info = info.model_dump(mode="json", exclude_none=True)
-    return {k: info[k] for k in ("name", "version") if k in info}
+    if isinstance(info, dict):
+        return {k: info[k] for k in ("name", "version") if info.get(k) is not None}
+    # The handshake's Implementation model: read, not dumped (this runs on every call).
+    return {k: getattr(info, k) for k in ("name", "version") if getattr(info, k, None) is not None}
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ async def serve(principal: Principal, connect_timeout: float) -> None:
     batcher = EventBatcher("mcp_proxy calls", isolated=True)
     recorder = CallRecorder(batcher, idle_seconds=float("inf"))
     key = ("stdio", str(os.getpid()))
+    subject = principal.subject()  # one caller for the whole connection
 
     def session_of(ctx: Any) -> Session:
         parent = parent_of(ctx.meta)
@@ -76,7 +77,7 @@ async def serve(principal: Principal, connect_timeout: float) -> None:
             via="mcp_proxy",
             principal=principal.name,
             client=client_of(ctx),
-            subject=principal.subject(),
+            subject=subject,
             parent_id=parent,
             team_id=principal.team_id,
             may_call_tools=principal.may_call_tools,
