@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Min, Q
+from django.db.models import Min, Q, QuerySet
 
 from audit.models import PermissionEvent
 from threads.models import Thread
@@ -144,7 +144,7 @@ def _pairs_with_denials(granted: list[dict[str, Any]], window: int) -> set[tuple
     return set(denied_pairs(granted, window))
 
 
-def denied_pairs(granted: list[dict[str, Any]], window: int) -> Any:
+def denied_pairs(granted: list[dict[str, Any]], window: int) -> QuerySet[Any, tuple[str, str]]:
     """The query behind `_pairs_with_denials`: one row per pair, however many denials."""
     subjects = {c["user_id"] for c in granted if c["user_id"]}
     if not subjects:
