@@ -186,6 +186,26 @@ def test_a_stamp_changed_by_another_process_reloads_the_rules(monkeypatch: Any) 
     assert verdict(ALICE, "git", "git_log").granted
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_on_the_embedded_default_a_rules_check_with_no_change_stays_on_the_event_loop(
+    monkeypatch: Any,
+) -> None:
+    await sync_to_async(rule)("deny", server="git")
+    await policies.arules()
+    monkeypatch.setattr("audit.policy.REFRESH_SECONDS", 0.0)  # every call checks the stamp
+
+    def no_thread(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a thread hop for an unchanged stamp")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("audit.policy.sync_to_async", no_thread)
+        assert not decide(await policies.arules(), [Link("T", ALICE)], "git", "git_log", "execute").granted
+    # Changed elsewhere: the stamp differs, and the reload reads the database in a thread.
+    await sync_to_async(PolicyRule.objects.all()._raw_delete)(PolicyRule.objects.db)
+    caches["shared"].set(STAMP_KEY, "from-another-process")
+    assert decide(await policies.arules(), [Link("T", ALICE)], "git", "git_log", "execute").granted
+
+
 # -- REST ----------------------------------------------------------------------------
 
 
