@@ -19,32 +19,26 @@ token's, see missioncontrol.authentication.Principal) is the team of its thread.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import mcp_types as types
-from asgiref.sync import sync_to_async
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from audit import access
 from mcps.endpoint import silent
 from mcps.endpoint.gate import parent_of
+from mcps.endpoint.principals import Principals
 from mcps.endpoint.recorder import Call, CallRecorder, Session
 from mcps.endpoint.router import WebRouter
 from mcps.endpoint.server import build_server
-from missioncontrol.authentication import Principal, principal_for_bearer, scope_bearer
+from missioncontrol.authentication import Principal, scope_bearer
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.jsontext import dumps
 from missioncontrol.ratelimit import Denied, acheck_mcp
 
 PRINCIPAL = "mc.principal"  # where __call__ leaves the authenticated caller, in the ASGI scope
-# A caller's credential, once checked, is trusted this long: an agent's every call
-# would otherwise pay a few database reads before it is forwarded. A revoked token,
-# or a changed role, applies to /mcp within this many seconds.
-PRINCIPAL_TTL = 5.0
 # A JSON-RPC error code in the implementation-defined band (-32000..-32019) that the SDK
 # does not use itself: the request was refused for its rate, retry after `data.retry_after`.
 RATE_LIMITED = -32010
@@ -86,7 +80,8 @@ class MCPEndpoint:
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._principals: dict[str, tuple[float, Principal]] = {}
+        # Who each bearer credential is, checked every few seconds (mcps/endpoint/principals.py).
+        self.principals = Principals()
 
     def session_of(self, ctx: Any) -> Session:
         """The call's session: who calls (the authenticated principal, and its policy
@@ -147,7 +142,7 @@ class MCPEndpoint:
         if denied is not None:
             await _too_many_requests(send, denied)
             return
-        principal = await self._principal(raw, scope) if raw else None
+        principal = await self.principals.get(raw, scope) if raw else None
         if principal is None:
             reason = "invalid, expired or revoked token" if raw else "missing 'Bearer <API token or JWT>'"
             await _unauthorized(send, reason)
@@ -168,21 +163,6 @@ class MCPEndpoint:
             if body is not None and silent.wants_no_notifications(body):
                 manager = managers.plain
         await manager.handle_request(scope, receive, send)
-
-    async def _principal(self, raw: str, scope: dict[str, Any]) -> Principal | None:
-        key = hashlib.sha256(raw.encode()).hexdigest()
-        now = time.monotonic()
-        cached = self._principals.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        principal = await sync_to_async(principal_for_bearer, thread_sensitive=False)(raw, scope)
-        if principal is None:
-            self._principals.pop(key, None)
-            return None
-        if len(self._principals) > 10_000:  # many callers: forget the expired
-            self._principals = {k: v for k, v in self._principals.items() if v[0] > now}
-        self._principals[key] = (now + PRINCIPAL_TTL, principal)
-        return principal
 
     async def shutdown(self) -> None:
         self.recorder.end_all()
