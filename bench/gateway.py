@@ -2,7 +2,11 @@
 
 `get_current_time` of mcp-server-time, 500 sequential calls per path after 50 warm-up
 calls, by an `mcp` SDK client, every path open at once and measured in alternated blocks
-(10 rounds of 50 calls each), so the machine's drift falls on all alike:
+(10 rounds of 50 calls each), so the machine's drift falls on all alike. A path waits
+a couple of seconds between its blocks (the other paths' turns): the first call of each
+block, after that idle time, is measured apart (it finds every process of the path, the
+client's included, with cold caches; an agent that thinks between its calls sees that
+latency), and the 500 are the calls that follow it:
 - direct: the client spawns mcp-server-time itself (stdio), the baseline;
 - /mcp on the embedded default (`make run`: one process, SQLite, the gateway inside);
 - /mcp with the gateway in its own process (`run_gateway`), web on PostgreSQL + Redis;
@@ -10,8 +14,8 @@ calls, by an `mcp` SDK client, every path open at once and measured in alternate
 - the floor of each: a bare forwarder on the SDK (bench/forwarder.py) on the same
   transport, which forwards and does nothing else (over stdio; under daphne).
 Every routed call is also recorded (thread steps, permission check), as in production.
-Reports p50 and p99 of each, the added latency against direct, and what Mission
-Control's own work adds over its floor.
+Reports p50 and p99 of each, the added latency against direct, what Mission Control's
+own work adds over its floor, and the first calls after idle time (p50 and the slowest).
 Environment: BENCH_CALLS (default 500), BENCH_PG, BENCH_REDIS_URL, BENCH_GATEWAY_PATHS (some of
 floor-http,embedded,legacy,split,floor-stdio,proxy; direct is always measured).
 """
@@ -27,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -65,15 +70,30 @@ FLOORS = {EMBEDDED: FLOOR_HTTP, LEGACY: FLOOR_HTTP, SPLIT: FLOOR_HTTP, PROXY: FL
 Opener = Callable[[AsyncExitStack], Awaitable[Client]]
 
 
-async def measure(openers: dict[str, tuple[Opener, str]]) -> dict[str, list[float]]:
+@dataclass
+class Measured:
+    latencies: dict[str, list[float]]  # the CALLS measured calls of each path, sorted
+    resumed: dict[str, list[float]]  # the first call of each block, after idle time, sorted
+
+
+async def measure(openers: dict[str, tuple[Opener, str]]) -> Measured:
     """Every path's client open at once; blocks of calls alternate between the paths.
 
     This shared 2-core machine drifts by a millisecond over a minute: each path takes
     its turn in every one of ROUNDS rounds, so a drift falls on all of them alike. A
     path's own background work (storing its calls) stays in its own block: each block
-    ends with a pause for it to finish.
+    ends with a pause for it to finish. Each block's first call, after its path sat idle
+    through the other paths' blocks, is kept apart.
     """
     latencies: dict[str, list[float]] = {name: [] for name in openers}
+    resumed: dict[str, list[float]] = {name: [] for name in openers}
+
+    async def timed(client: Client, tool: str) -> float:
+        start = time.perf_counter()
+        result = await client.call_tool(tool, ARGUMENTS)
+        assert not result.is_error, result
+        return (time.perf_counter() - start) * 1000
+
     async with AsyncExitStack() as stack:
         clients = {name: (await opener(stack), tool) for name, (opener, tool) in openers.items()}
         for client, tool in clients.values():
@@ -82,12 +102,13 @@ async def measure(openers: dict[str, tuple[Opener, str]]) -> dict[str, list[floa
         for _ in range(ROUNDS):
             for name, (client, tool) in clients.items():
                 await asyncio.sleep(PAUSE)
+                resumed[name].append(await timed(client, tool))
                 for _ in range(CALLS // ROUNDS):
-                    start = time.perf_counter()
-                    result = await client.call_tool(tool, ARGUMENTS)
-                    latencies[name].append((time.perf_counter() - start) * 1000)
-                    assert not result.is_error, result
-    return {name: sorted(values) for name, values in latencies.items()}
+                    latencies[name].append(await timed(client, tool))
+    return Measured(
+        {name: sorted(values) for name, values in latencies.items()},
+        {name: sorted(values) for name, values in resumed.items()},
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -234,8 +255,9 @@ def main() -> None:
             openers[FLOOR_STDIO] = (stdio(forwarder), "get_current_time")
         if "proxy" in PATHS:
             openers[PROXY] = (stdio([sys.executable, "manage.py", "mcp_proxy"], embedded), ROUTED)
-        rows = asyncio.run(measure(openers))
+        measured = asyncio.run(measure(openers))
 
+    rows, resumed = measured.latencies, measured.resumed
     base = rows[DIRECT]
     b50, b99 = pct(base, 0.5), pct(base, 0.99)
     results = []
@@ -264,6 +286,14 @@ def main() -> None:
         results.append(row)
         print(line, flush=True)
     print("targets: /mcp added p50 <= 2.5 ms and p99 <= 10 ms; mcp_proxy added p50 <= 1 ms")
+    print(f"-- the first call of each block, after the path sat idle ({ROUNDS} per path)")
+    first_base = pct(resumed[DIRECT], 0.5)
+    for row in results:
+        first = resumed[row["path"]]
+        p50, slowest = pct(first, 0.5), first[-1]
+        row.update(after_idle_p50_ms=round(p50, 2), after_idle_max_ms=round(slowest, 2))
+        added = p50 - first_base
+        print(f"{row['path']:48s} p50 {p50:6.2f} ms  slowest {slowest:6.2f} ms  added p50 {added:+6.2f} ms")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "gateway.json").write_text(json.dumps(results, indent=2))
