@@ -10,8 +10,8 @@ import pytest
 from mcps.endpoint.principals import Principals
 from missioncontrol.authentication import Principal
 
-# Checks trusted 0.3 s, renewed 0.1 s after they were made when the credential was used.
-TTL, AHEAD, RENEWED = 0.3, 0.2, 0.15
+# Checks trusted 1 s, renewed 0.2 s after they were made when the credential was used.
+TTL, AHEAD, RENEWED = 1.0, 0.8, 0.3
 
 
 def _principal(name: str) -> Principal:
