@@ -392,8 +392,9 @@ class PolicyCache:
         ready = self.fresh()
         if ready is not None:
             return ready
-        if isinstance(_shared(), LOCAL_CACHES):
-            ready = self._confirm(_shared().get(STAMP_KEY))
+        shared = _shared()
+        if isinstance(shared, LOCAL_CACHES):
+            ready = self._confirm(shared.get(STAMP_KEY))
             if ready is not None:
                 return ready
         return await sync_to_async(_with_fresh_connection(self.rules), thread_sensitive=False)()
