@@ -9,7 +9,7 @@ PORT ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/missioncontrol
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install browser run test test-postgres test-embedded lint bench clean
+.PHONY: install browser run test test-postgres test-embedded test-clock lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt sdk/pyproject.toml $(wildcard sdk/missioncontrol_sdk/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,10 +46,12 @@ run: install
 	$(PY) manage.py serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 # Everything against PostgreSQL + Redis, then the suite again on the embedded default
-# (SQLite, in-memory channel layer) minus the multi-process tests that need Redis.
+# (SQLite, in-memory channel layer) minus the multi-process tests that need Redis, then
+# the date-sensitive tests with the clock moved a year ahead and a year back.
 test: install
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-embedded
+	$(MAKE) --no-print-directory test-clock
 
 test-postgres: install browser
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only \
@@ -59,6 +61,16 @@ test-postgres: install browser
 test-embedded: install browser
 	tmp=$$(mktemp -d) && env -u DATABASE_URL -u REDIS_URL -u MC_CONFIG MC_DATA_DIR=$$tmp \
 	$(PY) -m pytest -q -m "not slow"; rc=$$?; rm -rf $$tmp; exit $$rc
+
+# The tests marked `clock` (tests/conftest.py: DATED_MODULES) on the embedded default,
+# with every Python process of the run (pytest and the servers it starts) a year ahead,
+# then a year back: tests/clock/sitecustomize.py moves the wall clock with time-machine.
+test-clock: install browser
+	for days in 365 -365; do echo "test-clock: the clock moved $$days days"; \
+	  tmp=$$(mktemp -d) && env -u DATABASE_URL -u REDIS_URL -u MC_CONFIG MC_DATA_DIR=$$tmp \
+	  PYTHONPATH=tests/clock MC_TEST_CLOCK_SHIFT_DAYS=$$days $(PY) -m pytest -q -m clock; \
+	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 lint: install
 	$(VENV)/bin/ruff check .

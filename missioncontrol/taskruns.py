@@ -144,12 +144,14 @@ def worker_ready(sender: Any = None, **_: Any) -> None:
 
 
 def sweep(older_than: timedelta) -> int:
-    """Mark lost the runs started longer ago than any run may last (the hard time limit)."""
-    from django.utils import timezone
+    """Mark lost the runs started longer ago than any run may last (the hard time limit).
+
+    Measured on the database's clock, which stamped `started_at`."""
+    from django.db.models.functions import Now
 
     from missioncontrol.models import TaskRun
 
-    return TaskRun.objects.filter(started_at__lt=timezone.now() - older_than).mark_lost(
+    return TaskRun.objects.filter(started_at__lt=Now() - older_than).mark_lost(
         "still running past the hard time limit: its worker died"
     )
 

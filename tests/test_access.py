@@ -26,7 +26,17 @@ from missioncontrol import roles
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
 from missioncontrol.models import APIToken, Team
-from tests.conftest import Socket, access_token, api_token, event, make_user, post_batch, signed_in, team
+from tests.conftest import (
+    BASE_TIME,
+    Socket,
+    access_token,
+    api_token,
+    event,
+    make_user,
+    post_batch,
+    signed_in,
+    team,
+)
 from tests.mcp_servers import api
 from threads.models import Thread
 
@@ -178,8 +188,10 @@ def test_each_role_on_the_pages_graphql_and_the_exports(two_teams: None, role: s
 
 
 def test_the_compliance_report_counts_only_the_checks_a_user_may_see(
-    two_teams: None, viewer: User, admin: User
+    two_teams: None, viewer: User, admin: User, time_machine: Any
 ) -> None:
+    # The report's default period is the seven days up to now: a day after the checks.
+    time_machine.move_to(BASE_TIME + timedelta(days=1))
     mine = signed_in(viewer).get("/api/permissions/compliance").json()
     assert mine["totals"]["checks"] == 1
     assert [row["resource"] for row in mine["by_resource"]] == ["apple/x"]

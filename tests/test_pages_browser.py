@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from tests.conftest import event
+from tests.conftest import ago, event
 from tests.faults import PrivateRedis
 from tests.kiwi_workspace import kiwi_workspace
 from tests.processes import ROOT, Server, clean_env, daphne, free_port, post_events
@@ -372,12 +372,20 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str, 
     post_events(
         visit.web.url,
         ingest_key,
+        # A minute ago: the escalation banner counts the last 24 hours, whatever the date.
         [
-            event("thread.started", thread_id="T-err", user_input="deploy the site"),
-            event("log", 0.2, level="ERROR", service="deployer", thread_id="T-err", message="deploy failed"),
+            event("thread.started", timestamp=ago(60), thread_id="T-err", user_input="deploy the site"),
+            event(
+                "log",
+                timestamp=ago(59.8),
+                level="ERROR",
+                service="deployer",
+                thread_id="T-err",
+                message="deploy failed",
+            ),
             event(
                 "permission.check",
-                0.3,
+                timestamp=ago(59.7),
                 thread_id="T-err",
                 user_id="bob",
                 resource="prod/db",
@@ -386,7 +394,7 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str, 
                 escalation_detected=True,
                 reason="role escalation",
             ),
-            event("thread.ended", 1, thread_id="T-err", status="error"),
+            event("thread.ended", timestamp=ago(59), thread_id="T-err", status="error"),
         ],
     )
     from automations.models import Automation, DirectiveExecution, StepRun

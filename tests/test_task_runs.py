@@ -16,7 +16,7 @@ import pytest
 from celery import Celery
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from missioncontrol import taskruns
 from missioncontrol.models import TaskRun
@@ -56,8 +56,9 @@ def test_a_restarted_worker_marks_what_it_was_running_lost() -> None:
 
 def test_the_sweep_marks_lost_only_runs_older_than_the_time_limit() -> None:
     old = TaskRun.objects.create(task_id="old", name="x", args_digest="d")
+    # started_at is stamped by the database's clock, and the sweep reads that clock too.
     TaskRun.objects.filter(pk=old.pk).update(
-        started_at=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 120)
+        started_at=Now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 120)
     )
     TaskRun.objects.create(task_id="young", name="x", args_digest="d")
     assert sweep_task_runs.apply().get() == 1
