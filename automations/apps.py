@@ -9,6 +9,7 @@ class AutomationsConfig(AppConfig):
     verbose_name = "Automations"
 
     def ready(self) -> None:
+        from automations import tasks  # noqa: F401 - registers its Celery tasks in every process
         from automations.system import on_post_migrate
 
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="automations.system_directives")

@@ -520,13 +520,12 @@ class Automation(models.Model):
         minute = now.replace(second=0, microsecond=0)
         # The latest scheduled minute at or before `now` (get_prev is exclusive of its start).
         latest: datetime = croniter(self.schedule, minute + timedelta(minutes=1)).get_prev(datetime)
-        since = self.last_executed_at or self.created_at
-        if latest < since.replace(second=0, microsecond=0):
-            return None
-        if self.last_executed_at is not None and latest <= self.last_executed_at.replace(
-            second=0, microsecond=0
-        ):
-            return None
+        if self.last_executed_at is None:
+            # Never fired: only a scheduled minute that came after it was made, so one made
+            # at 10:00:30 with `*/15` first runs at 10:15, not at once for 10:00.
+            return latest if latest >= self.created_at else None
+        if latest <= self.last_executed_at.replace(second=0, microsecond=0):
+            return None  # fired for this minute (or a later one) already
         return latest
 
     def matches(self, event: dict[str, Any]) -> bool:

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class LogsConfig(AppConfig):
     name = "logs"
     verbose_name = "Logs"
+
+    def ready(self) -> None:
+        from logs import tasks  # noqa: F401 - registers its Celery tasks in every process

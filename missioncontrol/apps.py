@@ -9,6 +9,10 @@ class MissionControlConfig(AppConfig):
     verbose_name = "Mission Control"
 
     def ready(self) -> None:
+        from missioncontrol import (
+            checks,  # noqa: F401 - registers the system checks
+            tasks,  # noqa: F401 - registers its Celery tasks in every process
+        )
         from missioncontrol.roles import ensure_groups
 
         # After every app's permissions exist (post_migrate is sent per app; this

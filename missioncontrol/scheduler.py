@@ -1,9 +1,17 @@
 """The beat schedule, run inside the web process when there is no Redis (no Celery beat).
 
-Each entry of `CELERY_BEAT_SCHEDULE` with an interval (seconds or a timedelta) runs its
-Celery task every interval on a worker thread, one run at a time per entry; a failed
-run is logged and the next one comes on schedule. With Redis, `celery beat` and a
-worker do this instead and this scheduler does not start.
+Every entry of `CELERY_BEAT_SCHEDULE` runs here exactly as `celery beat` would send it:
+its schedule is Celery's own (`celery.schedules.schedule` for an interval in seconds or a
+timedelta, `crontab` for wall-clock minutes), asked with `is_due()` when the entry runs
+next, so an interval entry first runs one interval after start (as beat's does) and a
+crontab entry runs at its minute. Each run applies the registered Celery task on a
+worker thread, one run at a time per entry; a failed run is logged and the next one
+comes on schedule. With Redis, `celery beat` and a worker do this instead and this
+scheduler does not start.
+
+Tasks are registered by their apps' `ready()` (every process kind imports them), so an
+entry naming no registered task is a start-up error (`missioncontrol.checks`), never a
+line logged every interval.
 """
 
 from __future__ import annotations
@@ -14,34 +22,52 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from celery import Task
+from celery.schedules import BaseSchedule, schedule
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 
-def interval_of(entry: dict[str, Any]) -> float | None:
-    schedule = entry.get("schedule")
-    if isinstance(schedule, timedelta):
-        return schedule.total_seconds()
-    if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
-        return float(schedule)
-    return None
+def schedule_of(entry: dict[str, Any]) -> BaseSchedule:
+    """The entry's schedule as Celery beat reads it (a number of seconds is an interval)."""
+    from missioncontrol.celery import app
+
+    value = entry["schedule"]
+    if isinstance(value, BaseSchedule):
+        found = value
+    elif isinstance(value, timedelta) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        found = schedule(run_every=value)
+    else:
+        raise TypeError(f"a beat schedule is seconds, a timedelta or a celery schedule, not {value!r}")
+    found.app = app  # its clock (app.now) and time zone
+    return found
+
+
+def unknown_tasks(beat_schedule: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Entries (name: task) whose task no app has registered."""
+    from missioncontrol.celery import app
+
+    return {name: entry["task"] for name, entry in beat_schedule.items() if entry["task"] not in app.tasks}
 
 
 class InProcessScheduler:
-    def __init__(self, schedule: dict[str, dict[str, Any]] | None = None) -> None:
-        self.schedule = schedule if schedule is not None else settings.CELERY_BEAT_SCHEDULE
+    def __init__(self, beat_schedule: dict[str, dict[str, Any]] | None = None) -> None:
+        self.schedule = beat_schedule if beat_schedule is not None else settings.CELERY_BEAT_SCHEDULE
         self.tasks: list[asyncio.Task[None]] = []
         self.runs: dict[str, int] = {}
 
     def start(self) -> None:
+        from missioncontrol.celery import app
+
+        missing = unknown_tasks(self.schedule)
         loop = asyncio.get_running_loop()
         for name, entry in self.schedule.items():
-            interval = interval_of(entry)
-            if interval is None or interval <= 0:
-                logger.warning("scheduler: %s has no interval schedule; only celery beat runs it", name)
+            if name in missing:  # `manage.py check` (and so `serve`) refuses this at start-up
+                logger.error("scheduler: %s: no task named %s; it will not run", name, missing[name])
                 continue
-            self.tasks.append(loop.create_task(self._every(name, entry["task"], interval)))
+            every = schedule_of(entry)
+            self.tasks.append(loop.create_task(self._run(name, app.tasks[entry["task"]], every)))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -49,15 +75,14 @@ class InProcessScheduler:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
 
-    async def _every(self, name: str, task_name: str, interval: float) -> None:
-        from missioncontrol.celery import app
-
+    async def _run(self, name: str, task: Task, every: BaseSchedule) -> None:
+        last_run_at = every.now()  # as beat starts an entry it has no record of
         while True:
-            await asyncio.sleep(interval)
-            task = app.tasks.get(task_name)
-            if task is None:
-                logger.error("scheduler: %s: no task named %s", name, task_name)
+            due, wait = every.is_due(last_run_at)
+            if not due:
+                await asyncio.sleep(wait)
                 continue
+            last_run_at = every.now()
             try:
                 # A thread, so the task's own async_to_sync hops back onto this loop.
                 await sync_to_async(task.apply, thread_sensitive=False)(throw=True)

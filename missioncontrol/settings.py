@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -264,7 +265,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("MC_CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
 }
 # Periodic tasks: run by `celery beat` with Redis, by the web process itself without
-# (missioncontrol/scheduler.py).
+# (missioncontrol/scheduler.py), on the same Celery schedules (seconds, or crontab in UTC).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "mcps.check-health": {"task": "mcps.check_health", "schedule": float(MC.mcps.health_check_interval)},
     # Spools left by any process on this data volume (each web process drains its own too).
@@ -273,17 +274,28 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 300.0,
         "options": {"expires": 280},
     },
-    # Daily: days past log_retention.hot to the archive, warm to cold, cold past its age gone.
-    "logs.archive": {"task": "logs.archive", "schedule": 86400.0, "options": {"expires": 86000}},
-    # PostgreSQL: the log table's day partitions, made ahead (logs/partitions.py).
-    "logs.partitions": {"task": "logs.partitions", "schedule": 3600.0, "options": {"expires": 3500}},
+    # Daily at 03:30 UTC: days past log_retention.hot to the archive, warm to cold, cold
+    # past its age gone. On the clock, not every 24 h from start: a process restarted more
+    # often than daily would otherwise never archive.
+    "logs.archive": {
+        "task": "logs.archive",
+        "schedule": crontab(minute=30, hour=3),
+        "options": {"expires": 86000},
+    },
+    # PostgreSQL, hourly at :05: the log table's day partitions, made ahead (logs/partitions.py).
+    "logs.partitions": {
+        "task": "logs.partitions",
+        "schedule": crontab(minute=5),
+        "options": {"expires": 3500},
+    },
     "missioncontrol.drain-spool": {
         "task": "missioncontrol.drain_spool",
         "schedule": 30.0,
         "options": {"expires": 25},
     },
-    # Scheduled automations, read from the database every minute (automations/tasks.py).
-    "automations.tick": {"task": "automations.tick", "schedule": 60.0, "options": {"expires": 55}},
+    # Scheduled automations, read from the database at the start of every minute, so a
+    # cron automation starts on its minute (automations/tasks.py).
+    "automations.tick": {"task": "automations.tick", "schedule": crontab(), "options": {"expires": 55}},
     # Kiwi workspaces re-indexed: changed files only (kiwi/models.py).
     "kiwi.index": {
         "task": "kiwi.index",

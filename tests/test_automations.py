@@ -88,6 +88,25 @@ def test_a_cron_automation_fires_at_its_time_once(
     ]
 
 
+def test_a_cron_automation_made_after_its_minute_began_waits_for_the_next_one(
+    monkeypatch: pytest.MonkeyPatch, summary: Directive
+) -> None:
+    Automation.objects.create(
+        name="made mid-minute",
+        directive=summary,
+        trigger="schedule",
+        schedule="*/15 * * * *",
+        created_at=at("2026-11-21T10:00:30"),
+    )
+    travel(monkeypatch, "2026-11-21T10:00:45")
+    assert tasks.tick.apply().get() == []  # 10:00 passed before it existed
+    travel(monkeypatch, "2026-11-21T10:15:01")
+    tasks.tick.apply().get()
+    assert [e.trigger_info["scheduled_for"] for e in DirectiveExecution.objects.all()] == [
+        "2026-11-21T10:15:00+00:00"
+    ]
+
+
 def test_two_ticks_racing_for_the_same_minute_fire_once(
     monkeypatch: pytest.MonkeyPatch, summary: Directive
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -63,7 +63,11 @@ async def test_the_in_process_scheduler_fires_due_cron_automations(monkeypatch: 
         "name: summary\npermissions: ['read:*']\nsteps:\n  - script: generate_summary\n"
     )
     await sync_to_async(Automation.objects.create)(
-        name="every minute", directive=directive, trigger="schedule", schedule="* * * * *", created_at=frozen
+        name="every minute",
+        directive=directive,
+        trigger="schedule",
+        schedule="* * * * *",
+        created_at=frozen - timedelta(minutes=1),  # due at 10:00, the minute after it was made
     )
     scheduler = InProcessScheduler({"tick": {"task": "automations.tick", "schedule": 0.2}})
     scheduler.start()

@@ -308,7 +308,11 @@ async def test_without_celery_beat_the_web_process_runs_the_health_schedule(gate
     scheduler = InProcessScheduler({"health": {"task": "mcps.check_health", "schedule": 0.2}})
     scheduler.start()
     try:
-        await until(lambda: HealthCheck.objects.filter(ok=True).count() >= 6, timeout=10, what="two rounds")
+        await until(
+            lambda: scheduler.runs.get("health", 0) >= 2 and HealthCheck.objects.filter(ok=True).count() >= 6,
+            timeout=20,
+            what="two rounds",
+        )
     finally:
         await scheduler.stop()
     assert scheduler.runs["health"] >= 2
