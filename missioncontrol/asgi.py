@@ -25,6 +25,7 @@ from missioncontrol.ingest import drainer  # noqa: E402
 from missioncontrol.ingest.edge import ingest_endpoint  # noqa: E402
 from missioncontrol.ingest.otlp.edge import SIGNALS as OTLP_PATHS  # noqa: E402
 from missioncontrol.ingest.otlp.edge import otlp_endpoint  # noqa: E402
+from missioncontrol.metrics import count_replacement  # noqa: E402
 from missioncontrol.origins import OriginValidator  # noqa: E402
 from missioncontrol.routing import websocket_urlpatterns  # noqa: E402
 from missioncontrol.runtime import tune_for_latency  # noqa: E402
@@ -32,6 +33,7 @@ from missioncontrol.runtime import tune_for_latency  # noqa: E402
 logger = logging.getLogger(__name__)
 get_resolver().url_patterns  # noqa: B018 (imports every view now, not on the first request)
 tune_for_latency()
+count_replacement()
 INGEST_PATH = "/api/ingest/events"
 MCP_PATHS = ("/mcp", "/mcp/")
 django_http = ASGIStaticFilesHandler(django_asgi_app)

@@ -34,6 +34,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Set by `serve` in the environment of a worker it starts to replace one that died.
+REPLACEMENT_ENV = "MC_SERVE_REPLACEMENT"
 
 INGEST_EVENTS = Counter(
     "mission_control_ingest_events",
@@ -68,6 +70,10 @@ GATEWAY_CALL_LATENCY = Histogram(
     "Tool calls through the gateway, by server and outcome.",
     ["mcp_id", "outcome"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+WEB_WORKER_RESTARTS = Counter(
+    "mission_control_web_worker_restarts",
+    "Web workers `serve` started to replace one that died (counted by the replacement).",
 )
 TASK_RUNS = Counter(
     "mission_control_task_runs", "Celery task runs, by task and final status.", ["task", "status"]
@@ -192,3 +198,9 @@ def query_latency_middleware(get_response: Any) -> Any:
                 QUERY_LATENCY.labels(kind).observe(time.perf_counter() - start)
 
     return middleware
+
+
+def count_replacement() -> None:
+    """At a web worker's start: count it if `serve` started it to replace a dead one."""
+    if os.environ.pop(REPLACEMENT_ENV, None):
+        WEB_WORKER_RESTARTS.inc()

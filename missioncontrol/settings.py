@@ -569,7 +569,7 @@ if PRODUCTION:
     # HTTPS only: plain HTTP is redirected (but /health, for load balancers' probes),
     # browsers remember it for a year (HSTS), cookies never travel in clear.
     SECURE_SSL_REDIRECT = env_bool("MC_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SECURE_REDIRECT_EXEMPT = [r"^health(/live|/ready)?$"]
     SECURE_HSTS_SECONDS = env_int("MC_HSTS_SECONDS", 365 * 86400)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MC_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("MC_HSTS_PRELOAD", True)

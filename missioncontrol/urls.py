@@ -25,6 +25,8 @@ urlpatterns = [
     path("", include("automations.urls")),
     path("", include("kiwi.urls")),
     path("health", views.health, name="health"),
+    path("health/ready", views.health, name="health-ready"),
+    path("health/live", views.liveness, name="health-live"),
     path("metrics", views.metrics, name="metrics"),
     # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections import Counter
 from typing import Any
@@ -62,7 +63,16 @@ async def _channel_layer_state() -> dict[str, Any]:
     return {"ok": message.get("token") == token, "backend": backend}
 
 
+async def liveness(request: HttpRequest) -> JsonResponse:
+    """Liveness (`/health/live`): this process answers. No dependency is asked: while the
+    database is down the process still takes ingest into its spool, and restarting it
+    would bring nothing back. Readiness, with the dependencies, is `/health`."""
+    return JsonResponse({"status": "alive", "pid": os.getpid()})
+
+
 async def health(request: HttpRequest) -> JsonResponse:
+    """Readiness (`/health`, `/health/ready`): 200 when the database and the channel layer
+    answer; 503 with Retry-After naming the one that does not."""
     database = await sync_to_async(_database_state, thread_sensitive=False)()
     layer = await _channel_layer_state()
     files, size = await sync_to_async(default_spool().depth, thread_sensitive=False)()

@@ -169,3 +169,16 @@ def register_and_call_time(url: str, token: str, timeout: float = 60) -> dict[st
     )
     assert call.status_code == 200, call.text
     return call.json()
+
+
+def signed_in(url: str, username: str, password: str) -> httpx.Client:
+    """A client of the server at `url` signed in through its login form, as a browser is."""
+    client = httpx.Client(base_url=url, timeout=10)
+    client.get("/accounts/login/")
+    answer = client.post(
+        "/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+        headers={"Referer": f"{url}/accounts/login/"},
+    )
+    assert answer.status_code == 302, answer.text[:500]
+    return client

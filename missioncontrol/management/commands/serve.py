@@ -4,9 +4,14 @@ Host and port come from `server`, keepalive pings from `websocket`. With
 `server.workers` > 1 the command binds the listening socket itself and starts that
 many daphne processes sharing it (the kernel spreads connections over them); they
 meet through PostgreSQL and the Redis channel layer, so more than one needs REDIS_URL.
-If one worker exits, the others are stopped and the command exits with its code, for
-the process manager to restart. When the demo is on and seeded (`seed_demo`), the
-demo agent runs beside it as a child process (`run_demo_agent`).
+
+It supervises them as gunicorn's arbiter does: a worker that dies (a crash, an OOM
+kill, `kill -9`) is logged and replaced while its siblings keep serving; a worker that
+dies again soon after it started is replaced after a backoff that doubles (1 s up to
+30 s) until one lives a minute; each replacement counts in /metrics
+(`mission_control_web_worker_restarts_total`). SIGTERM or SIGINT stops them all and
+waits for each to drain. When the demo is on and seeded (`seed_demo`), the demo agent
+runs beside it as a child process (`run_demo_agent`).
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from missioncontrol.metrics import MULTIPROCESS_ENV
+from missioncontrol.metrics import MULTIPROCESS_ENV, REPLACEMENT_ENV
 
 APPLICATION = "missioncontrol.asgi:application"
 
@@ -111,36 +118,79 @@ class Command(BaseCommand):
         listener.set_inheritable(True)
         fd = listener.fileno()
         command = [sys.executable, "-m", "daphne", "--fd", str(fd), *daphne_options(), APPLICATION]
-        env = metrics_environment()
-        children = [subprocess.Popen(command, pass_fds=(fd,), env=env) for _ in range(workers)]
+        arbiter = Arbiter(command, fd, metrics_environment(), workers, self.stdout)
         self.stdout.write(f"serving on {host}:{port} with {workers} daphne workers", ending="\n")
         self.stdout.flush()
-
-        def stop(signum: int, frame: Any) -> None:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
         try:
-            code = self.wait_first(children)
+            return arbiter.run()
         finally:
-            stop(signal.SIGTERM, None)
-            for child in children:
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
             listener.close()
-        return code
 
-    @staticmethod
-    def wait_first(children: list[subprocess.Popen[bytes]]) -> int:
-        """Block until one worker exits; its exit code."""
-        while True:
-            pid, status = os.wait()
-            for child in children:
-                if child.pid == pid:
-                    child.returncode = os.waitstatus_to_exitcode(status)
-                    return child.returncode
+
+class Arbiter:
+    """Keeps `count` daphne workers alive on one inherited socket until told to stop."""
+
+    FIRST_BACKOFF = 1.0
+    MAX_BACKOFF = 30.0
+    STEADY_AFTER = 60.0  # a worker that lived this long resets the backoff
+
+    def __init__(self, command: list[str], fd: int, env: dict[str, str], count: int, out: Any) -> None:
+        self.command, self.fd, self.env, self.count, self.out = command, fd, env, count, out
+        self.workers: dict[int, tuple[subprocess.Popen[bytes], float]] = {}  # pid: (process, started)
+        self.backoff = 0.0
+        self.stopping = False
+        self.wakeup = threading.Event()
+
+    def spawn(self, replacement: bool) -> None:
+        env = {**self.env, REPLACEMENT_ENV: "1"} if replacement else self.env
+        process = subprocess.Popen(self.command, pass_fds=(self.fd,), env=env)
+        self.workers[process.pid] = (process, time.monotonic())
+
+    def stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        for process, _ in self.workers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        self.wakeup.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        for _ in range(self.count):
+            self.spawn(replacement=False)
+        try:
+            while not self.stopping:
+                self.reap()
+                self.wakeup.wait(0.2)
+        finally:
+            self.stop(signal.SIGTERM, None)
+            for process, _ in self.workers.values():
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        return 0
+
+    def reap(self) -> None:
+        """Replace each worker that exited (after the backoff, if it died young)."""
+        for pid, (process, started) in list(self.workers.items()):
+            code = process.poll()
+            if code is None or self.stopping:
+                continue
+            del self.workers[pid]
+            lived = time.monotonic() - started
+            self.backoff = (
+                0.0
+                if lived >= self.STEADY_AFTER
+                else min(self.MAX_BACKOFF, self.backoff * 2 or self.FIRST_BACKOFF)
+            )
+            self.out.write(
+                f"worker {pid} exited with code {code} after {lived:.0f} s; "
+                f"starting a replacement in {self.backoff:g} s",
+                ending="\n",
+            )
+            self.out.flush()
+            if self.backoff and self.wakeup.wait(self.backoff):
+                return  # told to stop while backing off
+            self.spawn(replacement=True)
