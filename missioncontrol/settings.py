@@ -304,6 +304,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
 }
 SCHEDULE_IN_PROCESS = env_bool("MC_SCHEDULE_IN_PROCESS", REDIS_URL is None)
+if REDIS_URL:
+    # `celery beat` keeps its schedule in Redis (celery-redbeat), not in a file of its
+    # container: each entry's last run survives a restart of beat, and beat holds a lock
+    # in Redis while it runs, so a second beat (a redeploy's overlap, a mistake in
+    # scaling) waits instead of sending every job twice. A dead beat's lock expires after
+    # 5 x CELERY_BEAT_MAX_LOOP_INTERVAL, then a waiting beat takes over.
+    CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+    CELERY_REDBEAT_REDIS_URL = REDIS_URL
+    CELERY_REDBEAT_KEY_PREFIX = f"{CHANNEL_PREFIX}:redbeat:"
+    CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
