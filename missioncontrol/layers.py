@@ -161,7 +161,14 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
         return group.startswith("mc.")  # the contract's channels (live.group_for)
 
     async def replay(self, group: str, epoch: Any, seq: int) -> Replay:
-        """What a client at (epoch, seq) on `group` missed (missioncontrol.history)."""
+        """What a client at (epoch, seq) on `group` missed (missioncontrol.history).
+
+        Read-only, so safe to retry: after a Redis restart the pooled connection it
+        takes first is dead, and the retry gets a new one (a resume must be answered
+        with its replay or a resync, never a closed socket)."""
+        return await _once_more(self._replay, group, epoch, seq)
+
+    async def _replay(self, group: str, epoch: Any, seq: int) -> Replay:
         layer = self._get_layer()
         shard = layer._get_shard(layer._get_group_channel_name(group))
         async with shard._lock:

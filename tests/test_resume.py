@@ -174,3 +174,21 @@ async def test_clients_resume_across_a_redis_restart(ingest_key: str, private_re
             assert ack["payload"]["resumed"] is False
             resync = await ws.recv()
             assert resync["type"] == "resync" and resync["payload"]["epoch"] != at["epoch"]
+
+
+async def test_the_first_resume_after_a_redis_restart_is_answered_not_closed(
+    ingest_key: str, private_redis: PrivateRedis
+) -> None:
+    async with Socket() as ws:
+        at = await subscribed_at(ws, "logs:*")
+    private_redis.kill()
+    private_redis.start()
+    # Nothing has used the layer's pooled connection since: the resume is the first command.
+    async with Socket() as ws:
+        ack = await resume(ws, "logs:*", at)
+        assert ack["type"] == "response", ack
+        if private_redis.persistent:
+            assert ack["payload"] == {"subscribed": True, "resumed": True}
+        else:
+            assert ack["payload"] == {"subscribed": True, "resumed": False}
+            assert (await ws.recv())["type"] == "resync"
