@@ -22,13 +22,17 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Front-end libraries of the pages (htmx, uPlot, cytoscape; pinned in package.json),
+# Front-end libraries of the pages (htmx, uPlot, cytoscape, GraphiQL; pinned in package.json),
 # copied into static/vendor/ (ignored by git): nothing loads from a CDN at run time.
 VENDOR := static/vendor
 $(VENDOR)/.installed: node_modules/.installed
-	mkdir -p $(VENDOR)
+	mkdir -p $(VENDOR)/graphiql
 	cp node_modules/htmx.org/dist/htmx.min.js node_modules/uplot/dist/uPlot.iife.min.js \
 	   node_modules/uplot/dist/uPlot.min.css node_modules/cytoscape/dist/cytoscape.min.js $(VENDOR)/
+	cp node_modules/react/umd/react.production.min.js node_modules/react-dom/umd/react-dom.production.min.js \
+	   node_modules/graphiql/graphiql.min.js node_modules/graphiql/graphiql.min.css $(VENDOR)/graphiql/
+	cp node_modules/@graphiql/plugin-explorer/dist/index.umd.js $(VENDOR)/graphiql/plugin-explorer.umd.js
+	cp node_modules/@graphiql/plugin-explorer/dist/style.css $(VENDOR)/graphiql/plugin-explorer.css
 	touch $@
 
 # Debian's Chromium for the browser tests (Playwright drives it and never downloads one).

@@ -11,6 +11,12 @@ from django.http import HttpRequest
 from audit import access
 from missioncontrol.models import APIToken, TaskRun, Team
 
+# The admin console carries the product's name, not Django's.
+admin.site.site_header = "Mission Control administration"
+admin.site.site_title = "Mission Control admin"
+admin.site.index_title = "Servers, threads, logs, audit and automations"
+admin.site.site_url = "/"
+
 
 @admin.register(TaskRun)
 class TaskRunAdmin(admin.ModelAdmin):

@@ -12,7 +12,7 @@ from missioncontrol import roles
 
 # These answer 401 (JSON) rather than redirect a script to a login page; the admin has
 # its own login; /health and static files are public.
-NOT_PAGES = ("/api/", "/graphql", "/health", "/admin/", "/static/", "/accounts/login/")
+NOT_PAGES = ("/api/", "/graphql", "/health", "/admin/", "/static/", "/accounts/login/", "/favicon.ico")
 # A user without a role may still sign out (and in as someone else).
 ROLELESS = ("/accounts/",)
 NO_ROLE = (

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from missioncontrol import views
@@ -24,6 +26,8 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("automations.urls")),
     path("", include("kiwi.urls")),
+    # Browsers ask for /favicon.ico on pages without an icon link (the JSON ones).
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("health", views.health, name="health"),
     path("health/ready", views.health, name="health-ready"),
     path("health/live", views.liveness, name="health-live"),

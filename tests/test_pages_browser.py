@@ -542,3 +542,28 @@ def test_an_automation_made_in_the_builder_appears_and_runs(visit: Visit) -> Non
     page = visit.open(f"/automations/{automation.pk}")
     assert page.locator(f'tr[data-execution="{execution.pk}"]').count() == 1
     visit.shot("automation-light")
+
+
+def test_graphiql_runs_a_query_from_local_files_alone(visit: Visit) -> None:
+    from threads.models import Thread
+
+    Thread.objects.create(id="T-graphiql", user_input="asked through GraphiQL")
+    fetched: list[str] = []
+    visit.page.on("request", lambda r: fetched.append(r.url))
+    page = visit.open("/graphql")
+    page.wait_for_selector(".graphiql-container")
+    page.click(".graphiql-execute-button")
+    page.wait_for_function("() => document.querySelector('.result-window').innerText.includes('T-graphiql')")
+    visit.shot("graphiql")
+    # No CDN: every file came from Mission Control itself.
+    assert fetched and all(u.startswith(visit.web.url) or u.startswith("data:") for u in fetched), fetched
+
+
+def test_the_admin_and_a_json_page_ask_for_nothing_that_is_missing(visit: Visit) -> None:
+    missing: list[str] = []
+    visit.page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page = visit.open("/admin/")
+    assert "Mission Control administration" in page.inner_text("#site-name")
+    visit.open("/api/threads")  # JSON: the browser asks for /favicon.ico itself
+    page.goto(visit.web.url + "/favicon.ico")
+    assert missing == [], missing
