@@ -67,6 +67,24 @@ class Server:
                 self.proc.wait()
 
 
+def is_descendant(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == ancestor:
+            return True
+    return False
+
+
+def descendants(ancestor: int, word: str) -> list[int]:
+    """Pids of the processes under `ancestor` whose command line holds `word`."""
+    found = subprocess.run(["pgrep", "-f", word], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found if is_descendant(int(pid), ancestor)]
+
+
 def daphne(port: int, env: dict[str, str], log: Path) -> Server:
     return Server(
         [
