@@ -132,6 +132,13 @@ async def test_a_killed_server_is_seen_and_reconnected_with_its_tools(gateway: G
     await until(lambda: status("everything") == "connected", what="the reconnect")
     echo = await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "back"}})
     assert echo.status_code == 200 and "back" in echo.json()["result"]["content"][0]["text"]
+    # The health changes are the server's logs, with the error.
+    await gateway.logs.flush()
+    health = LogEntry.objects.filter(mcp_id="everything", service="gateway").order_by("timestamp")
+    logged = [(e.level, e.message) async for e in health]
+    assert logged[:2] == [("INFO", "everything: connecting"), ("INFO", "everything: connected")]
+    assert logged[2][0] == "WARN" and logged[2][1].startswith("everything: degraded, reconnecting: ")
+    assert logged[-1] == ("INFO", "everything: reconnected")
 
 
 async def test_a_server_registered_through_the_api_connects_without_waiting_for_discovery(
