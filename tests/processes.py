@@ -67,6 +67,22 @@ class Server:
                 self.proc.wait()
 
 
+def shared_database_env(**extra: str) -> dict[str, str]:
+    """The environment of a process that shares this test's PostgreSQL database and Redis."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    return clean_env(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        SECRET_KEY="scale-out",
+        MC_CONN_MAX_AGE="0",
+        MC_CHANNEL_PREFIX=os.environ.get("MC_CHANNEL_PREFIX", "mc"),
+        **extra,
+    )
+
+
 def is_descendant(pid: int, ancestor: int) -> bool:
     while pid > 1:
         try:
