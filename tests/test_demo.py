@@ -19,7 +19,7 @@ from logs.models import LogEntry
 from mcps.models import IngestKey, MCPServer
 from missioncontrol.config import ConfigError, parse_config
 from tests.conftest import event, store
-from tests.processes import ROOT, Server, clean_env, create_token, free_port
+from tests.processes import ROOT, Server, clean_env, create_token, free_port, manage
 from threads.models import ExecutionStep, LLMMessage, Thread
 
 # The SDK's sender thread stores the round: it sees only committed rows.
@@ -128,20 +128,8 @@ def test_the_demo_runs_clean_no_escalation_no_anomaly_and_only_its_deliberate_de
     the demo agent. Its normal rounds are not alarms; set_system_time stays a denial."""
     env = clean_env(MC_DATA_DIR=str(tmp_path / "data"), MC_DEMO_INTERVAL="0.2")
 
-    def manage(*command: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    manage("migrate", "--noinput")
-    manage("seed_demo", "--if-empty")
+    manage(env, "migrate", "--noinput", timeout=180)
+    manage(env, "seed_demo", "--if-empty", timeout=180)
     token = create_token(env)
     port = free_port()
     server = Server(
@@ -163,7 +151,7 @@ def test_the_demo_runs_clean_no_escalation_no_anomaly_and_only_its_deliberate_de
         assert {(d["resource"], d["user_id"]) for d in denied} == {("time/set_system_time", "demo-agent")}
     finally:
         server.stop()
-    report = manage("run_directive", "detect_anomalies")
+    report = manage(env, "run_directive", "detect_anomalies", timeout=180)
     assert "completed" in report, report
 
     # Every third round (0, 3, ...) tries set_system_time, off its allow-list: one denial

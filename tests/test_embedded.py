@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,13 @@ import websockets
 
 from tests.conftest import event
 from tests.processes import (
-    ROOT,
     Server,
     clean_env,
     create_key,
     create_token,
     descendants,
     free_port,
+    manage,
     receive_after_push,
     register_and_call_time,
 )
@@ -64,9 +63,7 @@ def test_a_managed_servers_health_changes_are_its_logs_live_and_stored(tmp_path:
     """Kill the managed server's process: `logs:*` shows it degraded with the error, then
     reconnected, and /api/logs keeps both as the server's logs."""
     env = clean_env(MC_DATA_DIR=str(tmp_path / "data"), MC_DEMO="0")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=120
-    )
+    manage(env, "migrate", "--noinput", timeout=120)
     port = free_port()
     server = Server(
         [sys.executable, "manage.py", "serve", "--port", str(port)], port, env, tmp_path / "serve.log"
