@@ -6,11 +6,20 @@ pipeline after a batch's checks are inserted, so the batch itself counts as hist
 Only grants can escalate. The rules (thresholds in `policy.escalation` of
 mission_control.yml):
 
-- `child_exceeds_parent`: a thread is granted a resource an ancestor lacks. When the
-  check carries its chain's verdicts (`inheritance_chain` objects with `granted`, as
-  the gateway records them), any ancestor not granted fires it. Otherwise the parent
-  thread's own recorded checks of that resource decide: its latest was a denial, or it
-  was never granted it.
+- `child_exceeds_parent`: a thread is granted a resource (the same `server/tool`) that
+  one of its ancestors was denied or does not hold. What that means:
+  - an ancestor *does not hold* the resource when the check's `inheritance_chain`
+    carries that ancestor's verdict (objects with a boolean `granted`, as the gateway
+    records every routed call, audit/policy.py: the policy evaluated for the ancestor's
+    own subject) and the verdict is `false`. A verdict of `true` settles it: quiet, the
+    ancestor's history is not read.
+  - an ancestor without a verdict in the chain (an agent's pushed check: a chain of
+    thread ids, or none at all, and then the ancestor is the thread's recorded parent)
+    *was denied* the resource when its latest recorded check of that resource, at or
+    before this one, is a denial (no grant at or after it).
+  An ancestor that never checked the resource itself is not evidence of anything: agents
+  hand their sub-agents work they never do themselves (the demo's parent never looks up
+  a time its children look up), so "never granted" raises nothing.
 - `grant_after_denials`: the subject (`user_id`) was denied the same resource at least
   `denials` times (default 3) in the `window` (default 10 minutes) before this grant.
 - `new_resource_class`: the subject reaches a resource class (the part of the resource
@@ -30,7 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 
 from audit.models import PermissionEvent
 from threads.models import Thread
@@ -101,41 +110,51 @@ def _history(check: dict[str, Any]) -> Any:
 
 
 def _child_exceeds_parent(check: dict[str, Any], parent_id: str | None) -> list[dict[str, str]]:
-    resource = check["resource"]
-    verdicts = [link for link in check["inheritance_chain"] if isinstance(link, dict) and "granted" in link]
-    if verdicts:
-        lacking = [
-            link
-            for link in verdicts
-            if link.get("thread_id") != check["thread_id"] and link.get("granted") is not True
-        ]
-        if not lacking:
-            return []
-        who = lacking[0]
-        return [
-            {
-                "rule": CHILD_EXCEEDS_PARENT,
-                "detail": f"ancestor thread {who['thread_id']} was not granted {resource}",
-            }
-        ]
-    if parent_id is None:
+    """The ancestor that does not hold what this check granted, if any (see the module docstring)."""
+    resource, own = check["resource"], check["thread_id"]
+    named: list[str] = []  # the ancestors the chain names, root first
+    verdicts: dict[str, bool] = {}
+    for link in check["inheritance_chain"]:
+        thread_id = link.get("thread_id") if isinstance(link, dict) else link
+        if not isinstance(thread_id, str) or thread_id == own:
+            continue
+        named.append(thread_id)
+        if isinstance(link, dict) and isinstance(link.get("granted"), bool):
+            verdicts[thread_id] = link["granted"]
+    for thread_id in named:
+        if verdicts.get(thread_id) is False:
+            return [
+                {
+                    "rule": CHILD_EXCEEDS_PARENT,
+                    "detail": f"ancestor thread {thread_id} does not hold {resource}: "
+                    "its own verdict in the chain is a denial",
+                }
+            ]
+    unjudged = [t for t in named if t not in verdicts] if named else [parent_id] if parent_id else []
+    if not unjudged:
         return []
-    latest = (
+    # An ancestor's standing is its latest check of the resource: a denial with no grant
+    # at or after it. One query, however many ancestors.
+    later_grant = _history(check).filter(
+        thread_id=OuterRef("thread_id"), resource=resource, granted=True, timestamp__gte=OuterRef("timestamp")
+    )
+    denied = (
         _history(check)
-        .filter(thread_id=parent_id, resource=resource)
-        .order_by("-timestamp")
-        .values_list("granted", flat=True)
+        .filter(thread_id__in=unjudged, resource=resource, granted=False)
+        .exclude(Exists(later_grant))
+        .order_by()
+        .values_list("thread_id", flat=True)
         .first()
     )
-    if latest is True:
+    if denied is None:
         return []
-    if (
-        latest is None
-        and _history(check).filter(thread_id=parent_id, resource=resource, granted=True).exists()
-    ):
-        return []
-    why = "was denied" if latest is False else "was never granted"
-    return [{"rule": CHILD_EXCEEDS_PARENT, "detail": f"parent thread {parent_id} {why} {resource}"}]
+    kin = "parent" if denied == (named[-1] if named else parent_id) else "ancestor"
+    return [
+        {
+            "rule": CHILD_EXCEEDS_PARENT,
+            "detail": f"{kin} thread {denied} was denied {resource} (its latest check of it)",
+        }
+    ]
 
 
 def _pairs_with_denials(granted: list[dict[str, Any]], window: int) -> set[tuple[str, str]]:

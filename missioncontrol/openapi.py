@@ -436,6 +436,16 @@ def _ingest_components() -> dict[str, Schema]:
                 "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
                 "field": {"type": ["string", "null"]},
                 "reason": {"type": ["string", "null"]},
+                "escaped": {
+                    "type": "array",
+                    "description": "Fields holding a character PostgreSQL cannot store (NUL, a lone "
+                    "surrogate), stored as the text of its JSON escape; absent when none.",
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+                        "required": ["field", "reason"],
+                    },
+                },
             },
             "required": ["index", "id", "status"],
         },

@@ -60,6 +60,17 @@ class PercentileCont(models.Aggregate):
         super().__init__(expression, fractions=array, output_field=ArrayField(models.FloatField()), **extra)
 
 
+class PercentileDisc(models.Aggregate):
+    """PostgreSQL's percentile_disc at one fraction: the nearest-rank percentile."""
+
+    function = "percentile_disc"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    allow_distinct = False
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=f"{float(fraction)!r}::float8", **extra)
+
+
 def percentile(ordered: Sequence[float], p: float) -> float:
     """percentile_cont of sorted `ordered` at fraction `p` (0..1)."""
     if not ordered:
@@ -105,3 +116,28 @@ def percentiles_by(queryset: models.QuerySet[Any], value: Any, group: Any) -> di
             values.sort()
             out[key] = _summary(len(values), [percentile(values, p) for p in PERCENTILES])
     return dict(sorted(out.items()))
+
+
+def nearest_rank_by(
+    queryset: models.QuerySet[Any], value: Any, group: Any, p: float
+) -> dict[str, tuple[int, float]]:
+    """{group: (count, nearest-rank percentile `p` of `value`)} in one query.
+
+    PostgreSQL ranks in the database (percentile_disc is the nearest rank), so one row
+    per group leaves it; SQLite sends the values and they are ranked here. Rows whose
+    value or group is null are left out.
+    """
+    rows = (
+        queryset.order_by()
+        .annotate(_value=value, _group=group)
+        .filter(_value__isnull=False, _group__isnull=False)
+    )
+    if connection.vendor == "postgresql":
+        found = rows.values("_group").annotate(
+            n=Count("*"), point=PercentileDisc(F("_value"), p, output_field=models.FloatField())
+        )
+        return {str(row["_group"]): (row["n"], float(row["point"])) for row in found}
+    groups: dict[str, list[float]] = {}
+    for key, v in rows.values_list("_group", "_value").iterator(chunk_size=5000):
+        groups.setdefault(str(key), []).append(float(v))
+    return {key: (len(values), nearest_rank(values, p)) for key, values in groups.items()}

@@ -67,6 +67,40 @@ class Server:
                 self.proc.wait()
 
 
+def shared_database_env(**extra: str) -> dict[str, str]:
+    """The environment of a process that shares this test's PostgreSQL database and Redis."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    return clean_env(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        SECRET_KEY="scale-out",
+        MC_CONN_MAX_AGE="0",
+        MC_CHANNEL_PREFIX=os.environ.get("MC_CHANNEL_PREFIX", "mc"),
+        **extra,
+    )
+
+
+def is_descendant(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == ancestor:
+            return True
+    return False
+
+
+def descendants(ancestor: int, word: str) -> list[int]:
+    """Pids of the processes under `ancestor` whose command line holds `word`."""
+    found = subprocess.run(["pgrep", "-f", word], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found if is_descendant(int(pid), ancestor)]
+
+
 def daphne(port: int, env: dict[str, str], log: Path) -> Server:
     return Server(
         [
@@ -98,23 +132,24 @@ def create_key(env: dict[str, str], name: str, mcp: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
+    """What `manage.py <args>` prints, run in `env`; it must succeed."""
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 def create_token(env: dict[str, str], user: str = "mc-test", role: str = "admin") -> str:
     """An API token of a new user with `role`, made by the management commands in `env`'s database."""
-
-    def manage(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    manage("create_user", user, "--role", role)
-    return manage("create_api_token", f"{user}-token", "--user", user).strip().splitlines()[-1]
+    manage(env, "create_user", user, "--role", role)
+    return manage(env, "create_api_token", f"{user}-token", "--user", user).strip().splitlines()[-1]
 
 
 def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.core.management import call_command
 
@@ -18,7 +19,7 @@ from logs.models import LogEntry
 from mcps.models import IngestKey, MCPServer
 from missioncontrol.config import ConfigError, parse_config
 from tests.conftest import event, store
-from tests.processes import ROOT, Server, clean_env, free_port
+from tests.processes import ROOT, Server, clean_env, create_token, free_port, manage
 from threads.models import ExecutionStep, LLMMessage, Thread
 
 # The SDK's sender thread stores the round: it sees only committed rows.
@@ -114,3 +115,58 @@ def test_serve_runs_the_demo_agent_which_calls_tools_through_mcp_and_reports_thr
         assert _count(db, "SELECT count(*) FROM logs_logentry WHERE mcp_id = 'demo-agent'") > 0
     finally:
         server.stop()
+
+
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+@pytest.mark.slow
+def test_the_demo_runs_clean_no_escalation_no_anomaly_and_only_its_deliberate_denials(tmp_path: Path) -> None:
+    """What a new user gets from `make run`: migrate, seed_demo --if-empty, serve with
+    the demo agent. Its normal rounds are not alarms; set_system_time stays a denial."""
+    env = clean_env(MC_DATA_DIR=str(tmp_path / "data"), MC_DEMO_INTERVAL="0.2")
+
+    manage(env, "migrate", "--noinput", timeout=180)
+    manage(env, "seed_demo", "--if-empty", timeout=180)
+    token = create_token(env)
+    port = free_port()
+    server = Server(
+        [sys.executable, "manage.py", "serve", "--port", str(port)], port, env, tmp_path / "serve.log"
+    )
+    db = tmp_path / "data" / "missioncontrol.sqlite3"
+    rounds = "SELECT count(*) FROM threads_thread WHERE mcp_id = 'demo-agent' AND parent_id IS NULL"
+    try:
+        server.wait_healthy()
+        deadline = time.monotonic() + 120
+        while _count(db, rounds + " AND status = 'complete'") < 8:  # the seeded round and 7 live ones
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.5)
+        auth = {"Authorization": f"Bearer {token}"}
+        audit = f"{server.url}/api/permissions/audit"
+        escalations = httpx.get(audit, params={"escalation": "true"}, headers=auth, timeout=10).json()
+        assert escalations["results"] == [], escalations["results"][:3]
+        denied = httpx.get(audit, params={"granted": "false"}, headers=auth, timeout=10).json()["results"]
+        assert {(d["resource"], d["user_id"]) for d in denied} == {("time/set_system_time", "demo-agent")}
+    finally:
+        server.stop()
+    report = manage(env, "run_directive", "detect_anomalies", timeout=180)
+    assert "completed" in report, report
+
+    # Every third round (0, 3, ...) tries set_system_time, off its allow-list: one denial
+    # each, on the round's thread, and no other denial.
+    denials = _rows(
+        db,
+        "SELECT p.resource, p.user_id, json_extract(t.execution_context, '$.round'), t.status "
+        "FROM audit_permissionevent p JOIN threads_thread t ON t.id = p.thread_id WHERE NOT p.granted",
+    )
+    assert {(r, u) for r, u, _n, _s in denials} == {("time/set_system_time", "demo-agent")}
+    assert all(n % 3 == 0 for _r, _u, n, _s in denials), denials
+    assert sum(1 for *_, s in denials if s == "complete") == _count(
+        db, rounds + " AND status = 'complete' AND json_extract(execution_context, '$.round') % 3 = 0"
+    )
+    # mcp-server-time logs its failed lookups at INFO: nothing the demo does is an ERROR.
+    assert _rows(db, "SELECT service, message FROM logs_logentry WHERE level = 'ERROR'") == []
+    alerts = _rows(db, "SELECT slug, content FROM automations_knowledgeentry WHERE slug LIKE 'anomaly-%'")
+    assert alerts == [], "\n".join(f"{slug}: {content}" for slug, content in alerts)

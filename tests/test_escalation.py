@@ -47,13 +47,43 @@ def test_a_child_granted_what_its_parent_was_denied_escalates() -> None:
     )
 
 
-def test_a_child_granted_what_its_parent_never_had_escalates() -> None:
+def test_a_child_granted_what_its_parent_never_checked_is_quiet() -> None:
+    """Agents hand sub-agents work they never do themselves: no verdict of the parent, no alarm."""
     store(started("P"), started("C", "P"), mcp_id="agents")
     store(
-        check(1, id="p", thread_id="P", resource="git/log"),
-        check(2, id="c", thread_id="C", resource="db/drop"),
+        check(1, id="p", thread_id="P", resource="time/convert_time"),
+        check(2, id="c", thread_id="C", resource="time/get_current_time"),
+        check(3, id="p-later", thread_id="P", resource="time/get_current_time"),
     )
-    assert flagged("c") == (True, "critical", ["child_exceeds_parent"])
+    assert flagged("c") == QUIET
+    assert flagged("p-later") == QUIET
+
+
+def test_the_parents_latest_check_of_the_resource_decides() -> None:
+    store(started("P"), started("C", "P"), mcp_id="agents")
+    store(
+        check(1, thread_id="P", resource="git/push", granted=False),
+        check(2, thread_id="P", resource="git/push"),
+        check(3, id="after-regrant", thread_id="C", resource="git/push"),
+        check(4, thread_id="P", resource="db/drop"),
+        check(5, thread_id="P", resource="db/drop", granted=False),
+        check(6, id="after-revoke", thread_id="C", resource="db/drop"),
+    )
+    assert flagged("after-regrant") == QUIET
+    assert flagged("after-revoke")[2] == ["child_exceeds_parent"]
+
+
+def test_a_chain_of_thread_ids_names_the_ancestors_whose_denials_count() -> None:
+    store(started("G"), started("P", "G"), started("C", "P"), mcp_id="agents")
+    store(
+        check(1, thread_id="G", resource="git/push", granted=False),
+        check(2, id="c", thread_id="C", resource="git/push", inheritance_chain=["G", "P", "C"]),
+    )
+    ((rule, detail),) = [(e["rule"], e["detail"]) for e in PermissionEvent.objects.get(id="c").escalations]
+    assert (rule, detail) == (
+        "child_exceeds_parent",
+        "ancestor thread G was denied git/push (its latest check of it)",
+    )
 
 
 def test_a_child_granted_what_its_parent_holds_is_quiet() -> None:
@@ -70,11 +100,15 @@ def test_a_chain_with_verdicts_decides_for_the_gateways_own_checks() -> None:
     lacking = [{"thread_id": "P", "granted": False}, {"thread_id": "C", "granted": True}]
     holding = [{"thread_id": "P", "granted": True}, {"thread_id": "C", "granted": True}]
     store(
+        check(0, thread_id="P", resource="time/now", granted=False),
         check(1, id="lacks", thread_id="C", resource="git/push", inheritance_chain=lacking),
         check(2, id="holds", thread_id="C", resource="time/now", inheritance_chain=holding),
     )
     assert flagged("lacks")[2] == ["child_exceeds_parent"]
-    assert flagged("holds") == QUIET  # the parent's verdict is in the chain: no history needed
+    assert PermissionEvent.objects.get(id="lacks").escalations[0]["detail"] == (
+        "ancestor thread P does not hold git/push: its own verdict in the chain is a denial"
+    )
+    assert flagged("holds") == QUIET  # the parent's verdict is in the chain: its history is not read
 
 
 # -- a grant after repeated denials -------------------------------------------------
@@ -186,3 +220,21 @@ def test_detection_costs_the_same_queries_for_a_batch_of_5_or_50_grants() -> Non
         return len(captured)
 
     assert queries_for(5, 0) == queries_for(50, 100)
+
+
+# -- the banner on /permissions --------------------------------------------------------
+
+
+def test_the_permissions_banner_names_the_rule_that_fired_and_its_detail(client: Any) -> None:
+    from tests.conftest import ago
+
+    store(
+        *[check(id=f"d{i}", timestamp=ago(300 - i), resource="db/drop", granted=False) for i in range(3)],
+        check(id="grant", timestamp=ago(200), resource="db/drop"),
+    )
+    page = client.get("/permissions")
+    assert page.status_code == 200
+    banner = page.content.decode().split('id="escalations"', 1)[1].split("</section>", 1)[0]
+    assert "1 escalation detected" in banner
+    assert "grant_after_denials" in banner
+    assert "alice was denied db/drop 3 times in the 600 s before" in banner

@@ -25,7 +25,7 @@ from mcps.gateway.connection import Backoff
 from mcps.gateway.service import Gateway
 from mcps.models import HealthCheck, MCPServer, Tool
 from tests.mcp_servers import EVERYTHING, api, everything_over_http, register, status, until
-from tests.processes import free_port
+from tests.processes import free_port, is_descendant
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -117,7 +117,7 @@ async def test_bad_input_gets_a_clear_error_and_the_others_keep_serving(gateway:
 async def test_a_killed_server_is_seen_and_reconnected_with_its_tools(gateway: Gateway) -> None:
     await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "warm"}})
     pids = subprocess.run(["pgrep", "-f", str(EVERYTHING)], capture_output=True, text=True).stdout.split()
-    mine = [int(p) for p in pids if _is_descendant(int(p), os.getpid())]
+    mine = [int(p) for p in pids if is_descendant(int(p), os.getpid())]
     assert mine, "the everything server is not a child of this test"
     seen: list[str] = []
 
@@ -132,6 +132,13 @@ async def test_a_killed_server_is_seen_and_reconnected_with_its_tools(gateway: G
     await until(lambda: status("everything") == "connected", what="the reconnect")
     echo = await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "back"}})
     assert echo.status_code == 200 and "back" in echo.json()["result"]["content"][0]["text"]
+    # The health changes are the server's logs, with the error.
+    await gateway.logs.flush()
+    health = LogEntry.objects.filter(mcp_id="everything", service="gateway").order_by("timestamp")
+    logged = [(e.level, e.message) async for e in health]
+    assert logged[:2] == [("INFO", "everything: connecting"), ("INFO", "everything: connected")]
+    assert logged[2][0] == "WARN" and logged[2][1].startswith("everything: degraded, reconnecting: ")
+    assert logged[-1] == ("INFO", "everything: reconnected")
 
 
 async def test_a_server_registered_through_the_api_connects_without_waiting_for_discovery(
@@ -255,18 +262,6 @@ async def test_calls_fail_with_503_when_no_gateway_runs(monkeypatch: pytest.Monk
     assert "gateway is not running" in response.json()["error"]["reason"]
 
 
-def _is_descendant(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-        if pid == ancestor:
-            return True
-    return False
-
-
 async def test_the_health_task_sees_a_dead_http_server_then_it_reconnects() -> None:
     from mcps.tasks import check_health
 
@@ -365,3 +360,26 @@ async def test_a_servers_changed_tool_list_reaches_the_catalog_in_both_eras(
         assert "sprout" in gw.connections["growing"].tools
     finally:
         await gw.stop()
+
+
+def test_a_stderr_lines_level_is_its_records_not_a_word_in_its_message() -> None:
+    from mcps.gateway.connection import _stderr_level
+
+    # mcp-server-time's own output (rich): an INFO record wrapped over indented lines.
+    lines = [
+        "[12/07/26 17:03:31] INFO     Tool 'get_current_time' failed:       server.py:453",
+        '                             "Error executing tool',
+        "                             get_current_time: Invalid timezone:",
+    ]
+    levels, level = [], "INFO"
+    for line in lines:
+        level = _stderr_level(line, level)
+        levels.append(level)
+    assert levels == ["INFO", "INFO", "INFO"]
+    assert _stderr_level("ERROR:root:disk full") == "ERROR"
+    assert _stderr_level("2026-12-07 WARNING low memory") == "WARN"
+    assert _stderr_level("ValueError: bad input") == "ERROR"
+    assert (
+        _stderr_level("    raise ValueError(x)", "ERROR") == "ERROR"
+    )  # a traceback keeps its record's level
+    assert _stderr_level("Starting server on stdio") == "INFO"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import override_settings
 
 from logs.models import LogEntry
 from mcps.models import IngestKey
 from tests.conftest import event, post_batch
+from tests.processes import daphne, free_port, post_events, shared_database_env
 
 # The endpoint stores batches from executor threads, which see only committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,3 +148,73 @@ async def test_only_the_exact_path_is_the_ingest_endpoint(ingest_key: str) -> No
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.post("/api/ingest/events/", content=b"{}")
     assert response.status_code == 404
+
+
+async def test_one_event_holding_a_nul_or_a_lone_surrogate_sinks_nothing_of_its_batch(
+    ingest_key: str,
+) -> None:
+    # The JSON spells them "\u0000" and "\ud800": PostgreSQL would refuse the whole batch.
+    events = [
+        event("log", message="first"),
+        event("log", message="nul\x00here", context={"k\x00": 1}),
+        event("log", message="half a pair \ud800"),
+        event("log", message="last"),
+    ]
+    response = await post_batch({"events": events}, ingest_key)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (4, 0)
+    assert body["results"][1]["escaped"] == [
+        {
+            "field": "message",
+            "reason": "holds NUL (U+0000), which PostgreSQL cannot store: stored as the text \\u0000",
+        },
+        {
+            "field": "context.k\\u0000",
+            "reason": "its key holds NUL (U+0000), which PostgreSQL cannot store: stored as the text \\u0000",
+        },
+    ]
+    assert body["results"][2]["escaped"][0]["field"] == "message"
+    stored = await sync_to_async(lambda: sorted(LogEntry.objects.values_list("message", flat=True)))()
+    assert stored == ["first", "half a pair \\ud800", "last", "nul\\u0000here"]
+
+
+async def test_a_body_that_is_bad_json_besides_a_lone_surrogate_is_still_refused(ingest_key: str) -> None:
+    response = await post_batch('{"events": [{"message": "\\ud800"}], "n": NaN}', ingest_key, raw=True)
+    assert response.status_code == 400 and response.json()["error"]["field"] == "body"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL is the database that refuses them")
+def test_a_served_postgresql_deployment_keeps_every_event_of_a_batch_with_a_nul(
+    tmp_path: Path, ingest_key: str, admin_token: str
+) -> None:
+    """daphne on PostgreSQL and Redis: JSON ingest and OTLP/JSON each with one bad value."""
+    web = daphne(free_port(), shared_database_env(), tmp_path / "web.log")
+    try:
+        assert web.wait_healthy()["database"]["vendor"] == "postgresql"
+        events = [
+            event("log", id="n-1", message="first"),
+            event("log", id="n-2", message="a\x00b", context={"raw": "\ud800"}),
+            event("log", id="n-3", message="third"),
+        ]
+        answer = post_events(web.url, ingest_key, events)
+        assert (answer["accepted"], answer["rejected"]) == (3, 0)
+        assert [e["field"] for e in answer["results"][1]["escaped"]] == ["message", "context.raw"]
+        record = {"timeUnixNano": "1790000000000000000", "body": {"stringValue": "otlp\u0000line"}}
+        otlp = httpx.post(
+            f"{web.url}/v1/logs",
+            json={"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]},
+            headers={"Authorization": f"Bearer {ingest_key}"},
+            timeout=10,
+        )
+        assert otlp.status_code == 200, otlp.text
+        assert "holds NUL (U+0000)" in otlp.json()["partialSuccess"]["errorMessage"]
+        logs = httpx.get(
+            f"{web.url}/api/logs",
+            params={"mcps": "srv-alpha"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        ).json()["results"]
+        assert sorted(row["message"] for row in logs) == ["a\\u0000b", "first", "otlp\\u0000line", "third"]
+    finally:
+        web.stop()

@@ -262,3 +262,71 @@ def test_it_registers_a_server_again_after_it_was_deleted(django_capture_on_comm
     result = run(event("thread.started", thread_id="T-b"))
     assert statuses(result) == ["accepted"]
     assert Thread.objects.get(id="T-b").mcp_id == "srv-alpha"
+
+
+# -- characters PostgreSQL refuses ------------------------------------------------------
+
+NUL, LONE = "\x00", "\ud800"  # PostgreSQL's text and jsonb refuse both, for the whole statement
+
+
+def test_a_nul_or_a_lone_surrogate_anywhere_is_stored_escaped_and_sinks_nothing() -> None:
+    """Every event type, every stored field kind: plain text, ids, JSON values, JSON keys."""
+    result = run(
+        event("log", 0, message="before"),
+        event(
+            "thread.started", 1, thread_id="T-1", user_input=f"a{NUL}b", execution_context={f"k{NUL}": LONE}
+        ),
+        event(
+            "thread.step",
+            2,
+            sequence=1,
+            description=LONE,
+            details={"result": {"content": [{"text": f"x{NUL}"}]}},
+        ),
+        event("thread.message", 3, content=f"hi{LONE}", metadata={"m": [NUL]}),
+        event("log", 4, thread_id="T-1", message=f"line{NUL}", context={"n": {"deep": LONE}}, exception=NUL),
+        event(
+            "permission.check", 5, reason=f"r{NUL}", rules_checked=[{"id": LONE}], inheritance_chain=["T-1"]
+        ),
+        event("thread.ended", 6, thread_id="T-1", status="complete"),
+        event("log", 7, id=f"odd{NUL}id", message="after"),
+    )
+    assert statuses(result) == ["accepted"] * 8
+    answer = result.as_dict()["results"]
+    assert "escaped" not in answer[0] and "escaped" not in answer[6]
+    assert [e["field"] for e in answer[1]["escaped"]] == [
+        "user_input",
+        "execution_context.k\\u0000",
+        "execution_context.k\\u0000",
+    ]
+    assert answer[1]["escaped"][0]["reason"] == (
+        "holds NUL (U+0000), which PostgreSQL cannot store: stored as the text \\u0000"
+    )
+    assert answer[2]["escaped"][0] == {
+        "field": "description",
+        "reason": "holds a lone surrogate (U+D800), which PostgreSQL cannot store: "
+        "stored as the text \\ud800",
+    }
+    assert [e["field"] for e in answer[2]["escaped"]] == ["description", "details.result.content[0].text"]
+    assert answer[7]["id"] == "odd\\u0000id" and answer[7]["escaped"][0]["field"] == "id"
+
+    thread = Thread.objects.get(id="T-1")
+    assert thread.user_input == "a\\u0000b" and thread.execution_context == {"k\\u0000": "\\ud800"}
+    assert thread.status == "complete"
+    step = ExecutionStep.objects.get(thread_id="T-1")
+    assert step.description == "\\ud800" and step.details["result"]["content"][0]["text"] == "x\\u0000"
+    message = LLMMessage.objects.get(thread_id="T-1")
+    assert (message.content, message.metadata) == ("hi\\ud800", {"m": ["\\u0000"]})
+    log = LogEntry.objects.get(thread_id="T-1")
+    assert (log.message, log.context, log.exception) == ("line\\u0000", {"n": {"deep": "\\ud800"}}, "\\u0000")
+    check = PermissionEvent.objects.get(thread_id="T-1")
+    assert (check.reason, check.rules_checked) == ("r\\u0000", [{"id": "\\ud800"}])
+    assert set(LogEntry.objects.values_list("message", flat=True)) == {"before", "line\\u0000", "after"}
+    assert LogEntry.objects.filter(id="odd\\u0000id").exists()
+
+
+def test_a_repeat_of_an_escaped_event_is_still_a_duplicate() -> None:
+    first = run(event("log", id=f"n{NUL}", message=NUL))
+    again = run(event("log", id=f"n{NUL}", message=NUL))
+    assert statuses(first) == ["accepted"] and statuses(again) == ["duplicate"]
+    assert LogEntry.objects.get().message == "\\u0000"

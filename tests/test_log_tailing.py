@@ -477,3 +477,26 @@ async def test_a_follower_reads_which_servers_have_log_files_only_every_so_often
     assert not tailer.idle
     assert (await tailing.apoll(tailer)).stored == 3
     assert len(reads) == 2
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl"])
+def test_a_line_holding_a_nul_is_stored_escaped_and_its_chunk_is_not_lost(tmp_path: Path, fmt: str) -> None:
+    """PostgreSQL refuses NUL (and lone surrogates, which a JSON line can spell): the chunk's
+    transaction used to fail on every poll, so no line after it was ever stored."""
+    path = server(tmp_path, fmt, f"app.{fmt}")
+    if fmt == "text":
+        path.write_bytes(b"INFO before\nINFO bin\x00ary\nINFO after\n")
+    else:
+        lines(path, "before")
+        with path.open("a") as f:
+            f.write('{"message": "bin\\u0000ary", "details": {"k\\u0000": "\\ud800"}}\n')
+        lines(path, "after")
+    assert poll() == 3
+    stored = messages()
+    assert (
+        len(stored) == 3 and [m for m in stored if m.endswith(("before", "bin\\u0000ary", "after"))] == stored
+    )
+    if fmt == "jsonl":
+        odd = LogEntry.objects.get(mcp_id="app", message="bin\\u0000ary")
+        assert odd.context["details"] == {"k\\u0000": "\\ud800"}
+    assert LogSource.objects.get(mcp_id="app").offset == path.stat().st_size

@@ -350,3 +350,55 @@ async def test_subscribers_hear_of_an_export_once_it_is_stored(ingest_key: str, 
         await post("/v1/traces", agent_trace().SerializeToString(), ingest_key)
         created = await ws.events("global")
         assert created[0]["type"] == "thread.created" and created[0]["thread_id"] == thread_id()
+
+
+async def test_a_nul_in_one_record_or_span_is_stored_escaped_and_named_in_the_partial_success(
+    ingest_key: str,
+) -> None:
+    def record(text: str, at: int) -> LogRecord:
+        return LogRecord(time_unix_nano=T0 + at, severity_number=9, body=AnyValue(string_value=text))
+
+    request = ExportLogsServiceRequest(
+        resource_logs=[
+            ResourceLogs(
+                resource=Resource(attributes=[kv("service.name", "weather-agent")]),
+                scope_logs=[
+                    ScopeLogs(log_records=[record("fine", 1), record("bad\x00byte", 2), record("ok", 3)])
+                ],
+            )
+        ]
+    )
+    response = await post("/v1/logs", request.SerializeToString(), ingest_key)
+    assert response.status_code == 200
+    partial = ExportLogsServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_log_records == 0
+    assert partial.error_message.startswith("item 1: message: holds NUL (U+0000)")
+    assert sorted(m for _l, _t, m in (await stored())["logs"]) == ["bad\\u0000byte", "fine", "ok"]
+
+    spans = traces(pb_span(ROOT, "invoke_agent weather\x00", end=30, note="a\x00b"))
+    response = await post("/v1/traces", spans.SerializeToString(), ingest_key)
+    assert response.status_code == 200
+    assert (await Thread.objects.aget(id=thread_id())).status == "complete"
+
+
+async def test_a_lone_surrogate_in_otlp_json_is_stored_escaped_not_refused_with_the_export(
+    ingest_key: str,
+) -> None:
+    body = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "agent"}}]},
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {"timeUnixNano": str(T0), "body": {"stringValue": "half \ud800 pair"}},
+                            {"timeUnixNano": str(T0 + 1), "body": {"stringValue": "plain"}},
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    response = await post("/v1/logs", json.dumps(body), ingest_key, "application/json")
+    assert response.status_code == 200, response.text
+    assert sorted(m for _l, _t, m in (await stored())["logs"]) == ["half \\ud800 pair", "plain"]

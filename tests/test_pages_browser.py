@@ -434,7 +434,9 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str, 
     page = visit.open("/kiwi/shop/directive/deploy_app")
     assert "check_window" in page.inner_text("main")
     page = visit.open("/permissions")
-    assert "1 escalation detected" in page.inner_text("#escalations")
+    banner = page.inner_text("#escalations")
+    assert "1 escalation detected" in banner
+    assert "flagged by the agent that reported it" in banner  # no rule of ours fired: the agent's own flag
     # The theme is the user's preference: `t` cycles it and it is stored.
     assert next_theme_saved(page).ok
     page.wait_for_function("() => document.documentElement.dataset.theme === 'light'")

@@ -172,3 +172,40 @@ async def test_a_builder_that_fails_is_logged_and_the_events_queued_around_it_ar
     assert [e.id async for e in stored] == ["built-1", "built-2", "built-3"]
     assert "building queued events failed" in caplog.text
     await batcher.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_call_whose_arguments_or_result_hold_a_nul_is_stored_escaped_with_the_calls_beside_it() -> (
+    None
+):
+    """PostgreSQL refuses NUL in text and jsonb: the whole batch of calls used to fail, and
+    its retries too, until the batcher dropped it."""
+    batcher = EventBatcher("test calls", linger=60)  # one batch, stored on flush
+    recorder = CallRecorder(batcher)
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={})
+    recorder.record(session, _call())
+    odd = Call(
+        "files",
+        "read_file",
+        {"path": "dump\x00.bin"},
+        datetime.now(UTC),
+        2.0,
+        result={"content": [{"type": "text", "text": "\x7fELF\x00\x00"}], "isError": False},
+    )
+    recorder.record(session, odd)
+    recorder.record(session, _call())
+    await batcher.flush()
+    steps = ExecutionStep.objects.filter(thread_id=session.thread_id).order_by("sequence")
+    stored = [(s.step_type, s.description, s.details) async for s in steps]
+    assert [(kind, what.split(":")[0]) for kind, what, _ in stored] == [
+        ("tool_call", "time__get_current_time"),
+        ("tool_result", "time__get_current_time"),
+        ("tool_call", "files__read_file"),
+        ("tool_result", "files__read_file"),
+        ("tool_call", "time__get_current_time"),
+        ("tool_result", "time__get_current_time"),
+    ]
+    assert stored[2][2]["arguments"] == {"path": "dump\\u0000.bin"}
+    assert stored[3][2]["summary"] == "\x7fELF\\u0000\\u0000"
+    assert await PermissionEvent.objects.filter(thread_id=session.thread_id).acount() == 3
+    await batcher.close()

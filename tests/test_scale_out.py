@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,14 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import event
-from tests.processes import Server, clean_env, daphne, free_port, receive_after_push, register_and_call_time
+from tests.processes import (
+    Server,
+    daphne,
+    free_port,
+    receive_after_push,
+    register_and_call_time,
+    shared_database_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -20,17 +26,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 needs_pg_and_redis = pytest.mark.skipif(
     connection.vendor != "postgresql" or not settings.REDIS_URL, reason="needs PostgreSQL and Redis"
 )
-
-
-def _env() -> dict[str, str]:
-    db = connection.settings_dict
-    return clean_env(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=settings.REDIS_URL,
-        SECRET_KEY="scale-out",
-        MC_CONN_MAX_AGE="0",
-        MC_CHANNEL_PREFIX=os.environ.get("MC_CHANNEL_PREFIX", "mc"),
-    )
 
 
 def _children(pid: int) -> list[int]:
@@ -42,7 +37,7 @@ def _children(pid: int) -> list[int]:
 def test_it_delivers_an_event_ingested_on_one_process_to_a_socket_on_another(
     tmp_path: Path, ingest_key: str, admin_token: str
 ) -> None:
-    env = _env()
+    env = shared_database_env()
     a = daphne(free_port(), env, tmp_path / "a.log")
     b = daphne(free_port(), env, tmp_path / "b.log")
     try:
@@ -69,7 +64,7 @@ def test_serve_runs_the_configured_workers_on_one_port_and_stops_them_all(
 ) -> None:
     port = free_port()
     command = [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"]
-    server = Server(command, port, _env(), tmp_path / "serve.log")
+    server = Server(command, port, shared_database_env(), tmp_path / "serve.log")
     try:
         server.wait_healthy()
         workers = _children(server.proc.pid)
@@ -93,7 +88,7 @@ def test_serve_runs_the_configured_workers_on_one_port_and_stops_them_all(
 def test_a_separate_gateway_process_serves_tool_calls_from_a_web_process(
     tmp_path: Path, admin_token: str
 ) -> None:
-    env = _env()
+    env = shared_database_env()
     web = daphne(free_port(), env, tmp_path / "web.log")
     gateway = Server([sys.executable, "manage.py", "run_gateway"], 0, env, tmp_path / "gateway.log")
     try:

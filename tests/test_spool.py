@@ -241,3 +241,21 @@ def test_the_beat_task_drains_the_spool(ingest_key: str) -> None:
     default_spool().append([event("log", id="beat")], None)
     assert drain_spool.apply().get() == {"files": 1, "events": 1, "remaining": 0, "error": None}
     assert settings.CELERY_BEAT_SCHEDULE["missioncontrol.drain-spool"]["task"] == "missioncontrol.drain_spool"
+
+
+async def test_an_event_with_a_lone_surrogate_is_spooled_escaped_while_the_database_is_down(
+    ingest_key: str,
+) -> None:
+    await post_batch({"events": [event("log")]}, ingest_key)
+    token = await take_down_async()
+    try:
+        response = await post_batch(
+            {"events": [event("log", id="odd", message="\ud800\x00"), event("log", id="plain")]}, ingest_key
+        )
+    finally:
+        await bring_back_async(token)
+    assert response.status_code == 202, response.content
+    assert response.json()["results"][0]["escaped"][0]["field"] == "message"
+    await sync_to_async(drain_default)()
+    assert (await LogEntry.objects.aget(id="odd")).message == "\\ud800\\u0000"
+    assert await LogEntry.objects.filter(id="plain").aexists()

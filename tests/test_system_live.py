@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +28,7 @@ from mcps.gateway.service import Gateway
 from mcps.models import MCPServer
 from tests.conftest import Socket
 from tests.mcp_servers import register, status, until
+from tests.processes import is_descendant
 from threads.models import Thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,18 +83,6 @@ async def test_each_new_anomaly_is_published_as_anomaly_detected() -> None:
 # -- healing ---------------------------------------------------------------------------
 
 
-def _is_descendant(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-        if pid == ancestor:
-            return True
-    return False
-
-
 @pytest.fixture
 async def slow_healing_gateway() -> AsyncIterator[Gateway]:
     await sync_to_async(register)(
@@ -120,7 +108,7 @@ async def test_healing_brings_a_killed_server_back_and_logs_the_recovery(
 ) -> None:
     assert (await run("check_mcp_status", mcp_id="time"))["status"] == "connected"
     pids = subprocess.run(["pgrep", "-f", "mcp_server_time"], capture_output=True, text=True).stdout.split()
-    mine = [int(p) for p in pids if _is_descendant(int(p), os.getpid())]
+    mine = [int(p) for p in pids if is_descendant(int(p), os.getpid())]
     assert mine, "the time server is not a child of this test"
     for pid in mine:
         os.kill(pid, signal.SIGKILL)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from audit.models import PermissionEvent
@@ -21,7 +23,8 @@ from automations.models import KnowledgeEntry
 from automations.scripts import script
 from automations.scripts.params import integer, number
 from logs.models import LogEntry
-from missioncontrol.stats import nearest_rank
+from mcps.models import AGGREGATE_ID
+from missioncontrol.stats import nearest_rank_by
 from threads.models import Thread
 
 DIRECTIVE = "detect_anomalies"
@@ -83,46 +86,146 @@ def remember(
     return out
 
 
+# Whose durations a thread is judged against: "<kind>:<name>". Directive runs (the engine's,
+# execution_context.directive; Kiwi's, execution_context.kiwi.directive) by directive;
+# sessions on the aggregated endpoint (/mcp, mcp_proxy), which last as long as their agent
+# stays, apart; every other thread by its server.
+POPULATION = Case(
+    When(
+        execution_context__has_key="directive",
+        then=Concat(Value("directive:"), KeyTextTransform("directive", "execution_context")),
+    ),
+    When(
+        execution_context__kiwi__has_key="directive",
+        then=Concat(
+            Value("directive:kiwi:"), KeyTextTransform("directive", KeyTransform("kiwi", "execution_context"))
+        ),
+    ),
+    When(mcp_id=AGGREGATE_ID, then=Value(f"session:{AGGREGATE_ID}")),
+    default=Concat(Value("server:"), Coalesce(F("mcp_id"), Value(""))),
+    output_field=CharField(),
+)
+# A population's kind (the part before the first ":"), the same Case without the names.
+KIND = Case(
+    When(execution_context__has_key="directive", then=Value("directive")),
+    When(execution_context__kiwi__has_key="directive", then=Value("directive")),
+    When(mcp_id=AGGREGATE_ID, then=Value("session")),
+    default=Value("server"),
+    output_field=CharField(),
+)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a population's threads are judged against."""
+
+    label: str  # whose durations, in words
+    size: int
+    p95: float
+    threshold: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"baseline": self.label, "size": self.size, "p95_ms": self.p95, "threshold_ms": self.threshold}
+
+
+def _describe(population: str) -> str:
+    kind, _, name = population.partition(":")
+    if kind == "server":
+        return f"server {name or '(none)'}"
+    if kind == "session":
+        return "sessions on the aggregated endpoint"
+    return f"directive {name}"
+
+
+def baselines(
+    since: datetime, factor: float, min_baseline: int, min_excess_ms: float = 0.0
+) -> tuple[dict[str, Baseline], dict[str, Any]]:
+    """Each population's baseline: the P95 of its own threads ended since `since`, or, with
+    fewer than `min_baseline` of them, the P95 of all threads of its kind (servers,
+    sessions, directives); none if that is too small as well. Two grouped queries,
+    however many populations.
+
+    The threshold is `factor` x the P95, and at least `min_excess_ms` over it: among
+    100 ms threads, a 300 ms one (a first call warming up, a busy machine) is jitter,
+    not an incident."""
+
+    def threshold(p95: float) -> float:
+        return max(p95 * factor, p95 + min_excess_ms)
+
+    recent = Thread.objects.finished_between(since).with_duration().filter(duration__gte=0)
+    own = nearest_rank_by(recent, F("duration"), POPULATION, 0.95)
+    kinds = nearest_rank_by(recent, F("duration"), KIND, 0.95)
+    found: dict[str, Baseline] = {}
+    for population, (size, p95) in own.items():
+        kind = population.partition(":")[0]
+        if size >= min_baseline:
+            found[population] = Baseline(_describe(population), size, p95, threshold(p95))
+        elif kinds.get(kind, (0, 0.0))[0] >= min_baseline:
+            kind_size, kind_p95 = kinds[kind]
+            label = f"all {kind} threads ({_describe(population)} has {size}, too few to judge)"
+            found[population] = Baseline(label, kind_size, kind_p95, threshold(kind_p95))
+    measured = {
+        "baseline_size": sum(size for size, _ in own.values()),
+        "populations": {
+            population: found[population].as_dict()
+            if population in found
+            else {"baseline": None, "size": size, "p95_ms": None, "threshold_ms": None}
+            for population, (size, _) in sorted(own.items())
+        },
+    }
+    return found, measured
+
+
 def slow_threads(
-    now: datetime, lookback: timedelta, baseline: timedelta, factor: float, min_baseline: int
+    now: datetime,
+    lookback: timedelta,
+    baseline: timedelta,
+    factor: float,
+    min_baseline: int,
+    min_excess_ms: float = 0.0,
 ) -> tuple[list[Anomaly], dict[str, Any]]:
-    """Threads ended in the lookback window that took more than `factor` x the baseline's P95."""
-    durations = list(
-        Thread.objects.finished_between(now - baseline).with_duration().values_list("duration", flat=True)
-    )
-    durations = [d for d in durations if d is not None and d >= 0]
-    if len(durations) < min_baseline:
-        return [], {"baseline_size": len(durations), "p95_ms": None, "threshold_ms": None}
-    p95 = nearest_rank(durations, 0.95)
-    threshold = p95 * factor
-    slow = (
+    """Threads ended in the lookback window that took more than `factor` x the P95 of their
+    population's durations over the baseline window (see `baselines`)."""
+    found_baselines, measured = baselines(now - baseline, factor, min_baseline, min_excess_ms)
+    if not found_baselines:
+        return [], measured
+    lowest = min(b.threshold for b in found_baselines.values())
+    candidates = (
         Thread.objects.finished_between(now - lookback)
         .with_duration()
-        .filter(duration__gt=threshold)
+        .annotate(population=POPULATION)
+        .filter(duration__gt=lowest)
         .order_by("-duration", "id")
-        .values_list("id", "mcp_id", "duration")
+        .values_list("id", "mcp_id", "duration", "population")
     )
-    found = [
-        Anomaly(
-            key=f"anomaly-slow-thread-{tid}",
-            kind="slow_thread",
-            title=f"Slow thread {tid}",
-            content=(
-                f"Thread {tid} on {mcp_id or 'an unknown server'} took {ms:.0f} ms, more than "
-                f"{factor:g} x the P95 of recent durations ({p95:.0f} ms over {len(durations)} threads)."
-            ),
-            confidence=min(0.99, 0.5 + 0.5 * min(1.0, len(durations) / 100)),
-            details={
-                "thread_id": tid,
-                "mcp_id": mcp_id,
-                "duration_ms": ms,
-                "p95_ms": p95,
-                "threshold_ms": threshold,
-            },
+    found = []
+    for tid, mcp_id, ms, population in candidates:
+        judged = found_baselines.get(population)
+        if judged is None or ms <= judged.threshold:
+            continue
+        found.append(
+            Anomaly(
+                key=f"anomaly-slow-thread-{tid}",
+                kind="slow_thread",
+                title=f"Slow thread {tid}",
+                content=(
+                    f"Thread {tid} on {mcp_id or 'an unknown server'} took {ms:.0f} ms, more than "
+                    f"{factor:g} x (and {min_excess_ms:g} ms over) the P95 of the recent durations of "
+                    f"{judged.label} ({judged.p95:.0f} ms over {judged.size} threads)."
+                ),
+                confidence=min(0.99, 0.5 + 0.5 * min(1.0, judged.size / 100)),
+                details={
+                    "thread_id": tid,
+                    "mcp_id": mcp_id,
+                    "population": population,
+                    "baseline": judged.label,
+                    "duration_ms": ms,
+                    "p95_ms": judged.p95,
+                    "threshold_ms": judged.threshold,
+                },
+            )
         )
-        for tid, mcp_id, ms in slow
-    ]
-    return found, {"baseline_size": len(durations), "p95_ms": p95, "threshold_ms": threshold}
+    return found, measured
 
 
 @dataclass(frozen=True)
@@ -177,6 +280,8 @@ def rate_spikes(
     """Rates of the lookback window above `spike_factor` x (and `min_delta` over) the baseline's.
 
     The baseline is the window before the lookback one, so a spike does not raise its own bar.
+    A rate needs `min_samples` in both windows: with fewer in the baseline (a new install,
+    a quiet day) there is no usual rate to spike from, and any error would be one.
     """
     found: list[Anomaly] = []
     measured: dict[str, Any] = {}
@@ -191,7 +296,12 @@ def rate_spikes(
             "samples": total,
             "baseline_samples": base_total,
         }
-        if total < min_samples or current < usual * spike_factor or current - usual < min_delta:
+        if (
+            total < min_samples
+            or base_total < min_samples
+            or current < usual * spike_factor
+            or current - usual < min_delta
+        ):
             continue
         found.append(
             Anomaly(
@@ -212,8 +322,9 @@ def rate_spikes(
 
 @script(
     "detect_slow_thread_anomalies",
-    "Threads that ended in the last `lookback_minutes` slower than `factor` x the P95 of the "
-    "baseline's durations; each stored as an alert and published as anomaly.detected.",
+    "Threads that ended in the last `lookback_minutes` slower than `factor` x (and `min_excess_ms` "
+    "over) the P95 of their population's durations (their server's, directive's, or sessions') in "
+    "the baseline; each stored as an alert and published as anomaly.detected.",
     permissions=["read:threads", "write:knowledge"],
 )
 def detect_slow_thread_anomalies(
@@ -221,6 +332,7 @@ def detect_slow_thread_anomalies(
     baseline_hours: float = 24,
     factor: float = 1.5,
     min_baseline: int = 20,
+    min_excess_ms: float = 1000,
     source_directive: str = DIRECTIVE,
 ) -> dict[str, Any]:
     lookback = timedelta(minutes=number("lookback_minutes", lookback_minutes))
@@ -231,6 +343,7 @@ def detect_slow_thread_anomalies(
         baseline,
         number("factor", factor),
         integer("min_baseline", min_baseline, minimum=1),
+        number("min_excess_ms", min_excess_ms, strict=False),
     )
     anomalies = remember(found, lookback, source_directive)
     return {"count": len(anomalies), "anomalies": anomalies, **measured}

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -218,10 +219,12 @@ class Connection:
         try:
             await self._ready.wait()
             writer.close()  # only the child holds the write end now: EOF when it exits
+            level = "INFO"
             while line := await stream.readline():
                 text = line.decode(errors="replace").rstrip()
                 if text:
-                    await self.hooks.log(self.spec.id, _stderr_level(text), "stderr", text, None)
+                    level = _stderr_level(text, level)
+                    await self.hooks.log(self.spec.id, level, "stderr", text, None)
             if self.client is not None:
                 self.error = "the server process exited"
                 self._lost.set()
@@ -390,12 +393,24 @@ def _inherited_env() -> dict[str, str]:
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-def _stderr_level(line: str) -> str:
-    upper = line[:80].upper()
-    for level in ("CRITICAL", "ERROR", "WARNING", "WARN", "DEBUG"):
-        if level in upper:
-            return "WARN" if level == "WARNING" else level
-    return "INFO"
+# Level names as log formats write them; the first one in a line is its record's level
+# ("INFO Tool failed: Error ..." is an INFO line that quotes an error).
+_LEVEL_WORD = re.compile(r"critical|error|warning|warn|debug|info", re.IGNORECASE)
+
+
+def _stderr_level(line: str, previous: str = "INFO") -> str:
+    """A stderr line's level: the first level name in its first 80 characters.
+
+    An indented line continues the record above it (a wrapped message, a traceback) and
+    keeps that record's level: a word on it is part of the message, not a level.
+    """
+    if line[:1].isspace():
+        return previous
+    found = _LEVEL_WORD.search(line, 0, 80)
+    if found is None:
+        return "INFO"
+    level = found.group().upper()
+    return "WARN" if level == "WARNING" else level
 
 
 def _is_transport_failure(exc: BaseException) -> bool:

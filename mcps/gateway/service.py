@@ -6,7 +6,9 @@ Loops: discovery (the config file's `mcps.servers` and the database, every
 `mcps.health_check_interval`, recorded as a HealthCheck row), requests (from the
 channel layer, see rpc.py) and logs (server stderr and MCP log notifications,
 stored through the ingest pipeline in small batches and so live on the logs channels).
-Status changes are stored and sent on `mcp:{id}` and `global`.
+Status changes are stored and sent on `mcp:{id}` and `global`, and logged as the
+server's (service `gateway`: connected, degraded and reconnecting with the error,
+disconnected, reconnected) through the same batches as its own lines.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Gateway:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[Any]] = []
         self.logs = EventBatcher("gateway logs", linger=LOG_FLUSH_SECONDS)
+        self._statuses: dict[str, str] = {}  # each server's last status, as this gateway set it
         self._log_relays: dict[str, set[LogRelay]] = {}
         self._requests: set[asyncio.Task[Any]] = set()
         # Server id -> its default_arguments, as of the last discovery.
@@ -187,7 +190,7 @@ class Gateway:
             straggler.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        await self.status(server_id, MCPServer.Status.DISCONNECTED, "removed or disabled")
+        await self.status(server_id, MCPServer.Status.DISCONNECTED, "removed or disabled", expected=True)
 
     async def _discovery_loop(self) -> None:
         while True:
@@ -215,9 +218,12 @@ class Gateway:
 
     # -- hooks (called by connections) -------------------------------------------------
 
-    async def status(self, server_id: str, status: str, error: str) -> None:
+    async def status(self, server_id: str, status: str, error: str, *, expected: bool = False) -> None:
+        """A server's new status (`expected`: the gateway let it go, nothing failed)."""
         if self.private:
             return
+        previous = self._statuses.get(server_id)
+        self._statuses[server_id] = status
         await _db(MCPServer.objects.record_status)(server_id, status, error)
         event = encode(
             {"type": "mcp.status", "mcp_id": server_id, "status": status, "error": error, "at": now_iso()}
@@ -226,6 +232,37 @@ class Gateway:
         outbox.add(f"mcp:{server_id}", event)
         outbox.add("global", event)
         await outbox.send()
+        self._log_health(server_id, status, previous, error, expected)
+
+    def _log_health(
+        self, server_id: str, status: str, previous: str | None, error: str, expected: bool
+    ) -> None:
+        """The change as a log entry of the server, stored like its own lines (the same
+        batcher, so the same pipeline: redacted, live on `logs:*`)."""
+        failed = previous in (MCPServer.Status.DEGRADED, MCPServer.Status.DISCONNECTED)
+        level, message = "INFO", f"{server_id}: {status}"
+        if status == MCPServer.Status.CONNECTED:
+            message = f"{server_id}: {'reconnected' if failed else 'connected'}"
+        elif status == MCPServer.Status.DEGRADED:
+            level, message = "WARN", f"{server_id}: degraded, reconnecting: {error or 'session lost'}"
+        elif status == MCPServer.Status.DISCONNECTED:
+            if expected:
+                message = f"{server_id}: disconnected: {error}"
+            else:
+                level = "ERROR"
+                message = f"{server_id}: disconnected, still retrying: {error or 'session lost'}"
+        self.logs.add(
+            {
+                "id": f"gw-{uuid.uuid4().hex}",
+                "type": "log",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "level": level,
+                "service": "gateway",
+                "mcp_id": server_id,
+                "message": message,
+                "context": {"logger": "health", "status": status, "previous": previous, "error": error},
+            }
+        )
 
     async def connected(self, server_id: str, info: dict[str, Any], catalog: dict[str, list[Any]]) -> None:
         if self.private:

@@ -34,10 +34,11 @@ from django.db import DatabaseError, close_old_connections
 
 from mcps.models import IngestKey, hash_key
 from missioncontrol import metrics
+from missioncontrol.ingest import storable
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest, triage
 from missioncontrol.ingest.spool import DATABASE_DOWN, SpoolFull, default_spool
-from missioncontrol.jsontext import JSONDecodeError, dumps, loads
+from missioncontrol.jsontext import JSONDecodeError, dumps
 from missioncontrol.ratelimit import acheck_ingest
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def _authenticate(raw_key: str) -> tuple[Source, Exception | None]:
 
 def _parse(body: bytes) -> list[Any]:
     try:
-        data = loads(body)
+        data = storable.loads(body)  # a lone surrogate is one event's fault: not the body's
     except JSONDecodeError as exc:
         raise Answer(400, "body", f"not valid JSON: {exc}") from exc
     events = data.get("events") if isinstance(data, dict) else None
@@ -132,7 +133,10 @@ def _spool(events: list[Any], source: Source, cause: Exception) -> Received:
     result = IngestResult(verdicts)
     if valid:
         try:
-            default_spool().append([events[index] for index, _ in valid], source.mcp_id, source.team_id)
+            storable_events, _ = storable.escape_batch(events)
+            default_spool().append(
+                [storable_events[index] for index, _ in valid], source.mcp_id, source.team_id
+            )
         except SpoolFull as exc:
             metrics.INGEST_EVENTS.labels("refused").inc(len(valid))
             raise _database_down(

@@ -19,6 +19,7 @@ from audit.models import PermissionEvent
 from logs.models import LogEntry
 from mcps.models import MCPServer
 from missioncontrol.bulk import insert_new
+from missioncontrol.ingest import storable
 from missioncontrol.ingest.events import Invalid, Source, validate
 from missioncontrol.live import LogMeta, Outbox, encode
 from missioncontrol.models import Team
@@ -64,11 +65,14 @@ class Verdict:
     status: Status
     field: str | None = None
     reason: str | None = None
+    escaped: list[dict[str, str]] | None = None  # fields whose refused characters were escaped
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
         if self.status == "rejected":
             out["field"], out["reason"] = self.field, self.reason
+        if self.escaped:
+            out["escaped"] = self.escaped
         return out
 
 
@@ -103,19 +107,21 @@ def triage(raw_events: list[Any], source: Source) -> tuple[list[Verdict], list[t
     verdicts: list[Verdict] = []
     valid: list[tuple[int, dict[str, Any]]] = []
     seen: set[str] = set()
+    # What PostgreSQL cannot store is escaped before anything reads it (ids included).
+    raw_events, escaped = storable.escape_batch(raw_events)
     for index, raw in enumerate(raw_events):
         raw_id = raw.get("id") if isinstance(raw, dict) else None
         try:
             # Secrets are masked before anything is stored or sent live.
             event = redact_event(validate(raw, source))
         except Invalid as exc:
-            verdicts.append(Verdict(index, raw_id, "rejected", exc.field, exc.reason))
+            verdicts.append(Verdict(index, raw_id, "rejected", exc.field, exc.reason, escaped.get(index)))
             continue
         if event["id"] in seen:
-            verdicts.append(Verdict(index, event["id"], "duplicate"))
+            verdicts.append(Verdict(index, event["id"], "duplicate", escaped=escaped.get(index)))
             continue
         seen.add(event["id"])
-        verdicts.append(Verdict(index, event["id"], "accepted"))
+        verdicts.append(Verdict(index, event["id"], "accepted", escaped=escaped.get(index)))
         valid.append((index, event))
     return verdicts, valid
 

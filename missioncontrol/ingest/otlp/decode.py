@@ -24,8 +24,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from missioncontrol.ingest import storable
 from missioncontrol.ingest.otlp.mapping import LogRecord, Span, SpanEvent
-from missioncontrol.jsontext import JSONDecodeError, loads
+from missioncontrol.jsontext import JSONDecodeError
 
 Signal = Literal["traces", "logs"]
 Encoding = Literal["protobuf", "json"]
@@ -111,7 +112,7 @@ def parse(signal: Signal, encoding: Encoding, body: bytes) -> Message:
             raise Undecodable(f"not a protobuf {type(message).__name__}: {exc}") from exc
         return message
     try:
-        data = loads(body) if body else {}
+        data = storable.loads(body, escape_now=True) if body else {}
     except JSONDecodeError as exc:
         raise Undecodable(f"not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

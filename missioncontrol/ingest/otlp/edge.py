@@ -79,16 +79,23 @@ class Outcome:
 
 
 def _count_rejected(mapped: Mapped, result: IngestResult) -> tuple[int, str]:
-    """Spans (or records) refused by the mapping or with any event refused by the pipeline."""
+    """Spans (or records) refused by the mapping or with any event refused by the pipeline;
+    the message also names values stored escaped (a warning: OTLP's partial success may
+    carry one with nothing rejected)."""
     reasons = dict(mapped.rejected)
+    escaped: dict[int, str] = {}
     for verdict in result.verdicts:
+        origin = mapped.origins[verdict.index]
         if verdict.status == "rejected":
-            origin = mapped.origins[verdict.index]
             reasons.setdefault(origin, f"item {origin}: {verdict.field}: {verdict.reason}")
-    if not reasons:
+        elif verdict.escaped:
+            note = verdict.escaped[0]
+            escaped.setdefault(origin, f"item {origin}: {note['field']}: {note['reason']}")
+    notes = {**escaped, **reasons}
+    if not notes:
         return 0, ""
-    shown = [reasons[i] for i in sorted(reasons)[:5]]
-    more = f" (and {len(reasons) - 5} more)" if len(reasons) > 5 else ""
+    shown = [notes[i] for i in sorted(notes)[:5]]
+    more = f" (and {len(notes) - 5} more)" if len(notes) > 5 else ""
     return len(reasons), "; ".join(shown) + more
 
 
