@@ -38,6 +38,7 @@ from django.utils import timezone
 from logs import partitions
 from logs.models import ArchiveDay, LogEntry, LogEventId
 from mcps.models import MCPServer
+from missioncontrol import encryption
 from missioncontrol.config import RetentionConfig
 from missioncontrol.jsontext import dumps, loads
 
@@ -62,13 +63,38 @@ def file_name(tier: str, day: date, mcp_id: str) -> str:
     return f"{tier}/{day:%Y/%m/%d}/{quote(mcp_id, safe='')}.jsonl.gz"
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def encode_rows(rows: list[dict[str, Any]]) -> bytes:
-    # mtime=0: the same rows always give the same bytes (and digest).
-    return gzip.compress(b"".join(dumps(row).encode() + b"\n" for row in rows), mtime=0)
+    """Gzip'd JSON Lines, encrypted with the secrets' keys (missioncontrol/encryption.py):
+    the archive, a bucket or a disk, holds no log text in clear."""
+    return encryption.encrypt_bytes(gzip.compress(b"".join(dumps(row).encode() + b"\n" for row in rows)))
 
 
 def decode_rows(data: bytes) -> list[dict[str, Any]]:
+    if not data.startswith(_GZIP_MAGIC):  # encrypted (files written before encryption are not)
+        data = encryption.decrypt_bytes(data)
     return [loads(line) for line in gzip.decompress(data).splitlines() if line]
+
+
+def reencrypt() -> int:
+    """Write every archive file again, encrypted with the first key (plain ones included);
+    how many. Part of a key rotation (`manage.py rotate_secrets`)."""
+    count = 0
+    for entry in ArchiveDay.objects.exclude(name=""):
+        data = _read(entry.name)
+        fresh = (
+            encryption.encrypt_bytes(data)
+            if data.startswith(_GZIP_MAGIC)
+            else encryption.reencrypt_bytes(data)
+        )
+        _write(entry.name, fresh)
+        if decode_rows(_read(entry.name)) != decode_rows(data):
+            raise ArchiveError(f"{entry.name} did not read back as written")
+        ArchiveDay.objects.filter(pk=entry.pk).update(sha256=hashlib.sha256(fresh).hexdigest())
+        count += 1
+    return count
 
 
 def _write(name: str, data: bytes) -> None:

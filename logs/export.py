@@ -1,4 +1,4 @@
-"""Log export as JSON Lines or CSV, streamed in keyset chunks.
+"""Log export as JSON Lines, one JSON array, or CSV, streamed in keyset chunks.
 
 Memory stays constant however many rows match: rows are read `CHUNK` at a time, after
 the (timestamp, id) of the last one sent, and each chunk is written out before the next
@@ -20,7 +20,7 @@ from missioncontrol.jsontext import dumps
 
 CHUNK = 2000
 COLUMNS = ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception")
-FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+FORMATS = {"jsonl": "application/x-ndjson", "json": "application/json", "csv": "text/csv; charset=utf-8"}
 
 
 def _chunk(queryset: QuerySet[LogEntry], after: tuple[Any, str] | None) -> list[LogEntry]:
@@ -33,6 +33,20 @@ def _chunk(queryset: QuerySet[LogEntry], after: tuple[Any, str] | None) -> list[
 
 def _jsonl(rows: Iterable[LogEntry]) -> str:
     return "".join(dumps(row.as_event()) + "\n" for row in rows)
+
+
+def _json_array_writer() -> Callable[[Iterable[LogEntry]], str]:
+    """Rows as the items of one JSON array (the caller writes its brackets)."""
+    first = True
+
+    def write(rows: Iterable[LogEntry]) -> str:
+        nonlocal first
+        items = [dumps(row.as_event()) for row in rows]
+        text = ("" if first else ",\n") + ",\n".join(items)
+        first = first and not items
+        return text
+
+    return write
 
 
 def _csv_writer() -> tuple[Callable[[Iterable[LogEntry]], str], str]:
@@ -57,18 +71,22 @@ def _csv_writer() -> tuple[Callable[[Iterable[LogEntry]], str], str]:
 
 
 async def stream(queryset: QuerySet[LogEntry], fmt: str) -> AsyncIterator[str]:
-    """The rows of `queryset`, newest first, as `fmt` ("jsonl" or "csv") text pieces."""
+    """The rows of `queryset`, newest first, as `fmt` ("jsonl", "json" or "csv") text pieces."""
     if fmt == "csv":
         write, header = _csv_writer()
         yield header
+    elif fmt == "json":
+        write = _json_array_writer()
+        yield "["
     else:
         write = _jsonl
     after = None
     while True:
         rows = await sync_to_async(_chunk)(queryset, after)
-        if not rows:
-            return
-        yield write(rows)
+        if rows:
+            yield write(rows)
         if len(rows) < CHUNK:
-            return
+            break
         after = (rows[-1].timestamp, rows[-1].id)
+    if fmt == "json":
+        yield "]\n"

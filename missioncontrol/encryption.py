@@ -1,4 +1,5 @@
-"""Secrets at rest: Fernet encryption of model fields (an MCP server's env and headers).
+"""Secrets at rest: Fernet encryption of model fields (an MCP server's env and headers)
+and of the log archive's files (logs/archive.py).
 
 Keys: `MC_SECRET_KEY_FERNET` (or `security.fernet_keys` in mission_control.yml), a
 comma-separated list of Fernet keys, the first of which encrypts; without it, a key
@@ -55,18 +56,35 @@ setting_changed.connect(_settings_changed)
 
 
 def encrypt(text: str) -> str:
-    return fernet().encrypt(text.encode()).decode()
+    return encrypt_bytes(text.encode()).decode()
 
 
 def decrypt(token: str) -> str:
+    return decrypt_bytes(token.encode()).decode()
+
+
+def encrypt_bytes(data: bytes) -> bytes:
+    return fernet().encrypt(data)
+
+
+def decrypt_bytes(token: bytes) -> bytes:
     try:
-        return fernet().decrypt(token.encode()).decode()
+        return fernet().decrypt(token)
     except InvalidToken:
         raise ImproperlyConfigured(
             "a stored secret cannot be decrypted with the configured keys: SECRET_KEY or "
             "MC_SECRET_KEY_FERNET changed; put the previous key in SECRET_KEY_FALLBACKS or "
             "after the new one in MC_SECRET_KEY_FERNET"
         ) from None
+
+
+def reencrypt_bytes(token: bytes) -> bytes:
+    """`token` encrypted again with the first key (MultiFernet.rotate)."""
+    try:
+        return fernet().rotate(token)
+    except InvalidToken:
+        decrypt_bytes(token)  # raises the configuration error
+        raise
 
 
 def is_encrypted(text: str) -> bool:

@@ -164,6 +164,23 @@ async def test_it_exports_10k_logs_as_json_lines_that_parse_back(many_logs: int)
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_it_exports_10k_logs_as_one_json_array_that_parses_back(many_logs: int) -> None:
+    response = await api("GET", "/api/logs/export?format=json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-disposition"].endswith('.json"')
+    rows = json.loads(response.text)
+    assert [r["id"] for r in rows] == [f"x{i:05}" for i in reversed(range(many_logs))]
+    assert rows[-1]["message"] == 'line 0, with "quotes", commas\nand a newline'
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_export_matching_nothing_is_an_empty_json_array() -> None:
+    response = await api("GET", "/api/logs/export?format=json&levels=ERROR")
+    assert response.status_code == 200 and json.loads(response.text) == []
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_it_exports_10k_logs_as_csv_that_parses_back(many_logs: int) -> None:
     response = await api("GET", "/api/logs/export?format=csv")
     assert response.status_code == 200
@@ -186,7 +203,7 @@ async def test_it_exports_with_the_list_filters(many_logs: int) -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_it_refuses_an_unknown_export_format_or_filter() -> None:
     assert (await api("GET", "/api/logs/export?format=xml")).json() == {
-        "format": ["Give one of: jsonl, csv."]
+        "format": ["Give one of: jsonl, json, csv."]
     }
     response = await api("GET", "/api/logs/export?format=csv&levels=LOUD")
     assert response.status_code == 400 and "levels" in response.json()

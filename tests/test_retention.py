@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -168,3 +170,39 @@ def test_the_beat_task_applies_retention(settings: Any) -> None:
     store(log(days_ago(15), id="t1", mcp_id="alpha"))
     assert archive_logs.apply().get() == {"days": 1, "rows": 1, "moved_cold": 0, "expired": 0}
     assert settings.CELERY_BEAT_SCHEDULE["logs.archive"]["task"] == "logs.archive"
+
+
+def test_archive_files_hold_no_log_text_in_clear_and_follow_key_rotation(settings: Any) -> None:
+    from cryptography.fernet import Fernet
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [old]
+    day = days_ago(10)
+    store(log(day, id="s1", mcp_id="alpha", message="the customer's card is on file"))
+    archive.archive()
+    (entry,) = ArchiveDay.objects.all()
+    raw = archive._read(entry.name)
+    assert not raw.startswith(b"\x1f\x8b")  # not a gzip stream anyone could read
+    assert b"customer" in gzip.decompress(Fernet(old).decrypt(raw))
+    settings.FERNET_KEYS = [new, old]
+    call_command("rotate_secrets", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    settings.FERNET_KEYS = [new]
+    settings.SECRET_KEY = "another-secret-key-" * 3  # the derived key is no help either
+    assert [r["message"] for r in archive.decode_rows(archive._read(entry.name))] == [
+        "the customer's card is on file"
+    ]
+    settings.FERNET_KEYS = [old]  # the old key alone no longer opens it
+    with pytest.raises(ImproperlyConfigured, match="cannot be decrypted"):
+        archive.decode_rows(archive._read(entry.name))
+
+
+def test_archive_files_written_before_encryption_still_read_and_are_encrypted_on_rotation() -> None:
+    day = days_ago(10)
+    store(log(day, id="p1", mcp_id="alpha", message="an older plain file"))
+    archive.archive()
+    (entry,) = ArchiveDay.objects.all()
+    # What an earlier version wrote: the gzip'd JSON Lines alone.
+    archive._write(entry.name, archive.encryption.decrypt_bytes(archive._read(entry.name)))
+    assert [r["id"] for r in archive.read(day - timedelta(hours=1), day + timedelta(hours=1))] == ["p1"]
+    assert archive.reencrypt() == 1
+    assert not archive._read(entry.name).startswith(b"\x1f\x8b")

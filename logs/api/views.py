@@ -128,7 +128,7 @@ class ExportFilterSet(LogFilterSet):
 @require_GET
 @api_access()
 async def export(request: HttpRequest) -> HttpResponse:
-    """`/api/logs/export?format=jsonl|csv&<log filters>`: every matching log, streamed."""
+    """`/api/logs/export?format=jsonl|json|csv&<log filters>`: every matching log, streamed."""
     fmt = request.GET.get("format", "jsonl")
     if fmt not in exporting.FORMATS:
         return JsonResponse({"format": [f"Give one of: {', '.join(exporting.FORMATS)}."]}, status=400)

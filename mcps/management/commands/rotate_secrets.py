@@ -1,4 +1,5 @@
-"""manage.py rotate_secrets: re-encrypt MCP servers' env and headers with the first key.
+"""manage.py rotate_secrets: re-encrypt the secrets at rest with the first key: MCP servers'
+env and headers, and every log archive file.
 
 Rotation: put the new key first in MC_SECRET_KEY_FERNET (keeping the old one after it),
 run this, then drop the old key. See missioncontrol/encryption.py.
@@ -10,12 +11,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from logs import archive
 from mcps.models import MCPServer
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt MCP servers' env and headers with the first MC_SECRET_KEY_FERNET key."
+    help = "Re-encrypt servers' env and headers and the log archive with the first MC_SECRET_KEY_FERNET key."
 
     def handle(self, *args: Any, **options: Any) -> None:
         count = MCPServer.objects.reencrypt_secrets()
         self.stdout.write(f"re-encrypted the secrets of {count} server(s)")
+        files = archive.reencrypt()
+        self.stdout.write(f"re-encrypted {files} log archive file(s)")
