@@ -18,6 +18,7 @@ from typing import Any
 from audit.inheritance import ancestors
 from audit.policy import Decision, Link, action_of, decide, policies
 from mcps.endpoint.recorder import Call, CallRecorder, Session
+from mcps.models import AGGREGATE_ID
 
 PARENT_META_KEY = "mc/parent_thread_id"
 THREAD_META_KEY = "mc/thread_id"
@@ -109,7 +110,7 @@ class DirectCall:
             error,
             self.decision,
             self.thread_id,
-            unknown_server=unknown_server,
+            server=AGGREGATE_ID if unknown_server else "",
         )
         self.recorder.record(self.session, call)
         self.recorder.end(self.key)

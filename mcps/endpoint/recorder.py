@@ -109,12 +109,14 @@ class Call:
     decision: Decision | None = None  # the policy's verdict; a denied call was never forwarded
     thread_id: str = ""  # its thread (Session.thread_for_call), named in its answer's _meta
     parent_id: str | None = None  # the thread its request named as parent, else its session's
-    unknown_server: bool = False  # no such server: Mission Control itself answered the call
+    # Who answered, when not `mcp_id`: Mission Control itself (AGGREGATE_ID), for its own
+    # tools (`missioncontrol__...`) and for a server that does not exist.
+    server: str = ""
 
     @property
     def answered_by(self) -> str:
-        """The server its thread is filed under: the one called, unless there is no such server."""
-        return AGGREGATE_ID if self.unknown_server else self.mcp_id
+        """The server its thread is filed under."""
+        return self.server or self.mcp_id
 
     @property
     def failed(self) -> bool:

@@ -45,6 +45,7 @@ from mcps.endpoint.gate import THREAD_META_KEY, authorize, denial_meta, parent_o
 from mcps.endpoint.recorder import Call, CallHook, CallRecorder, Session
 from mcps.endpoint.router import Router
 from mcps.gateway.rpc import GatewayError
+from mcps.models import AGGREGATE_ID
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ def build_server(
 
         def ended(**outcome: Any) -> Call:
             elapsed = (time.perf_counter() - clock) * 1000
+            outcome.setdefault("server", AGGREGATE_ID if own else "")  # Mission Control answers its own tools
             return Call(
                 mcp_id,
                 tool,
@@ -181,8 +183,10 @@ def build_server(
         try:
             result = await router.call(mcp_id, tool, arguments, progress, log)
         except GatewayError as exc:
+            # No such server: Mission Control answered, and files the call under itself.
             unknown = exc.status == 404 and exc.field == "mcp_id"
-            recorder.record(session, ended(error=exc.reason, unknown_server=unknown), then=on_called)
+            answered = {"server": AGGREGATE_ID} if unknown else {}
+            recorder.record(session, ended(error=exc.reason, **answered), then=on_called)
             if exc.status == 404:
                 raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}: {exc.reason}") from exc
             where = f" ({exc.field})" if exc.field else ""
