@@ -182,3 +182,31 @@ def test_the_inspector_renders_the_first_page_of_a_long_timeline_only(client: Cl
     state = json.loads(page.split('id="thread-state" type="application/json">')[1].split("</script>")[0])
     assert len(state["timeline"]) == 200 and state["step_count"] == 230 and state["timeline_next"]
     assert 'id="more-steps"' in page
+
+
+def test_an_otlp_tool_span_that_failed_counts_on_its_trace_whose_own_status_stays() -> None:
+    from missioncontrol.ingest.otlp.mapping import Span, map_spans
+
+    def span(span_id: str, name: str, parent: str = "", **attrs: Any) -> Span:
+        start = 1_790_000_000_000_000_000 + int(span_id, 16) * 1_000_000
+        return Span(
+            trace_id="0af7651916cd43dd8448eb211c80319c",
+            span_id=span_id,
+            parent_span_id=parent,
+            name=name,
+            start_ns=start,
+            end_ns=start + 500_000,
+            attributes=attrs,
+            resource={"service.name": "weather-agent"},
+        )
+
+    root, tool = f"{1:016x}", f"{2:016x}"
+    mapped = map_spans(
+        [
+            span(root, "handle request"),
+            span(tool, "execute_tool get_weather", root, **{"error.type": "timeout"}),
+        ]
+    )
+    assert all(v.status == "accepted" for v in ingest(mapped.events, Source(mcp_id=None)).verdicts)
+    thread = Thread.objects.get(id="otel-0af7651916cd43dd8448eb211c80319c")
+    assert (thread.status, thread.error_count) == ("complete", 1)
