@@ -163,8 +163,8 @@ async def test_calls_made_while_a_batch_is_stored_wait_for_the_next_linger_and_g
     await asyncio.sleep(0.4)
     # The three calls' threads (started, two steps, a check, ended), in one batch.
     assert stores == [5, 3 * 5]
+    await batcher.close()  # the second batch has been handed over: let it land
     assert await ExecutionStep.objects.filter(thread__session_id=session.id).acount() == 8
-    await batcher.close()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -44,6 +44,18 @@ CURRENT_STEP = JSONObject(
 )
 
 
+# ThreadQuerySet._step_counts in SQL, for record_news's `INSERT ... ON CONFLICT DO UPDATE`
+# (PostgreSQL), where the thread is the conflicting row.
+_STEP_COUNTS_SQL = (
+    "error_count = (SELECT count(*) FROM threads_executionstep s "
+    "WHERE s.thread_id = threads_thread.id AND s.status = 'error')",
+    "current_step = (SELECT jsonb_build_object('sequence', s.sequence, 'step_type', s.step_type, "
+    "'description', left(s.description, 200), 'status', s.status, 'timestamp', s.timestamp) "
+    "FROM threads_executionstep s WHERE s.thread_id = threads_thread.id AND s.status <> 'pending' "
+    "ORDER BY s.sequence DESC LIMIT 1)",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class News:
     """What `record_news` wrote: each thread's team; the server of each thread created ended."""
@@ -144,7 +156,9 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         are missing get a placeholder row: a step may arrive before its thread.started
         (agents retry, batches race) and stays attached until thread.started fills it in.
 
-        Any news of a thread means it is not stalled (any more): all are marked updated.
+        Any news of a thread means it is not stalled (any more): all are marked updated, and
+        their error counts and current steps are read again from their steps, which the
+        batch wrote before (the step's foreign key is checked at commit).
 
         PostgreSQL only, `ends` (id: final status and time): a thread this call creates
         is created ended (an OTLP span is exported once, with its start and its end);
@@ -169,10 +183,10 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
                 ignore_conflicts=True,
             )
             found = self.filter(id__in=started_ids | set(placeholders))
-            found.update(updated_at=Now(), stalled_at=None)
+            found.update(updated_at=Now(), stalled_at=None, **self._step_counts())
             return News(dict(found.values_list("id", "team_id")), {})
         rows = [(*row, *ends.get(row[0], (running, None))) for row in rows]
-        news = ("updated_at = now()", "stalled_at = NULL")
+        news = ("updated_at = now()", "stalled_at = NULL", *_STEP_COUNTS_SQL)
         returned: list[tuple[Any, ...]] = []
         for chunk, assignments in (
             (rows[: len(started)], [*(f"{c} = EXCLUDED.{c}" for c in _columns(update)), *news]),
@@ -187,6 +201,9 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
                 # xmax is 0 on a row this statement inserted (not on one it updated).
                 returning="id, team_id, mcp_id, xmax = 0",
             )
+        # Rows this statement inserted got no counts (an INSERT cannot read their steps): the
+        # threads a batch both starts and steps (an SDK's first batch, say) are counted now.
+        self.recount_steps({tid for tid, _, _, created in returned if created})
         return News(
             {tid: team for tid, team, _, _ in returned},
             {tid: mcp for tid, _, mcp, created in returned if created and tid in ends},
@@ -213,23 +230,27 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Threads with at least one failed step (`failed`), or with none."""
         return self.filter(error_count__gt=0) if failed else self.filter(error_count=0)
 
-    def recount_steps(self, thread_ids: set[str]) -> None:
-        """Refresh the error count and the current step of `thread_ids` from their stored steps.
+    @staticmethod
+    def _step_counts() -> dict[str, Any]:
+        """A thread's error count and current step, as UPDATE values read from its stored steps.
 
-        The ingest path calls it once per batch with steps, after they are written: one
-        `UPDATE` whose subqueries each read one thread's steps through the (thread,
-        sequence) index, rather than a save per step. Counting (not adding) keeps it
-        right when a later report of a step changes its status, or a report repeats.
+        Each subquery reads one thread's steps through an index: its failures through the
+        partial `step_failed_thread`, its current step backwards along (thread, sequence).
+        Counting (not adding) keeps them right when a later report of a step changes its
+        status, or a report repeats. `_STEP_COUNTS_SQL` is the same in SQL.
         """
-        if not thread_ids:
-            return
         steps = ExecutionStep.objects.filter(thread=OuterRef("pk")).order_by()
         failed = steps.filter(status=ExecutionStep.Status.ERROR).values("thread").annotate(n=Count("*"))
         current = steps.exclude(status=ExecutionStep.Status.PENDING).order_by("-sequence")
-        self.filter(id__in=thread_ids).update(
-            error_count=Coalesce(Subquery(failed.values("n")), 0),
-            current_step=Subquery(current.values(snapshot=CURRENT_STEP)[:1]),
-        )
+        return {
+            "error_count": Coalesce(Subquery(failed.values("n")), 0),
+            "current_step": Subquery(current.values(snapshot=CURRENT_STEP)[:1]),
+        }
+
+    def recount_steps(self, thread_ids: set[str]) -> None:
+        """Refresh the error count and the current step of `thread_ids` from their stored steps."""
+        if thread_ids:
+            self.filter(id__in=thread_ids).update(**self._step_counts())
 
     def save_fields(self, rows: list[Thread], fields: list[str]) -> None:
         """Save `fields` of stored threads in one statement (the ingest path's bulk update)."""
@@ -315,10 +336,6 @@ class Thread(models.Model):
             models.Index(fields=["mcp", "-started_at"], name="thread_mcp_started"),
             models.Index(fields=["-started_at"], name="thread_started"),
             models.Index(fields=["session", "-started_at"], name="thread_session_started"),
-            # "With failures": a small partial index, failed threads being the few.
-            models.Index(
-                fields=["-started_at"], name="thread_failed_started", condition=Q(error_count__gt=0)
-            ),
         ]
 
     def __str__(self) -> str:
@@ -582,6 +599,9 @@ class ExecutionStep(models.Model):
     class Meta:
         ordering = ["thread", "sequence"]
         constraints = [models.UniqueConstraint(fields=["thread", "sequence"], name="step_thread_sequence")]
+        # A thread's failed steps, counted with every batch (ThreadQuerySet.recount_steps):
+        # through this small index the count reads the failures alone, however long the thread.
+        indexes = [models.Index(fields=["thread"], condition=Q(status="error"), name="step_failed_thread")]
 
     def __str__(self) -> str:
         return f"{self.thread_id}#{self.sequence} {self.step_type}"

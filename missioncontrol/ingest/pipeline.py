@@ -203,11 +203,16 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     # On PostgreSQL, ends with no usage to record (OTLP's) are applied as the threads
     # are written: a thread created now is created ended, the others in one update.
     ends = _first_ends(ended) if _ends_alone(ended, steps) else {}
+    # Steps first: writing the threads then counts their failed steps and finds their
+    # current step in the same statement (the steps' foreign key is checked at commit).
+    _store_steps(steps)
     news = Thread.objects.record_news(_started_rows(started), first_seen, team_id, ends)
     Session.objects.record(_session_rows(started, team_id))
     audience = Audience(team_id, news.teams, {e["thread_id"] for e in logs if e["thread_id"]})
     _announce_started(started, outbox, audience)
-    _record_steps(steps, outbox, audience)
+    for event in steps:
+        tid = event["thread_id"]
+        outbox.add(f"thread:{tid}", encode(_iso(event)), teams=audience.of_thread(tid))
     new_ids |= _insert_messages(messages, outbox, audience)
     new_ids |= _insert_logs(logs, outbox, audience, team_id)
     new_ids |= _insert_checks(checks, outbox, audience)
@@ -301,7 +306,7 @@ def _announce_started(started: list[dict[str, Any]], outbox: Outbox, audience: A
         outbox.add(f"mcp:{event['mcp_id']}", created, teams=teams)
 
 
-def _record_steps(steps: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
+def _store_steps(steps: list[dict[str, Any]]) -> None:
     latest: dict[tuple[str, int], dict[str, Any]] = {}
     for event in steps:  # one row per (thread, sequence); the latest report wins
         key = (event["thread_id"], event["sequence"])
@@ -323,11 +328,6 @@ def _record_steps(steps: list[dict[str, Any]], outbox: Outbox, audience: Audienc
             for e in latest.values()
         ]
     )
-    # The threads' error counts and current steps follow their steps, in one statement.
-    Thread.objects.recount_steps({e["thread_id"] for e in latest.values()})
-    for event in steps:
-        tid = event["thread_id"]
-        outbox.add(f"thread:{tid}", encode(_iso(event)), teams=audience.of_thread(tid))
 
 
 def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> set[str]:

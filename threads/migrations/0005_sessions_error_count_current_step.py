@@ -72,12 +72,12 @@ class Migration(migrations.Migration):
             index=models.Index(fields=['session', '-started_at'], name='thread_session_started'),
         ),
         migrations.AddIndex(
-            model_name='thread',
-            index=models.Index(condition=models.Q(('error_count__gt', 0)), fields=['-started_at'], name='thread_failed_started'),
-        ),
-        migrations.AddIndex(
             model_name='session',
             index=models.Index(fields=['-started_at'], name='session_started'),
+        ),
+        migrations.AddIndex(
+            model_name='executionstep',
+            index=models.Index(condition=models.Q(('status', 'error')), fields=['thread'], name='step_failed_thread'),
         ),
         migrations.RunPython(count_stored_steps, migrations.RunPython.noop),
     ]
