@@ -11,12 +11,10 @@ agent running, read through the API and in Chromium.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,11 +23,11 @@ import pytest
 from tests.conftest import event
 from tests.processes import ROOT, Server, clean_env, create_key, create_token, free_port, post_events
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
+from tests.test_pages_browser import browser  # noqa: E402, F401  (Debian's Chromium, one per module)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple"
 
 
@@ -70,26 +68,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with playwright_api.sync_playwright() as p:
-            instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-            yield instance
-            instance.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
 @pytest.fixture
-def page(served: Served, browser: Any) -> Iterator[Any]:
+def page(served: Served, browser: Any) -> Iterator[Any]:  # noqa: F811  (the imported fixture)
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     tab = context.new_page()
     errors: list[str] = []

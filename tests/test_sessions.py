@@ -115,3 +115,28 @@ def test_a_server_page_lists_the_threads_and_calls_filed_under_it(client: Client
     calls = page.split('id="calls"')[1]
     assert calls.count("status-error") == 1 and calls.count("status-complete") == 2
     assert ids(client.get("/api/threads?mcp=time")) == ["call-2", "call-3", "call-1"]
+
+
+def test_graphql_finds_a_sessions_threads_and_a_servers(operator: User, sessions: None) -> None:
+    import json
+
+    text = """query ($session: ID!) {
+      bySession: threads(filters: {session: $session}) { results { id sessionId } }
+      byServer: threads(filters: {mcps: ["time"]}) { results { id } }
+    }"""
+    body = (
+        signed_in(operator)
+        .post(
+            "/graphql",
+            json.dumps({"query": text, "variables": {"session": "S-a"}}),
+            content_type="application/json",
+        )
+        .json()
+    )
+    assert "errors" not in body, body
+    assert sorted(r["id"] for r in body["data"]["bySession"]["results"]) == ["call-1", "call-2"]
+    assert {r["sessionId"] for r in body["data"]["bySession"]["results"]} == {"S-a"}
+    assert sorted(r["id"] for r in body["data"]["byServer"]["results"]) == [
+        "call-1",
+        "call-2",
+    ]  # alpha's only

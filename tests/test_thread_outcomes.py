@@ -210,3 +210,10 @@ def test_an_otlp_tool_span_that_failed_counts_on_its_trace_whose_own_status_stay
     assert all(v.status == "accepted" for v in ingest(mapped.events, Source(mcp_id=None)).verdicts)
     thread = Thread.objects.get(id="otel-0af7651916cd43dd8448eb211c80319c")
     assert (thread.status, thread.error_count) == ("complete", 1)
+
+
+def test_search_says_which_steps_failed_and_how_a_thread_went(client: Client, runs: None) -> None:
+    hits = client.get("/api/search?q=time.get_current_time&kinds=step").json()["results"]
+    assert [h["title"] for h in hits] == ["tool_call in T-failed (failed)"]
+    (thread,) = client.get("/api/search?q=call failed&kinds=thread").json()["results"]
+    assert thread["title"] == "T-failed (complete, 1 failed step)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from audit.models import PermissionEvent
 from logs.models import LogEntry
@@ -24,15 +24,7 @@ EventType = Literal[
     "permission.check",
     "session.ended",
 ]
-EVENT_TYPES: tuple[str, ...] = (
-    "thread.started",
-    "thread.step",
-    "thread.message",
-    "thread.ended",
-    "log",
-    "permission.check",
-    "session.ended",
-)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 MAX_ID = 200
 
 # Computed once: Django's `Choices.values` rebuilds its list on every access.
