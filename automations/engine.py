@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -36,6 +36,8 @@ from django.utils import timezone
 from automations import bounds, definition, scripts, templating
 from automations.inputs import coerce
 from automations.models import Automation, Directive, DirectiveExecution, StepRun
+from mcps.endpoint.recorder import Call, call_thread
+from mcps.endpoint.recorder import Session as CallSession
 from mcps.models import AGGREGATE_ID
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
@@ -505,6 +507,7 @@ class Run:
             timeout = max(left, 0.01)
             overstayed = f"the run took longer than {self.limits.run_timeout:g} s (automations.run_timeout)"
         call: Callable[[], Any]
+        answer: dict[str, Any] = {}  # a tool's result or error, as the gateway gave it
         if kind == "script":
             script = scripts.get(definition.script_name(step) or "")
             assert script is not None  # needed_by() found it
@@ -512,11 +515,16 @@ class Run:
         else:
             ref = definition.tool_ref(step)
             assert ref is not None
-            call = lambda: call_tool(ref.server, ref.tool, params, timeout)  # noqa: E731
+            call = lambda: call_tool(ref.server, ref.tool, params, timeout, answer)  # noqa: E731
         watchdog = Watchdog(timeout, self.cancelled, overstayed)
+        began, clock = datetime.now(UTC), time.perf_counter()
         try:
-            with watchdog:
-                output = call()
+            try:
+                with watchdog:
+                    output = call()
+            finally:
+                if kind != "script":  # recorded outside the watchdog, which may raise at any moment
+                    self._record_call(ref.server, ref.tool, params, began, clock, answer, record)
         except Stop as exc:
             raise (watchdog.fired or exc) from None
         except Exception as exc:
@@ -525,6 +533,33 @@ class Run:
             return _plain(output)
         except (TypeError, ValueError) as exc:
             raise StepFailed(path, f"the result is not JSON: {exc}") from None
+
+    def _record_call(
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        began: datetime,
+        clock: float,
+        answer: dict[str, Any],
+        record: StepRun,
+    ) -> None:
+        """A tool step's call as a thread of its own on the server called, child of the run's,
+        ended with the call's outcome (the server's page and `?mcp=<server>` list it)."""
+        elapsed = (time.perf_counter() - clock) * 1000
+        error = answer.get("error") or ("" if "result" in answer else "no answer: the step was stopped")
+        session = CallSession(
+            key=(),
+            id=None,
+            via="directive",
+            principal=f"directive:{self.name}",
+            client={"name": f"directive {self.name}"},
+            parent_id=self.thread_id,
+        )
+        thread_id = f"{self.thread_id}-call-{record.sequence}"
+        call = Call(server, tool, arguments, began, elapsed, answer.get("result"), error, thread_id=thread_id)
+        # The run checked the directive's permissions itself (_check): no second check here.
+        self._record(call_thread(session, call, check=False))
 
     def _check(self, permission: str, path: str) -> None:
         """One PermissionEvent per permission per run; a denial fails the step."""
@@ -643,19 +678,26 @@ class Run:
             async_to_sync(outbox.send)()
 
 
-def call_tool(server: str, tool: str, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """A tool call through the gateway (as the health task reaches it); fails on an error result."""
+def call_tool(
+    server: str, tool: str, arguments: dict[str, Any], timeout: float, answer: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A tool call through the gateway (as the health task reaches it); fails on an error result.
+
+    `answer`, if given, receives the gateway's `result` (the CallToolResult) or its `error`.
+    """
     from mcps.gateway import rpc
 
+    answer = {} if answer is None else answer
     try:
-        answer = async_to_sync(rpc.request)(
+        reply = async_to_sync(rpc.request)(
             "call_tool",
             {"mcp_id": server, "tool": tool, "arguments": arguments, "timeout": timeout},
             timeout=timeout,
         )
     except rpc.GatewayError as exc:
+        answer["error"] = exc.reason
         raise RuntimeError(f"{server}/{tool}: {exc.reason}") from None
-    result = answer["result"]
+    result = answer["result"] = reply["result"]
     text = "\n".join(c.get("text", "") for c in result.get("content") or [] if c.get("type") == "text")
     if result.get("isError"):
         raise RuntimeError(f"{server}/{tool} answered an error: {text[:500]}")

@@ -110,7 +110,9 @@ async def end_to_end() -> dict[str, dict[str, float]]:
     subject = Subject(user="alice", teams=("ops",))
     granted = {}
 
-    async def bypass(recorder: Any, session: Any, mcp_id: str, tool: str, annotations: Any) -> Decision:
+    async def bypass(
+        recorder: Any, session: Any, mcp_id: str, tool: str, annotations: Any, *thread: Any
+    ) -> Decision:
         # The no-policy path: a constant grant, nothing evaluated.
         key = (mcp_id, tool)
         if key not in granted:

@@ -17,7 +17,7 @@ The load rates are not comparable with bench/run.py's HTTP ingest: no HTTP, no l
 (the ingest result's outbox is not sent), one process.
 
 Environment: BENCH_QUERY_LOGS (default 1,000,000), BENCH_QUERY_THREADS (10,000),
-BENCH_PG, BENCH_QUERY_KEEP=1 to keep the database afterwards.
+BENCH_PG, BENCH_QUERY_DB (the scratch database's name), BENCH_QUERY_KEEP=1 to keep it afterwards.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from tests.processes import CLEARED, clean_env  # noqa: E402
 
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "mc_bench_query"
+DB_NAME = os.environ.get("BENCH_QUERY_DB", "mc_bench_query")
 LOGS = int(os.environ.get("BENCH_QUERY_LOGS", 1_000_000))
 THREADS = int(os.environ.get("BENCH_QUERY_THREADS", 10_000))
 KEEP = os.environ.get("BENCH_QUERY_KEEP", "") not in ("", "0")
@@ -524,12 +524,21 @@ def measure(data: Data) -> tuple[dict[str, tuple[str, list[float]]], dict[str, A
 
     def check_timeline(response: Any) -> None:
         ok(response)
-        assert len(response.json()) == TIMELINE_STEPS, len(response.json())
+        assert len(response.json()["results"]) == TIMELINE_STEPS, len(response.json()["results"])
 
     rows["timeline, 1,000 steps"] = (
-        "GET /api/threads/<id>/timeline",
-        timed(lambda i: client.get(f"/api/threads/{data.big_thread}/timeline"), check_timeline),
+        f"GET /api/threads/<id>/timeline?limit={TIMELINE_STEPS}",
+        timed(
+            lambda i: client.get(f"/api/threads/{data.big_thread}/timeline", {"limit": TIMELINE_STEPS}),
+            check_timeline,
+        ),
     )
+    # Thread lists carry each thread's error count and current step (stored columns).
+    for name, params in (("threads", {}), ("threads with failures", {"with_failures": "true"})):
+        rows[name] = (
+            f"GET /api/threads?{'&'.join(f'{k}={v}' for k, v in params.items())}",
+            timed(lambda i, p=params: client.get("/api/threads", p), ok),  # type: ignore[misc]
+        )
     return rows, searches
 
 

@@ -6,10 +6,11 @@ Kiwi's `execute` tool takes `item_type`, `action`, `item_id`, `parameters` and
 directive is looked up in the indexed workspaces (the call's `project_path`, else the
 server's projects, then the user space) and a run begins (mcps/endpoint/recorder.py):
 
-- a thread, child of the thread the `execute` call was recorded on, running on the Kiwi
-  server, `execution_context.kind` = `kiwi_directive` and `execution_context.kiwi`
-  naming the directive (its graph key, version, path, parameters) and its declared
-  permissions; in the graph it `executed` the directive (kiwi/graph.py);
+- a thread, child of the thread the `execute` call was recorded on (that call's own),
+  in the agent's session, running on the Kiwi server, `execution_context.kind` =
+  `kiwi_directive` and `execution_context.kiwi` naming the directive (its graph key,
+  version, path, parameters) and its declared permissions; in the graph it `executed`
+  the directive (kiwi/graph.py);
 - the directive's `<process>` steps on its timeline from the start, pending;
 - every later call of the agent's session recorded in that thread, and checked against
   the directive's permissions on top of the policy (audit/policy.py `Declared`): a tool
@@ -96,6 +97,7 @@ async def begin(
     recorder: CallRecorder,
     root: Session,
     parent: Session,
+    parent_thread: str,
     server: str,
     arguments: dict[str, Any],
     when: datetime,
@@ -103,7 +105,8 @@ async def begin(
     """Begin the run `arguments` (a starts_run call on `server`) asks for, recorded from `when`.
 
     `root` is the agent's session, `parent` the session the execute call was recorded in
-    (the root, or a run it began before, which this one replaces).
+    (the root, or a run it began before, which this one replaces), `parent_thread` the
+    execute call's thread: the run's thread is its child.
     """
     item = await sync_to_async(_lookup, thread_sensitive=False)(server, arguments)
     name = arguments["item_id"]
@@ -113,7 +116,7 @@ async def begin(
         "indexed": item is not None,
         "parameters": arguments.get("parameters") or {},
         "project_path": arguments.get("project_path") or "",
-        "started_by": parent.thread_id,
+        "started_by": parent_thread,
     }
     if item is not None:
         kiwi |= {
@@ -129,11 +132,13 @@ async def begin(
         principal=root.principal,
         client=root.client,
         subject=root.subject,
-        parent_id=parent.thread_id,
+        parent_id=parent_thread,
         team_id=root.team_id,
         may_call_tools=root.may_call_tools,
         user_id=root.user_id,
     )
+    run.id = root.id  # the run's thread is one of the agent's session
+    recorder.begin_run(run, f"mcp-{uuid.uuid4().hex}")
     version = f" {item.version}" if item is not None and item.version else ""
     run.mcp_id = server
     run.user_input = f"Kiwi directive {name}{version} on {server}"

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from mcps.models import AGGREGATE_ID, HealthCheck, MCPServer
 from missioncontrol.pages import visible
-from threads.models import Thread
+from threads.models import ExecutionStep, Thread
 
 SPARK_POINTS = 30
 SPARK_WINDOW = timedelta(hours=6)
@@ -51,7 +51,9 @@ def server_list(request: HttpRequest) -> HttpResponse:
 def server_page(request: HttpRequest, mcp_id: str) -> HttpResponse:
     server = get_object_or_404(MCPServer, id=mcp_id)
     checks = list(server.health_checks.order_by("-checked_at")[:100])
-    threads = visible(request, Thread.objects.filter(mcp_id=server.id)).order_by("-started_at")[:20]
+    # The threads filed under it: those that ran on it, and every call routed to it.
+    threads = list(visible(request, Thread.objects.filter(mcp_id=server.id)).order_by("-started_at")[:20])
+    calls = ExecutionStep.objects.calls([t.id for t in threads])[:20]
     context = {
         "server": server,
         "checks": checks,
@@ -60,6 +62,7 @@ def server_page(request: HttpRequest, mcp_id: str) -> HttpResponse:
         "resources": server.resources.order_by("name"),
         "prompts": server.prompts.order_by("name"),
         "threads": threads,
+        "calls": calls,
         "callable": server.managed or server.id == AGGREGATE_ID,
     }
     return render(request, "mcps/detail.html", context)

@@ -95,8 +95,10 @@ def upsert(
     rows: list[tuple[Any, ...]],
     unique: Sequence[str],
     update: Sequence[str],
+    latest: Sequence[str] = (),
 ) -> None:
-    """Insert `rows`, or update `update` of the row already stored with the same `unique` values.
+    """Insert `rows`, or update `update` of the row already stored with the same `unique` values
+    (and `latest` to the greater of the stored and the new value).
 
     On PostgreSQL one `INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE`; elsewhere
     multi-row `INSERT ... VALUES ... ON CONFLICT DO UPDATE`. Rows must be unique on
@@ -106,18 +108,21 @@ def upsert(
         return
     concrete = [_concrete_field(model, name) for name in fields]
     quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
+    replaced = [quote(_concrete_field(model, n).column) for n in update]
+    kept = [quote(_concrete_field(model, n).column) for n in latest]
     if connection.vendor != "postgresql":
-        conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
         assignments = ", ".join(
-            f"{c} = excluded.{c}" for c in (quote(_concrete_field(model, n).column) for n in update)
+            [f"{c} = excluded.{c}" for c in replaced]
+            + [f"{c} = MAX({table}.{c}, excluded.{c})" for c in kept]
         )
         _insert_values(model, concrete, rows, f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}")
         return
-    table = quote(model._meta.db_table)
     columns = [quote(f.column) for f in concrete]
-    conflict = ", ".join(quote(_concrete_field(model, n).column) for n in unique)
     assignments = ", ".join(
-        f"{quote(c)} = EXCLUDED.{quote(c)}" for c in (_concrete_field(model, n).column for n in update)
+        [f"{c} = EXCLUDED.{c}" for c in replaced]
+        + [f"{c} = GREATEST({table}.{c}, EXCLUDED.{c})" for c in kept]
     )
     names = [f"c{i}" for i in range(len(concrete))]
     select, unnest = _pg_select(concrete, names), _pg_unnest(concrete)

@@ -471,9 +471,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 call.record(error=call.decision.denial_text())
                 denied = {"reason": call.decision.denial_text(), "status": 403, "field": "policy"}
                 await self.send(
-                    text_data=frame(
-                        "error", channel, {**denied, "thread_id": call.session.thread_id}, request_id
-                    )
+                    text_data=frame("error", channel, {**denied, "thread_id": call.thread_id}, request_id)
                 )
                 await self._audit(command, mcp_id, payload, access.DENIED)
                 return
@@ -481,7 +479,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             result = await gateway_rpc.request(command, args, timeout=timeout, on_progress=progress)
         except gateway_rpc.GatewayError as exc:
             if call is not None:
-                call.record(error=exc.reason)
+                call.record(error=exc.reason, unknown_server=exc.status == 404 and exc.field == "mcp_id")
             payload_out: dict[str, Any] = {"reason": exc.reason, "status": exc.status}
             if exc.field:
                 payload_out["field"] = exc.field
@@ -490,7 +488,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         if call is not None:
             call.record(result=result.get("result"))
-            result = {**result, "thread_id": call.session.thread_id}
+            result = {**result, "thread_id": call.thread_id}
         await self.send(text_data=frame("response", channel, result, request_id))
         await self._audit(command, mcp_id, payload, access.SUCCESS)
 

@@ -28,7 +28,18 @@ def _filtersets() -> dict[str, type[StrictFilterSet]]:
 
 # The columns each kind of list can show, in the REST rows' field names.
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "threads": ("id", "parent_id", "mcp_id", "status", "user_input", "started_at", "ended_at", "duration_ms"),
+    "threads": (
+        "id",
+        "parent_id",
+        "mcp_id",
+        "session_id",
+        "status",
+        "error_count",
+        "user_input",
+        "started_at",
+        "ended_at",
+        "duration_ms",
+    ),
     "logs": ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception"),
     "permissions": (
         "id",

@@ -331,6 +331,11 @@ def _ingest_components() -> dict[str, Schema]:
                 "mcp_id": _MCP_ID,
                 "user_input": {"type": "string"},
                 "execution_context": _OBJECT,
+                "session_id": {
+                    **_ID,
+                    "description": "The client session it runs in (listed at /api/sessions); "
+                    "its first thread starts it.",
+                },
             },
             ["thread_id"],
         ),
@@ -403,6 +408,12 @@ def _ingest_components() -> dict[str, Schema]:
                 "severity": {"type": "string", "enum": list(events.SEVERITIES)},
             },
             ["thread_id", "resource", "action", "granted"],
+        ),
+        "session.ended": _event(
+            "session.ended",
+            "A client session ended (its threads keep their own statuses).",
+            {"session_id": _ID},
+            ["session_id"],
         ),
     }
     assert set(kinds) == set(events.EVENT_TYPES), "describe every event type of the ingest contract"

@@ -41,6 +41,7 @@ SINCE_CHOICES = (("15m", "15 minutes"), ("1h", "1 hour"), ("24h", "24 hours"), (
 NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("dashboard", "/", "Dashboard"),
     ("threads", "/threads", "Threads"),
+    ("sessions", "/sessions", "Sessions"),
     ("logs", "/logs", "Logs"),
     ("servers", "/servers", "Servers"),
     ("graph", "/graph", "Graph"),

@@ -32,12 +32,18 @@ class Page:
 
 
 class Keyset:
-    """Pages of a queryset ordered by (`field` desc, primary key desc)."""
+    """Pages of a queryset ordered by (`field` desc, primary key desc), or both ascending.
 
-    def __init__(self, field: str, default_limit: int = 100, max_limit: int = 1000) -> None:
+    `field` holds date-times, or integers (a timeline's sequence numbers).
+    """
+
+    def __init__(
+        self, field: str, default_limit: int = 100, max_limit: int = 1000, *, ascending: bool = False
+    ) -> None:
         self.field = field
         self.default_limit = default_limit
         self.max_limit = max_limit
+        self.ascending = ascending
 
     def limit(self, request: Request) -> int:
         raw = request.query_params.get("limit")
@@ -52,8 +58,18 @@ class Keyset:
         return value
 
     def paginate(self, queryset: QuerySet[Any], request: Request) -> Page:
-        limit = self.limit(request)
-        cursor = request.query_params.get("cursor")
+        rows, nxt, prev = self.page(queryset, self.limit(request), request.query_params.get("cursor"))
+        url = request.build_absolute_uri()
+        return Page(
+            rows,
+            replace_query_param(url, "cursor", nxt) if nxt else None,
+            replace_query_param(url, "cursor", prev) if prev else None,
+        )
+
+    def page(
+        self, queryset: QuerySet[Any], limit: int, cursor: str | None = None
+    ) -> tuple[list[Any], str | None, str | None]:
+        """`limit` rows from `cursor` (the start without one), and the next and previous cursors."""
         direction, position = self._decode(cursor) if cursor else ("n", None)
         backwards = direction == "p"
         qs = queryset.order_by(*self._order(backwards))
@@ -64,34 +80,36 @@ class Keyset:
         rows = rows[:limit]
         if backwards:
             rows.reverse()
-        url = request.build_absolute_uri()
         nxt = prev = None
         if rows:
             if more or backwards:
-                nxt = replace_query_param(url, "cursor", self._encode("n", rows[-1]))
+                nxt = self._encode("n", rows[-1])
             if more or not backwards:
-                prev = replace_query_param(url, "cursor", self._encode("p", rows[0]))
-        return Page(rows, nxt, prev)
+                prev = self._encode("p", rows[0])
+        return rows, nxt, prev
 
     def _order(self, backwards: bool) -> tuple[str, str]:
-        sign = "" if backwards else "-"
+        sign = "" if backwards != self.ascending else "-"
         return f"{sign}{self.field}", f"{sign}pk"
 
-    def _after(self, position: tuple[datetime, Any], backwards: bool) -> Q:
+    def _after(self, position: tuple[datetime | int, Any], backwards: bool) -> Q:
         value, pk = position
-        op = "gt" if backwards else "lt"
+        op = "gt" if backwards != self.ascending else "lt"
         return Q(**{f"{self.field}__{op}": value}) | Q(**{self.field: value, f"pk__{op}": pk})
 
     def _encode(self, direction: str, row: Model) -> str:
-        value: datetime = getattr(row, self.field)
-        raw = dumps({"d": direction, "v": value.isoformat(), "k": row.pk})
+        value: datetime | int = getattr(row, self.field)
+        raw = dumps(
+            {"d": direction, "v": value if isinstance(value, int) else value.isoformat(), "k": row.pk}
+        )
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
-    def _decode(self, cursor: str) -> tuple[str, tuple[datetime, Any]]:
+    def _decode(self, cursor: str) -> tuple[str, tuple[datetime | int, Any]]:
         try:
             data = loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-            direction, value, pk = data["d"], datetime.fromisoformat(data["v"]), data["k"]
-            if direction not in ("n", "p") or value.tzinfo is None:
+            direction, raw, pk = data["d"], data["v"], data["k"]
+            value = raw if type(raw) is int else datetime.fromisoformat(raw)
+            if direction not in ("n", "p") or (isinstance(value, datetime) and value.tzinfo is None):
                 raise ValueError(direction)
         except (ValueError, TypeError, KeyError):
             raise ValidationError(

@@ -75,12 +75,20 @@ def _snip(text: str, size: int = 200) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
+def _thread_title(thread: Thread) -> str:
+    """Its id and how it went: its own status, and its failed steps if any."""
+    failed = f", {thread.error_count} failed step{'s' if thread.error_count != 1 else ''}"
+    return f"{thread.id} ({thread.status}{failed if thread.error_count else ''})"
+
+
 KINDS: dict[str, Kind] = {
     "thread": Kind(
         Thread.objects.search,
         "user_input",
         "started_at",
-        lambda t: Hit("thread", t.id, t.id, _snip(t.user_input), t.started_at, t.id, f"/api/threads/{t.id}"),
+        lambda t: Hit(
+            "thread", t.id, _thread_title(t), _snip(t.user_input), t.started_at, t.id, f"/api/threads/{t.id}"
+        ),
         True,
     ),
     "log": Kind(
@@ -120,7 +128,8 @@ KINDS: dict[str, Kind] = {
         lambda s: Hit(
             "step",
             f"{s.thread_id}#{s.sequence}",
-            f"{s.step_type} in {s.thread_id}",
+            f"{s.step_type} in {s.thread_id}"
+            + (" (failed)" if s.status == ExecutionStep.Status.ERROR else ""),
             _snip(s.description),
             s.timestamp,
             s.thread_id,

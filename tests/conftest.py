@@ -61,6 +61,7 @@ def event(type_: str, seconds: float = 0, **fields: Any) -> dict[str, Any]:
             "action": "execute",
             "granted": True,
         },
+        "session.ended": {"session_id": "S-1"},
     }
     body: dict[str, Any] = {"id": f"ev-{next(_ids)}", "type": type_, "timestamp": at(seconds)}
     body.update(defaults[type_])

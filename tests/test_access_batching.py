@@ -30,8 +30,7 @@ def _call_through_proxy(batcher: EventBatcher, principal: str) -> str:
     recorder = CallRecorder(batcher)
     session = recorder.session(("stdio", "1"), via="mcp_proxy", principal=principal, client={})
     call = Call("time", "get_current_time", {}, datetime.now(UTC), 1.0, result={"content": []})
-    recorder.record(session, call, then=partial(audit_called, batcher))
-    return session.thread_id
+    return recorder.record(session, call, then=partial(audit_called, batcher))
 
 
 async def _targets() -> list[str]:

@@ -72,9 +72,11 @@ async def test_an_operators_calls_go_through_into_its_teams_thread_and_the_audit
     async with mcp_client(token, mode) as client:
         result = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
     assert not result.is_error
-    thread = await Thread.objects.select_related("team").aget(mcp_id="mission-control")
+    thread = await Thread.objects.select_related("team", "session").aget(mcp_id="time")
     assert thread.team.slug == "alpha"
     assert thread.execution_context["principal"] == "olga (token token-olga-alpha)"
+    assert thread.session is not None and thread.session.team_id == thread.team_id
+    assert thread.session.principal == "olga (token token-olga-alpha)" and thread.session.via == "/mcp"
     assert ("tool.call", "time/get_current_time", "success") in await sync_to_async(events_of)("olga")
     assert await AccessEvent.objects.filter(action="tool.call", actor__username="olga").aexists()
 

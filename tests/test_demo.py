@@ -102,11 +102,11 @@ def test_serve_runs_the_demo_agent_which_calls_tools_through_mcp_and_reports_thr
         deadline = time.monotonic() + 90
         while True:
             reported = _count(db, "SELECT count(*) FROM threads_thread WHERE mcp_id = 'demo-agent'")
-            # /mcp records the calls it routes as threads of Mission Control itself.
+            # /mcp records each call it routes as a thread of the server that answered it.
             routed = _count(
                 db,
                 "SELECT count(*) FROM threads_executionstep s JOIN threads_thread t ON t.id = s.thread_id "
-                "WHERE t.mcp_id = 'mission-control' AND s.description = 'time__get_current_time'",
+                "WHERE t.mcp_id = 'time' AND s.description = 'time__get_current_time'",
             )
             if reported >= 3 and routed >= 1:  # a whole round, from the live agent alone
                 break

@@ -13,6 +13,7 @@ from automations import engine
 from automations.models import Directive, DirectiveExecution
 from mcps.gateway.service import Gateway
 from tests.conftest import Socket
+from threads.models import ExecutionStep, Thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,6 +54,16 @@ async def test_tool_steps_call_real_servers_through_the_gateway(gateway: Gateway
     ]
     assert '"timezone": "UTC"' in steps[0][2]["text"]
     assert "Europe/Paris" in steps[3][2]["text"]
+    # Each call is filed under the server that answered it, as a child of the run's thread.
+    calls = await sync_to_async(
+        lambda: list(
+            Thread.objects.filter(parent_id=execution.thread_id)
+            .order_by("started_at")
+            .values_list("mcp_id", "status", "user_input")
+        )
+    )()
+    assert [(mcp, status) for mcp, status, _ in calls] == [("time", "complete"), ("time", "complete")]
+    assert calls[0][2].startswith("time__get_current_time")
     checks = await sync_to_async(
         lambda: sorted(
             PermissionEvent.objects.filter(thread_id=execution.thread_id).values_list(
@@ -89,6 +100,10 @@ async def test_a_tool_call_without_a_gateway_fails_the_step_with_a_clear_error()
     assert execution.status == "failed"
     # "the MCP gateway is not running" (or, should some gateway answer, that it holds no 'time')
     assert execution.error.startswith("steps[0]: time/get_current_time: "), execution.error
+    call = await Thread.objects.aget(parent_id=execution.thread_id)
+    assert (call.status, call.error_count) == ("error", 1)
+    result = await ExecutionStep.objects.aget(thread=call, step_type="tool_result")
+    assert result.status == "error" and result.details["error"]
 
 
 async def test_a_run_is_live_on_global_and_on_its_thread() -> None:

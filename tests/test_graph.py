@@ -269,12 +269,16 @@ def test_it_shows_calls_recorded_by_the_aggregated_endpoint(client: Client, db: 
     events = Events()
     recorder = CallRecorder(events)  # type: ignore[arg-type]
     session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="alice", client={})
-    for _ in range(3):
+    threads = [
         recorder.record(session, Call("time", "get_current_time", {}, BASE_TIME, 1.0, result={"content": []}))
+        for _ in range(3)
+    ]
     ingest(events.added, Source(mcp_id=None))
 
-    thread = f"thread:{session.thread_id}"
-    assert _edges(client, entity=thread) == [(thread, "tool:time/get_current_time", 3)]
+    # Each call is a thread of its own, which called the tool once.
+    for thread_id in threads:
+        thread = f"thread:{thread_id}"
+        assert _edges(client, entity=thread) == [(thread, "tool:time/get_current_time", 1)]
 
 
 @pytest.mark.parametrize(

@@ -116,7 +116,11 @@ async def test_an_execute_call_becomes_a_thread_with_the_directives_steps_and_pe
     assert denied.is_error and "declares no permission" in denied.content[0].text
     session = await Thread.objects.aget(parent__isnull=True)
     run = await Thread.objects.aget(id=run_id)
-    assert started.meta["mc/thread_id"] == session.id  # the execute call itself is the session's
+    assert started.meta["mc/thread_id"] == session.id  # the execute call's own thread
+    # The execute call is a thread of the Kiwi server that ended with it; the run is its
+    # child, in the same client session, and gathers the session's later calls.
+    assert (session.mcp_id, session.status) == ("kiwi", "complete")
+    assert run.session_id is not None and run.session_id == session.session_id
     assert (run.parent_id, run.mcp_id, run.user_input) == (
         session.id,
         "kiwi",

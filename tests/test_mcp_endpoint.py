@@ -22,7 +22,7 @@ from mcps.endpoint.recorder import CallRecorder
 from mcps.endpoint.router import ChannelRouter, LocalRouter, Router
 from mcps.endpoint.server import build_server
 from mcps.gateway.service import Gateway
-from mcps.models import AGGREGATE_ID
+from mcps.models import AGGREGATE_ID, MCPServer
 from missioncontrol.ingest.batcher import EventBatcher
 from threads.models import ExecutionStep, Thread
 
@@ -72,24 +72,28 @@ async def test_agents_get_every_connected_servers_tools_under_their_server_name(
     assert schema["required"] == ["timezone"]  # the server's schema, untouched
 
 
-async def test_a_call_is_forwarded_then_recorded_as_thread_steps_and_a_permission_check(
+async def test_each_call_is_forwarded_then_recorded_as_a_thread_on_the_server_that_answered_it(
     endpoint: Endpoint,
 ) -> None:
     async with endpoint.client() as client:
         result = await client.call_tool("time__get_current_time", {"timezone": "Europe/Paris"})
         assert not result.is_error and result.structured_content["timezone"] == "Europe/Paris"
-        await client.call_tool("everything__echo", {"message": "hi"})
+        echoed = await client.call_tool("everything__echo", {"message": "hi"})
     await endpoint.batcher.flush()
 
-    thread = await Thread.objects.aget()
-    assert thread.mcp_id == AGGREGATE_ID and thread.status == "running"
-    assert thread.execution_context["principal"] == "alice"
-    steps = [s async for s in ExecutionStep.objects.filter(thread=thread).order_by("sequence")]
+    time_thread = await Thread.objects.aget(mcp_id="time")
+    echo_thread = await Thread.objects.aget(mcp_id="everything")
+    assert result.meta is not None and result.meta["mc/thread_id"] == time_thread.id
+    assert echoed.meta is not None and echoed.meta["mc/thread_id"] == echo_thread.id
+    # Each call's thread ended with it; the client session groups both.
+    assert (time_thread.status, echo_thread.status) == ("complete", "complete")
+    assert time_thread.session_id is not None and time_thread.session_id == echo_thread.session_id
+    assert not await Thread.objects.filter(mcp_id=AGGREGATE_ID).aexists()
+    assert time_thread.execution_context["principal"] == "alice"
+    steps = [s async for s in ExecutionStep.objects.filter(thread=time_thread).order_by("sequence")]
     assert [(s.sequence, s.step_type, s.description) for s in steps] == [
         (0, "tool_call", "time__get_current_time"),
         (1, "tool_result", "time__get_current_time: ok"),
-        (2, "tool_call", "everything__echo"),
-        (3, "tool_result", "everything__echo: ok"),
     ]
     assert steps[0].details == {
         "mcp_id": "time",
@@ -98,8 +102,9 @@ async def test_a_call_is_forwarded_then_recorded_as_thread_steps_and_a_permissio
     }
     assert steps[1].duration_ms > 0 and steps[1].status == "complete"
     assert "Europe/Paris" in steps[1].details["summary"]
-    assert steps[3].details["summary"] == "Echo: hi"
-    checks = [p async for p in PermissionEvent.objects.filter(thread=thread).order_by("timestamp")]
+    echo_result = await ExecutionStep.objects.aget(thread=echo_thread, step_type="tool_result")
+    assert echo_result.details["summary"] == "Echo: hi"
+    checks = [p async for p in PermissionEvent.objects.order_by("timestamp")]
     assert [(c.resource, c.granted, c.user_id) for c in checks] == [
         ("time/get_current_time", True, "alice"),
         ("everything/echo", True, "alice"),
@@ -155,7 +160,7 @@ async def test_bad_calls_get_clear_errors_and_are_recorded(endpoint: Endpoint) -
 
     results = [
         (s.description, s.status, s.details.get("error", ""))
-        async for s in ExecutionStep.objects.filter(step_type="tool_result").order_by("sequence")
+        async for s in ExecutionStep.objects.filter(step_type="tool_result").order_by("timestamp")
     ]
     assert results == [
         ("nope__x: error", "error", "no connected server 'nope' (unknown, disabled or not managed)"),
@@ -167,6 +172,16 @@ async def test_bad_calls_get_clear_errors_and_are_recorded(endpoint: Endpoint) -
         ),
         ("time__get_current_time: ok", "complete", ""),
     ]
+    # Failed calls are failed threads; a server that does not exist is not invented:
+    # Mission Control answered that call, and files it under itself.
+    threads = [(t.mcp_id, t.status, t.error_count) async for t in Thread.objects.order_by("started_at")]
+    assert threads == [
+        (AGGREGATE_ID, "error", 1),
+        ("time", "error", 1),
+        ("time", "error", 1),
+        ("time", "complete", 0),
+    ]
+    assert not await MCPServer.objects.filter(id="nope").aexists()
 
 
 async def test_through_the_channel_layer_as_a_web_process_reaches_run_gateway(gateway: Gateway) -> None:

@@ -70,9 +70,9 @@ def _auth(token: str) -> dict[str, str]:
 async def _call_and_watch(
     url: str, port: int, mode: str, token: str
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
-    """Call time__get_current_time over /mcp while a WebSocket watches mission-control."""
+    """Call time__get_current_time over /mcp while a WebSocket watches the time server."""
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/?token={token}") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "channel": "mcp:mission-control"}))
+        await ws.send(json.dumps({"type": "subscribe", "channel": "mcp:time"}))
         assert json.loads(await ws.recv())["type"] == "response"
         assert json.loads(await ws.recv())["payload"]["events"][0]["type"] == "mcp.state"
         async with mcp_client(token, mode, url) as client:
@@ -100,7 +100,9 @@ def test_an_agent_on_mcp_over_http_is_routed_recorded_and_streamed(tmp_path: Pat
         _wait_connected(server.url, token, "time", "everything")
         result, created, timeline = asyncio.run(_call_and_watch(server.url, port, mode, token))
         assert not result.is_error and result.structured_content["timezone"] == "Asia/Tokyo"
-        assert created["mcp_id"] == "mission-control"
+        # Filed under the server that answered, in the client's session.
+        assert created["mcp_id"] == "time" and created["session_id"]
+        assert result.meta is not None and result.meta["mc/thread_id"] == created["thread_id"]
         assert created["execution_context"]["via"] == "/mcp"
         assert created["execution_context"]["client"]["name"] == "mcp"
         assert [(s["step_type"], s["description"]) for s in timeline] == [
@@ -111,12 +113,18 @@ def test_an_agent_on_mcp_over_http_is_routed_recorded_and_streamed(tmp_path: Pat
         rest = httpx.get(
             f"{server.url}/api/threads/{created['thread_id']}", headers=_auth(token), timeout=10
         ).json()
-        assert rest["thread"]["mcp_id"] == "mission-control"
+        assert rest["thread"]["mcp_id"] == "time" and rest["thread"]["status"] == "complete"
         assert [s["step_type"] for s in rest["timeline"]] == ["tool_call", "tool_result"]
         steps = httpx.get(
             f"{server.url}/api/threads/{created['thread_id']}/timeline", headers=_auth(token), timeout=10
-        ).json()
+        ).json()["results"]
         assert steps[1]["details"]["summary"].startswith("{") and steps[1]["duration_ms"] > 0
+        listed = httpx.get(f"{server.url}/api/threads?mcp=time", headers=_auth(token), timeout=10).json()
+        assert [t["id"] for t in listed["results"]] == [created["thread_id"]]
+        session = httpx.get(
+            f"{server.url}/api/sessions/{created['session_id']}", headers=_auth(token), timeout=10
+        ).json()
+        assert session["via"] == "/mcp" and [t["id"] for t in session["threads"]] == [created["thread_id"]]
         assert (
             httpx.get(f"{server.url}/api/threads/nope", headers=_auth(token), timeout=10).status_code == 404
         )
@@ -154,15 +162,22 @@ def test_a_host_spawning_mcp_proxy_calls_through_it_and_the_call_is_stored(tmp_p
 
     # The proxy stored the calls before it exited.
     db = sqlite3.connect(tmp_path / "data" / "missioncontrol.sqlite3")
-    threads = db.execute("select id, mcp_id, status, execution_context from threads_thread").fetchall()
-    assert len(threads) == 1
-    thread_id, mcp_id, status, context = threads[0]
-    assert (mcp_id, status) == ("mission-control", "complete")
-    assert json.loads(context)["principal"] == "mc-test (token mc-test-token)"
-    assert json.loads(context)["via"] == "mcp_proxy"
+    threads = db.execute(
+        "select id, mcp_id, status, execution_context, session_id from threads_thread order by started_at"
+    ).fetchall()
+    # A thread per call, on the server called, ended with it; the connection is one session.
+    assert [(mcp_id, status) for _, mcp_id, status, _, _ in threads] == [
+        ("everything", "complete"),
+        ("everything", "complete"),
+    ]
+    context = json.loads(threads[0][3])
+    assert context["principal"] == "mc-test (token mc-test-token)" and context["via"] == "mcp_proxy"
+    sessions = db.execute("select id, via, ended_at from threads_session").fetchall()
+    assert len(sessions) == 1 and sessions[0][1] == "mcp_proxy" and sessions[0][2] is not None
+    assert {session for *_, session in threads} == {sessions[0][0]}
     steps = db.execute(
-        "select step_type, description from threads_executionstep where thread_id = ? order by sequence",
-        (thread_id,),
+        "select s.step_type, s.description from threads_executionstep s "
+        "join threads_thread t on t.id = s.thread_id order by t.started_at, s.sequence"
     ).fetchall()
     assert steps == [
         ("tool_call", "everything__echo"),

@@ -185,11 +185,15 @@ async def test_own_tool_calls_are_recorded_like_routed_ones(endpoint: Endpoint) 
         assert unknown.value.code == types.INVALID_PARAMS
     await endpoint.batcher.flush()
 
-    thread = await Thread.objects.aget()
-    assert thread.mcp_id == AGGREGATE_ID and thread.execution_context["principal"] == "alice"
+    threads = {t.user_input.split(",")[0]: t async for t in Thread.objects.all()}
+    assert {name: (t.mcp_id, t.status) for name, t in threads.items()} == {
+        "missioncontrol__list_servers": (AGGREGATE_ID, "complete"),
+        "missioncontrol__get_thread": (AGGREGATE_ID, "error"),
+    }
+    assert threads["missioncontrol__list_servers"].execution_context["principal"] == "alice"
     steps = [
         (s.step_type, s.description, s.status, s.details.get("tool"))
-        async for s in ExecutionStep.objects.filter(thread=thread).order_by("sequence")
+        async for s in ExecutionStep.objects.order_by("thread__started_at", "sequence")
     ]
     assert steps == [
         ("tool_call", "missioncontrol__list_servers", "complete", "list_servers"),

@@ -1,4 +1,4 @@
-"""How calls on the aggregated endpoint group into threads and are stored (no servers needed)."""
+"""How calls on the aggregated endpoint become threads and sessions, and are stored (no servers needed)."""
 
 from __future__ import annotations
 
@@ -33,26 +33,74 @@ def _call() -> Call:
     )
 
 
-def test_an_idle_session_ends_its_thread_and_the_next_call_starts_another() -> None:
+def _failed(**outcome: Any) -> Call:
+    return Call("time", "get_current_time", {"timezone": "Mars/Olympus"}, datetime.now(UTC), 2.0, **outcome)
+
+
+def test_each_call_of_a_session_is_a_thread_of_its_own_on_the_server_that_answered() -> None:
+    events = Events()
+    recorder = CallRecorder(events)  # type: ignore[arg-type]
+    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={"name": "host"})
+    first = recorder.record(session, _call())
+    second = recorder.record(
+        recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={}), _call()
+    )
+    assert first != second
+    started = [e for e in events.added if e["type"] == "thread.started"]
+    assert [(e["thread_id"], e["mcp_id"], e["session_id"]) for e in started] == [
+        (first, "time", session.id),
+        (second, "time", session.id),
+    ]
+    steps = [
+        (e["thread_id"], e["sequence"], e["step_type"]) for e in events.added if e["type"] == "thread.step"
+    ]
+    assert steps == [
+        (first, 0, "tool_call"),
+        (first, 1, "tool_result"),
+        (second, 0, "tool_call"),
+        (second, 1, "tool_result"),
+    ]
+    ended = [(e["thread_id"], e["status"]) for e in events.added if e["type"] == "thread.ended"]
+    assert ended == [(first, "complete"), (second, "complete")]  # no thread is left running
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        {"result": {"content": [{"type": "text", "text": "Invalid timezone"}], "isError": True}},
+        {"error": "timed out after 30 s"},
+        {"error": "server 'time' is not connected"},
+    ],
+    ids=["error result", "timeout", "transport error"],
+)
+def test_a_failed_call_is_a_failed_step_and_a_thread_that_ended_in_error(outcome: dict[str, Any]) -> None:
+    events = Events()
+    recorder = CallRecorder(events)  # type: ignore[arg-type]
+    session = recorder.session(("http", "a"), via="/mcp", principal="alice", client={})
+    thread_id = recorder.record(session, _failed(**outcome))
+    result = next(e for e in events.added if e.get("step_type") == "tool_result")
+    assert (result["status"], result["description"]) == ("error", "time__get_current_time: error")
+    ended = next(e for e in events.added if e["type"] == "thread.ended")
+    assert (ended["thread_id"], ended["status"]) == (thread_id, "error")
+
+
+def test_an_idle_session_is_ended_and_the_next_call_opens_another() -> None:
     events = Events()
     recorder = CallRecorder(events, idle_seconds=0.0)  # type: ignore[arg-type]
     first = recorder.session(("http", "a"), via="/mcp", principal="alice", client={})
     recorder.record(first, _call())
     second = recorder.session(("http", "a"), via="/mcp", principal="alice", client={})
-    assert second.thread_id != first.thread_id
-    ended = [e for e in events.added if e["type"] == "thread.ended"]
-    assert [(e["thread_id"], e["status"]) for e in ended] == [(first.thread_id, "complete")]
+    assert second.id != first.id
+    ended = [e for e in events.added if e["type"] == "session.ended"]
+    assert [e["session_id"] for e in ended] == [first.id]
 
 
-def test_calls_in_one_session_share_a_thread_with_sequences_that_never_collide() -> None:
+def test_a_session_that_never_called_is_not_recorded_when_it_ends() -> None:
     events = Events()
     recorder = CallRecorder(events)  # type: ignore[arg-type]
-    session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={"name": "host"})
-    recorder.record(session, _call())
-    recorder.record(recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={}), _call())
-    steps = [(e["thread_id"], e["sequence"]) for e in events.added if e["type"] == "thread.step"]
-    assert steps == [(session.thread_id, n) for n in range(4)]
-    assert [e["type"] for e in events.added].count("thread.started") == 1
+    recorder.session(("http", "a"), via="/mcp", principal="alice", client={})
+    recorder.end_all()
+    assert events.added == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -61,12 +109,12 @@ async def test_recorded_calls_are_stored_by_a_child_process_and_still_go_live(so
     recorder = CallRecorder(batcher)
     session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={"name": "host"})
     async with socket() as ws:
-        await ws.subscribe("mcp:mission-control")
-        recorder.record(session, _call())
-        live = await ws.events("mcp:mission-control", timeout=60)  # the child starts Django first
-        assert [e["type"] for e in live] == ["thread.created"]
+        await ws.subscribe("mcp:time")
+        thread_id = recorder.record(session, _call())
+        live = await ws.events("mcp:time", timeout=60)  # the child starts Django first
+        assert [e["type"] for e in live] == ["thread.created", "thread.ended"]
     assert batcher.process is not None and batcher.process.pid not in (None, os.getpid())
-    steps = ExecutionStep.objects.filter(thread_id=session.thread_id).order_by("sequence")
+    steps = ExecutionStep.objects.filter(thread_id=thread_id).order_by("sequence")
     assert [s.step_type async for s in steps] == ["tool_call", "tool_result"]
     assert await PermissionEvent.objects.filter(user_id="bob").acount() == 1
     await batcher.close()
@@ -77,13 +125,14 @@ async def test_closing_an_isolated_batcher_stores_what_is_still_pending() -> Non
     batcher = EventBatcher("test calls", linger=60, isolated=True)  # would wait a minute
     recorder = CallRecorder(batcher)
     session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={})
-    recorder.record(session, _call())
+    thread_id = recorder.record(session, _call())
     recorder.end_all()
     await batcher.close()
     assert batcher.pending == 0
-    thread = await Thread.objects.aget(id=session.thread_id)
+    thread = await Thread.objects.select_related("session").aget(id=thread_id)
     assert thread.status == "complete"
-    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 2
+    assert thread.session is not None and thread.session.ended_at is not None
+    assert await ExecutionStep.objects.filter(thread_id=thread_id).acount() == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,9 +161,10 @@ async def test_calls_made_while_a_batch_is_stored_wait_for_the_next_linger_and_g
     await asyncio.sleep(0.05)
     assert len(stores) == 1  # not one store per store: the next waits for its linger
     await asyncio.sleep(0.4)
-    assert stores == [stores[0], 3 * 3]  # the three calls' steps and checks, in one batch
-    assert await ExecutionStep.objects.filter(thread_id=session.thread_id).acount() == 8
-    await batcher.close()
+    # The three calls' threads (started, two steps, a check, ended), in one batch.
+    assert stores == [5, 3 * 5]
+    await batcher.close()  # the second batch has been handed over: let it land
+    assert await ExecutionStep.objects.filter(thread__session_id=session.id).acount() == 8
 
 
 @pytest.mark.django_db(transaction=True)
@@ -123,23 +173,19 @@ async def test_a_calls_events_are_built_when_its_batch_is_formed_not_while_it_is
     recorder = CallRecorder(batcher)
     told: list[int] = []
     session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={})
-    for _ in range(2):
-        recorder.record(session, _call(), then=lambda s, c: told.append(s.calls))
+    threads = [recorder.record(session, _call(), then=lambda s, c: told.append(s.calls)) for _ in range(2)]
 
     assert told == []  # neither the steps nor the hook ran on the calls' path
     built = [e["type"] for _, e in batcher._pending if not callable(e)]
-    assert built == ["thread.started"] and batcher.pending == 3  # and one builder per call
+    assert built == [] and batcher.pending == 2  # one builder per call
     await batcher.flush()
 
     assert told == [2, 2]  # built later, after both calls took their places
-    steps = ExecutionStep.objects.filter(thread_id=session.thread_id).order_by("sequence")
-    assert [(s.sequence, s.step_type) async for s in steps] == [
-        (0, "tool_call"),
-        (1, "tool_result"),
-        (2, "tool_call"),
-        (3, "tool_result"),
-    ]
-    assert await PermissionEvent.objects.filter(thread_id=session.thread_id).acount() == 2
+    steps = ExecutionStep.objects.filter(thread_id__in=threads)
+    assert sorted([(s.thread_id, s.sequence, s.step_type) async for s in steps]) == sorted(
+        (t, n, kind) for t in threads for n, kind in enumerate(["tool_call", "tool_result"])
+    )
+    assert await PermissionEvent.objects.filter(thread_id__in=threads).acount() == 2
     await batcher.close()
 
 

@@ -216,9 +216,9 @@ async def test_calls_routed_through_mission_control_are_recorded_without_their_s
         2.0,
         result={"content": [{"type": "text", "text": f"cloned with token={GITHUB_PAT}"}]},
     )
-    recorder.record(session, call)
+    thread_id = recorder.record(session, call)
     await batcher.close()
-    steps = [s async for s in ExecutionStep.objects.filter(thread_id=session.thread_id).order_by("sequence")]
+    steps = [s async for s in ExecutionStep.objects.filter(thread_id=thread_id).order_by("sequence")]
     assert [s.step_type for s in steps] == ["tool_call", "tool_result"]
     assert steps[0].details["arguments"] == {"url": "https://bob:***@git.example/repo.git", "api_key": "***"}
     assert steps[1].details["summary"] == "cloned with token=***"

@@ -79,6 +79,27 @@ def test_a_thread_with_its_steps_transcript_permission_and_child_is_stored(mc: M
     assert mc.stats.rejected == 0 and mc.stats.dropped == 0
 
 
+def test_a_tool_call_step_that_raises_is_a_failed_call_the_thread_counts_while_it_completes(
+    mc: MissionControl,
+) -> None:
+    with mc.thread(user_input="time in two places") as t:
+        with pytest.raises(TimeoutError), t.step("tool_call", "time.get_current_time") as failed:
+            raise TimeoutError("no answer in 30 s")
+        with t.step("tool_call", "time.get_current_time") as step:
+            step.details["result"] = "12:00"
+        running = t.step("tool_call", "time.convert_time")  # still waiting for its answer
+        assert mc.flush(10)
+        now = Thread.objects.get(id=t.id).summary()
+        assert (now["error_count"], now["current_step"]["sequence"]) == (1, running.sequence)
+        running.finish()
+    mc.flush(10)
+    thread = Thread.objects.get(id=t.id)
+    # The agent carried on and completed: its status stays, the failure is counted beside it.
+    assert (thread.status, thread.error_count) == ("complete", 1)
+    call = ExecutionStep.objects.get(thread_id=t.id, sequence=failed.sequence)
+    assert call.status == "error" and call.details["error"] == "TimeoutError: no answer in 30 s"
+
+
 def test_a_thread_left_by_an_exception_ends_in_error(mc: MissionControl) -> None:
     with pytest.raises(RuntimeError), mc.thread(user_input="doomed") as t:
         raise RuntimeError("boom")

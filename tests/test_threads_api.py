@@ -95,7 +95,7 @@ def test_it_serves_timeline_transcript_and_children(client: APIClient, tree: Non
         event("thread.message", 8, id="m1", thread_id="root-a", role="user", content="hi"),
         event("thread.message", 9, id="m2", thread_id="root-a", role="agent", content="hello"),
     )
-    timeline = client.get("/api/threads/root-a/timeline").json()
+    timeline = client.get("/api/threads/root-a/timeline").json()["results"]
     assert [(s["sequence"], s["description"]) for s in timeline] == [(1, "list files"), (2, "3 files")]
     transcript = client.get("/api/threads/root-a/transcript").json()
     assert [(m["role"], m["content"]) for m in transcript] == [("user", "hi"), ("agent", "hello")]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from threads.models import ExecutionStep, LLMMessage, Thread, ThreadEvent
+from threads.models import ExecutionStep, LLMMessage, Session, Thread, ThreadEvent
 
 
 class StepInline(admin.TabularInline):
@@ -21,7 +21,17 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Thread)
 class ThreadAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "mcp", "parent_id", "started_at", "ended_at", "user_input")
+    list_display = (
+        "id",
+        "status",
+        "error_count",
+        "mcp",
+        "parent_id",
+        "session_id",
+        "started_at",
+        "ended_at",
+        "user_input",
+    )
     list_filter = ("status", "mcp")
     search_fields = ("id", "parent__id", "user_input")
     date_hierarchy = "started_at"
@@ -50,3 +60,11 @@ class ThreadEventAdmin(admin.ModelAdmin):
     list_display = ("id", "type", "thread_id", "received_at")
     list_filter = ("type",)
     search_fields = ("id", "thread_id")
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "via", "principal", "team", "started_at", "last_seen_at", "ended_at")
+    list_filter = ("via", "team")
+    search_fields = ("id", "principal")
+    date_hierarchy = "started_at"

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from django.db import connection, models
-from django.db.models import Case, F, Max, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, F, Max, OuterRef, Q, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, Greatest, Now
+from django.db.models.functions import Coalesce, Greatest, JSONObject, Left, Now
 from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import roles, textsearch
 from missioncontrol.bulk import execute_unnest, insert_or_update, update_rows, upsert
+from missioncontrol.pagination import Keyset
 from missioncontrol.stats import Milliseconds
 
 STEP_FIELDS = (
@@ -27,6 +28,31 @@ STEP_FIELDS = (
     "description",
     "details",
     "status",
+)
+
+
+# A timeline's pages: by sequence, first step first (state() holds the first page).
+TIMELINE = Keyset("sequence", default_limit=200, max_limit=1000, ascending=True)
+
+# What a thread keeps of its current step (Thread.current_step), built by the database.
+CURRENT_STEP = JSONObject(
+    sequence="sequence",
+    step_type="step_type",
+    description=Left("description", 200),
+    status="status",
+    timestamp="timestamp",
+)
+
+
+# ThreadQuerySet._step_counts in SQL, for record_news's `INSERT ... ON CONFLICT DO UPDATE`
+# (PostgreSQL), where the thread is the conflicting row.
+_STEP_COUNTS_SQL = (
+    "error_count = (SELECT count(*) FROM threads_executionstep s "
+    "WHERE s.thread_id = threads_thread.id AND s.status = 'error')",
+    "current_step = (SELECT jsonb_build_object('sequence', s.sequence, 'step_type', s.step_type, "
+    "'description', left(s.description, 200), 'status', s.status, 'timestamp', s.timestamp) "
+    "FROM threads_executionstep s WHERE s.thread_id = threads_thread.id AND s.status <> 'pending' "
+    "ORDER BY s.sequence DESC LIMIT 1)",
 )
 
 
@@ -121,7 +147,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         """Write the threads a batch has news of; their teams, and those created ended.
 
         `started` holds a row per thread.started: (id, parent_id, mcp_id, user_input,
-        execution_context, started_at), one per thread, inserted or updated. Status is
+        execution_context, started_at, session_id), one per thread, inserted or updated. Status is
         not among the updated fields (a thread whose end arrived first keeps its final
         status), nor is team (a thread stays with the team that created it, which may
         not be this batch's).
@@ -130,7 +156,9 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         are missing get a placeholder row: a step may arrive before its thread.started
         (agents retry, batches race) and stays attached until thread.started fills it in.
 
-        Any news of a thread means it is not stalled (any more): all are marked updated.
+        Any news of a thread means it is not stalled (any more): all are marked updated, and
+        their error counts and current steps are read again from their steps, which the
+        batch wrote before (the step's foreign key is checked at commit).
 
         PostgreSQL only, `ends` (id: final status and time): a thread this call creates
         is created ended (an OTLP span is exported once, with its start and its end);
@@ -142,10 +170,10 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         started_ids = {row[0] for row in started}
         placeholders = sorted(tid for tid in first_seen if tid not in started_ids)
         running = Thread.Status.RUNNING
-        update = ["parent", "mcp", "user_input", "execution_context", "started_at"]
-        fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "team")
+        update = ["parent", "mcp", "user_input", "execution_context", "started_at", "session"]
+        fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "session", "team")
         rows = [(*row, team_id) for row in sorted(started, key=lambda r: r[0])]
-        rows += [(tid, None, None, "", {}, first_seen[tid], team_id) for tid in placeholders]
+        rows += [(tid, None, None, "", {}, first_seen[tid], None, team_id) for tid in placeholders]
         if connection.vendor != "postgresql":
             assert not ends, "ends on creation need PostgreSQL's RETURNING"
             rows = [(*row, running) for row in rows]
@@ -155,10 +183,10 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
                 ignore_conflicts=True,
             )
             found = self.filter(id__in=started_ids | set(placeholders))
-            found.update(updated_at=Now(), stalled_at=None)
+            found.update(updated_at=Now(), stalled_at=None, **self._step_counts())
             return News(dict(found.values_list("id", "team_id")), {})
         rows = [(*row, *ends.get(row[0], (running, None))) for row in rows]
-        news = ("updated_at = now()", "stalled_at = NULL")
+        news = ("updated_at = now()", "stalled_at = NULL", *_STEP_COUNTS_SQL)
         returned: list[tuple[Any, ...]] = []
         for chunk, assignments in (
             (rows[: len(started)], [*(f"{c} = EXCLUDED.{c}" for c in _columns(update)), *news]),
@@ -173,6 +201,9 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
                 # xmax is 0 on a row this statement inserted (not on one it updated).
                 returning="id, team_id, mcp_id, xmax = 0",
             )
+        # Rows this statement inserted got no counts (an INSERT cannot read their steps): the
+        # threads a batch both starts and steps (an SDK's first batch, say) are counted now.
+        self.recount_steps({tid for tid, _, _, created in returned if created})
         return News(
             {tid: team for tid, team, _, _ in returned},
             {tid: mcp for tid, _, mcp, created in returned if created and tid in ends},
@@ -194,6 +225,32 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
             [list(column) for column in zip(*sorted(ends), strict=True)] + [[str(s) for s in Thread.ACTIVE]],
         )
         return dict(rows)  # type: ignore[arg-type]
+
+    def with_failures(self, failed: bool = True) -> Self:
+        """Threads with at least one failed step (`failed`), or with none."""
+        return self.filter(error_count__gt=0) if failed else self.filter(error_count=0)
+
+    @staticmethod
+    def _step_counts() -> dict[str, Any]:
+        """A thread's error count and current step, as UPDATE values read from its stored steps.
+
+        Each subquery reads one thread's steps through an index: its failures through the
+        partial `step_failed_thread`, its current step backwards along (thread, sequence).
+        Counting (not adding) keeps them right when a later report of a step changes its
+        status, or a report repeats. `_STEP_COUNTS_SQL` is the same in SQL.
+        """
+        steps = ExecutionStep.objects.filter(thread=OuterRef("pk")).order_by()
+        failed = steps.filter(status=ExecutionStep.Status.ERROR).values("thread").annotate(n=Count("*"))
+        current = steps.exclude(status=ExecutionStep.Status.PENDING).order_by("-sequence")
+        return {
+            "error_count": Coalesce(Subquery(failed.values("n")), 0),
+            "current_step": Subquery(current.values(snapshot=CURRENT_STEP)[:1]),
+        }
+
+    def recount_steps(self, thread_ids: set[str]) -> None:
+        """Refresh the error count and the current step of `thread_ids` from their stored steps."""
+        if thread_ids:
+            self.filter(id__in=thread_ids).update(**self._step_counts())
 
     def save_fields(self, rows: list[Thread], fields: list[str]) -> None:
         """Save `fields` of stored threads in one statement (the ingest path's bulk update)."""
@@ -249,6 +306,24 @@ class Thread(models.Model):
     )
     memory_usage = models.BigIntegerField(null=True, blank=True, help_text="bytes")
     cpu_usage = models.FloatField(null=True, blank=True, help_text="percent")
+    # The client session it ran in, if any (Session); like `parent`, named before it may exist.
+    session = models.ForeignKey(
+        "threads.Session",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="threads",
+    )
+    # Kept by the ingest path with its steps (ThreadQuerySet.recount_steps), never set by hand.
+    error_count = models.IntegerField(
+        db_default=0, default=0, help_text="How many of its steps failed (status error)."
+    )
+    current_step = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Its latest step that is not pending: sequence, step_type, description, status, timestamp.",
+    )
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(db_default=Now())
 
@@ -260,6 +335,7 @@ class Thread(models.Model):
             models.Index(fields=["status", "-started_at"], name="thread_status_started"),
             models.Index(fields=["mcp", "-started_at"], name="thread_mcp_started"),
             models.Index(fields=["-started_at"], name="thread_started"),
+            models.Index(fields=["session", "-started_at"], name="thread_session_started"),
         ]
 
     def __str__(self) -> str:
@@ -299,13 +375,28 @@ class Thread(models.Model):
             self.cpu_usage, changed = cpu_usage, True
         return changed
 
+    @property
+    def step_now(self) -> dict[str, Any] | None:
+        """The step it is in now, while it runs or pauses (its `current_step`); None once ended."""
+        step = self.current_step
+        if not step or self.is_final:
+            return None
+        when = step.get("timestamp")
+        if isinstance(when, str):  # as the database wrote it: ISO on PostgreSQL, "Y-m-d H:M:S" on SQLite
+            parsed = datetime.fromisoformat(when)
+            when = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+        return {**step, "timestamp": when}
+
     def summary(self) -> dict[str, Any]:
         """The thread's own fields as the API and WebSocket show them."""
         return {
             "id": self.id,
             "parent_id": self.parent_id,
             "mcp_id": self.mcp_id,
+            "session_id": self.session_id,
             "status": self.status,
+            "error_count": self.error_count,
+            "current_step": self.step_now,
             "user_input": self.user_input,
             "execution_context": self.execution_context,
             "started_at": self.started_at.isoformat(),
@@ -317,16 +408,113 @@ class Thread(models.Model):
         }
 
     def state(self, user: Any = None) -> dict[str, Any]:
-        """Details, children, timeline and transcript: what a new inspector needs first.
+        """Details, children, the timeline's first page and the transcript: what a new
+        inspector needs first.
 
-        With `user`, only the children that user may see are named.
+        The timeline stops after TIMELINE.default_limit steps: `timeline_next` is the
+        cursor of the rest (`GET /api/threads/<id>/timeline?cursor=...`), `step_count`
+        says how many there are. With `user`, only the children that user may see are named.
         """
         children = self.children.all() if user is None else self.children.visible_to(user)
+        steps, following, _ = TIMELINE.page(self.steps.all(), TIMELINE.default_limit)
         return {
             "thread": self.summary(),
             "children": list(children.order_by("started_at").values_list("id", flat=True)),
-            "timeline": [step.as_event() for step in self.steps.all()],
+            "timeline": [step.as_event() for step in steps],
+            "timeline_next": following,
+            "step_count": len(steps) if following is None else self.steps.count(),
             "transcript": [message.as_event() for message in self.messages.all()],
+        }
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    def visible_to(self, user: Any) -> Self:
+        """Sessions `user` may see: all for admins; otherwise those of the user's teams."""
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(team_id__in=teams)
+
+    def with_counts(self, threads: ThreadQuerySet) -> Self:
+        """Annotate `thread_count` and `failed_steps` (over those of `threads`, the visible ones)."""
+        threads = threads.filter(session=OuterRef("pk")).order_by().values("session")
+        return self.annotate(
+            thread_count=Coalesce(Subquery(threads.annotate(n=Count("*")).values("n")), 0),
+            failed_steps=Coalesce(Subquery(threads.annotate(n=models.Sum("error_count")).values("n")), 0),
+        )
+
+    def record(self, rows: list[tuple[Any, ...]]) -> None:
+        """Store the sessions threads named: (id, team, via, principal, client, first seen,
+        last seen).
+
+        A new session starts when first seen; a known one keeps its team and who it is,
+        and is seen again (`last_seen_at` moves forward, never back). One statement.
+        """
+        upsert(
+            Session,
+            ("id", "team", "via", "principal", "client", "started_at", "last_seen_at"),
+            sorted(rows, key=lambda r: r[0]),  # concurrent batches lock them in one order
+            unique=["id"],
+            update=[],
+            latest=["last_seen_at"],
+        )
+
+    def end(self, ends: Mapping[str, datetime], team_id: int | None) -> list[str]:
+        """End sessions (id: when) still open; a team's events end only its own. Their ids."""
+        found = self.filter(id__in=ends.keys(), ended_at__isnull=True)
+        if team_id is not None:
+            found = found.filter(team_id=team_id)
+        sessions = list(found)
+        for session in sessions:
+            session.ended_at = max(ends[session.id], session.started_at)
+        self.bulk_update(sessions, ["ended_at"])
+        return [session.id for session in sessions]
+
+
+class Session(models.Model):
+    """A client's session (an MCP client on /mcp or mcp_proxy, or any agent that names one):
+    the threads of its runs grouped, as Langfuse groups traces.
+
+    Written by the ingest path from the `session_id` its threads' `thread.started` name
+    (the /mcp recorder names the session of each call it records, mcps/endpoint/recorder.py)
+    and ended by a `session.ended` event. Who it is (`via`, `principal`, `client`) comes
+    from the first thread's execution context; its team is that of whoever reported it.
+    A session is not a thread: it has no steps of its own, and never stays "running".
+    """
+
+    id = models.CharField(primary_key=True, max_length=200)
+    team = models.ForeignKey(
+        "missioncontrol.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
+    via = models.CharField(max_length=100, blank=True, default="", help_text="/mcp, mcp_proxy, REST, ...")
+    principal = models.CharField(max_length=200, blank=True, default="", help_text="Who called.")
+    client = models.JSONField(default=dict, blank=True, help_text="The client's name and version.")
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["-started_at"], name="session_started")]
+
+    def __str__(self) -> str:
+        return self.id
+
+    def get_absolute_url(self) -> str:
+        return reverse("session-page", args=[self.id])
+
+    def summary(self) -> dict[str, Any]:
+        """The session as the API shows it (counts when annotated by `with_counts`)."""
+        return {
+            "id": self.id,
+            "via": self.via,
+            "principal": self.principal,
+            "client": self.client,
+            "started_at": self.started_at.isoformat(),
+            "last_seen_at": self.last_seen_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "thread_count": getattr(self, "thread_count", None),
+            "error_count": getattr(self, "failed_steps", None),
         }
 
 
@@ -340,6 +528,38 @@ class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
         """Steps whose description matches the websearch query `text`."""
         q = textsearch.matches("description", text)
         return self if q is None else self.filter(q)
+
+    def calls(self, thread_ids: list[str]) -> list[dict[str, Any]]:
+        """The tool calls of `thread_ids`, latest first, each with its outcome.
+
+        A call's result is the tool_result step after it (before the next call), as the
+        /mcp recorder reports them; a call reported without one (an SDK step, an OTLP
+        span, a directive's tool step) carries its own status. Failed either way: error.
+        """
+        rows = self.filter(
+            thread_id__in=thread_ids,
+            step_type__in=(ExecutionStep.StepType.TOOL_CALL, ExecutionStep.StepType.TOOL_RESULT),
+        ).order_by("thread_id", "sequence")
+        calls: list[dict[str, Any]] = []
+        open_call: dict[str, Any] | None = None
+        for step in rows:
+            if step.step_type == ExecutionStep.StepType.TOOL_CALL:
+                open_call = {
+                    "thread_id": step.thread_id,
+                    "sequence": step.sequence,
+                    "timestamp": step.timestamp,
+                    "tool": step.details.get("tool") or step.description,
+                    "mcp_id": step.details.get("mcp_id"),
+                    "status": step.status,
+                    "duration_ms": step.duration_ms,
+                }
+                calls.append(open_call)
+            elif open_call is not None and open_call["thread_id"] == step.thread_id:
+                if open_call["status"] != ExecutionStep.Status.ERROR:
+                    open_call["status"] = step.status
+                open_call["duration_ms"] = step.duration_ms
+                open_call = None
+        return sorted(calls, key=lambda c: c["timestamp"], reverse=True)
 
     def record(self, rows: list[tuple[Any, ...]]) -> None:
         """Upsert steps by (thread, sequence): a later report of a step updates it.
@@ -379,6 +599,9 @@ class ExecutionStep(models.Model):
     class Meta:
         ordering = ["thread", "sequence"]
         constraints = [models.UniqueConstraint(fields=["thread", "sequence"], name="step_thread_sequence")]
+        # A thread's failed steps, counted with every batch (ThreadQuerySet.recount_steps):
+        # through this small index the count reads the failures alone, however long the thread.
+        indexes = [models.Index(fields=["thread"], condition=Q(status="error"), name="step_failed_thread")]
 
     def __str__(self) -> str:
         return f"{self.thread_id}#{self.sequence} {self.step_type}"

@@ -1,4 +1,5 @@
-"""Thread pages: the filtered list (the API's FilterSet) and the Thread Inspector."""
+"""Thread pages: the filtered list (the API's FilterSet), the Thread Inspector, and the
+client sessions that group threads."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from django.shortcuts import render
 from audit.models import PermissionEvent
 from missioncontrol.pages import list_page, visible
 from missioncontrol.pagination import Keyset
-from threads.filtersets import ThreadFilterSet
-from threads.models import Thread
+from threads.filtersets import SessionFilterSet, ThreadFilterSet
+from threads.models import Session, Thread
 
 # The inspector's child tree stops here; a thread with more descendants links to the list.
 MAX_TREE = 200
@@ -50,7 +51,7 @@ def descendants(request: HttpRequest, root: Thread) -> list[dict[str, Any]]:
 @login_required
 def thread_page(request: HttpRequest, thread_id: str) -> HttpResponse:
     """The Thread Inspector: state from the database first, then live over /ws/."""
-    thread = visible(request, Thread.objects.select_related("mcp")).filter(id=thread_id).first()
+    thread = visible(request, Thread.objects.select_related("mcp", "session")).filter(id=thread_id).first()
     if thread is None:
         raise Http404(f"No thread {thread_id!r}")
     parent = None
@@ -66,3 +67,32 @@ def thread_page(request: HttpRequest, thread_id: str) -> HttpResponse:
         "permissions": [p.as_event() for p in reversed(list(permissions))],
     }
     return render(request, "threads/detail.html", context)
+
+
+@login_required
+def session_list(request: HttpRequest) -> HttpResponse:
+    page = list_page(
+        request,
+        "sessions",
+        SessionFilterSet,
+        Session.objects.with_counts(visible(request, Thread.objects.all())),
+        Keyset("started_at", default_limit=50, max_limit=500),
+    )
+    return render(request, "threads/sessions.html", {"page": page})
+
+
+@login_required
+def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
+    """A session: who it is, and its threads, a page at a time (the thread list's)."""
+    threads = visible(request, Thread.objects.all())
+    session = visible(request, Session.objects.with_counts(threads)).filter(id=session_id).first()
+    if session is None:
+        raise Http404(f"No session {session_id!r}")
+    page = list_page(
+        request,
+        "session-threads",
+        ThreadFilterSet,
+        Thread.objects.filter(session=session).select_related("mcp"),
+        Keyset("started_at", default_limit=50, max_limit=500),
+    )
+    return render(request, "threads/session.html", {"session": session, "page": page})

@@ -184,15 +184,15 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
     call = await open_call(
         mcp_endpoint.recorder, request.user, mcp_id, tool, arguments, via="REST", parent=parent
     )
-    decision, session, record = call.decision, call.session, call.record
+    decision, record = call.decision, call.record
     if not decision.granted:
         record(error=decision.denial_text())
         await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 403, {"mcp_id": mcp_id, "tool": tool})
         return JsonResponse(
             {
                 "error": {"field": "policy", "reason": decision.denial_text()},
-                "thread_id": session.thread_id,
-                "policy": denial_meta(decision, session.thread_id)[POLICY_META_KEY],
+                "thread_id": call.thread_id,
+                "policy": denial_meta(decision, call.thread_id)[POLICY_META_KEY],
             },
             status=403,
         )
@@ -209,11 +209,11 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
             return failed
         record(result=answer["result"])
         await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 200, details)
-        return JsonResponse({**answer, "thread_id": session.thread_id})
+        return JsonResponse({**answer, "thread_id": call.thread_id})
     # Streamed: recorded as it starts (its outcome is in the stream and the thread).
     await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", 200, {**details, "stream": True})
     return StreamingHttpResponse(
-        _stream_call(args, wait, session.thread_id, record), content_type="application/x-ndjson"
+        _stream_call(args, wait, call.thread_id, record), content_type="application/x-ndjson"
     )
 
 

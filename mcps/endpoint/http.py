@@ -28,7 +28,6 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from audit import access
 from mcps.endpoint import silent
-from mcps.endpoint.gate import parent_of
 from mcps.endpoint.principals import Principals
 from mcps.endpoint.recorder import Call, CallRecorder, Session
 from mcps.endpoint.router import WebRouter
@@ -85,27 +84,25 @@ class MCPEndpoint:
 
     def session_of(self, ctx: Any) -> Session:
         """The call's session: who calls (the authenticated principal, and its policy
-        subject), and its parent thread from the request's `_meta`."""
+        subject). The parent thread a call names is its own (mcps/endpoint/server.py)."""
         request = ctx.request
         headers = request.headers if request is not None else {}
         principal: Principal = request.scope[PRINCIPAL]
         client = client_of(ctx)
-        parent = parent_of(ctx.meta)
         session_id = headers.get("mcp-session-id")
         # Keyed by the caller too: a session id presented by someone else is not theirs.
         who = f"{principal.user_id}:{principal.team_id}"
         if session_id:
-            key: tuple[str, ...] = ("http", who, session_id, parent or "")
+            key: tuple[str, ...] = ("http", who, session_id)
         else:
             host = request.client.host if request is not None and request.client else ""
-            key = ("http", who, client.get("name", ""), client.get("version", ""), host, parent or "")
+            key = ("http", who, client.get("name", ""), client.get("version", ""), host)
         return self.recorder.session(
             key,
             via="/mcp",
             principal=principal.name,
             client=client,
             subject=principal.subject(),
-            parent_id=parent,
             team_id=principal.team_id,
             may_call_tools=principal.may_call_tools,
             user_id=principal.user_id,
@@ -222,7 +219,7 @@ def audit_called(batcher: EventBatcher, session: Session, call: Call) -> None:
         access.TOOL_CALL,
         f"{call.mcp_id}/{call.tool}",
         outcome=access.FAILURE if failed else access.SUCCESS,
-        details={"via": session.via, "thread_id": session.thread_id, "principal": session.principal},
+        details={"via": session.via, "thread_id": call.thread_id, "principal": session.principal},
         actor_id=session.user_id,
     )
 

@@ -41,10 +41,11 @@ from mcp.shared.exceptions import MCPError
 
 from kiwi import runs as kiwi_runs
 from mcps.endpoint import own_tools
-from mcps.endpoint.gate import THREAD_META_KEY, authorize, denial_meta
+from mcps.endpoint.gate import THREAD_META_KEY, authorize, denial_meta, parent_of
 from mcps.endpoint.recorder import Call, CallHook, CallRecorder, Session
 from mcps.endpoint.router import Router
 from mcps.gateway.rpc import GatewayError
+from mcps.models import AGGREGATE_ID
 
 logger = logging.getLogger(__name__)
 
@@ -143,49 +144,67 @@ def build_server(
         if own and tool not in own_tools.TOOLS:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
         started_at, clock = datetime.now(UTC), time.perf_counter()
+        thread_id = session.thread_for_call()  # its own, or the directive run's
+        # A run's calls stay in its thread; a session's are children of the parent they name.
+        parent = None if session.thread_id else parent_of(ctx.meta)
+
+        def ended(**outcome: Any) -> Call:
+            elapsed = (time.perf_counter() - clock) * 1000
+            outcome.setdefault("server", AGGREGATE_ID if own else "")  # Mission Control answers its own tools
+            return Call(
+                mcp_id,
+                tool,
+                arguments,
+                started_at,
+                elapsed,
+                decision=decision,
+                thread_id=thread_id,
+                parent_id=parent,
+                **outcome,
+            )
+
         # Mission Control's own tools pass the same policy check as routed ones.
         annotations = own_tools.annotations(tool) if own else await router.annotations(mcp_id, tool)
-        decision = await authorize(recorder, session, mcp_id, tool, annotations)
+        decision = await authorize(recorder, session, mcp_id, tool, annotations, thread_id, parent)
         if not decision.granted:
-            elapsed = (time.perf_counter() - clock) * 1000
             text = decision.denial_text()
-            recorder.record(
-                session, Call(mcp_id, tool, arguments, started_at, elapsed, error=text, decision=decision)
-            )
+            recorder.record(session, ended(error=text))
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=text)],
                 is_error=True,
-                _meta=denial_meta(decision, session.thread_id),
+                _meta=denial_meta(decision, thread_id),
             )
         if own:
             answer = await own_tools.call(tool, arguments)
-            elapsed = (time.perf_counter() - clock) * 1000
-            call = Call(mcp_id, tool, arguments, started_at, elapsed, result=answer, decision=decision)
-            recorder.record(session, call, then=on_called)
+            recorder.record(session, ended(result=answer), then=on_called)
             own_answer = types.CallToolResult.model_validate(answer)
-            own_answer.meta = {**(own_answer.meta or {}), THREAD_META_KEY: session.thread_id}
+            own_answer.meta = {**(own_answer.meta or {}), THREAD_META_KEY: thread_id}
             return own_answer
         try:
             result = await router.call(mcp_id, tool, arguments, progress, log)
         except GatewayError as exc:
-            elapsed = (time.perf_counter() - clock) * 1000
-            call = Call(mcp_id, tool, arguments, started_at, elapsed, error=exc.reason, decision=decision)
-            recorder.record(session, call, then=on_called)
+            # No such server: Mission Control answered, and files the call under itself.
+            unknown = exc.status == 404 and exc.field == "mcp_id"
+            answered = {"server": AGGREGATE_ID} if unknown else {}
+            recorder.record(session, ended(error=exc.reason, **answered), then=on_called)
             if exc.status == 404:
                 raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}: {exc.reason}") from exc
             where = f" ({exc.field})" if exc.field else ""
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=f"{exc.reason}{where}")],
                 is_error=True,
-                _meta={THREAD_META_KEY: session.thread_id},
+                _meta={THREAD_META_KEY: thread_id},
             )
-        elapsed = (time.perf_counter() - clock) * 1000
-        call = Call(mcp_id, tool, arguments, started_at, elapsed, result=result, decision=decision)
-        recorder.record(session, call, then=on_called)
+        except BaseException as exc:  # cancelled (the client went away), or a bug: still a failed call
+            recorder.record(session, ended(error=f"{type(exc).__name__}: {exc}".rstrip(": ")), then=on_called)
+            raise
+        recorder.record(session, ended(result=result), then=on_called)
         answer = types.CallToolResult.model_validate(result)
-        answer.meta = {**(answer.meta or {}), THREAD_META_KEY: session.thread_id}
+        answer.meta = {**(answer.meta or {}), THREAD_META_KEY: thread_id}
         if kiwi_runs.starts_run(tool, arguments) and not result.get("isError"):
-            run = await kiwi_runs.begin(recorder, root, session, mcp_id, arguments, datetime.now(UTC))
+            run = await kiwi_runs.begin(
+                recorder, root, session, thread_id, mcp_id, arguments, datetime.now(UTC)
+            )
             answer.meta[KIWI_THREAD_META_KEY] = run.thread_id
         return answer
 

@@ -9,6 +9,8 @@ have failures to show.
 
 Tools come from a `Tools`: Mission Control's own /mcp endpoint (the live agent that
 `serve` starts) or mcp-server-time spawned over stdio (`seed_demo`'s first round).
+Through /mcp each call names the agent's thread as its parent, so the thread /mcp
+records for it (on the `time` server) is a child of the agent's own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any, Protocol
 
 from mcp import Client, StdioServerParameters
 from missioncontrol_sdk import MissionControl, ThreadContext
+
+from mcps.endpoint.gate import PARENT_META_KEY
 
 logger = logging.getLogger("missioncontrol.demo.agent")
 
@@ -42,7 +46,7 @@ class ToolFailed(Exception):
 
 
 class Tools(Protocol):
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]: ...
+    async def call(self, name: str, arguments: dict[str, Any], thread_id: str = "") -> dict[str, Any]: ...
 
 
 class _ClientTools:
@@ -50,8 +54,11 @@ class _ClientTools:
         self.client = client
         self.prefix = prefix
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        result = await self.client.call_tool(f"{self.prefix}{name}", arguments)
+    async def call(self, name: str, arguments: dict[str, Any], thread_id: str = "") -> dict[str, Any]:
+        # Through /mcp, the call's own thread becomes a child of the agent's (and inherits
+        # its grants, audit/inheritance.py); a server spawned over stdio ignores the key.
+        meta: Any = {PARENT_META_KEY: thread_id} if thread_id else None
+        result = await self.client.call_tool(f"{self.prefix}{name}", arguments, meta=meta)
         if result.is_error:
             text = " ".join(getattr(c, "text", "") for c in result.content)
             raise ToolFailed(text or f"{name} failed")
@@ -92,11 +99,18 @@ async def _call(thread: ThreadContext, tools: Tools, name: str, arguments: dict[
     if not granted:
         thread.step("check_permission", f"{TIME_SERVER}/{name}: denied", status="error", duration_ms=0.0)
         raise PermissionError(f"{name} is not on the allow-list")
-    with thread.step("tool_call", f"{TIME_SERVER}.{name}", {"arguments": arguments}) as step:
-        result = await tools.call(name, arguments)
+    called = {"mcp_id": TIME_SERVER, "tool": name}
+    # A call that fails ends its `with` block with an exception: the step is recorded as
+    # failed, its error in its details, and no result follows it.
+    with thread.step("tool_call", f"{TIME_SERVER}.{name}", {**called, "arguments": arguments}) as step:
+        result = await tools.call(name, arguments, thread.id)
         step.details["result"] = result
     thread.step(
-        "tool_result", f"{TIME_SERVER}.{name}: ok", {"result": result}, status="complete", duration_ms=0.0
+        "tool_result",
+        f"{TIME_SERVER}.{name}: ok",
+        {**called, "result": result},
+        status="complete",
+        duration_ms=0.0,
     )
     return result
 

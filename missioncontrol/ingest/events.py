@@ -9,23 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from audit.models import PermissionEvent
 from logs.models import LogEntry
 from threads.models import ExecutionStep, LLMMessage, Thread
 
 EventType = Literal[
-    "thread.started", "thread.step", "thread.message", "thread.ended", "log", "permission.check"
-]
-EVENT_TYPES: tuple[str, ...] = (
     "thread.started",
     "thread.step",
     "thread.message",
     "thread.ended",
     "log",
     "permission.check",
-)
+    "session.ended",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 MAX_ID = 200
 
 # Computed once: Django's `Choices.values` rebuilds its list on every access.
@@ -178,6 +177,7 @@ def _thread_started(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
         "mcp_id": _mcp_id(e, source, required=True),
         "user_input": _str(e, "user_input", default=""),
         "execution_context": _dict(e, "execution_context"),
+        "session_id": _str(e, "session_id", max_len=MAX_ID) or None,
     }
 
 
@@ -211,6 +211,10 @@ def _thread_ended(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
         "memory_usage": _number(e, "memory_usage", integer=True, minimum=0),
         "cpu_usage": _number(e, "cpu_usage", minimum=0),
     }
+
+
+def _session_ended(e: Mapping[str, Any], source: Source) -> dict[str, Any]:
+    return {"session_id": _str(e, "session_id", required=True, max_len=MAX_ID)}
 
 
 _LEVEL_ALIASES = {
@@ -277,6 +281,7 @@ _VALIDATORS: dict[str, Callable[[Mapping[str, Any], Source], dict[str, Any]]] = 
     "thread.ended": _thread_ended,
     "log": _log,
     "permission.check": _permission_check,
+    "session.ended": _session_ended,
 }
 
 

@@ -24,7 +24,7 @@ from missioncontrol.ingest.events import Invalid, Source, validate
 from missioncontrol.live import LogMeta, Outbox, encode
 from missioncontrol.models import Team
 from missioncontrol.redaction import redact_event
-from threads.models import ExecutionStep, LLMMessage, Thread, ThreadEvent
+from threads.models import ExecutionStep, LLMMessage, Session, Thread, ThreadEvent
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -179,6 +179,7 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     started, steps = groups.get("thread.started", []), groups.get("thread.step", [])
     messages, ended = groups.get("thread.message", []), groups.get("thread.ended", [])
     checks = groups.get("permission.check", [])
+    session_ends = groups.get("session.ended", [])
     if team_id is not None and not Team.objects.filter(pk=team_id).exists():
         # The key's or token's team was deleted while these events were on their way (a
         # batcher retrying, the spool): stored without one rather than refused forever.
@@ -190,13 +191,13 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     )
 
     # Lifecycle events go through the ledger, so a repeat changes nothing.
-    lifecycle = started + steps + ended
-    new_ids = insert_new(
-        ThreadEvent, ("id", "type", "thread_id"), [(e["id"], e["type"], e["thread_id"]) for e in lifecycle]
-    )
+    lifecycle = [(e["id"], e["type"], e["thread_id"]) for e in started + steps + ended]
+    lifecycle += [(e["id"], e["type"], e["session_id"]) for e in session_ends]
+    new_ids = insert_new(ThreadEvent, ("id", "type", "thread_id"), lifecycle)
     started = [e for e in started if e["id"] in new_ids]
     steps = [e for e in steps if e["id"] in new_ids]
     ended = [e for e in ended if e["id"] in new_ids]
+    session_ends = [e for e in session_ends if e["id"] in new_ids]
 
     # Every thread with news exists (a placeholder until its thread.started) and is no
     # longer stalled; the answer is each one's team.
@@ -208,10 +209,16 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     # On PostgreSQL, ends with no usage to record (OTLP's) are applied as the threads
     # are written: a thread created now is created ended, the others in one update.
     ends = _first_ends(ended) if _ends_alone(ended, steps) else {}
+    # Steps first: writing the threads then counts their failed steps and finds their
+    # current step in the same statement (the steps' foreign key is checked at commit).
+    _store_steps(steps)
     news = Thread.objects.record_news(_started_rows(started), first_seen, team_id, ends)
+    Session.objects.record(_session_rows(started, team_id))
     audience = Audience(team_id, news.teams, {e["thread_id"] for e in logs if e["thread_id"]})
     _announce_started(started, outbox, audience)
-    _record_steps(steps, outbox, audience)
+    for event in steps:
+        tid = event["thread_id"]
+        outbox.add(f"thread:{tid}", encode(_iso(event)), teams=audience.of_thread(tid))
     new_ids |= _insert_messages(messages, outbox, audience)
     new_ids |= _insert_logs(logs, outbox, audience, team_id)
     new_ids |= _insert_checks(checks, outbox, audience)
@@ -219,6 +226,8 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
         _apply_ends(ended, ends, news.ended, outbox, audience)
     else:
         _apply_ends_and_usage(ended, steps, outbox, audience)
+    if session_ends:
+        _end_sessions(session_ends, team_id)
     return new_ids
 
 
@@ -245,9 +254,52 @@ def _started_rows(started: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     for event in started:
         latest[event["thread_id"]] = event
     return [
-        (e["thread_id"], e["parent_id"], e["mcp_id"], e["user_input"], e["execution_context"], e["timestamp"])
+        (
+            e["thread_id"],
+            e["parent_id"],
+            e["mcp_id"],
+            e["user_input"],
+            e["execution_context"],
+            e["timestamp"],
+            e["session_id"],
+        )
         for e in latest.values()
     ]
+
+
+def _session_rows(started: list[dict[str, Any]], team_id: int | None) -> list[tuple[Any, ...]]:
+    """Session.objects.record's rows: one per session the batch's threads name, seen at its latest.
+
+    Who the session is comes from its earliest thread's execution context (the /mcp
+    recorder puts `via`, `principal` and `client` there).
+    """
+    first: dict[str, tuple[Any, ...]] = {}
+    last_seen: dict[str, datetime] = {}
+    for event in sorted(started, key=lambda e: e["timestamp"]):
+        sid = event["session_id"]
+        if sid is None:
+            continue
+        last_seen[sid] = event["timestamp"]
+        if sid not in first:
+            context = event["execution_context"]
+            client = context.get("client")
+            first[sid] = (
+                sid,
+                team_id,
+                str(context.get("via") or "")[:100],
+                str(context.get("principal") or "")[:200],
+                client if isinstance(client, dict) else {},
+                event["timestamp"],
+            )
+    return [(*row, last_seen[sid]) for sid, row in first.items()]
+
+
+def _end_sessions(events: list[dict[str, Any]], team_id: int | None) -> None:
+    """Sessions end at their first reported end; another team's session is left alone."""
+    ends: dict[str, datetime] = {}
+    for event in events:
+        ends[event["session_id"]] = min(event["timestamp"], ends.get(event["session_id"], event["timestamp"]))
+    Session.objects.end(ends, team_id)
 
 
 def _announce_started(started: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
@@ -260,7 +312,7 @@ def _announce_started(started: list[dict[str, Any]], outbox: Outbox, audience: A
         outbox.add(f"mcp:{event['mcp_id']}", created, teams=teams)
 
 
-def _record_steps(steps: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> None:
+def _store_steps(steps: list[dict[str, Any]]) -> None:
     latest: dict[tuple[str, int], dict[str, Any]] = {}
     for event in steps:  # one row per (thread, sequence); the latest report wins
         key = (event["thread_id"], event["sequence"])
@@ -282,9 +334,6 @@ def _record_steps(steps: list[dict[str, Any]], outbox: Outbox, audience: Audienc
             for e in latest.values()
         ]
     )
-    for event in steps:
-        tid = event["thread_id"]
-        outbox.add(f"thread:{tid}", encode(_iso(event)), teams=audience.of_thread(tid))
 
 
 def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> set[str]:

@@ -31,6 +31,16 @@ class ThreadFilter:
     def root(self, value: bool, prefix: str) -> Q:
         return Q(**{f"{prefix}parent__isnull": value})
 
+    @strawberry_django.filter_field(description="Threads of this client session.")
+    def session(self, value: strawberry.ID, prefix: str) -> Q:
+        return Q(**{f"{prefix}session_id": value})
+
+    @strawberry_django.filter_field(
+        description="True: only threads with at least one failed step; false: only those with none."
+    )
+    def with_failures(self, value: bool, prefix: str) -> Q:
+        return Q(**{f"{prefix}error_count__gt": 0}) if value else Q(**{f"{prefix}error_count": 0})
+
     @strawberry_django.filter_field(
         description="User input matching this web-search query, or this thread id."
     )

@@ -10,6 +10,7 @@ import strawberry_django
 from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 from strawberry import auto
+from strawberry.scalars import JSON
 from strawberry.types import Info
 from strawberry_django.pagination import OffsetPaginationInput
 
@@ -79,6 +80,22 @@ class ThreadType:
     started_at: auto
     ended_at: auto
     duration_ms: float | None = strawberry_django.field(only=["started_at", "ended_at"])
+    error_count: int = strawberry_django.field(description="How many of its steps failed.")
+
+    @strawberry_django.field(
+        only=["session_id"], description="The client session it ran in (REST: /api/sessions/{id})."
+    )
+    def session_id(self, root: Thread) -> strawberry.ID | None:
+        return strawberry.ID(root.session_id) if root.session_id else None
+
+    @strawberry_django.field(
+        only=["current_step", "status"],
+        description="The step it is in now (sequence, step_type, description, status, "
+        "timestamp), while it runs; null once it ended.",
+    )
+    def current_step(self, root: Thread) -> JSON | None:
+        return root.step_now
+
     memory_usage: BigInt | None = strawberry_django.field(description="Bytes.")
     cpu_usage: float | None = strawberry_django.field(description="Percent.")
     created_at: auto

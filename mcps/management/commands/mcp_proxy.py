@@ -5,7 +5,7 @@ Desktop's config: {"command": "/path/to/.venv/bin/python", "args": ["/path/to/ma
 
 Like any host, it holds its own sessions to the managed servers (no hop to another
 process on a call), and it records every call exactly as /mcp does: the connection is
-one thread on the `mission-control` server. Server status and health stay with the
+one session, each call a thread of its own on the server it called. Server status and health stay with the
 shared gateway. stdout carries the protocol; Mission Control's own logs go to stderr.
 
 It authenticates once, at start, with an API token (or a JWT access token) from
@@ -22,7 +22,6 @@ from typing import Any
 import anyio
 from django.core.management.base import BaseCommand, CommandError
 
-from mcps.endpoint.gate import parent_of
 from mcps.endpoint.http import audit_called, audit_denied, client_of
 from mcps.endpoint.recorder import CallRecorder, Session
 from mcps.endpoint.router import LocalRouter
@@ -71,14 +70,12 @@ async def serve(principal: Principal, connect_timeout: float) -> None:
     subject = principal.subject()  # one caller for the whole connection
 
     def session_of(ctx: Any) -> Session:
-        parent = parent_of(ctx.meta)
         return recorder.session(
-            (*key, parent or ""),
+            key,
             via="mcp_proxy",
             principal=principal.name,
             client=client_of(ctx),
             subject=subject,
-            parent_id=parent,
             team_id=principal.team_id,
             may_call_tools=principal.may_call_tools,
             user_id=principal.user_id,
