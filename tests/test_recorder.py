@@ -229,7 +229,6 @@ async def test_a_call_whose_arguments_or_result_hold_a_nul_is_stored_escaped_wit
     batcher = EventBatcher("test calls", linger=60)  # one batch, stored on flush
     recorder = CallRecorder(batcher)
     session = recorder.session(("stdio", "1"), via="mcp_proxy", principal="bob", client={})
-    recorder.record(session, _call())
     odd = Call(
         "files",
         "read_file",
@@ -238,20 +237,21 @@ async def test_a_call_whose_arguments_or_result_hold_a_nul_is_stored_escaped_wit
         2.0,
         result={"content": [{"type": "text", "text": "\x7fELF\x00\x00"}], "isError": False},
     )
-    recorder.record(session, odd)
-    recorder.record(session, _call())
+    threads = [recorder.record(session, call) for call in (_call(), odd, _call())]
     await batcher.flush()
-    steps = ExecutionStep.objects.filter(thread_id=session.thread_id).order_by("sequence")
-    stored = [(s.step_type, s.description, s.details) async for s in steps]
-    assert [(kind, what.split(":")[0]) for kind, what, _ in stored] == [
-        ("tool_call", "time__get_current_time"),
-        ("tool_result", "time__get_current_time"),
-        ("tool_call", "files__read_file"),
-        ("tool_result", "files__read_file"),
-        ("tool_call", "time__get_current_time"),
-        ("tool_result", "time__get_current_time"),
+    stored = {
+        s.thread_id: (s.step_type, s.description, s.details)
+        async for s in ExecutionStep.objects.filter(thread_id__in=threads, step_type="tool_result")
+    }
+    assert [stored[t][1].split(":")[0] for t in threads] == [
+        "time__get_current_time",
+        "files__read_file",
+        "time__get_current_time",
     ]
-    assert stored[2][2]["arguments"] == {"path": "dump\\u0000.bin"}
-    assert stored[3][2]["summary"] == "\x7fELF\\u0000\\u0000"
-    assert await PermissionEvent.objects.filter(thread_id=session.thread_id).acount() == 3
+    (call_step,) = [
+        s async for s in ExecutionStep.objects.filter(thread_id=threads[1], step_type="tool_call")
+    ]
+    assert call_step.details["arguments"] == {"path": "dump\\u0000.bin"}
+    assert stored[threads[1]][2]["summary"] == "\x7fELF\\u0000\\u0000"
+    assert await PermissionEvent.objects.filter(thread_id__in=threads).acount() == 3
     await batcher.close()
