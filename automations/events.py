@@ -127,7 +127,7 @@ def logs(entries: list[dict[str, Any]]) -> list[str]:
     ]
     if not events:
         return []
-    result = ingest(events, Source(mcp_id=None))
+    result = ingest(events, Source(mcp_id=None, system=True))
     rejected = [v for v in result.verdicts if v.status == "rejected"]
     if rejected:
         raise ValueError(f"log rejected: {rejected[0].field}: {rejected[0].reason}")
@@ -152,5 +152,5 @@ def end_threads(ends: dict[str, str], at: str | None = None) -> None:
         for tid, s in ends.items()
     ]
     if events:
-        result = ingest(events, Source(mcp_id=None))
+        result = ingest(events, Source(mcp_id=None, system=True))
         async_to_sync(result.outbox.send)()

@@ -15,8 +15,9 @@ from missioncontrol.roles import team_scope
 class LogEntryQuerySet(models.QuerySet["LogEntry"]):
     def visible_to(self, user: Any) -> Self:
         """Logs `user` may see: all for admins; otherwise those pushed with one of its
-        teams' keys, or naming one of its teams' threads. No team, no thread of a
-        team: admins only."""
+        teams' keys, and those of no team (a server's own, tailed from its files) that
+        name one of its teams' threads. Another team's log stays that team's, whatever
+        thread it names. No team, no thread of a team: admins only."""
         from threads.models import Thread
 
         teams = team_scope(user)
@@ -25,7 +26,9 @@ class LogEntryQuerySet(models.QuerySet["LogEntry"]):
         if not teams:
             return self.none()
         threads = Thread.objects.filter(team_id__in=teams).values("id")
-        return self.filter(models.Q(team_id__in=teams) | models.Q(thread_id__in=threads))
+        return self.filter(
+            models.Q(team_id__in=teams) | models.Q(team_id__isnull=True, thread_id__in=threads)
+        )
 
     def search(self, text: str) -> Self:
         """Logs whose message matches the websearch query `text` (see missioncontrol.textsearch)."""
@@ -33,13 +36,27 @@ class LogEntryQuerySet(models.QuerySet["LogEntry"]):
         return self if q is None else self.filter(q)
 
     def page_per_thread(self, thread_ids: list[str], offset: int, limit: int | None) -> Self:
-        """The same page of each thread's logs, newest first, in one query (a window per thread)."""
+        """The same page of each thread's logs, newest first, in one query (a window per thread).
+
+        A thread's logs are those of its own team or of none (visible_to): another
+        team's log naming it is not among them.
+        """
+        from threads.models import Thread
+
+        own = models.Exists(
+            Thread.objects.filter(id=models.OuterRef("thread_id"), team_id=models.OuterRef("team_id"))
+        )
         rank = models.Window(
             RowNumber(),
             partition_by=models.F("thread_id"),
             order_by=[models.F("timestamp").desc(), models.F("id").desc()],
         )
-        page = self.filter(thread_id__in=thread_ids).annotate(thread_rank=rank).filter(thread_rank__gt=offset)
+        page = (
+            self.filter(thread_id__in=thread_ids)
+            .filter(models.Q(team_id__isnull=True) | own)
+            .annotate(thread_rank=rank)
+            .filter(thread_rank__gt=offset)
+        )
         if limit is not None:
             page = page.filter(thread_rank__lte=offset + limit)
         return page.order_by("-timestamp", "-id")

@@ -117,6 +117,8 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         first_seen: dict[str, datetime],
         team_id: int | None = None,
         ends: Mapping[str, tuple[str, datetime]] | None = None,
+        *,
+        own_team_only: bool = False,
     ) -> News:
         """Write the threads a batch has news of; their teams, and those created ended.
 
@@ -132,6 +134,11 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
 
         Any news of a thread means it is not stalled (any more): all are marked updated.
 
+        `own_team_only`: a thread of another team than `team_id` (no team counts as one)
+        is left exactly as it is, and its team is not answered on PostgreSQL (on SQLite
+        it is answered as stored); the caller rejects the events for it. Checked in the
+        statements that write, so two teams racing to create one id cannot both write it.
+
         PostgreSQL only, `ends` (id: final status and time): a thread this call creates
         is created ended (an OTLP span is exported once, with its start and its end);
         the others are left to `finish_many`. Two `INSERT ... ON CONFLICT DO UPDATE ...
@@ -146,19 +153,30 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "team")
         rows = [(*row, team_id) for row in sorted(started, key=lambda r: r[0])]
         rows += [(tid, None, None, "", {}, first_seen[tid], team_id) for tid in placeholders]
+        table, team = (connection.ops.quote_name(n) for n in (Thread._meta.db_table, "team_id"))
         if connection.vendor != "postgresql":
             assert not ends, "ends on creation need PostgreSQL's RETURNING"
             rows = [(*row, running) for row in rows]
-            upsert(Thread, (*fields, "status"), rows[: len(started)], unique=["id"], update=update)
+            upsert(
+                Thread,
+                (*fields, "status"),
+                rows[: len(started)],
+                unique=["id"],
+                update=update,
+                where=f"{table}.{team} IS excluded.{team}" if own_team_only else "",
+            )
             self.bulk_create(
                 [Thread(id=tid, started_at=first_seen[tid], team_id=team_id) for tid in placeholders],
                 ignore_conflicts=True,
             )
             found = self.filter(id__in=started_ids | set(placeholders))
-            found.update(updated_at=Now(), stalled_at=None)
+            (found.filter(team_id=team_id) if own_team_only else found).update(
+                updated_at=Now(), stalled_at=None
+            )
             return News(dict(found.values_list("id", "team_id")), {})
         rows = [(*row, *ends.get(row[0], (running, None))) for row in rows]
         news = ("updated_at = now()", "stalled_at = NULL")
+        guard = f" WHERE {table}.{team} IS NOT DISTINCT FROM EXCLUDED.{team}" if own_team_only else ""
         returned: list[tuple[Any, ...]] = []
         for chunk, assignments in (
             (rows[: len(started)], [*(f"{c} = EXCLUDED.{c}" for c in _columns(update)), *news]),
@@ -169,7 +187,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
                 (*fields, "status", "ended_at"),
                 chunk,
                 unique=["id"],
-                set_sql=", ".join(assignments),
+                set_sql=", ".join(assignments) + guard,
                 # xmax is 0 on a row this statement inserted (not on one it updated).
                 returning="id, team_id, mcp_id, xmax = 0",
             )
