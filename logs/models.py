@@ -18,9 +18,12 @@ class LogEntryQuerySet(models.QuerySet["LogEntry"]):
         teams' keys, and those of no team (a server's own, tailed from its files) that
         name one of its teams' threads. Another team's log stays that team's, whatever
         thread it names. No team, no thread of a team: admins only."""
+        return self.of_teams(team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
+        """Logs a reader of `teams` sees (None: every log); see visible_to."""
         from threads.models import Thread
 
-        teams = team_scope(user)
         if teams is None:
             return self
         if not teams:
@@ -151,6 +154,8 @@ class LogEventId(models.Model):
     Its row leaves with the log's (archival), as the log's own did before partitioning.
     """
 
+    global_because = "a ledger of ids, never listed"
+
     id = models.CharField(primary_key=True, max_length=200)
 
     class Meta:
@@ -162,6 +167,8 @@ class LogEventId(models.Model):
 
 class ArchiveDay(models.Model):
     """One day of one server's logs in the archive (a compressed JSON Lines file), and where it is."""
+
+    global_because = "archive bookkeeping, admins only"
 
     class Tier(models.TextChoices):
         WARM = "warm"
@@ -195,6 +202,8 @@ class LogSource(models.Model):
     files read so far; with the offset it makes each line's event id, so a line read
     twice is stored once and the same offset in the next file is a new line.
     """
+
+    global_because = "the log files admins configured per server"
 
     class Format(models.TextChoices):
         JSONL = "jsonl", "JSON Lines"

@@ -100,6 +100,7 @@ DATED_MODULES = {
     "test_graphql",
     "test_graphql_automations",
     "test_health_monitor",
+    "test_isolation_directives",
     "test_log_partitions",
     "test_logs_api",
     "test_overview",

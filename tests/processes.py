@@ -98,23 +98,24 @@ def create_key(env: dict[str, str], name: str, mcp: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
+    """What `manage.py <args>` printed, run in `env` (its database); it must succeed."""
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def create_token(env: dict[str, str], user: str = "mc-test", role: str = "admin") -> str:
     """An API token of a new user with `role`, made by the management commands in `env`'s database."""
-
-    def manage(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    manage("create_user", user, "--role", role)
-    return manage("create_api_token", f"{user}-token", "--user", user).strip().splitlines()[-1]
+    manage(env, "create_user", user, "--role", role)
+    return manage(env, "create_api_token", f"{user}-token", "--user", user).strip().splitlines()[-1]
 
 
 def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 
 from mcps.models import IngestKey
@@ -71,3 +72,78 @@ def team_keys() -> tuple[str, str]:
         IngestKey.objects.issue("alpha-key", team=team("alpha"))[1],
         IngestKey.objects.issue("beta-key", team=team("beta"))[1],
     )
+
+
+SUMMARY = """
+name: summary
+inputs:
+  hours: {type: number, default: 48}
+permissions: [read:threads, read:logs, read:permissions]
+steps:
+  - script: generate_summary
+    inputs: {window_hours: "{{ inputs.hours }}"}
+"""
+LEARN = """
+name: learn
+description: learns
+permissions: [read:logs]
+steps:
+  - script: generate_summary
+"""
+
+
+def runs_and_knowledge() -> dict[str, Any]:
+    """A run and a knowledge entry of each team, a system run, one entry of no team and
+    one shared: alpha's say `apple`, beta's `banana`, the system's `nothing` (their ids
+    and slugs do not: alpha-entry, beta-entry, system-entry)."""
+    from automations.models import Directive, DirectiveExecution, KnowledgeEntry, StepRun
+
+    learn = Directive.objects.upsert_from_yaml(LEARN)
+    made: dict[str, Any] = {}
+    for name, owner, word in (
+        ("alpha", team("alpha"), "apple"),
+        ("beta", team("beta"), "banana"),
+        ("system", None, "nothing"),
+    ):
+        run = DirectiveExecution.objects.create(
+            directive=learn,
+            directive_name="learn",
+            status="completed",
+            team=owner,
+            read_teams=[owner.pk] if owner else None,
+            inputs={"about": f"{word} input"},
+            result={"summary": f"{word} result"},
+            error=f"{word} error",
+        )
+        StepRun.objects.create(
+            execution=run, sequence=1, path="steps[0]", kind="script", output={"seen": f"{word} output"}
+        )
+        KnowledgeEntry.objects.create(
+            slug=f"{name}-entry",
+            title=f"{word.title()} pattern",
+            content=f"{word} log line copied as an example",
+            team=owner,
+            source_directive=learn,
+        )
+        made[name] = run
+    KnowledgeEntry.objects.create(slug="shared-tip", title="Shared tip", content="restart it", shared=True)
+    return made
+
+
+@pytest.fixture
+def two_teams_everywhere(two_teams: None) -> dict[str, Any]:
+    """`two_teams`, and each team's directive run and knowledge (`runs_and_knowledge`)."""
+    return runs_and_knowledge()
+
+
+def content(response: Any) -> bytes:
+    """A test client response's whole body, a streamed (sync or async) export's included."""
+    if not response.streaming:
+        return bytes(response.content)
+    if response.is_async:
+
+        async def read() -> bytes:
+            return b"".join([chunk async for chunk in response.streaming_content])
+
+        return async_to_sync(read)()
+    return b"".join(response.streaming_content)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
@@ -49,7 +49,11 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
 
         Rows of no team are visible to admins only.
         """
-        teams = roles.team_scope(user)
+        return self.of_teams(roles.team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
+        """Threads of `teams` (None: every thread, of a team or of none): what a reader
+        of those teams sees (a user, visible_to; a directive run, automations.scope)."""
         return self if teams is None else self.filter(team_id__in=teams)
 
     def roots(self) -> Self:
@@ -351,7 +355,9 @@ class Thread(models.Model):
 class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
     def visible_to(self, user: Any) -> Self:
         """Steps of the threads `user` may see (ThreadQuerySet.visible_to)."""
-        teams = roles.team_scope(user)
+        return self.of_teams(roles.team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
         return self if teams is None else self.filter(thread__team_id__in=teams)
 
     def search(self, text: str) -> Self:
@@ -418,7 +424,9 @@ class ExecutionStep(models.Model):
 class LLMMessageQuerySet(models.QuerySet["LLMMessage"]):
     def visible_to(self, user: Any) -> Self:
         """Messages of the threads `user` may see (ThreadQuerySet.visible_to)."""
-        teams = roles.team_scope(user)
+        return self.of_teams(roles.team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
         return self if teams is None else self.filter(thread__team_id__in=teams)
 
     def search(self, text: str) -> Self:
@@ -467,6 +475,15 @@ class LLMMessage(models.Model):
         }
 
 
+class ThreadEventQuerySet(models.QuerySet["ThreadEvent"]):
+    def visible_to(self, user: Any) -> Self:
+        """Ledger entries of the threads `user` may see (ThreadQuerySet.visible_to)."""
+        teams = roles.team_scope(user)
+        if teams is None:
+            return self
+        return self.filter(thread_id__in=Thread.objects.of_teams(teams).values("id"))
+
+
 class ThreadEvent(models.Model):
     """Ledger of thread.started/step/ended event ids, so a repeated event applies once."""
 
@@ -474,6 +491,8 @@ class ThreadEvent(models.Model):
     type = models.CharField(max_length=32)
     thread_id = models.CharField(max_length=200, db_index=True)
     received_at = models.DateTimeField(db_default=Now())
+
+    objects = ThreadEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at"]

@@ -15,9 +15,9 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from audit.models import PermissionEvent
 from automations import events
 from automations.models import KnowledgeEntry
+from automations.scope import current
 from automations.scripts import script
 from automations.scripts.params import integer, number
 from logs.models import LogEntry
@@ -42,9 +42,8 @@ def remember(
 ) -> list[dict[str, Any]]:
     """Store each anomaly as an alert entry; publish those new or back after `quiet`."""
     cutoff = timezone.now() - quiet
-    previous = dict(
-        KnowledgeEntry.objects.filter(slug__in=[a.key for a in anomalies]).values_list("slug", "updated_at")
-    )
+    slugs = {a.key: KnowledgeEntry.objects.slug_for(a.key) for a in anomalies}
+    previous = dict(KnowledgeEntry.objects.filter(slug__in=slugs.values()).values_list("slug", "updated_at"))
     out, fresh = [], []
     for anomaly in anomalies:
         KnowledgeEntry.objects.record(
@@ -55,7 +54,7 @@ def remember(
             confidence=anomaly.confidence,
             source_directive=source_directive,
         )
-        last = previous.get(anomaly.key)
+        last = previous.get(slugs[anomaly.key])
         alerted = last is None or last < cutoff
         if alerted:
             fresh.append(
@@ -66,13 +65,13 @@ def remember(
                     thread_id=anomaly.details.get("thread_id"),
                     mcp_id=anomaly.details.get("mcp_id"),
                     kind=anomaly.kind,
-                    knowledge=anomaly.key,
+                    knowledge=slugs[anomaly.key],
                     **{k: v for k, v in anomaly.details.items() if k not in ("thread_id", "mcp_id")},
                 )
             )
         out.append(
             {
-                "key": anomaly.key,
+                "key": slugs[anomaly.key],
                 "kind": anomaly.kind,
                 "title": anomaly.title,
                 "alerted": alerted,
@@ -87,8 +86,9 @@ def slow_threads(
     now: datetime, lookback: timedelta, baseline: timedelta, factor: float, min_baseline: int
 ) -> tuple[list[Anomaly], dict[str, Any]]:
     """Threads ended in the lookback window that took more than `factor` x the baseline's P95."""
+    threads = current().threads()
     durations = list(
-        Thread.objects.finished_between(now - baseline).with_duration().values_list("duration", flat=True)
+        threads.finished_between(now - baseline).with_duration().values_list("duration", flat=True)
     )
     durations = [d for d in durations if d is not None and d >= 0]
     if len(durations) < min_baseline:
@@ -96,7 +96,7 @@ def slow_threads(
     p95 = nearest_rank(durations, 0.95)
     threshold = p95 * factor
     slow = (
-        Thread.objects.finished_between(now - lookback)
+        threads.finished_between(now - lookback)
         .with_duration()
         .filter(duration__gt=threshold)
         .order_by("-duration", "id")
@@ -135,25 +135,26 @@ class Rate:
 
 
 def rates() -> list[Rate]:
+    scope = current()
     return [
         Rate(
             "thread_error_rate",
             "Thread error rate",
-            Thread.objects.filter(status__in=Thread.FINAL),
+            scope.threads().filter(status__in=Thread.FINAL),
             "ended_at",
             Q(status=Thread.Status.ERROR),
         ),
         Rate(
             "log_error_rate",
             "Log error rate",
-            LogEntry.objects.all(),
+            scope.logs(),
             "timestamp",
             Q(level=LogEntry.Level.ERROR),
         ),
         Rate(
             "denial_rate",
             "Permission denial rate",
-            PermissionEvent.objects.all(),
+            scope.checks(),
             "timestamp",
             Q(granted=False),
         ),
@@ -215,6 +216,7 @@ def rate_spikes(
     "Threads that ended in the last `lookback_minutes` slower than `factor` x the P95 of the "
     "baseline's durations; each stored as an alert and published as anomaly.detected.",
     permissions=["read:threads", "write:knowledge"],
+    per_team=True,
 )
 def detect_slow_thread_anomalies(
     lookback_minutes: float = 10,
@@ -241,6 +243,7 @@ def detect_slow_thread_anomalies(
     "Thread error, log error and permission denial rates of the last `lookback_minutes` against "
     "the `baseline_hours` before; each spike stored as an alert and published as anomaly.detected.",
     permissions=["read:threads", "read:logs", "read:permissions", "write:knowledge"],
+    per_team=True,
 )
 def detect_rate_spikes(
     lookback_minutes: float = 10,
@@ -263,9 +266,11 @@ def detect_rate_spikes(
     return {"count": len(anomalies), "anomalies": anomalies, "rates": measured}
 
 
-def recent_anomalies(limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
-    """The latest anomaly entries, newest first (what missioncontrol__list_anomalies answers)."""
-    found = KnowledgeEntry.objects.filter(category=KnowledgeEntry.Category.ALERT, slug__startswith="anomaly-")
+def recent_anomalies(user: Any, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
+    """The latest anomaly entries `user` may see, newest first (missioncontrol__list_anomalies)."""
+    found = KnowledgeEntry.objects.visible_to(user).filter(
+        category=KnowledgeEntry.Category.ALERT, slug__startswith="anomaly-"
+    )
     if kind:
         found = found.filter(slug__startswith=f"anomaly-{kind.replace('_', '-')}")
     return [

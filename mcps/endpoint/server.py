@@ -158,7 +158,7 @@ def build_server(
                 _meta=denial_meta(decision, session.thread_id),
             )
         if own:
-            answer = await own_tools.call(tool, arguments)
+            answer = await own_tools.call(tool, arguments, own_tools.Caller(session.user_id, session.team_id))
             elapsed = (time.perf_counter() - clock) * 1000
             call = Call(mcp_id, tool, arguments, started_at, elapsed, result=answer, decision=decision)
             recorder.record(session, call, then=on_called)
