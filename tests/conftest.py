@@ -101,6 +101,7 @@ DATED_MODULES = {
     "test_graphql_automations",
     "test_health_monitor",
     "test_isolation_directives",
+    "test_isolation_export",
     "test_log_partitions",
     "test_logs_api",
     "test_overview",

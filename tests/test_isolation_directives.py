@@ -19,7 +19,7 @@ from automations import engine, events
 from automations.models import Directive, KnowledgeEntry
 from automations.scope import SYSTEM, Scope, reading
 from logs.models import LogEntry
-from tests.conftest import BASE_TIME, Socket, ago, api_token, event, signed_in, team
+from tests.conftest import BASE_TIME, Socket, ago, api_token, event, make_user, signed_in, team
 from tests.mcp_servers import api
 from tests.teams import SUMMARY, push
 from threads.models import Thread
@@ -121,6 +121,13 @@ def test_a_persons_run_cannot_touch_another_teams_thread(recent_two_teams: None,
     assert Thread.objects.get(id="T-a").stalled_at is not None
 
 
+def test_an_operator_cannot_cancel_or_read_another_teams_run(two_teams_everywhere: dict[str, Any]) -> None:
+    beta_operator = signed_in(make_user("bert", "operator", "beta"))
+    alpha_run, beta_run = two_teams_everywhere["alpha"].pk, two_teams_everywhere["beta"].pk
+    assert beta_operator.post(f"/api/internal/executions/{alpha_run}/cancel").status_code == 404
+    assert beta_operator.post(f"/api/internal/executions/{beta_run}/cancel").status_code == 409  # finished
+
+
 def test_a_persons_cleanup_deletes_only_their_teams_logs(
     two_teams: None, operator: User, time_machine: Any
 ) -> None:
@@ -163,8 +170,6 @@ async def test_a_runs_events_and_an_alerts_go_live_only_to_those_who_may_see_the
 
 
 def _operator() -> User:
-    from tests.conftest import make_user
-
     return make_user("olga", "operator", "alpha")
 
 
