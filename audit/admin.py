@@ -4,10 +4,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from audit.models import AccessEvent, PermissionEvent, PolicyRule
+from missioncontrol.visibility import VisibleRowsAdmin
 
 
 @admin.register(PermissionEvent)
-class PermissionEventAdmin(admin.ModelAdmin):
+class PermissionEventAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     list_display = (
         "timestamp",
         "user_id",

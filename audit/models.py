@@ -3,6 +3,7 @@ the gateway enforces on routed calls; and every access to Mission Control itself
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -18,8 +19,9 @@ from missioncontrol.roles import team_scope
 class PermissionEventQuerySet(models.QuerySet["PermissionEvent"]):
     def visible_to(self, user: Any) -> Self:
         """Checks of the threads `user` may see (ThreadQuerySet.visible_to)."""
+        return self.of_teams(team_scope(user))
 
-        teams = team_scope(user)
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
         return self if teams is None else self.filter(thread__team_id__in=teams)
 
 
@@ -111,6 +113,8 @@ class PolicyRuleQuerySet(models.QuerySet["PolicyRule"]):
 class PolicyRule(models.Model):
     """Who may do what on which server's tools: evaluated on every call routed by the gateway."""
 
+    global_because = "policy rules apply to every caller; only admins change them"
+
     class SubjectKind(models.TextChoices):
         TOKEN = "token"
         USER = "user"
@@ -178,6 +182,8 @@ class AccessEvent(models.Model):
     path), never directly. `actor_name` keeps the name given (a failed login's, or a
     user since deleted).
     """
+
+    global_because = "the access audit is read by admins only (audit.view_accessevent)"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success"

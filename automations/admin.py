@@ -4,11 +4,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from automations import runs
 from automations.inputs import InputError
 from automations.models import Automation, Directive, DirectiveExecution, KnowledgeEntry, StepRun
+from missioncontrol.visibility import VisibleRowsAdmin
 
 
-class KnowledgeInline(admin.TabularInline):
+class KnowledgeInline(VisibleRowsAdmin, admin.TabularInline):
     model = KnowledgeEntry
     fields = ("title", "category", "confidence", "updated_at")
     readonly_fields = fields
@@ -30,19 +32,17 @@ class DirectiveAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run the selected directives (default inputs)")
     def run_directive(self, request: HttpRequest, queryset: QuerySet[Directive]) -> None:
-        from automations import engine  # not at start-up: it brings Jinja2
-
         for directive in queryset:
             try:
-                execution = engine.submit(directive, {})
-            except InputError as exc:
+                execution = runs.start(request.user, directive, {}, request=request)
+            except (InputError, runs.Refused) as exc:
                 self.message_user(request, f"{directive.name}: {exc}", messages.ERROR)
                 continue
             ran = f"Ran {directive.name}: execution {execution.pk} is {execution.status}"
             self.message_user(request, ran)
 
 
-class StepRunInline(admin.TabularInline):
+class StepRunInline(VisibleRowsAdmin, admin.TabularInline):
     model = StepRun
     fields = ("sequence", "path", "name", "kind", "status", "duration_ms", "error")
     readonly_fields = fields
@@ -51,9 +51,19 @@ class StepRunInline(admin.TabularInline):
 
 
 @admin.register(DirectiveExecution)
-class DirectiveExecutionAdmin(admin.ModelAdmin):
-    list_display = ("id", "directive_name", "status", "triggered_by", "depth", "created_at", "duration_ms")
-    list_filter = ("status", "triggered_by")
+class DirectiveExecutionAdmin(VisibleRowsAdmin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "directive_name",
+        "status",
+        "triggered_by",
+        "started_by",
+        "team",
+        "depth",
+        "created_at",
+        "duration_ms",
+    )
+    list_filter = ("status", "triggered_by", "team")
     search_fields = ("directive_name", "error", "thread_id")
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in DirectiveExecution._meta.fields]
@@ -80,9 +90,18 @@ class AutomationAdmin(admin.ModelAdmin):
 
 
 @admin.register(KnowledgeEntry)
-class KnowledgeEntryAdmin(admin.ModelAdmin):
-    list_display = ("title", "slug", "category", "confidence", "source_directive", "updated_at")
-    list_filter = ("category", "source_directive")
+class KnowledgeEntryAdmin(VisibleRowsAdmin, admin.ModelAdmin):
+    list_display = (
+        "title",
+        "slug",
+        "category",
+        "confidence",
+        "source_directive",
+        "team",
+        "shared",
+        "updated_at",
+    )
+    list_filter = ("category", "source_directive", "team", "shared")
     search_fields = ("title", "slug", "content")
     prepopulated_fields = {"slug": ("title",)}
     date_hierarchy = "updated_at"

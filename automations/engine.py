@@ -36,6 +36,7 @@ from django.utils import timezone
 from automations import bounds, definition, scripts, templating
 from automations.inputs import coerce
 from automations.models import Automation, Directive, DirectiveExecution, StepRun
+from automations.scope import Scope, reading
 from mcps.endpoint.recorder import Call, call_thread
 from mcps.endpoint.recorder import Session as CallSession
 from mcps.models import AGGREGATE_ID
@@ -85,6 +86,8 @@ def submit(
     directive: Directive,
     inputs: Mapping[str, Any] | None = None,
     *,
+    acting_for: Scope,
+    started_by: Any = None,
     triggered_by: str = DirectiveExecution.Trigger.MANUAL,
     trigger_info: dict[str, Any] | None = None,
     automation: Automation | None = None,
@@ -95,9 +98,11 @@ def submit(
 ) -> DirectiveExecution:
     """Create the execution and start it (InputError for bad inputs, before anything is stored).
 
-    Every directive run starts here, whatever triggered it. `wait` runs it in this
-    thread and returns it finished (the command line), calling `on_step` as each step
-    starts and ends.
+    Every directive run starts here, whatever triggered it, and says whom it acts for
+    (automations.scope): `acting_for` is what it reads and whose its output is
+    (scope.SYSTEM for the scheduler's), `started_by` the user who asked, if any. `wait`
+    runs it in this thread and returns it finished (the command line), calling
+    `on_step` as each step starts and ends.
     """
     values = coerce(directive.definition.get("inputs") or {}, inputs)
     with transaction.atomic():  # a repeated trigger_key fails alone, not the caller's transaction
@@ -110,6 +115,9 @@ def submit(
             trigger_key=trigger_key,
             inputs=values,
             depth=depth,
+            started_by=started_by,
+            team_id=acting_for.team,
+            read_teams=None if acting_for.teams is None else list(acting_for.teams),
         )
     if wait:
         execute(execution.pk, on_step)
@@ -277,10 +285,22 @@ class Run:
 
     # -- lifecycle
 
+    @property
+    def scope(self) -> Scope:
+        """Whose rows its scripts read, and whose its output is (automations.scope)."""
+        teams = self.execution.read_teams
+        return Scope(None if teams is None else tuple(teams), self.execution.team_id)
+
+    @property
+    def audience(self) -> list[int]:
+        """Who sees its live events: its team's members (and admins); admins alone without one."""
+        return [self.execution.team_id] if self.execution.team_id is not None else []
+
     def run(self) -> DirectiveExecution:
         token = current_run.set(self.execution)
         try:
-            return self._run()
+            with reading(self.scope):
+                return self._run()
         finally:
             current_run.reset(token)
 
@@ -511,7 +531,7 @@ class Run:
         if kind == "script":
             script = scripts.get(definition.script_name(step) or "")
             assert script is not None  # needed_by() found it
-            call = lambda: script.run(params)  # noqa: E731
+            call = lambda: scripts.run_for_each_team(script, params)  # noqa: E731
         else:
             ref = definition.tool_ref(step)
             assert ref is not None
@@ -651,7 +671,8 @@ class Run:
         """Store events through ingest and publish them with a directive.execution event."""
         outbox = Outbox()
         if events:
-            stored = ingest(events, Source(mcp_id=None))
+            # Its thread is its team's (a system run's: admins only), like its output.
+            stored = ingest(events, Source(mcp_id=None, team_id=self.execution.team_id))
             for verdict in stored.verdicts:
                 if verdict.status == "rejected":
                     logger.error(
@@ -671,9 +692,9 @@ class Run:
                 payload["step"] = step.as_dict()
             if status is not None:
                 payload["error"] = self.execution.error if status != Status.RUNNING else ""
-                outbox.add("global", encode(payload))
+                outbox.add("global", encode(payload), teams=self.audience)
             if self.execution.thread_id:
-                outbox.add(f"thread:{self.thread_id}", encode(payload))
+                outbox.add(f"thread:{self.thread_id}", encode(payload), teams=self.audience)
         if len(outbox):
             async_to_sync(outbox.send)()
 

@@ -1,11 +1,14 @@
 """What Mission Control's own scripts tell the world: alert events and log entries.
 
 Alerts go live on the `global` channel (and `mcp:{id}` / `thread:{id}` when they are
-about one); they are what alert-triggered automations react to. Log entries are
-stored through the ingest pipeline like any pushed log, so they are searchable and
-live on `logs:*`. Scripts are synchronous (Celery, `run_directive`); the channel layer
-is reached through `async_to_sync`, which hops back onto the caller's event loop when
-there is one (the in-process scheduler, a test).
+about one); they are what alert-triggered automations react to. Who sees an alert: the
+team of the thread it is about; everyone for a shared server's; otherwise the current
+run's team (automations.scope), or admins alone for a system run. Log entries are
+stored through the ingest pipeline like any pushed log, as the current run's team's, so
+they are searchable and live on `logs:*` for that team. Scripts are synchronous
+(Celery, `run_directive`); the channel layer is reached through `async_to_sync`, which
+hops back onto the caller's event loop when there is one (the in-process scheduler, a
+test).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 
+from automations.scope import current
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
 from missioncontrol.live import Outbox, encode, now_iso
+from threads.models import Thread
 
 # The service and server id Mission Control's own log entries carry.
 SERVICE = "mission-control"
@@ -80,19 +85,34 @@ def make_alert(
 
 
 def publish(alerts: list[Alert]) -> list[Alert]:
-    """Send `alerts` as one event frame per channel."""
+    """Send `alerts` as one event frame per channel, each to those who may see it."""
     if not alerts:
         return alerts
+    thread_ids = {a["details"]["thread_id"] for a in alerts if a["details"].get("thread_id")}
+    thread_teams = dict(Thread.objects.filter(id__in=thread_ids).values_list("id", "team_id"))
     outbox = Outbox()
     for item in alerts:
         encoded = encode(dict(item))
-        outbox.add("global", encoded)
+        teams = _audience(item, thread_teams)
+        outbox.add("global", encoded, teams=teams)
         if item["details"].get("thread_id"):
-            outbox.add(f"thread:{item['details']['thread_id']}", encoded)
+            outbox.add(f"thread:{item['details']['thread_id']}", encoded, teams=teams)
         if item["details"].get("mcp_id"):
-            outbox.add(f"mcp:{item['details']['mcp_id']}", encoded)
+            outbox.add(f"mcp:{item['details']['mcp_id']}", encoded, teams=teams)
     async_to_sync(outbox.send)()
     return alerts
+
+
+def _audience(alert: Alert, thread_teams: dict[str, int | None]) -> list[int] | None:
+    """The teams that see `alert` (None: everyone; []: admins only)."""
+    thread_id = alert["details"].get("thread_id")
+    if thread_id:
+        team = thread_teams.get(thread_id)
+        return [team] if team is not None else []
+    if alert["type"] == "mcp.escalated":
+        return None  # a shared server that would not heal: every team calls it
+    team = current().team
+    return [team] if team is not None else []
 
 
 def log(
@@ -127,7 +147,7 @@ def logs(entries: list[dict[str, Any]]) -> list[str]:
     ]
     if not events:
         return []
-    result = ingest(events, Source(mcp_id=None))
+    result = ingest(events, Source(mcp_id=None, team_id=current().team, system=True))
     rejected = [v for v in result.verdicts if v.status == "rejected"]
     if rejected:
         raise ValueError(f"log rejected: {rejected[0].field}: {rejected[0].reason}")
@@ -152,5 +172,5 @@ def end_threads(ends: dict[str, str], at: str | None = None) -> None:
         for tid, s in ends.items()
     ]
     if events:
-        result = ingest(events, Source(mcp_id=None))
+        result = ingest(events, Source(mcp_id=None, team_id=current().team, system=True))
         async_to_sync(result.outbox.send)()

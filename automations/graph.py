@@ -38,8 +38,10 @@ class AutomationProvider(ListedProvider):
 
     @cached_property
     def knowledge(self) -> list[KnowledgeEntry]:
+        user = self.graph.user
+        entries = KnowledgeEntry.objects.all() if user is None else KnowledgeEntry.objects.visible_to(user)
         return list(
-            KnowledgeEntry.objects.select_related("source_directive").only(
+            entries.select_related("source_directive").only(
                 "slug", "title", "category", "content", "confidence", "source_directive__name"
             )
         )

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Self
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -17,6 +18,8 @@ from django.utils.text import slugify
 
 from automations import definition
 from automations.definition import ToolRef
+from missioncontrol import roles
+from missioncontrol.models import Team
 
 
 class DirectiveQuerySet(models.QuerySet["Directive"]):
@@ -65,6 +68,8 @@ class DirectiveQuerySet(models.QuerySet["Directive"]):
 
 class Directive(models.Model):
     """A named YAML workflow of script, tool, foreach and conditional steps."""
+
+    global_because = "directives are definitions every team shares; their runs are scoped"
 
     name = models.SlugField(max_length=100, unique=True)
     version = models.CharField(max_length=50, blank=True)
@@ -141,11 +146,45 @@ class Directive(models.Model):
         return list(dict.fromkeys(r for r in refs if r))
 
 
+def _team_field(help_text: str) -> Any:
+    """The team a row of a run belongs to (automations.scope); kept when the team goes."""
+    return models.ForeignKey(
+        "missioncontrol.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=help_text,
+    )
+
+
 # `[[slug]]` names another entry explicitly.
 WIKI_LINK = re.compile(r"\[\[\s*([^\[\]]+?)\s*\]\]")
 
 
 class KnowledgeEntryQuerySet(models.QuerySet["KnowledgeEntry"]):
+    def visible_to(self, user: Any) -> Self:
+        """Entries `user` may see: all for admins; otherwise the shared ones and those
+        computed from its teams' rows (automations.scope)."""
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(Q(shared=True) | Q(team_id__in=teams))
+
+    def slug_for(self, key: str, *, shared: bool = False) -> str:
+        """The slug the current run (automations.scope) stores the entry keyed `key` under:
+        one per team, so each team's entry is computed from its own rows alone."""
+        from automations.scope import current
+
+        scope = current()
+        if shared or scope.everything and scope.team is None:
+            return slugify(key)[:300]
+        if scope.team is not None:
+            suffix = "team-" + (
+                Team.objects.filter(pk=scope.team).values_list("slug", flat=True).first() or ""
+            )
+        else:
+            suffix = "teams-" + "-".join(str(t) for t in sorted(scope.teams or ()))
+        return slugify(f"{key} {suffix}")[:300]
+
     def record(
         self,
         slug: str,
@@ -155,21 +194,28 @@ class KnowledgeEntryQuerySet(models.QuerySet["KnowledgeEntry"]):
         content: str,
         confidence: float,
         source_directive: str | None = None,
+        shared: bool = False,
     ) -> tuple[KnowledgeEntry, bool]:
         """Create or update the entry keyed by `slug`: a re-run refreshes it, never duplicates it.
 
-        `source_directive` is a directive's name; an unknown name leaves the link empty.
-        Answers (entry, created).
+        The entry belongs to the current run's team (automations.scope), under a slug of
+        that team's (`slug_for`); `shared` entries are about what every user sees anyway
+        (shared servers) and are shown to all. `source_directive` is a directive's name;
+        an unknown name leaves the link empty. Answers (entry, created).
         """
+        from automations.scope import current
+
         directive = Directive.objects.filter(name=source_directive).first() if source_directive else None
         return self.update_or_create(
-            slug=slugify(slug)[:300],
+            slug=self.slug_for(slug, shared=shared),
             defaults={
                 "title": title[:300],
                 "category": category,
                 "content": content,
                 "confidence": min(1.0, max(0.0, float(confidence))),
                 "source_directive": directive,
+                "team_id": None if shared else current().team,
+                "shared": shared,
             },
         )
 
@@ -195,6 +241,14 @@ class KnowledgeEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="knowledge",
         help_text="The directive that produced this entry.",
+    )
+    team = _team_field(
+        "The team whose rows it was computed from: its members see it. None: admins only, unless shared."
+    )
+    shared = models.BooleanField(
+        default=False,
+        help_text="Shown to every user: for what every user may see anyway (written by hand, "
+        "about shared servers). Never tick it for an entry computed from a team's rows.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -229,6 +283,8 @@ class KnowledgeEntry(models.Model):
             "content": self.content,
             "confidence": self.confidence,
             "source_directive": self.source_directive.name if self.source_directive_id else None,
+            "team": self.team.slug if self.team_id else None,
+            "shared": self.shared,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -259,13 +315,13 @@ class DirectiveExecutionQuerySet(models.QuerySet["DirectiveExecution"]):
         return self.filter(directive=directive, status=DirectiveExecution.Status.RUNNING).count()
 
     def visible_to(self, user: Any) -> Self:
-        """Every run, for a user whose role reads runs (a viewer's and up); none otherwise.
-
-        Runs belong to no team: Mission Control's own directives act on every team's rows.
-        """
-        from missioncontrol import roles
-
-        return self.all() if roles.can(user, "automations.view_directiveexecution") else self.none()
+        """Runs `user` may see (a role that reads runs): all for admins; otherwise the
+        runs of its teams and those it started (automations.scope). System runs read
+        every team's rows: admins only."""
+        if not roles.can(user, "automations.view_directiveexecution"):
+            return self.none()
+        teams = roles.team_scope(user)
+        return self if teams is None else self.filter(Q(team_id__in=teams) | Q(started_by_id=user.pk))
 
 
 class DirectiveExecution(models.Model):
@@ -305,6 +361,21 @@ class DirectiveExecution(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     error = models.TextField(blank=True, default="")
     depth = models.PositiveSmallIntegerField(default=0, help_text="How many runs led to this one.")
+    # Whom it acts for (automations.scope): set by engine.submit, whoever starts it.
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who started it; none: a system run (the scheduler, a trigger, the command line).",
+    )
+    team = _team_field("Whose its output is: that team's members see it; none: admins and its starter.")
+    read_teams = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The ids of the teams whose rows it reads; null: every team's (a system run's).",
+    )
     thread_id = models.CharField(max_length=200, blank=True, default="", db_index=True)
     steps_run = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
@@ -344,6 +415,8 @@ class DirectiveExecution(models.Model):
             "status": self.status,
             "error": self.error,
             "depth": self.depth,
+            "started_by": self.started_by.get_username() if self.started_by_id else None,
+            "team": self.team.slug if self.team_id else None,
             "thread_id": self.thread_id or None,
             "steps_run": self.steps_run,
             "cancel_requested": self.cancel_requested,
@@ -372,6 +445,12 @@ class DirectiveExecution(models.Model):
         return bool(updated)
 
 
+class StepRunQuerySet(models.QuerySet["StepRun"]):
+    def visible_to(self, user: Any) -> Self:
+        """Steps of the runs `user` may see (DirectiveExecutionQuerySet.visible_to)."""
+        return self.filter(execution__in=DirectiveExecution.objects.visible_to(user))
+
+
 class StepRun(models.Model):
     """One step of one execution: where it sits in the directive, what went in and out."""
 
@@ -393,6 +472,8 @@ class StepRun(models.Model):
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(default=timezone.now)
     duration_ms = models.FloatField(null=True, blank=True)
+
+    objects = StepRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["execution", "sequence"]
@@ -442,6 +523,8 @@ class AutomationQuerySet(models.QuerySet["Automation"]):
 
 class Automation(models.Model):
     """Run a directive on a cron schedule, on an alert, or on an event of a given type."""
+
+    global_because = "automations are shared triggers; the runs they start are system runs"
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule"

@@ -1,9 +1,11 @@
 """A person starts a directive run: the REST `execute` endpoint, the directive page's Run
-form and an automation's "Run now" all come through `start()`.
+form, an automation's "Run now", the admin's action and /mcp's `run_directive` all come
+through `start()`.
 
 Beyond `engine.submit` (which checks the inputs): the directive must be switched on,
-may not already run `automations.max_concurrent` times at once, and the run is recorded
-in the access audit as the user's.
+may not already run `automations.max_concurrent` times at once, the run acts for the
+user (it reads what they may see, within their API token's or only team: see
+automations.scope), and it is recorded in the access audit as theirs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.conf import settings
 
 from audit import access
 from automations.models import Automation, Directive, DirectiveExecution
+from automations.scope import Scope
 
 
 class Refused(Exception):
@@ -32,9 +35,17 @@ def start(
     *,
     automation: Automation | None = None,
     request: Any = None,
+    acting_for: Scope | None = None,
+    wait: bool = False,
 ) -> DirectiveExecution:
-    """Start `directive` for `user` (InputError for bad inputs, Refused when it may not run)."""
+    """Start `directive` for `user` (InputError for bad inputs, Refused when it may not run);
+    `wait` runs it here and returns it finished.
+
+    It acts for `user` within their principal's team (an API token's, else their only
+    team), unless the caller knows better (`acting_for`: /mcp knows the request's token).
+    """
     from automations import engine  # not at start-up: it brings Jinja2
+    from missioncontrol.authentication import principal_of
 
     if not directive.enabled:
         raise Refused(f"{directive.name!r} is disabled")
@@ -47,8 +58,11 @@ def start(
     execution = engine.submit(
         directive,
         inputs,
+        acting_for=acting_for or Scope.for_user(user, principal_of(user).team_id),
+        started_by=user,
         trigger_info=info,
         automation=automation,
+        wait=wait,
     )
     access.record(
         user,

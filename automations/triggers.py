@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from automations.inputs import InputError
 from automations.models import ALERT_TYPES, Automation, DirectiveExecution, event_field
+from automations.scope import SYSTEM
 from missioncontrol.jsontext import loads
 from missioncontrol.live import Outbox, encode
 
@@ -139,6 +140,7 @@ def fire(
             return engine.submit(
                 automation.directive,
                 automation.inputs,
+                acting_for=SYSTEM,  # the scheduler's and the triggers' runs are system runs
                 triggered_by=triggered_by,
                 trigger_info=info,
                 automation=automation,
@@ -197,5 +199,7 @@ def publish_alert(type_: str, payload: dict[str, Any]) -> None:
     if type_ not in ALERT_TYPES:
         raise ValueError(f"an alert is one of {', '.join(ALERT_TYPES)}")
     outbox = Outbox()
-    outbox.add("global", encode({"timestamp": timezone.now().isoformat(), **payload, "type": type_}))
+    # About no team in particular: admins see it live; automations react to it all the same.
+    alert = encode({"timestamp": timezone.now().isoformat(), **payload, "type": type_})
+    outbox.add("global", alert, teams=[])
     async_to_sync(outbox.send)()

@@ -154,7 +154,16 @@ def _coerced(directive: Directive, given: dict[str, Any]) -> dict[str, Any]:
 
 @login_required
 def directive_list(request: HttpRequest) -> HttpResponse:
-    directives = Directive.objects.annotate(knowledge_count=Count("knowledge")).order_by("name")
+    # Counted over the entries the user may see: another team's count is its data too.
+    counts = dict(
+        visible(request, KnowledgeEntry.objects.filter(source_directive__isnull=False))
+        .order_by()
+        .values_list("source_directive")
+        .annotate(n=Count("id"))
+    )
+    directives = list(Directive.objects.order_by("name"))
+    for directive in directives:
+        directive.knowledge_count = counts.get(directive.pk, 0)  # type: ignore[attr-defined]
     return render(request, "automations/directives.html", {"directives": directives})
 
 
@@ -164,7 +173,7 @@ def _directive_context(request: HttpRequest, directive: Directive) -> dict[str, 
         "steps": list(directive.steps()),
         "scripts": directive.script_names(),
         "tools": directive.tool_refs(),
-        "knowledge": directive.knowledge.order_by("title"),
+        "knowledge": visible(request, directive.knowledge.order_by("title")),
         "can_run": roles.can(request.user, roles.RUN_DIRECTIVE),
         "fields": input_fields(directive),
         "executions": visible(request, DirectiveExecution.objects.filter(directive=directive))[:10],
@@ -438,7 +447,7 @@ def execution_list(request: HttpRequest) -> HttpResponse:
         request,
         "executions",
         DirectiveExecutionFilterSet,
-        DirectiveExecution.objects.select_related("automation"),
+        DirectiveExecution.objects.select_related("automation", "started_by", "team"),
         Keyset("created_at", default_limit=50, max_limit=500),
     )
     context = {
@@ -483,7 +492,9 @@ def execution_live(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def knowledge_list(request: HttpRequest) -> HttpResponse:
-    entries = KnowledgeEntry.objects.select_related("source_directive").order_by("category", "title")
+    entries = visible(request, KnowledgeEntry.objects.select_related("source_directive", "team")).order_by(
+        "category", "title"
+    )
     category = request.GET.get("category", "")
     if category in KnowledgeEntry.Category.values:
         entries = entries.filter(category=category)
@@ -493,8 +504,9 @@ def knowledge_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def knowledge_page(request: HttpRequest, slug: str) -> HttpResponse:
-    entry = get_object_or_404(KnowledgeEntry.objects.select_related("source_directive"), slug=slug)
-    everything = list(KnowledgeEntry.objects.only("slug", "title", "content"))
+    entries = visible(request, KnowledgeEntry.objects.all())
+    entry = get_object_or_404(entries.select_related("source_directive", "team"), slug=slug)
+    everything = list(entries.only("slug", "title", "content"))
     pairs = KnowledgeEntry.links(everything)
     links = {target for source, target in pairs if source == entry.slug}
     backlinks = {source for source, target in pairs if target == entry.slug}

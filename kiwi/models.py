@@ -96,6 +96,8 @@ class KiwiWorkspaceQuerySet(models.QuerySet["KiwiWorkspace"]):
 class KiwiWorkspace(models.Model):
     """One Kiwi `.ai/` folder: a project's, or the user space."""
 
+    global_because = "workspaces are folders of the deployment, shared by every team"
+
     USER = "user"
 
     class Scope(models.TextChoices):
@@ -256,6 +258,8 @@ class KiwiItemQuerySet(models.QuerySet["KiwiItem"]):
 class KiwiItem(models.Model):
     """One file of a workspace: a directive, tool or knowledge entry as parsed, or why it did not parse."""
 
+    global_because = "a workspace's files are shared by every team"
+
     class Kind(models.TextChoices):
         DIRECTIVE = "directive"
         TOOL = "tool"
@@ -323,6 +327,8 @@ class KiwiItem(models.Model):
 class KiwiLink(models.Model):
     """A relationship an item declares by name: a directive's requires/suggests/extends/related,
     an entry's references and [[mentions]]."""
+
+    global_because = "links between shared workspace files"
 
     source = models.ForeignKey(KiwiItem, on_delete=models.CASCADE, related_name="links")
     kind = models.CharField(max_length=16)

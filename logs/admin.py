@@ -7,10 +7,11 @@ from django.utils import timezone
 
 from logs import export as exporting
 from logs.models import ArchiveDay, LogEntry, LogSource
+from missioncontrol.visibility import VisibleRowsAdmin
 
 
 @admin.register(LogEntry)
-class LogEntryAdmin(admin.ModelAdmin):
+class LogEntryAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     list_display = ("timestamp", "level", "service", "mcp_id", "thread_id", "message")
     list_filter = ("level", "service")
     search_fields = ("message", "thread_id", "mcp_id", "id")

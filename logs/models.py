@@ -15,17 +15,23 @@ from missioncontrol.roles import team_scope
 class LogEntryQuerySet(models.QuerySet["LogEntry"]):
     def visible_to(self, user: Any) -> Self:
         """Logs `user` may see: all for admins; otherwise those pushed with one of its
-        teams' keys, or naming one of its teams' threads. No team, no thread of a
-        team: admins only."""
+        teams' keys, and those of no team (a server's own, tailed from its files) that
+        name one of its teams' threads. Another team's log stays that team's, whatever
+        thread it names. No team, no thread of a team: admins only."""
+        return self.of_teams(team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
+        """Logs a reader of `teams` sees (None: every log); see visible_to."""
         from threads.models import Thread
 
-        teams = team_scope(user)
         if teams is None:
             return self
         if not teams:
             return self.none()
         threads = Thread.objects.filter(team_id__in=teams).values("id")
-        return self.filter(models.Q(team_id__in=teams) | models.Q(thread_id__in=threads))
+        return self.filter(
+            models.Q(team_id__in=teams) | models.Q(team_id__isnull=True, thread_id__in=threads)
+        )
 
     def search(self, text: str) -> Self:
         """Logs whose message matches the websearch query `text` (see missioncontrol.textsearch)."""
@@ -33,13 +39,27 @@ class LogEntryQuerySet(models.QuerySet["LogEntry"]):
         return self if q is None else self.filter(q)
 
     def page_per_thread(self, thread_ids: list[str], offset: int, limit: int | None) -> Self:
-        """The same page of each thread's logs, newest first, in one query (a window per thread)."""
+        """The same page of each thread's logs, newest first, in one query (a window per thread).
+
+        A thread's logs are those of its own team or of none (visible_to): another
+        team's log naming it is not among them.
+        """
+        from threads.models import Thread
+
+        own = models.Exists(
+            Thread.objects.filter(id=models.OuterRef("thread_id"), team_id=models.OuterRef("team_id"))
+        )
         rank = models.Window(
             RowNumber(),
             partition_by=models.F("thread_id"),
             order_by=[models.F("timestamp").desc(), models.F("id").desc()],
         )
-        page = self.filter(thread_id__in=thread_ids).annotate(thread_rank=rank).filter(thread_rank__gt=offset)
+        page = (
+            self.filter(thread_id__in=thread_ids)
+            .filter(models.Q(team_id__isnull=True) | own)
+            .annotate(thread_rank=rank)
+            .filter(thread_rank__gt=offset)
+        )
         if limit is not None:
             page = page.filter(thread_rank__lte=offset + limit)
         return page.order_by("-timestamp", "-id")
@@ -134,6 +154,8 @@ class LogEventId(models.Model):
     Its row leaves with the log's (archival), as the log's own did before partitioning.
     """
 
+    global_because = "a ledger of ids, never listed"
+
     id = models.CharField(primary_key=True, max_length=200)
 
     class Meta:
@@ -145,6 +167,8 @@ class LogEventId(models.Model):
 
 class ArchiveDay(models.Model):
     """One day of one server's logs in the archive (a compressed JSON Lines file), and where it is."""
+
+    global_because = "archive bookkeeping, admins only"
 
     class Tier(models.TextChoices):
         WARM = "warm"
@@ -178,6 +202,8 @@ class LogSource(models.Model):
     files read so far; with the offset it makes each line's event id, so a line read
     twice is stored once and the same offset in the next file is a new line.
     """
+
+    global_because = "the log files admins configured per server"
 
     class Format(models.TextChoices):
         JSONL = "jsonl", "JSON Lines"

@@ -489,7 +489,7 @@ class FileTail:
         if fingerprint_len < FINGERPRINT_BYTES and self._handle is handle:
             fingerprint, fingerprint_len = _fingerprint(handle, FINGERPRINT_BYTES)
         with transaction.atomic():
-            result = ingest(events, Source(mcp_id=self.mcp_id))
+            result = ingest(events, Source(mcp_id=self.mcp_id, system=True))
             rejected = [v for v in result.verdicts if v.status == "rejected"]
             for verdict in rejected[:5]:
                 logger.error(

@@ -117,6 +117,8 @@ class MCPServer(models.Model):
     servers first seen through ingest) is only a name events refer to.
     """
 
+    global_because = "servers are shared: every team's agents call the same ones"
+
     class Status(models.TextChoices):
         UNKNOWN = "unknown"
         CONNECTING = "connecting"
@@ -364,6 +366,10 @@ def resolve_log_file(entry: dict[str, Any], env: dict[str, str]) -> tuple[str, s
 
 
 class CatalogEntry(models.Model):
+    """What a server offers (a tool, resource or prompt), as its last listing said."""
+
+    global_because = "a shared server's tools, resources and prompts"
+
     server = models.ForeignKey(MCPServer, on_delete=models.CASCADE)
     name = models.CharField(max_length=500)
     title = models.CharField(max_length=500, blank=True)
@@ -413,6 +419,8 @@ class HealthCheckQuerySet(models.QuerySet["HealthCheck"]):
 class HealthCheck(models.Model):
     """One health probe of a managed server: ping (or a cheap list), its latency."""
 
+    global_because = "the health of shared servers"
+
     server = models.ForeignKey(MCPServer, on_delete=models.CASCADE, related_name="health_checks")
     checked_at = models.DateTimeField(default=timezone.now)
     ok = models.BooleanField()
@@ -453,6 +461,8 @@ class IngestKeyQuerySet(models.QuerySet["IngestKey"]):
 
 class IngestKey(models.Model):
     """A bearer key that lets one MCP server (or any, if unbound) push events."""
+
+    global_because = "admins only (mcps.view_ingestkey)"
 
     name = models.CharField(max_length=200, unique=True)
     mcp = models.ForeignKey(

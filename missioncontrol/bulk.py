@@ -96,14 +96,17 @@ def upsert(
     unique: Sequence[str],
     update: Sequence[str],
     latest: Sequence[str] = (),
+    where: str = "",
 ) -> None:
     """Insert `rows`, or update `update` of the row already stored with the same `unique` values
     (and `latest` to the greater of the stored and the new value).
 
     On PostgreSQL one `INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE`; elsewhere
     multi-row `INSERT ... VALUES ... ON CONFLICT DO UPDATE`. Rows must be unique on
-    `unique`; the fields not given get their database default (or NULL).
+    `unique`; the fields not given get their database default (or NULL). `where` (SQL)
+    limits the update to the stored rows it holds for.
     """
+    condition = f" WHERE {where}" if where else ""
     if not rows:
         return
     concrete = [_concrete_field(model, name) for name in fields]
@@ -117,7 +120,9 @@ def upsert(
             [f"{c} = excluded.{c}" for c in replaced]
             + [f"{c} = MAX({table}.{c}, excluded.{c})" for c in kept]
         )
-        _insert_values(model, concrete, rows, f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}")
+        _insert_values(
+            model, concrete, rows, f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}{condition}"
+        )
         return
     columns = [quote(f.column) for f in concrete]
     assignments = ", ".join(
@@ -129,7 +134,7 @@ def upsert(
     execute_unnest(
         f"INSERT INTO {table} ({', '.join(columns)}) "
         f"SELECT {select} FROM unnest({unnest}) AS t({', '.join(names)}) "
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}{condition}",
         _pg_arrays(concrete, rows),
     )
 

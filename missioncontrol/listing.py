@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from missioncontrol.filters import StrictFilterSet
 from missioncontrol.openapi import FilteredListSchema
 from missioncontrol.pagination import Keyset
+from missioncontrol.visibility import visible_rows
 
 
 def filtered(
@@ -38,16 +39,16 @@ class FilteredList(APIView):
     schema = FilteredListSchema()
 
     def get_queryset(self) -> QuerySet[Any]:
-        """The rows of the FilterSet's model the user may see (its `visible_to`, if it
-        has one); narrow it by URL arguments in a subclass."""
-        rows = self.filterset_class._meta.model._default_manager.all()
-        return rows.visible_to(self.request.user) if hasattr(rows, "visible_to") else rows
+        """The rows of the FilterSet's model, narrowed by URL arguments in a subclass;
+        `get` shows only those the user may see (missioncontrol.visibility)."""
+        return self.filterset_class._meta.model._default_manager.all()
 
     def row(self, obj: Model) -> dict[str, Any]:
         """The row as the WebSocket sends it."""
         return obj.as_event()  # type: ignore[attr-defined]
 
     def get(self, request: Request, **kwargs: Any) -> Response:
-        queryset = filtered(self.filterset_class, self.get_queryset(), request.query_params)
+        rows = visible_rows(self.get_queryset(), request.user)
+        queryset = filtered(self.filterset_class, rows, request.query_params)
         page = self.keyset.paginate(queryset, request)
         return Response(page.body([self.row(obj) for obj in page.rows]))

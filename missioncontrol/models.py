@@ -122,6 +122,8 @@ def _flat(field: str, check: Any, *args: Any) -> Any:
 class SavedView(models.Model):
     """A named list (threads, logs or permission checks) with its filters and columns."""
 
+    global_because = "read only through its owner (SavedViewViewSet filters by user)"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
     name = models.CharField(max_length=200)
@@ -143,6 +145,8 @@ class SavedView(models.Model):
 
 class UserPreference(models.Model):
     """One user's theme and default log filters."""
+
+    global_because = "read only by its user (/api/preferences)"
 
     class Theme(models.TextChoices):
         SYSTEM = "system"
@@ -175,6 +179,8 @@ class TaskRunQuerySet(models.QuerySet["TaskRun"]):
 class TaskRun(models.Model):
     """One Celery task execution: what ran, with which arguments (digest), how it ended."""
 
+    global_because = "admins only (missioncontrol.view_taskrun)"
+
     class Status(models.TextChoices):
         STARTED = "started"
         SUCCEEDED = "succeeded"
@@ -206,6 +212,8 @@ class TaskRun(models.Model):
 
 class Team(models.Model):
     """A group of users who see the threads, logs and checks their keys and tokens produced."""
+
+    global_because = "the list of teams, not their data"
 
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
@@ -255,6 +263,8 @@ class APITokenQuerySet(models.QuerySet["APIToken"]):
 
 class APIToken(models.Model):
     """A bearer token for /mcp and the REST API: acts as its owner, within its team."""
+
+    global_because = "admins only (missioncontrol.view_apitoken)"
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from missioncontrol.filters import StrictFilterSet
 from missioncontrol.models import SavedView, UserPreference
 from missioncontrol.pagination import Keyset
+from missioncontrol.visibility import visible_rows
 
 M = TypeVar("M", bound=Model)
 
@@ -57,10 +58,10 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
 def visible(request: HttpRequest, queryset: QuerySet[M]) -> QuerySet[M]:
     """The rows of `queryset` the signed-in user may see (teams and roles).
 
-    Every Thread, LogEntry and PermissionEvent a page reads comes through here: the same
-    `visible_to(user)` the REST API, GraphQL, exports and the WebSocket apply.
+    Every row of team data a page reads comes through here: the same `visible_to(user)`
+    the REST API, GraphQL, exports and the WebSocket apply (missioncontrol.visibility).
     """
-    return queryset.visible_to(request.user)  # type: ignore[attr-defined,no-any-return]
+    return visible_rows(queryset, request.user)
 
 
 def theme_of(request: HttpRequest) -> str:

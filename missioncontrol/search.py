@@ -23,6 +23,7 @@ from kiwi.models import KiwiItem
 from logs.models import LogEntry
 from mcps.models import Tool
 from missioncontrol import textsearch
+from missioncontrol.visibility import visible_rows
 from threads.models import ExecutionStep, LLMMessage, Thread
 
 Order = Literal["rank", "time"]
@@ -251,13 +252,11 @@ def _scaled(hits: list[Hit]) -> list[Hit]:
     return hits
 
 
-def search(
-    text: str, kinds: Iterable[str], order: Order = "rank", limit: int = 20, user: Any = None
-) -> dict[str, Any]:
+def search(text: str, kinds: Iterable[str], order: Order, limit: int, user: Any) -> dict[str, Any]:
     """Up to `limit` hits across `kinds`, merged by `order`, with each kind's match count.
 
-    With `user`, the kinds that belong to teams (threads, logs, transcripts, steps,
-    checks) hold only the rows that user may see (their `visible_to`).
+    Every kind holds only the rows `user` may see (missioncontrol.visibility); None
+    (Mission Control itself, no user) sees everything.
     """
     counts: dict[str, int] = {}
     more: list[str] = []
@@ -265,8 +264,8 @@ def search(
     for name in kinds:
         kind = KINDS[name]
         qs = kind.find(text)
-        if user is not None and hasattr(qs, "visible_to"):
-            qs = qs.visible_to(user)
+        if user is not None:
+            qs = visible_rows(qs, user)
         counts[name] = qs[: COUNT_CAP + 1].count()
         if counts[name] > COUNT_CAP:
             counts[name] = COUNT_CAP

@@ -126,7 +126,7 @@ def graph_page(request: HttpRequest) -> HttpResponse:
 def search_page(request: HttpRequest) -> HttpResponse:
     """Everything matching `q`, through the same search as /api/search."""
     query = request.GET.get("q", "").strip()
-    answer = global_search.search(query, global_search.KINDS, "rank", 50) if query else None
+    answer = global_search.search(query, global_search.KINDS, "rank", 50, request.user) if query else None
     if answer is not None:
         for hit in answer["results"]:
             hit["page"] = page_of(hit)

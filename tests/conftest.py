@@ -24,7 +24,7 @@ from django.test import AsyncClient, Client
 from mcps.models import IngestKey, MCPServer
 from missioncontrol.models import APIToken, Team
 
-pytest_plugins = ["tests.mcp_servers"]  # the real-MCP-server fixtures: repo, gateway
+pytest_plugins = ["tests.mcp_servers", "tests.teams"]  # real MCP servers (repo, gateway); two_teams
 
 BASE_TIME = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -101,6 +101,8 @@ DATED_MODULES = {
     "test_graphql",
     "test_graphql_automations",
     "test_health_monitor",
+    "test_isolation_directives",
+    "test_isolation_export",
     "test_log_partitions",
     "test_logs_api",
     "test_overview",

@@ -133,7 +133,7 @@ def create_key(env: dict[str, str], name: str, mcp: str) -> str:
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
-    """What `manage.py <args>` prints, run in `env`; it must succeed."""
+    """What `manage.py <args>` prints, run in `env` (its database); it must succeed."""
     out = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

@@ -7,11 +7,8 @@ alpha ingest key, rows of beta from a beta key, and one thread has no team at al
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -21,13 +18,11 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from audit.models import AccessEvent
-from mcps.models import IngestKey
 from missioncontrol import roles
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
 from missioncontrol.models import APIToken, Team
 from tests.conftest import (
-    BASE_TIME,
     Socket,
     access_token,
     api_token,
@@ -35,43 +30,11 @@ from tests.conftest import (
     make_user,
     post_batch,
     signed_in,
-    team,
 )
-from tests.mcp_servers import api
+from tests.teams import ids
 from threads.models import Thread
 
 pytestmark = pytest.mark.django_db
-
-
-def push(team_slug: str | None, *events: dict[str, Any]) -> None:
-    """Store `events` as pushed by an ingest key of `team_slug`."""
-    team_id = team(team_slug).pk if team_slug else None
-    result = ingest(list(events), Source(mcp_id="srv-alpha", team_id=team_id))
-    assert result.count("rejected") == 0, result.as_dict()
-
-
-def a_thread(thread_id: str, word: str) -> list[dict[str, Any]]:
-    """A thread with a step, a message, a log and a permission check, all saying `word`."""
-    return [
-        event("thread.started", thread_id=thread_id, user_input=f"{word} input"),
-        event("thread.step", 1, thread_id=thread_id, description=f"{word} step"),
-        event("thread.message", 2, thread_id=thread_id, content=f"{word} message"),
-        event("log", 3, id=f"log-{thread_id}", thread_id=thread_id, message=f"{word} log"),
-        event("permission.check", 4, id=f"check-{thread_id}", thread_id=thread_id, resource=f"{word}/x"),
-    ]
-
-
-@pytest.fixture
-def two_teams() -> None:
-    """T-a of alpha, T-b of beta, T-none of no team; a threadless log of each team."""
-    push("alpha", *a_thread("T-a", "apple"), event("log", 5, id="free-a", message="apple alone"))
-    push("beta", *a_thread("T-b", "banana"), event("log", 5, id="free-b", message="banana alone"))
-    push(None, *a_thread("T-none", "nothing"))
-
-
-def ids(response: Any) -> set[str]:
-    assert response.status_code == 200, response.content
-    return {row["id"] for row in response.json()["results"]}
 
 
 # --- anonymous -------------------------------------------------------------------------
@@ -187,23 +150,6 @@ def test_each_role_on_the_pages_graphql_and_the_exports(two_teams: None, role: s
         assert graphql.json()["data"]["threads"]["totalCount"] == expected
 
 
-def test_the_compliance_report_counts_only_the_checks_a_user_may_see(
-    two_teams: None, viewer: User, admin: User, time_machine: Any
-) -> None:
-    # The report's default period is the seven days up to now: a day after the checks.
-    time_machine.move_to(BASE_TIME + timedelta(days=1))
-    mine = signed_in(viewer).get("/api/permissions/compliance").json()
-    assert mine["totals"]["checks"] == 1
-    assert [row["resource"] for row in mine["by_resource"]] == ["apple/x"]
-    csv_rows = signed_in(viewer).get("/api/permissions/compliance?format=csv").content.decode()
-    assert "apple/x" in csv_rows and "banana/x" not in csv_rows and "nothing/x" not in csv_rows
-    page = signed_in(viewer).get("/permissions/compliance").content.decode()
-    assert "apple/x" in page and "banana/x" not in page
-    everything = signed_in(admin).get("/api/permissions/compliance").json()
-    assert everything["totals"]["checks"] == 3
-    assert {row["resource"] for row in everything["by_resource"]} == {"apple/x", "banana/x", "nothing/x"}
-
-
 def test_only_admins_issue_tokens_and_read_the_access_audit(viewer: User, admin: User) -> None:
     assert signed_in(viewer).get("/api/tokens").status_code == 403
     assert signed_in(viewer).get("/api/audit/access").status_code == 403
@@ -256,24 +202,11 @@ def test_search_finds_nothing_of_another_team(two_teams: None, viewer: User, out
     assert {hit["kind"] for hit in theirs["results"]} == {"thread", "log", "message", "step", "permission"}
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_the_export_holds_only_the_teams_logs(two_teams_committed: None) -> None:
-    token = await sync_to_async(lambda: api_token(User.objects.get(username="victor")))()
-    response = await api("GET", "/api/logs/export?format=csv", token=token)
-    rows = list(csv.reader(io.StringIO(response.text)))
-    assert {row[0] for row in rows[1:]} == {"log-T-a"}
-
-
 def test_the_graph_shows_only_visible_threads(two_teams: None, viewer: User) -> None:
     browser = signed_in(viewer)
     entities = browser.get("/api/graph/entities?kind=thread").json()
     assert {e["id"] for e in entities["results"]} == {"thread:T-a"}
     assert browser.get("/api/graph/relationships?entity=thread:T-b").status_code == 404
-
-
-def test_a_threads_team_is_the_one_that_created_it(two_teams: None) -> None:
-    push("alpha", event("thread.started", 9, thread_id="T-b", user_input="claimed"))
-    assert Thread.objects.get(id="T-b").team.slug == "beta"
 
 
 # --- WebSocket --------------------------------------------------------------------------
@@ -299,38 +232,6 @@ async def test_a_socket_of_a_user_with_no_role_is_closed_with_4403() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_team_cannot_subscribe_to_another_teams_thread(two_teams_committed: None) -> None:
-    viewer = await sync_to_async(User.objects.get)(username="victor")
-    async with Socket(user=viewer) as ws:
-        for channel in ("thread:T-b", "logs:T-b", "permission:T-b"):
-            await ws.send(type="subscribe", channel=channel, request_id="r")
-            refused = await ws.recv()
-            assert refused["type"] == "error" and refused["payload"]["reason"] == "no thread 'T-b'", refused
-        state = await ws.subscribe("thread:T-a")
-        assert state[0]["thread"]["id"] == "T-a"
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_live_events_reach_only_the_teams_that_may_see_them(two_teams_committed: None) -> None:
-    viewer = await sync_to_async(User.objects.get)(username="victor")
-    alpha_key, beta_key = await sync_to_async(team_keys)()
-    async with Socket(user=viewer) as mine, Socket() as root:
-        assert [t["id"] for t in (await mine.subscribe("global"))[0]["threads"]] == ["T-a"]
-        await mine.subscribe("logs:*")
-        await root.subscribe("logs:*")
-        await send(beta_key, event("log", id="b-live", message="banana live"))
-        await send(alpha_key, event("log", id="a-live", message="apple live"))
-        assert [e["id"] for e in await root.events("logs:*")] == ["b-live"]
-        assert [e["id"] for e in await root.events("logs:*")] == ["a-live"]
-        assert [e["id"] for e in await mine.events("logs:*")] == ["a-live"]
-        await send(beta_key, event("thread.started", thread_id="T-b2"))
-        await send(alpha_key, event("thread.started", thread_id="T-a2"))
-        created = await mine.events("global")
-        assert [e["thread_id"] for e in created] == ["T-a2"]
-        assert await mine.nothing()
-
-
-@pytest.mark.django_db(transaction=True)
 async def test_a_viewer_may_not_send_commands_on_the_socket(two_teams_committed: None) -> None:
     viewer = await sync_to_async(User.objects.get)(username="victor")
     async with Socket(user=viewer) as ws:
@@ -340,25 +241,6 @@ async def test_a_viewer_may_not_send_commands_on_the_socket(two_teams_committed:
             assert refused["type"] == "error" and refused["payload"]["status"] == 403, refused
     denied = await sync_to_async(list)(AccessEvent.objects.filter(actor_name="victor", outcome="denied"))
     assert {e.action for e in denied} == {"tool.call", "server.reconnect"}
-
-
-@pytest.fixture
-def two_teams_committed(transactional_db: None, viewer: User) -> None:
-    """`two_teams`, committed for the ASGI application's own connection, and victor."""
-    push("alpha", *a_thread("T-a", "apple"))
-    push("beta", *a_thread("T-b", "banana"))
-
-
-async def send(key: str, *events: dict[str, Any]) -> None:
-    response = await post_batch({"events": [{"mcp_id": "srv-alpha", **e} for e in events]}, key)
-    assert response.status_code == 200 and response.json()["accepted"] == len(events), response.json()
-
-
-def team_keys() -> tuple[str, str]:
-    return (
-        IngestKey.objects.issue("alpha-key", team=team("alpha"))[1],
-        IngestKey.objects.issue("beta-key", team=team("beta"))[1],
-    )
 
 
 # --- JWT and API tokens -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.test import Client
 from audit.models import AccessEvent
 from automations.models import Automation, Directive, DirectiveExecution
 from missioncontrol.models import APIToken
-from tests.conftest import make_user, signed_in
+from tests.conftest import make_user, signed_in, team
 
 pytestmark = pytest.mark.django_db
 
@@ -277,7 +277,9 @@ def test_the_execution_history_filters_by_directive_and_status(client: Client, p
 
 def test_a_user_without_a_role_sees_no_execution(pulse: Directive) -> None:
     execution = _run(pulse, "completed")
-    nemo, vic = make_user("nemo", None), make_user("vic", "viewer")
+    execution.team = team("alpha")  # a run of vic's team (a system run is for admins)
+    execution.save()
+    nemo, vic = make_user("nemo", None, "alpha"), make_user("vic", "viewer", "alpha")
     nobody = signed_in(nemo)
     pages = ("/executions", f"/executions/{execution.pk}", f"/executions/{execution.pk}/live", "/automations")
     for path in pages:

@@ -13,6 +13,7 @@ from audit.models import PermissionEvent
 from automations import bounds, engine, scripts
 from automations.inputs import InputError
 from automations.models import Directive, DirectiveExecution
+from automations.scope import SYSTEM
 from automations.scripts import script
 from mcps.models import AGGREGATE_ID
 from threads.models import Thread
@@ -60,7 +61,7 @@ def directive(text: str) -> Directive:
 
 
 def run(text: str, **inputs: Any) -> DirectiveExecution:
-    return engine.submit(directive(text), inputs, wait=True)
+    return engine.submit(directive(text), inputs, acting_for=SYSTEM, wait=True)
 
 
 def outputs(execution: DirectiveExecution) -> list[tuple[str, str, Any]]:
@@ -138,7 +139,7 @@ def test_each_run_is_a_thread_with_its_steps_and_permission_checks() -> None:
 def test_inputs_are_typed_defaulted_and_refused_with_their_names() -> None:
     d = directive(FLOW)
     with pytest.raises(InputError) as refused:
-        engine.submit(d, {"count": "many", "colour": "red"})
+        engine.submit(d, {"count": "many", "colour": "red"}, acting_for=SYSTEM)
     assert refused.value.errors == {
         "inputs.colour": ["unknown input (this directive takes: count, label)"],
         "inputs.count": ["expected an integer, not 'many'"],

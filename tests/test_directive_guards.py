@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from automations import engine, scripts, triggers
 from automations.models import Automation, Directive, DirectiveExecution
+from automations.scope import SYSTEM
 from automations.scripts import script
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
@@ -74,7 +75,7 @@ def publish(*events: dict[str, Any]) -> None:
 
 
 def run(text: str, **inputs: Any) -> DirectiveExecution:
-    return engine.submit(Directive.objects.upsert_from_yaml(text), inputs, wait=True)
+    return engine.submit(Directive.objects.upsert_from_yaml(text), inputs, acting_for=SYSTEM, wait=True)
 
 
 def test_a_huge_foreach_is_refused_before_it_starts(settings: Any) -> None:
@@ -168,7 +169,7 @@ def test_a_directive_runs_at_most_max_concurrent_times_at_once(settings: Any) ->
         "name: single\npermissions: [read:test]\nsteps:\n  - script: test_hold\n"
     )
     first = (
-        engine.submit(d, wait=False)
+        engine.submit(d, acting_for=SYSTEM, wait=False)
         if False
         else DirectiveExecution.objects.create(directive=d, directive_name=d.name)
     )
@@ -182,7 +183,7 @@ def test_a_directive_runs_at_most_max_concurrent_times_at_once(settings: Any) ->
     worker = threading.Thread(target=run_first)
     worker.start()
     assert _entered.wait(10)
-    second = engine.submit(d, wait=True)
+    second = engine.submit(d, acting_for=SYSTEM, wait=True)
     _release.set()
     worker.join(10)
     assert second.status == "failed"

@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from audit.models import PermissionEvent
 from automations import engine
 from automations.models import Directive, DirectiveExecution
+from automations.scope import SYSTEM
 from mcps.gateway.service import Gateway
 from tests.conftest import Socket
 from threads.models import ExecutionStep, Thread
@@ -38,7 +39,7 @@ steps:
 
 
 def run(text: str, **inputs: Any) -> DirectiveExecution:
-    return engine.submit(Directive.objects.upsert_from_yaml(text), inputs, wait=True)
+    return engine.submit(Directive.objects.upsert_from_yaml(text), inputs, acting_for=SYSTEM, wait=True)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="the gateway fixture starts server-everything")
@@ -112,7 +113,7 @@ async def test_a_run_is_live_on_global_and_on_its_thread() -> None:
     )
     async with Socket() as ws:
         await ws.subscribe("global")
-        execution = await sync_to_async(engine.submit)(directive, {}, wait=True)
+        execution = await sync_to_async(engine.submit)(directive, {}, acting_for=SYSTEM, wait=True)
         seen: list[dict[str, Any]] = []
         while not any(e.get("type") == "directive.execution" and e["status"] == "completed" for e in seen):
             seen += await ws.events("global")

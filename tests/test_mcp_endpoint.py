@@ -41,12 +41,15 @@ class Endpoint:
         return Client(self.server, mode=mode, **kwargs)  # type: ignore[arg-type]
 
 
-def _endpoint(router: Router) -> Endpoint:
+def _endpoint(router: Router, user_id: int | None = None) -> Endpoint:
+    """The aggregated server over `router`, its calls made by `user_id` (no user: none)."""
     batcher = EventBatcher("test calls", linger=0)
     recorder = CallRecorder(batcher)
 
     def session_of(ctx: Any) -> Any:
-        return recorder.session(("test",), via="test", principal="alice", client={"name": "pytest"})
+        return recorder.session(
+            ("test",), via="test", principal="alice", client={"name": "pytest"}, user_id=user_id
+        )
 
     return Endpoint(build_server(router, recorder, session_of), batcher)
 

@@ -24,7 +24,7 @@ from automations.system import load_system_directives
 from mcps.endpoint.router import ChannelRouter
 from mcps.gateway import rpc
 from mcps.models import AGGREGATE_ID, HealthCheck, MCPServer
-from tests.conftest import event, store
+from tests.conftest import event, store, superuser_now
 from tests.test_mcp_endpoint import Endpoint, _endpoint
 from threads.models import ExecutionStep, Thread
 
@@ -43,7 +43,8 @@ OWN = {
 @pytest.fixture
 async def endpoint(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Endpoint]:
     monkeypatch.setattr(rpc, "ACK_SECONDS", 0.2)  # no gateway runs: say so quickly
-    ep = _endpoint(ChannelRouter())
+    root = await sync_to_async(superuser_now)()  # own tools answer as their caller
+    ep = _endpoint(ChannelRouter(), root.pk)
     yield ep
     await ep.batcher.flush()
 

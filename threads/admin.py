@@ -2,17 +2,18 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from missioncontrol.visibility import VisibleRowsAdmin
 from threads.models import ExecutionStep, LLMMessage, Session, Thread, ThreadEvent
 
 
-class StepInline(admin.TabularInline):
+class StepInline(VisibleRowsAdmin, admin.TabularInline):
     model = ExecutionStep
     extra = 0
     fields = ("sequence", "step_type", "status", "description", "duration_ms", "timestamp")
     ordering = ("sequence",)
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(VisibleRowsAdmin, admin.TabularInline):
     model = LLMMessage
     extra = 0
     fields = ("timestamp", "role", "content")
@@ -20,7 +21,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Thread)
-class ThreadAdmin(admin.ModelAdmin):
+class ThreadAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "status",
@@ -40,7 +41,7 @@ class ThreadAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExecutionStep)
-class ExecutionStepAdmin(admin.ModelAdmin):
+class ExecutionStepAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     list_display = ("thread", "sequence", "step_type", "status", "duration_ms", "timestamp")
     list_filter = ("step_type", "status")
     search_fields = ("thread__id", "description")
@@ -48,7 +49,7 @@ class ExecutionStepAdmin(admin.ModelAdmin):
 
 
 @admin.register(LLMMessage)
-class LLMMessageAdmin(admin.ModelAdmin):
+class LLMMessageAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     list_display = ("thread", "role", "timestamp", "content")
     list_filter = ("role",)
     search_fields = ("thread__id", "content")
@@ -56,14 +57,14 @@ class LLMMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(ThreadEvent)
-class ThreadEventAdmin(admin.ModelAdmin):
+class ThreadEventAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     list_display = ("id", "type", "thread_id", "received_at")
     list_filter = ("type",)
     search_fields = ("id", "thread_id")
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     list_display = ("id", "via", "principal", "team", "started_at", "last_seen_at", "ended_at")
     list_filter = ("via", "team")
     search_fields = ("id", "principal")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -44,18 +44,6 @@ CURRENT_STEP = JSONObject(
 )
 
 
-# ThreadQuerySet._step_counts in SQL, for record_news's `INSERT ... ON CONFLICT DO UPDATE`
-# (PostgreSQL), where the thread is the conflicting row.
-_STEP_COUNTS_SQL = (
-    "error_count = (SELECT count(*) FROM threads_executionstep s "
-    "WHERE s.thread_id = threads_thread.id AND s.status = 'error')",
-    "current_step = (SELECT jsonb_build_object('sequence', s.sequence, 'step_type', s.step_type, "
-    "'description', left(s.description, 200), 'status', s.status, 'timestamp', s.timestamp) "
-    "FROM threads_executionstep s WHERE s.thread_id = threads_thread.id AND s.status <> 'pending' "
-    "ORDER BY s.sequence DESC LIMIT 1)",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class News:
     """What `record_news` wrote: each thread's team; the server of each thread created ended."""
@@ -75,7 +63,11 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
 
         Rows of no team are visible to admins only.
         """
-        teams = roles.team_scope(user)
+        return self.of_teams(roles.team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
+        """Threads of `teams` (None: every thread, of a team or of none): what a reader
+        of those teams sees (a user, visible_to; a directive run, automations.scope)."""
         return self if teams is None else self.filter(team_id__in=teams)
 
     def roots(self) -> Self:
@@ -143,6 +135,8 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         first_seen: dict[str, datetime],
         team_id: int | None = None,
         ends: Mapping[str, tuple[str, datetime]] | None = None,
+        *,
+        own_team_only: bool = False,
     ) -> News:
         """Write the threads a batch has news of; their teams, and those created ended.
 
@@ -156,9 +150,14 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         are missing get a placeholder row: a step may arrive before its thread.started
         (agents retry, batches race) and stays attached until thread.started fills it in.
 
-        Any news of a thread means it is not stalled (any more): all are marked updated, and
-        their error counts and current steps are read again from their steps, which the
-        batch wrote before (the step's foreign key is checked at commit).
+        Any news of a thread means it is not stalled (any more): all are marked updated. Its
+        error count and current step are the caller's to count once the batch's steps are
+        stored (`recount_steps`), after the team check here has said whose they are.
+
+        `own_team_only`: a thread of another team than `team_id` (no team counts as one)
+        is left exactly as it is, and its team is not answered on PostgreSQL (on SQLite
+        it is answered as stored); the caller rejects the events for it. Checked in the
+        statements that write, so two teams racing to create one id cannot both write it.
 
         PostgreSQL only, `ends` (id: final status and time): a thread this call creates
         is created ended (an OTLP span is exported once, with its start and its end);
@@ -174,19 +173,30 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         fields = ("id", "parent", "mcp", "user_input", "execution_context", "started_at", "session", "team")
         rows = [(*row, team_id) for row in sorted(started, key=lambda r: r[0])]
         rows += [(tid, None, None, "", {}, first_seen[tid], None, team_id) for tid in placeholders]
+        table, team = (connection.ops.quote_name(n) for n in (Thread._meta.db_table, "team_id"))
         if connection.vendor != "postgresql":
             assert not ends, "ends on creation need PostgreSQL's RETURNING"
             rows = [(*row, running) for row in rows]
-            upsert(Thread, (*fields, "status"), rows[: len(started)], unique=["id"], update=update)
+            upsert(
+                Thread,
+                (*fields, "status"),
+                rows[: len(started)],
+                unique=["id"],
+                update=update,
+                where=f"{table}.{team} IS excluded.{team}" if own_team_only else "",
+            )
             self.bulk_create(
                 [Thread(id=tid, started_at=first_seen[tid], team_id=team_id) for tid in placeholders],
                 ignore_conflicts=True,
             )
             found = self.filter(id__in=started_ids | set(placeholders))
-            found.update(updated_at=Now(), stalled_at=None, **self._step_counts())
+            (found.filter(team_id=team_id) if own_team_only else found).update(
+                updated_at=Now(), stalled_at=None
+            )
             return News(dict(found.values_list("id", "team_id")), {})
         rows = [(*row, *ends.get(row[0], (running, None))) for row in rows]
-        news = ("updated_at = now()", "stalled_at = NULL", *_STEP_COUNTS_SQL)
+        news = ("updated_at = now()", "stalled_at = NULL")
+        guard = f" WHERE {table}.{team} IS NOT DISTINCT FROM EXCLUDED.{team}" if own_team_only else ""
         returned: list[tuple[Any, ...]] = []
         for chunk, assignments in (
             (rows[: len(started)], [*(f"{c} = EXCLUDED.{c}" for c in _columns(update)), *news]),
@@ -197,13 +207,10 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
                 (*fields, "status", "ended_at"),
                 chunk,
                 unique=["id"],
-                set_sql=", ".join(assignments),
+                set_sql=", ".join(assignments) + guard,
                 # xmax is 0 on a row this statement inserted (not on one it updated).
                 returning="id, team_id, mcp_id, xmax = 0",
             )
-        # Rows this statement inserted got no counts (an INSERT cannot read their steps): the
-        # threads a batch both starts and steps (an SDK's first batch, say) are counted now.
-        self.recount_steps({tid for tid, _, _, created in returned if created})
         return News(
             {tid: team for tid, team, _, _ in returned},
             {tid: mcp for tid, _, mcp, created in returned if created and tid in ends},
@@ -237,7 +244,7 @@ class ThreadQuerySet(models.QuerySet["Thread"]):
         Each subquery reads one thread's steps through an index: its failures through the
         partial `step_failed_thread`, its current step backwards along (thread, sequence).
         Counting (not adding) keeps them right when a later report of a step changes its
-        status, or a report repeats. `_STEP_COUNTS_SQL` is the same in SQL.
+        status, or a report repeats.
         """
         steps = ExecutionStep.objects.filter(thread=OuterRef("pk")).order_by()
         failed = steps.filter(status=ExecutionStep.Status.ERROR).values("thread").annotate(n=Count("*"))
@@ -521,7 +528,9 @@ class Session(models.Model):
 class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
     def visible_to(self, user: Any) -> Self:
         """Steps of the threads `user` may see (ThreadQuerySet.visible_to)."""
-        teams = roles.team_scope(user)
+        return self.of_teams(roles.team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
         return self if teams is None else self.filter(thread__team_id__in=teams)
 
     def search(self, text: str) -> Self:
@@ -623,7 +632,9 @@ class ExecutionStep(models.Model):
 class LLMMessageQuerySet(models.QuerySet["LLMMessage"]):
     def visible_to(self, user: Any) -> Self:
         """Messages of the threads `user` may see (ThreadQuerySet.visible_to)."""
-        teams = roles.team_scope(user)
+        return self.of_teams(roles.team_scope(user))
+
+    def of_teams(self, teams: Sequence[int] | None) -> Self:
         return self if teams is None else self.filter(thread__team_id__in=teams)
 
     def search(self, text: str) -> Self:
@@ -672,6 +683,15 @@ class LLMMessage(models.Model):
         }
 
 
+class ThreadEventQuerySet(models.QuerySet["ThreadEvent"]):
+    def visible_to(self, user: Any) -> Self:
+        """Ledger entries of the threads `user` may see (ThreadQuerySet.visible_to)."""
+        teams = roles.team_scope(user)
+        if teams is None:
+            return self
+        return self.filter(thread_id__in=Thread.objects.of_teams(teams).values("id"))
+
+
 class ThreadEvent(models.Model):
     """Ledger of thread.started/step/ended event ids, so a repeated event applies once."""
 
@@ -679,6 +699,8 @@ class ThreadEvent(models.Model):
     type = models.CharField(max_length=32)
     thread_id = models.CharField(max_length=200, db_index=True)
     received_at = models.DateTimeField(db_default=Now())
+
+    objects = ThreadEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-received_at"]

@@ -21,10 +21,9 @@ class PermissionAudit(FilteredList):
 
     def get_queryset(self) -> QuerySet[PermissionEvent]:
         thread_id = self.kwargs.get("thread_id")
-        user = self.request.user
         if thread_id is None:
-            return PermissionEvent.objects.visible_to(user)
-        if not Thread.objects.visible_to(user).filter(id=thread_id).exists():
+            return PermissionEvent.objects.all()
+        if not Thread.objects.visible_to(self.request.user).filter(id=thread_id).exists():
             raise Http404(f"No thread {thread_id!r}.")
         return PermissionEvent.objects.filter(thread_id=thread_id)
 

@@ -92,6 +92,11 @@ class ExecutionSerializer(serializers.Serializer[DirectiveExecution]):
     status = serializers.ChoiceField(choices=DirectiveExecution.Status.choices)
     error = serializers.CharField()
     depth = serializers.IntegerField()
+    started_by = serializers.CharField(allow_null=True, help_text="Its starter; null: a system run.")
+    team = serializers.CharField(
+        allow_null=True,
+        help_text="The team whose rows it read and who see it; null: admins (and its starter).",
+    )
     thread_id = serializers.CharField(allow_null=True)
     steps_run = serializers.IntegerField()
     cancel_requested = serializers.BooleanField()
@@ -112,6 +117,12 @@ class KnowledgeEntrySerializer(serializers.Serializer[KnowledgeEntry]):
     content = serializers.CharField()
     confidence = serializers.FloatField()
     source_directive = serializers.CharField(allow_null=True)
+    team = serializers.CharField(
+        allow_null=True, help_text="The team whose rows it was computed from; null: admins' or shared."
+    )
+    shared = serializers.BooleanField(
+        help_text="Shown to every user (written by hand, or about shared servers)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

@@ -158,14 +158,23 @@ class ExecutionList(FilteredList):
     keyset = Keyset("created_at", default_limit=50, max_limit=500)
     row_serializer = ExecutionSerializer
 
+    def get_queryset(self) -> QuerySet[DirectiveExecution]:
+        return DirectiveExecution.objects.select_related("started_by", "team")
+
     def row(self, obj: DirectiveExecution) -> dict[str, Any]:  # type: ignore[override]
         return obj.summary()
+
+
+def _execution(request: Request, pk: int) -> DirectiveExecution:
+    """The execution `pk` if the user may see it (automations.scope); 404 otherwise."""
+    runs = DirectiveExecution.objects.visible_to(request.user).select_related("started_by", "team")
+    return get_object_or_404(runs, pk=pk)
 
 
 class ExecutionDetail(APIView):
     @extend_schema(responses={200: ExecutionDetailSerializer, 404: NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
-        execution = get_object_or_404(DirectiveExecution, pk=pk)
+        execution = _execution(request, pk)
         return Response({**execution.summary(), "steps": [s.as_dict() for s in execution.step_runs.all()]})
 
 
@@ -174,7 +183,7 @@ class ExecutionCancel(APIView):
 
     @extend_schema(request=None, responses={202: ExecutionSerializer, 404: NOT_FOUND, 409: FINISHED})
     def post(self, request: Request, pk: int) -> Response:
-        execution = get_object_or_404(DirectiveExecution, pk=pk)
+        execution = _execution(request, pk)
         if not engine.cancel(execution):
             return Response(
                 {"detail": f"execution {pk} has already finished ({execution.status})"},
@@ -209,7 +218,7 @@ class KnowledgeList(FilteredList):
     row_serializer = KnowledgeEntrySerializer
 
     def get_queryset(self) -> QuerySet[KnowledgeEntry]:
-        return KnowledgeEntry.objects.select_related("source_directive")
+        return KnowledgeEntry.objects.select_related("source_directive", "team")
 
     def row(self, obj: KnowledgeEntry) -> dict[str, Any]:  # type: ignore[override]
         return obj.summary()
@@ -218,6 +227,5 @@ class KnowledgeList(FilteredList):
 class KnowledgeDetail(APIView):
     @extend_schema(responses={200: KnowledgeEntrySerializer, 404: NOT_FOUND})
     def get(self, request: Request, slug: str) -> Response:
-        return Response(
-            get_object_or_404(KnowledgeEntry.objects.select_related("source_directive"), slug=slug).summary()
-        )
+        entries = KnowledgeEntry.objects.visible_to(request.user).select_related("source_directive", "team")
+        return Response(get_object_or_404(entries, slug=slug).summary())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 import strawberry_django
 from django.db.models import QuerySet
+from strawberry.types import Info
 from strawberry_django.pagination import OffsetPaginated
 
 from automations.graphql.filters import DirectiveFilter, KnowledgeEntryFilter
@@ -25,13 +26,13 @@ class AutomationsQuery:
         return Directive.objects.order_by("name")
 
     @strawberry_django.field(description="The knowledge entry with this slug, or null.")
-    def knowledge_entry(self, slug: str) -> KnowledgeEntryType | None:
-        return KnowledgeEntry.objects.filter(slug=slug)  # type: ignore[return-value]
+    def knowledge_entry(self, info: Info, slug: str) -> KnowledgeEntryType | None:
+        return KnowledgeEntry.objects.visible_to(info.context.request.user).filter(slug=slug)  # type: ignore[return-value]
 
     @strawberry_django.offset_paginated(
         OffsetPaginated[KnowledgeEntryType],
         filters=KnowledgeEntryFilter,
-        description="Knowledge entries, latest updated first.",
+        description="Knowledge entries you may see (automations.scope), latest updated first.",
     )
-    def knowledge_entries(self) -> QuerySet[KnowledgeEntry]:
-        return KnowledgeEntry.objects.order_by("-updated_at", "slug")
+    def knowledge_entries(self, info: Info) -> QuerySet[KnowledgeEntry]:
+        return KnowledgeEntry.objects.visible_to(info.context.request.user).order_by("-updated_at", "slug")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 import strawberry_django
+from django.db.models import QuerySet
 from strawberry import auto
+from strawberry.types import Info
 
 from automations.models import Directive, KnowledgeEntry
-from missioncontrol.graphql.pagination import paged_list
+from missioncontrol.graphql.pagination import paged_list, visible
 
 
 @strawberry.type
@@ -27,8 +31,14 @@ class KnowledgeEntryType:
     content: auto
     confidence: auto
     source_directive: DirectiveType | None
+    shared: auto
     created_at: auto
     updated_at: auto
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+        """Wherever it is reached (root, a directive's knowledge), only what the user may see."""
+        return visible(queryset, info)
 
 
 @strawberry_django.type(Directive)

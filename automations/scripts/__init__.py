@@ -3,7 +3,13 @@
 A script is a Python callable registered with `@script(name, description, permissions)`.
 It takes keyword parameters (each with a default) and returns a JSON-able dict; a
 directive's `script:` step names it, and the directive engine runs it through
-`Script.run(params)`, which rejects parameters the script does not take.
+`run_for_each_team`, which rejects parameters the script does not take.
+
+Scripts read rows through the run's scope (`scope.current().threads()`, `.logs()`...):
+what the person who started the run may see, or everything for a system run
+(automations.scope). A `per_team` script (an analysis that writes knowledge or raises
+alerts) run by the system also runs once per team first, over that team's rows alone,
+so each team learns from its own data what the system learned from everyone's.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any, TypeVar
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from audit.models import PermissionEvent
+from automations.scope import Scope, current, reading
 from logs.models import LogEntry
+from missioncontrol.models import Team
 from threads.models import Thread
 
 ScriptFunc = Callable[..., dict[str, Any]]
@@ -32,6 +39,7 @@ class Script:
     description: str
     permissions: tuple[str, ...]
     func: ScriptFunc
+    per_team: bool = False
 
     def parameters(self) -> dict[str, Any]:
         """Parameter name -> default value."""
@@ -52,17 +60,29 @@ class Script:
 _registry: dict[str, Script] = {}
 
 
-def script(name: str, description: str, permissions: list[str] | tuple[str, ...] = ()) -> Callable[[F], F]:
+def script(
+    name: str, description: str, permissions: list[str] | tuple[str, ...] = (), *, per_team: bool = False
+) -> Callable[[F], F]:
     """Register the decorated function as script `name`; the function itself is unchanged."""
 
     def register(func: F) -> F:
         existing = _registry.get(name)
         if existing is not None and existing.func.__qualname__ != func.__qualname__:
             raise ValueError(f"script {name!r} is already registered by {existing.func.__qualname__}")
-        _registry[name] = Script(name, description, tuple(permissions), func)
+        _registry[name] = Script(name, description, tuple(permissions), func, per_team)
         return func
 
     return register
+
+
+def run_for_each_team(script: Script, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`script.run(params)` in the current run's scope; a `per_team` script of a system
+    run first runs once per team, over that team's rows, writing that team's knowledge."""
+    if script.per_team and current().everything and current().team is None:
+        for team in Team.objects.order_by("pk").values_list("pk", flat=True):
+            with reading(Scope((team,), team)):
+                script.run(params)
+    return script.run(params)
 
 
 def registry() -> dict[str, Script]:
@@ -105,8 +125,11 @@ def detect_slow_threads(window_hours: float = 24, factor: float = 1.5, limit: in
     since = _since(window_hours)
     factor = _positive("factor", factor)
     limit = _count("limit", limit)
-    rows = Thread.objects.filter(status__in=Thread.FINAL, ended_at__gte=since).values_list(
-        "id", "mcp_id", "status", "started_at", "ended_at"
+    rows = (
+        current()
+        .threads()
+        .filter(status__in=Thread.FINAL, ended_at__gte=since)
+        .values_list("id", "mcp_id", "status", "started_at", "ended_at")
     )
     durations = [
         (ms, tid, mcp_id, status)
@@ -136,7 +159,7 @@ def detect_slow_threads(window_hours: float = 24, factor: float = 1.5, limit: in
     permissions=["read:permissions"],
 )
 def find_permission_escalations(window_hours: float = 24, limit: int = 100) -> dict[str, Any]:
-    found = PermissionEvent.objects.filter(escalation_detected=True, timestamp__gte=_since(window_hours))
+    found = current().checks().filter(escalation_detected=True, timestamp__gte=_since(window_hours))
     limit = _count("limit", limit)
     by_user = found.order_by("user_id").values_list("user_id").annotate(n=Count("id"))
     return {
@@ -154,7 +177,7 @@ def find_permission_escalations(window_hours: float = 24, limit: int = 100) -> d
 def cleanup_old_logs(max_age_days: float = 30) -> dict[str, Any]:
     cutoff = timezone.now() - timedelta(days=_positive("max_age_days", max_age_days))
     # LogEntry has no relations and no delete signals: Django issues one DELETE.
-    deleted, _ = LogEntry.objects.filter(timestamp__lt=cutoff).delete()
+    deleted, _ = current().logs().filter(timestamp__lt=cutoff).delete()
     return {"deleted": deleted, "cutoff": cutoff.isoformat()}
 
 
@@ -166,17 +189,22 @@ def cleanup_old_logs(max_age_days: float = 30) -> dict[str, Any]:
 def generate_summary(window_hours: float = 24) -> dict[str, Any]:
     since = _since(window_hours)
     threads = dict.fromkeys(Thread.Status.values, 0)
+    scope = current()
     threads.update(
-        Thread.objects.filter(started_at__gte=since).order_by().values_list("status").annotate(n=Count("id"))
+        scope.threads().filter(started_at__gte=since).order_by().values_list("status").annotate(n=Count("id"))
     )
     logs = dict.fromkeys(LogEntry.Level.values, 0)
     logs.update(
-        LogEntry.objects.filter(timestamp__gte=since).order_by().values_list("level").annotate(n=Count("id"))
+        scope.logs().filter(timestamp__gte=since).order_by().values_list("level").annotate(n=Count("id"))
     )
-    permissions = PermissionEvent.objects.filter(timestamp__gte=since).aggregate(
-        checks=Count("id"),
-        denials=Count("id", filter=Q(granted=False)),
-        escalations=Count("id", filter=Q(escalation_detected=True)),
+    permissions = (
+        scope.checks()
+        .filter(timestamp__gte=since)
+        .aggregate(
+            checks=Count("id"),
+            denials=Count("id", filter=Q(granted=False)),
+            escalations=Count("id", filter=Q(escalation_detected=True)),
+        )
     )
     return {
         "since": since.isoformat(),

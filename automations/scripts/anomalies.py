@@ -17,9 +17,9 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
-from audit.models import PermissionEvent
 from automations import events
 from automations.models import KnowledgeEntry
+from automations.scope import current
 from automations.scripts import script
 from automations.scripts.params import integer, number
 from logs.models import LogEntry
@@ -45,9 +45,8 @@ def remember(
 ) -> list[dict[str, Any]]:
     """Store each anomaly as an alert entry; publish those new or back after `quiet`."""
     cutoff = timezone.now() - quiet
-    previous = dict(
-        KnowledgeEntry.objects.filter(slug__in=[a.key for a in anomalies]).values_list("slug", "updated_at")
-    )
+    slugs = {a.key: KnowledgeEntry.objects.slug_for(a.key) for a in anomalies}
+    previous = dict(KnowledgeEntry.objects.filter(slug__in=slugs.values()).values_list("slug", "updated_at"))
     out, fresh = [], []
     for anomaly in anomalies:
         KnowledgeEntry.objects.record(
@@ -58,7 +57,7 @@ def remember(
             confidence=anomaly.confidence,
             source_directive=source_directive,
         )
-        last = previous.get(anomaly.key)
+        last = previous.get(slugs[anomaly.key])
         alerted = last is None or last < cutoff
         if alerted:
             fresh.append(
@@ -69,13 +68,13 @@ def remember(
                     thread_id=anomaly.details.get("thread_id"),
                     mcp_id=anomaly.details.get("mcp_id"),
                     kind=anomaly.kind,
-                    knowledge=anomaly.key,
+                    knowledge=slugs[anomaly.key],
                     **{k: v for k, v in anomaly.details.items() if k not in ("thread_id", "mcp_id")},
                 )
             )
         out.append(
             {
-                "key": anomaly.key,
+                "key": slugs[anomaly.key],
                 "kind": anomaly.kind,
                 "title": anomaly.title,
                 "alerted": alerted,
@@ -152,7 +151,8 @@ def baselines(
     def threshold(p95: float) -> float:
         return max(p95 * factor, p95 + min_excess_ms)
 
-    recent = Thread.objects.finished_between(since).with_duration().filter(duration__gte=0)
+    # The run's scope: a person's run judges their teams' threads (automations/scope.py).
+    recent = current().threads().finished_between(since).with_duration().filter(duration__gte=0)
     own = nearest_rank_by(recent, F("duration"), POPULATION, 0.95)
     kinds = nearest_rank_by(recent, F("duration"), KIND, 0.95)
     found: dict[str, Baseline] = {}
@@ -191,7 +191,9 @@ def slow_threads(
         return [], measured
     lowest = min(b.threshold for b in found_baselines.values())
     candidates = (
-        Thread.objects.finished_between(now - lookback)
+        current()
+        .threads()
+        .finished_between(now - lookback)
         .with_duration()
         .annotate(population=POPULATION)
         .filter(duration__gt=lowest)
@@ -238,25 +240,26 @@ class Rate:
 
 
 def rates() -> list[Rate]:
+    scope = current()
     return [
         Rate(
             "thread_error_rate",
             "Thread error rate",
-            Thread.objects.filter(status__in=Thread.FINAL),
+            scope.threads().filter(status__in=Thread.FINAL),
             "ended_at",
             Q(status=Thread.Status.ERROR),
         ),
         Rate(
             "log_error_rate",
             "Log error rate",
-            LogEntry.objects.all(),
+            scope.logs(),
             "timestamp",
             Q(level=LogEntry.Level.ERROR),
         ),
         Rate(
             "denial_rate",
             "Permission denial rate",
-            PermissionEvent.objects.all(),
+            scope.checks(),
             "timestamp",
             Q(granted=False),
         ),
@@ -326,6 +329,7 @@ def rate_spikes(
     "over) the P95 of their population's durations (their server's, directive's, or sessions') in "
     "the baseline; each stored as an alert and published as anomaly.detected.",
     permissions=["read:threads", "write:knowledge"],
+    per_team=True,
 )
 def detect_slow_thread_anomalies(
     lookback_minutes: float = 10,
@@ -354,6 +358,7 @@ def detect_slow_thread_anomalies(
     "Thread error, log error and permission denial rates of the last `lookback_minutes` against "
     "the `baseline_hours` before; each spike stored as an alert and published as anomaly.detected.",
     permissions=["read:threads", "read:logs", "read:permissions", "write:knowledge"],
+    per_team=True,
 )
 def detect_rate_spikes(
     lookback_minutes: float = 10,
@@ -376,9 +381,11 @@ def detect_rate_spikes(
     return {"count": len(anomalies), "anomalies": anomalies, "rates": measured}
 
 
-def recent_anomalies(limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
-    """The latest anomaly entries, newest first (what missioncontrol__list_anomalies answers)."""
-    found = KnowledgeEntry.objects.filter(category=KnowledgeEntry.Category.ALERT, slug__startswith="anomaly-")
+def recent_anomalies(user: Any, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
+    """The latest anomaly entries `user` may see, newest first (missioncontrol__list_anomalies)."""
+    found = KnowledgeEntry.objects.visible_to(user).filter(
+        category=KnowledgeEntry.Category.ALERT, slug__startswith="anomaly-"
+    )
     if kind:
         found = found.filter(slug__startswith=f"anomaly-{kind.replace('_', '-')}")
     return [

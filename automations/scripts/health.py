@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from automations import events
+from automations.scope import current
 from automations.scripts import script
 from automations.scripts.params import ago, integer, number, text
 from threads.models import Thread
@@ -21,7 +22,7 @@ def find_stalled_threads(timeout_seconds: float = 300, limit: int = 500) -> dict
     timeout = number("timeout_seconds", timeout_seconds)
     limit = integer("limit", limit)
     now = timezone.now()
-    running = Thread.objects.filter(status=Thread.Status.RUNNING)
+    running = current().threads().filter(status=Thread.Status.RUNNING)
     stalled = list(
         running.stalled(ago(seconds=timeout))
         .order_by("last_activity", "id")
@@ -48,16 +49,17 @@ def find_stalled_threads(timeout_seconds: float = 300, limit: int = 500) -> dict
 def mark_thread_stalled(thread_id: str = "", idle_seconds: float = 0) -> dict[str, Any]:
     thread_id = text("thread_id", thread_id)
     idle = number("idle_seconds", idle_seconds, strict=False)
-    # Claimed in one UPDATE: two monitors running at once alert once.
-    flagged = Thread.objects.filter(
-        id=thread_id, status=Thread.Status.RUNNING, stalled_at__isnull=True
-    ).update(stalled_at=timezone.now())
+    # Only a thread the run may see; claimed in one UPDATE: two monitors alert once.
+    threads = current().threads().filter(id=thread_id)
+    flagged = threads.filter(status=Thread.Status.RUNNING, stalled_at__isnull=True).update(
+        stalled_at=timezone.now()
+    )
     if not flagged:
-        thread = Thread.objects.filter(id=thread_id).only("status", "stalled_at").first()
+        thread = threads.only("status", "stalled_at").first()
         if thread is None:
             raise ValueError(f"no thread {thread_id!r}")
         return {"thread_id": thread_id, "status": "already_flagged" if thread.stalled_at else thread.status}
-    mcp_id = Thread.objects.filter(id=thread_id).values_list("mcp_id", flat=True).first()
+    mcp_id = threads.values_list("mcp_id", flat=True).first()
     events.alert(
         "thread.stalled",
         f"thread {thread_id} has had no step for {idle:.0f} s",
@@ -109,7 +111,9 @@ def cleanup_stale_sessions(timeout_hours: float = 24, limit: int = 1000) -> dict
     hours = number("timeout_hours", timeout_hours)
     limit = integer("limit", limit)
     overdue = list(
-        Thread.objects.overdue(ago(hours=hours))
+        current()
+        .threads()
+        .overdue(ago(hours=hours))
         .order_by("started_at", "id")
         .values("id", "mcp_id", "started_at")[:limit]
     )

@@ -15,14 +15,13 @@ from typing import Any
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from audit.models import PermissionEvent
 from automations.models import KnowledgeEntry
+from automations.scope import current
 from automations.scripts import script
 from automations.scripts.params import integer, number
 from logs.models import LogEntry
 from mcps.models import HealthCheck
 from missioncontrol.stats import percentiles_by
-from threads.models import Thread
 
 DIRECTIVE = "analyze_patterns"
 PERMISSIONS_DIRECTIVE = "analyze_permission_patterns"
@@ -61,13 +60,14 @@ def _confidence(samples: int) -> float:
     "Denials grouped by user, resource and action, and escalations by user, over the window; "
     "repeated denials stored as best practices, escalations as alerts.",
     permissions=["read:permissions", "write:knowledge"],
+    per_team=True,
 )
 def analyze_permission_patterns(
     window_hours: float = 168, min_denials: int = 3, source_directive: str = PERMISSIONS_DIRECTIVE
 ) -> dict[str, Any]:
     since = timezone.now() - timedelta(hours=number("window_hours", window_hours))
     least = integer("min_denials", min_denials, minimum=1)
-    checks = PermissionEvent.objects.filter(timestamp__gte=since).order_by()
+    checks = current().checks().filter(timestamp__gte=since).order_by()
     by_user = {
         row["user_id"]: {
             "checks": row["checks"],
@@ -140,12 +140,13 @@ def analyze_permission_patterns(
     "analyze_duration_patterns",
     "Thread duration distribution (p50/p95/p99) by kind over the lookback, stored as a pattern.",
     permissions=["read:threads", "write:knowledge"],
+    per_team=True,
 )
 def analyze_duration_patterns(lookback_days: float = 30, source_directive: str = DIRECTIVE) -> dict[str, Any]:
     days = number("lookback_days", lookback_days)
     since = timezone.now() - timedelta(days=days)
     by_kind = percentiles_by(
-        Thread.objects.finished_between(since).with_duration().with_kind(), F("duration"), F("kind")
+        current().threads().finished_between(since).with_duration().with_kind(), F("duration"), F("kind")
     )
     if by_kind:
         lines = [
@@ -168,6 +169,7 @@ def analyze_duration_patterns(lookback_days: float = 30, source_directive: str =
     "analyze_denial_patterns",
     "The most denied resources over the lookback, stored as a pattern.",
     permissions=["read:permissions", "write:knowledge"],
+    per_team=True,
 )
 def analyze_denial_patterns(
     lookback_days: float = 30, top: int = 5, source_directive: str = DIRECTIVE
@@ -175,7 +177,9 @@ def analyze_denial_patterns(
     days = number("lookback_days", lookback_days)
     since = timezone.now() - timedelta(days=days)
     rows = list(
-        PermissionEvent.objects.filter(timestamp__gte=since, granted=False)
+        current()
+        .checks()
+        .filter(timestamp__gte=since, granted=False)
         .order_by()
         .values("resource")
         .annotate(n=Count("id"), users=Count("user_id", distinct=True))
@@ -237,6 +241,7 @@ def analyze_connection_failures(
             + ".",
             confidence=_confidence(stats["probes"]),
             source_directive=source_directive,
+            shared=True,  # the health of shared servers: what every user sees anyway
         )
         flagged.append(server_id)
     return {"servers": servers, "flagged": flagged}
@@ -247,6 +252,7 @@ def analyze_connection_failures(
     "ERROR log lines over the lookback clustered by normalised message (numbers, ids, paths, quoted "
     "values masked); each cluster of `min_size` or more stored as a pattern.",
     permissions=["read:logs", "write:knowledge"],
+    per_team=True,
 )
 def analyze_error_clusters(
     lookback_days: float = 30, min_size: int = 3, source_directive: str = DIRECTIVE
@@ -255,7 +261,9 @@ def analyze_error_clusters(
     least = integer("min_size", min_size, minimum=1)
     since = timezone.now() - timedelta(days=days)
     lines = (
-        LogEntry.objects.filter(level=LogEntry.Level.ERROR, timestamp__gte=since)
+        current()
+        .logs()
+        .filter(level=LogEntry.Level.ERROR, timestamp__gte=since)
         .order_by("-timestamp")
         .values_list("message", "service")[:MAX_ERROR_LINES]
     )

@@ -16,10 +16,11 @@ from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from automations.models import KnowledgeEntry
+from automations.scope import current
 from automations.scripts import script
 from automations.scripts.params import number
 from missioncontrol.stats import percentiles_by
-from threads.models import ExecutionStep, Thread
+from threads.models import ExecutionStep
 
 DIRECTIVE = "generate_performance_report"
 TOOL_STEPS = (ExecutionStep.StepType.TOOL_CALL, ExecutionStep.StepType.TOOL_RESULT)
@@ -27,12 +28,11 @@ TOOL_STEPS = (ExecutionStep.StepType.TOOL_CALL, ExecutionStep.StepType.TOOL_RESU
 
 def report(window_hours: float) -> dict[str, Any]:
     since = timezone.now() - timedelta(hours=window_hours)
-    steps = ExecutionStep.objects.filter(
-        step_type__in=TOOL_STEPS, timestamp__gte=since, duration_ms__isnull=False
-    )
+    scope = current()
+    steps = scope.steps().filter(step_type__in=TOOL_STEPS, timestamp__gte=since, duration_ms__isnull=False)
     server = Coalesce(KeyTextTransform("mcp_id", "details"), F("thread__mcp_id"), output_field=CharField())
     tool = Coalesce(KeyTextTransform("tool", "details"), F("description"), output_field=CharField())
-    threads = Thread.objects.finished_between(since).with_duration().with_kind()
+    threads = scope.threads().finished_between(since).with_duration().with_kind()
     return {
         "since": since.isoformat(),
         "by_tool": percentiles_by(
@@ -48,6 +48,7 @@ def report(window_hours: float) -> dict[str, Any]:
     "p50/p95/p99 of durations (ms) by tool, by server and by thread kind over the window; the "
     "slowest tool is stored as knowledge.",
     permissions=["read:threads", "write:knowledge"],
+    per_team=True,
 )
 def performance_report(window_hours: float = 24, source_directive: str = DIRECTIVE) -> dict[str, Any]:
     hours = number("window_hours", window_hours)

@@ -9,6 +9,7 @@ from django.db.models import Case, CharField, Count, Value, When
 from django.utils import timezone
 
 from automations.models import KnowledgeEntry
+from automations.scope import current
 from automations.scripts import script
 from automations.scripts.params import number
 from logs.models import LogEntry
@@ -28,7 +29,9 @@ def profile() -> dict[str, Any]:
         output_field=CharField(),
     )
     rows = (
-        LogEntry.objects.order_by()
+        current()
+        .logs()
+        .order_by()
         .annotate(age=age)
         .values_list("level", "service", "age")
         .annotate(n=Count("id"))
@@ -58,12 +61,13 @@ def profile() -> dict[str, Any]:
     "Log counts by level, service and age; how many DEBUG lines are older than "
     "`debug_max_age_days` (reclaimable), and a recommendation stored as knowledge.",
     permissions=["read:logs", "write:knowledge"],
+    per_team=True,
 )
 def analyze_log_retention(debug_max_age_days: float = 7, source_directive: str = DIRECTIVE) -> dict[str, Any]:
     days = number("debug_max_age_days", debug_max_age_days)
     found = profile()
     cutoff = timezone.now() - timedelta(days=days)
-    reclaimable = LogEntry.objects.filter(level=LogEntry.Level.DEBUG, timestamp__lt=cutoff).count()
+    reclaimable = current().logs().filter(level=LogEntry.Level.DEBUG, timestamp__lt=cutoff).count()
     share = reclaimable / found["total"] if found["total"] else 0.0
     noisiest = next(iter(found["by_service"]), None)
     if reclaimable:
@@ -99,5 +103,5 @@ def analyze_log_retention(debug_max_age_days: float = 7, source_directive: str =
 def cleanup_debug_logs(max_age_days: float = 7) -> dict[str, Any]:
     cutoff = timezone.now() - timedelta(days=number("max_age_days", max_age_days))
     # LogEntry has no relations and no delete signals: Django issues one DELETE.
-    deleted, _ = LogEntry.objects.filter(level=LogEntry.Level.DEBUG, timestamp__lt=cutoff).delete()
+    deleted, _ = current().logs().filter(level=LogEntry.Level.DEBUG, timestamp__lt=cutoff).delete()
     return {"deleted": deleted, "cutoff": cutoff.isoformat()}

@@ -10,10 +10,11 @@ a valid one the answer is 401 with `WWW-Authenticate: Bearer`. Past its credenti
 rate (rate_limits.mcp) a request is answered 429 with Retry-After and a JSON-RPC error
 (code RATE_LIMITED, `data.retry_after`), which MCP clients surface as the request's
 error, before the credential is even looked up (DELETE, ending a session, is not
-counted). The caller's role
-decides whether it may call tools (a viewer may only list them; a user without a role
-is answered 403 with a JSON-RPC error); its team (an API
-token's, see missioncontrol.authentication.Principal) is the team of its thread.
+counted). A session belongs to the principal that opened it: another principal's
+request for it (a call, its stream, DELETE) is answered 404, as for an unknown session.
+The caller's role decides whether it may call tools (a viewer may only list them; a
+user without a role is answered 403 with a JSON-RPC error); its team (an API token's,
+see missioncontrol.authentication.Principal) is the team of its thread.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from functools import partial
 from typing import Any
 
 import mcp_types as types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from audit import access
@@ -91,7 +94,7 @@ class MCPEndpoint:
         client = client_of(ctx)
         session_id = headers.get("mcp-session-id")
         # Keyed by the caller too: a session id presented by someone else is not theirs.
-        who = f"{principal.user_id}:{principal.team_id}"
+        who = owner_of(principal)
         if session_id:
             key: tuple[str, ...] = ("http", who, session_id)
         else:
@@ -147,14 +150,13 @@ class MCPEndpoint:
         if not principal.may_read:
             await _forbidden(send, f"{principal.name} has no role (viewer, operator or admin); ask an admin")
             return
-        scope = {**scope, PRINCIPAL: principal}
+        scope = {**scope, PRINCIPAL: principal, "user": session_owner(principal)}
         managers = await self._started()
         manager = managers.streaming
         if scope["method"] == "DELETE":
             session_id = dict(scope["headers"]).get(b"mcp-session-id")
             if session_id:
-                who = f"{principal.user_id}:{principal.team_id}"
-                self.recorder.end_under(("http", who, session_id.decode("latin-1")))
+                self.recorder.end_under(("http", owner_of(principal), session_id.decode("latin-1")))
         elif silent.is_modern_post(scope):
             body, receive = await silent.read_body(receive, managers.plain.max_request_body_size)
             if body is not None and silent.wants_no_notifications(body):
@@ -167,6 +169,18 @@ class MCPEndpoint:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.batcher.close()
+
+
+def owner_of(principal: Principal) -> str:
+    """Whose a session is: one user acting for one team (a token of another team is another caller)."""
+    return f"{principal.user_id}:{principal.team_id}"
+
+
+def session_owner(principal: Principal) -> AuthenticatedUser:
+    """The SDK binds each session to the identity that opened it (`scope["user"]`) and
+    answers anyone else's request for it (a call, its stream, DELETE) 404, as if unknown."""
+    token = AccessToken(token="", client_id="mission-control", scopes=[], subject=owner_of(principal))
+    return AuthenticatedUser(token)
 
 
 async def _unauthorized(send: Any, reason: str) -> None:

@@ -4,6 +4,10 @@ Listed next to the routed tools as `missioncontrol__{tool}`, read-only, and answ
 in this process from the database (no gateway hop, so they work while the gateway is
 down). The endpoint records each call exactly like a routed one (server.py).
 
+Each runs as its caller (the principal of the /mcp request or of mcp_proxy's token):
+it reads through the same `visible_to(user)` as REST, so a team's agent reads its
+team's logs and threads only, and `run_directive` acts for the caller (automations.scope).
+
 - `search_logs`: the /api/logs filters (the seed's LogFilter, through LogFilterSet);
 - `get_thread`: a thread with its children, timeline and transcript, as /api/threads/{id};
 - `list_servers`: every MCP server with its status and latest health probe;
@@ -20,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db.models import Count
 from jsonschema import validators
 from jsonschema.exceptions import best_match
@@ -45,12 +48,37 @@ class ToolFailure(Exception):
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who calls an own tool: the user (and the team) of the request's principal."""
+
+    user_id: int | None
+    team_id: int | None = None
+
+    def user(self) -> Any:
+        """The calling user, read again (a user deactivated meanwhile is refused)."""
+        from django.contrib.auth import get_user_model
+
+        found = get_user_model().objects.filter(pk=self.user_id, is_active=True).first()
+        if found is None:
+            raise ToolFailure("Mission Control's own tools answer a signed-in caller only")
+        return found
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A call's caller, resolved: what the handlers read and act as."""
+
+    user: Any
+    team_id: int | None
+
+
+@dataclass(frozen=True)
 class OwnTool:
     name: str
     title: str
     description: str
     input_schema: dict[str, Any]
-    handler: Callable[[dict[str, Any]], dict[str, Any]]
+    handler: Callable[[dict[str, Any], Asked], dict[str, Any]]
     read_only: bool = True
 
     def wire(self) -> dict[str, Any]:
@@ -84,7 +112,7 @@ def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[
 # -- handlers (synchronous ORM, run off the event loop) --------------------------------
 
 
-def search_logs(args: dict[str, Any]) -> dict[str, Any]:
+def search_logs(args: dict[str, Any], asked: Asked) -> dict[str, Any]:
     data: dict[str, str] = {}
     if args.get("query"):
         data["search"] = args["query"]
@@ -95,7 +123,7 @@ def search_logs(args: dict[str, Any]) -> dict[str, Any]:
         if args.get(name):
             data[name] = args[name]
     try:
-        logs = filtered(LogFilterSet, LogEntry.objects.all(), data)
+        logs = filtered(LogFilterSet, LogEntry.objects.visible_to(asked.user), data)
     except ValidationError as exc:
         problems = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in dict(exc.detail).items())
         raise ToolFailure(problems) from None
@@ -104,16 +132,17 @@ def search_logs(args: dict[str, Any]) -> dict[str, Any]:
     return {"logs": rows[:limit], "more": len(rows) > limit}
 
 
-def get_thread(args: dict[str, Any]) -> dict[str, Any]:
-    thread = Thread.objects.filter(id=args["thread_id"]).first()
-    if thread is None:
+def get_thread(args: dict[str, Any], asked: Asked) -> dict[str, Any]:
+    thread = Thread.objects.visible_to(asked.user).filter(id=args["thread_id"]).first()
+    if thread is None:  # another team's answers as an unknown one: its id tells nothing
         raise ToolFailure(f"no thread {args['thread_id']!r}")
-    state = thread.state()
+    state = thread.state(asked.user)
     state["timeline"] = state["timeline"][:MAX_TIMELINE]
     return state
 
 
-def list_servers(args: dict[str, Any]) -> dict[str, Any]:
+def list_servers(args: dict[str, Any], asked: Asked) -> dict[str, Any]:
+    # Servers are shared by every team (MCPServer.global_because).
     servers = MCPServer.objects.annotate(tool_count=Count("tools")).order_by("id")
     if args.get("status"):
         servers = servers.filter(status__in=args["status"])
@@ -152,12 +181,12 @@ def _health(check: HealthCheck | None) -> dict[str, Any] | None:
     }
 
 
-def list_anomalies(args: dict[str, Any]) -> dict[str, Any]:
-    return {"anomalies": recent_anomalies(args.get("limit", 50), args.get("kind"))}
+def list_anomalies(args: dict[str, Any], asked: Asked) -> dict[str, Any]:
+    return {"anomalies": recent_anomalies(asked.user, args.get("limit", 50), args.get("kind"))}
 
 
-def list_directives(args: dict[str, Any]) -> dict[str, Any]:
-    directives = Directive.objects.all()
+def list_directives(args: dict[str, Any], asked: Asked) -> dict[str, Any]:
+    directives = Directive.objects.all()  # shared definitions (Directive.global_because)
     if "system" in args:
         directives = directives.filter(system=args["system"])
     return {
@@ -178,24 +207,28 @@ def list_directives(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_directive(args: dict[str, Any]) -> dict[str, Any]:
-    """Run a directive to its end (its guards bound how long) and answer its execution."""
-    from automations import engine
+def run_directive(args: dict[str, Any], asked: Asked) -> dict[str, Any]:
+    """Run a directive for the caller, to its end (its guards bound how long), and answer
+    its execution; it reads what the caller may see within the caller's team."""
+    from automations import runs
     from automations.inputs import InputError
-    from automations.models import DirectiveExecution
+    from automations.scope import Scope
 
     directive = Directive.objects.filter(name=args["directive"]).first()
     if directive is None:
         raise ToolFailure(f"no directive named {args['directive']!r} (see missioncontrol__list_directives)")
-    if not directive.enabled:
-        raise ToolFailure(f"directive {directive.name!r} is switched off")
-    limit = settings.DIRECTIVE_MAX_CONCURRENT
-    if DirectiveExecution.objects.running_for(directive) >= limit:
-        raise ToolFailure(f"{directive.name} already runs {limit} times at once; try again shortly")
     try:
-        execution = engine.submit(directive, args.get("inputs") or {}, wait=True)
+        execution = runs.start(
+            asked.user,
+            directive,
+            args.get("inputs") or {},
+            acting_for=Scope.for_user(asked.user, asked.team_id),
+            wait=True,
+        )
     except InputError as exc:
         raise ToolFailure(f"inputs: {exc}") from None
+    except runs.Refused as exc:
+        raise ToolFailure(str(exc)) from None
     return execution.summary()
 
 
@@ -306,8 +339,9 @@ def input_schema(name: str) -> dict[str, Any] | None:
     return tool.input_schema if tool is not None else None
 
 
-async def call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """The CallToolResult (wire shape) of own tool `name`; KeyError if there is no such tool."""
+async def call(name: str, arguments: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """The CallToolResult (wire shape) of own tool `name` answered for `caller`; KeyError
+    if there is no such tool."""
     tool = TOOLS[name]
     validator = validators.validator_for(tool.input_schema)(tool.input_schema)
     error = best_match(validator.iter_errors(arguments))
@@ -317,10 +351,14 @@ async def call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
             f"fails the tool's input schema: {error.message}" + (f" (arguments.{where})" if where else "")
         )
     try:
-        found = await sync_to_async(tool.handler)(arguments)
+        found = await sync_to_async(_answer)(tool, arguments, caller)
     except ToolFailure as exc:
         return _error(str(exc))
     return {"content": [{"type": "text", "text": dumps(found)}], "structuredContent": found, "isError": False}
+
+
+def _answer(tool: OwnTool, arguments: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return tool.handler(arguments, Asked(caller.user(), caller.team_id))
 
 
 def _error(reason: str) -> dict[str, Any]:

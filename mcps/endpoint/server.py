@@ -175,7 +175,7 @@ def build_server(
                 _meta=denial_meta(decision, thread_id),
             )
         if own:
-            answer = await own_tools.call(tool, arguments)
+            answer = await own_tools.call(tool, arguments, own_tools.Caller(session.user_id, session.team_id))
             recorder.record(session, ended(result=answer), then=on_called)
             own_answer = types.CallToolResult.model_validate(answer)
             own_answer.meta = {**(own_answer.meta or {}), THREAD_META_KEY: thread_id}

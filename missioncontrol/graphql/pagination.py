@@ -21,6 +21,8 @@ from strawberry_django.optimizer import is_optimized_by_prefetching
 from strawberry_django.pagination import OffsetPaginationInput
 from strawberry_django.settings import strawberry_django_settings
 
+from missioncontrol.visibility import visible_rows
+
 _QS = TypeVar("_QS", bound=QuerySet[Any])
 
 
@@ -75,10 +77,5 @@ def paged_list(*order_by: str, description: str | None = None) -> Any:
 
 
 def visible(queryset: _QS, info: Info) -> _QS:
-    """`queryset` narrowed to what the request's user may see (its model's `visible_to`).
-
-    The optimizer hands a type's `get_queryset` plain querysets too (a relation's
-    prefetch), so the model's own QuerySet method is applied to it explicitly.
-    """
-    queryset_class = type(queryset.model._default_manager.all())
-    return queryset_class.visible_to(queryset, info.context.request.user)  # type: ignore[attr-defined,no-any-return]
+    """`queryset` narrowed to what the request's user may see (its model's `visible_to`)."""
+    return visible_rows(queryset, info.context.request.user)

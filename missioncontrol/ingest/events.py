@@ -49,10 +49,17 @@ class Invalid(Exception):
 @dataclass(frozen=True, slots=True)
 class Source:
     """Who pushes: the ingest key's server, if the key is bound to one, and its team
-    (an ingest key's or an API token's), which the threads and logs it creates join."""
+    (an ingest key's or an API token's), which the threads and logs it creates join.
+
+    A source writes only threads of its own team (no team: threads of no team); an
+    event for another team's thread is rejected (missioncontrol.ingest.pipeline).
+    `system` sources are Mission Control's own writers (a server's tailed log files,
+    the maintenance scripts), which may name any team's thread.
+    """
 
     mcp_id: str | None
     team_id: int | None = None
+    system: bool = False
 
 
 def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:

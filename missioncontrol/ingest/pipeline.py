@@ -132,9 +132,13 @@ def ingest(raw_events: list[Any], source: Source) -> IngestResult:
     result = IngestResult(verdicts)
     if valid:
         with transaction.atomic():
-            stored = _store([e for _, e in valid], result.outbox, source.team_id)
+            stored, refused = _store([e for _, e in valid], result.outbox, source.team_id, source.system)
         for index, event in valid:
-            if event["id"] not in stored:
+            if event.get("thread_id") in refused:
+                verdict = verdicts[index]
+                verdict.status, verdict.field = "rejected", "thread_id"
+                verdict.reason = f"thread {event['thread_id']!r} belongs to another team"
+            elif event["id"] not in stored:
                 verdicts[index].status = "duplicate"
     return result
 
@@ -167,13 +171,24 @@ class Audience:
         return [team] if team is not None else []
 
     def of_log(self, thread_id: str | None) -> list[int]:
-        # LogEntry.visible_to: the log's own team, or its thread's.
+        # LogEntry.visible_to: the log's own team; for a log of no team, its thread's.
+        if self.source:
+            return self.source
         team = self.threads.get(thread_id) if thread_id else None
-        return self.source if team is None or [team] == self.source else [*self.source, team]
+        return [team] if team is not None else []
 
 
-def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = None) -> set[str]:
-    """Write the batch (new threads and logs join `team_id`); return the ids stored for the first time."""
+def _store(
+    events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = None, system: bool = False
+) -> tuple[set[str], set[str]]:
+    """Write the batch (new threads and logs join `team_id`): the ids stored for the first
+    time, and the threads of another team the batch named (their events are not stored).
+
+    Team isolation costs no query of its own: `record_news` writes only the threads of
+    `team_id` and answers their teams, and the teams of the threads only logs name are
+    read once per batch for the live audience anyway. Unless the source is `system`, a
+    thread of another team (no team counts as one) refuses every event naming it.
+    """
     groups = _by_type(events)
     logs = groups.get("log", [])
     started, steps = groups.get("thread.started", []), groups.get("thread.step", [])
@@ -209,12 +224,32 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
     # On PostgreSQL, ends with no usage to record (OTLP's) are applied as the threads
     # are written: a thread created now is created ended, the others in one update.
     ends = _first_ends(ended) if _ends_alone(ended, steps) else {}
-    # Steps first: writing the threads then counts their failed steps and finds their
-    # current step in the same statement (the steps' foreign key is checked at commit).
-    _store_steps(steps)
-    news = Thread.objects.record_news(_started_rows(started), first_seen, team_id, ends)
-    Session.objects.record(_session_rows(started, team_id))
+    news = Thread.objects.record_news(
+        _started_rows(started), first_seen, team_id, ends, own_team_only=not system
+    )
     audience = Audience(team_id, news.teams, {e["thread_id"] for e in logs if e["thread_id"]})
+    refused: set[str] = set()
+    if not system:
+        # Named by a lifecycle event yet not answered (PostgreSQL), or answered with another team.
+        named = {e["thread_id"] for e in started} | first_seen.keys()
+        refused = {t for t in named if news.teams.get(t, _NOT_OURS) != team_id}
+        refused |= {e["thread_id"] for e in logs if audience.threads.get(e["thread_id"], team_id) != team_id}
+    if refused:
+        # Their lifecycle events were never stored: a retry once the thread is sorted out counts.
+        dropped = {e["id"] for e in started + steps + ended if e["thread_id"] in refused} & new_ids
+        started, steps, messages, ended, checks, logs = (
+            [e for e in group if e["thread_id"] not in refused]
+            for group in (started, steps, messages, ended, checks, logs)
+        )
+        ends = {t: end for t, end in ends.items() if t not in refused}
+        if dropped:
+            ThreadEvent.objects.filter(id__in=dropped).delete()
+            new_ids -= dropped
+    # Steps only once their threads are known to be the batch's team's own; then each
+    # thread's error count and current step are counted again from its stored steps.
+    _store_steps(steps)
+    Thread.objects.recount_steps({e["thread_id"] for e in steps})
+    Session.objects.record(_session_rows(started, team_id))
     _announce_started(started, outbox, audience)
     for event in steps:
         tid = event["thread_id"]
@@ -228,7 +263,10 @@ def _store(events: list[dict[str, Any]], outbox: Outbox, team_id: int | None = N
         _apply_ends_and_usage(ended, steps, outbox, audience)
     if session_ends:
         _end_sessions(session_ends, team_id)
-    return new_ids
+    return new_ids, refused
+
+
+_NOT_OURS = object()  # a thread record_news did not answer: another team's
 
 
 def _ends_alone(ended: list[dict[str, Any]], steps: list[dict[str, Any]]) -> bool:

@@ -118,7 +118,7 @@ class ThreadType:
         """Wherever it is reached (root, relation), only what the user may see."""
         return visible(queryset, info)
 
-    # Its logs are visible with it: LogEntry.visible_to admits the logs of a visible thread.
+    # Its logs are visible with it: those of its team or of none (LogEntry.page_per_thread).
 
     @strawberry_django.field(description="What it logged, newest first.")
     async def logs(

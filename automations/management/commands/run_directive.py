@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from automations import engine
 from automations.inputs import InputError
 from automations.models import Directive, StepRun
+from automations.scope import SYSTEM
 from missioncontrol.jsontext import dumps
 
 
@@ -32,7 +33,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--input {pair!r}: expected KEY=VALUE")
             inputs[key] = value
         try:
-            execution = engine.submit(directive, inputs, wait=True, on_step=self.progress)
+            # Whoever runs the command holds the database itself: a system run, reading everything.
+            execution = engine.submit(directive, inputs, acting_for=SYSTEM, wait=True, on_step=self.progress)
         except InputError as exc:
             raise CommandError("; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())) from None
         self.stdout.write(
