@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Model, Q, QuerySet
@@ -93,7 +93,8 @@ class Keyset:
             direction, value, pk = data["d"], datetime.fromisoformat(data["v"]), data["k"]
             if direction not in ("n", "p") or value.tzinfo is None:
                 raise ValueError(direction)
-        except (ValueError, TypeError, KeyError):
+            value.astimezone(UTC)
+        except (ValueError, TypeError, KeyError, OverflowError):
             raise ValidationError(
                 {"cursor": ["Invalid cursor: use the next or previous link as given."]}
             ) from None

@@ -433,7 +433,7 @@ WS_LOG_HISTORY = MC.websocket.log_history
 # Resumable live streams (missioncontrol/history.py): per-channel history for reconnects.
 WS_RESUME_HISTORY = env_int("MC_WS_RESUME_HISTORY", MC.websocket.resume_history)
 WS_RESUME_SECONDS = MC.websocket.resume_seconds
-# Per web process: a socket past the cap is closed with 1013 (try again later).
+# Per web process: a socket past the cap is closed with 4013 (try again later).
 WS_MAX_CONNECTIONS = env_int("MC_WS_MAX_CONNECTIONS", MC.websocket.max_connections)
 WS_PING_INTERVAL = MC.websocket.ping_interval
 WS_PING_TIMEOUT = MC.websocket.ping_timeout

@@ -22,6 +22,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -52,7 +53,10 @@ class TokenRefresh(TokenRefreshView):
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as exc:  # an access token, or one expired or tampered with: 401
+            raise InvalidToken(exc.args[0]) from exc
         user_id = RefreshToken(request.data["refresh"], verify=False).get("user_id")
         user = get_user_model().objects.filter(pk=user_id).first()
         access.record(user, access.TOKEN_REFRESHED, "jwt", request=request._request)
