@@ -144,6 +144,13 @@ class APITokenSerializer(serializers.ModelSerializer[APIToken]):
     def get_token(self, obj: APIToken) -> str | None:
         return getattr(obj, "raw", None)
 
+    def validate_owner(self, owner: Any) -> Any:
+        try:
+            tokens.check_owner(self.context["request"].user, owner)
+        except tokens.MoreThanYours as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return owner
+
 
 @extend_schema_view(
     list=extend_schema(responses={200: APITokenSerializer(many=True), 403: FORBIDDEN}),
