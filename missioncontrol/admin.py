@@ -19,6 +19,7 @@ from django.http import HttpRequest
 
 from audit import access
 from missioncontrol import roles, tokens
+from missioncontrol.logins import AdminSignInForm
 from missioncontrol.models import APIToken, TaskRun, Team
 
 # What only a superuser may change on a user.
@@ -26,6 +27,7 @@ PRIVILEGE_FIELDS = ("is_superuser", "groups", "user_permissions")
 
 User = get_user_model()
 admin.site.unregister(User)
+admin.site.login_form = AdminSignInForm  # sign-ins throttled like every login path
 
 
 @admin.register(User)

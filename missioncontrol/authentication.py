@@ -28,7 +28,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from audit import access
 from audit.policy import Subject
-from missioncontrol import roles
+from missioncontrol import ratelimit, roles
 from missioncontrol.models import TOKEN_PREFIX, APIToken
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -45,6 +45,7 @@ def api_token_user(raw: str, request: Any = None, via: str = "rest") -> tuple[An
     token = APIToken.objects.authenticate(raw)
     if token is None:
         return None
+    ratelimit.remember_token(raw, token.owner_id)
     if token.touch():
         access.record(
             token.owner,

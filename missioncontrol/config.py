@@ -194,6 +194,8 @@ class RateLimitsConfig:
     websocket_connections: int = 100  # open sockets per user (or address); 0: no cap
     mcp: Rate = Rate(1200, 60)  # /mcp requests per bearer credential (API token or JWT)
     otlp: Rate = Rate(3000, 60)  # OTLP/HTTP exports (/v1/traces, /v1/logs) per ingest key
+    login: Rate = Rate(10, 60)  # sign-in attempts per username (pages, admin, /api/auth/token/)
+    login_address: Rate = Rate(30, 60)  # sign-in attempts per client address
 
 
 @dataclass(frozen=True)
@@ -548,7 +550,16 @@ def parse_rate(value: Any, name: str) -> Rate:
 
 
 def _rate_limits(raw: dict[str, Any]) -> RateLimitsConfig:
-    known = {"ingest", "api", "websocket_frames", "websocket_connections", "mcp", "otlp"}
+    known = {
+        "ingest",
+        "api",
+        "websocket_frames",
+        "websocket_connections",
+        "mcp",
+        "otlp",
+        "login",
+        "login_address",
+    }
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(
@@ -564,6 +575,8 @@ def _rate_limits(raw: dict[str, Any]) -> RateLimitsConfig:
         ),
         mcp=parse_rate(raw.get("mcp", "1200/min"), "rate_limits.mcp"),
         otlp=parse_rate(raw.get("otlp", "3000/min"), "rate_limits.otlp"),
+        login=parse_rate(raw.get("login", "10/min"), "rate_limits.login"),
+        login_address=parse_rate(raw.get("login_address", "30/min"), "rate_limits.login_address"),
     )
 
 

@@ -139,6 +139,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "missioncontrol.ratelimit.RateLimitMiddleware",
+    "missioncontrol.logins.RefusedLoginStatus",
 ]
 
 ROOT_URLCONF = "missioncontrol.urls"
@@ -492,12 +493,21 @@ def _rate_limits() -> RateLimitsConfig:
             websocket_connections=env_int("MC_WS_MAX_CONNECTIONS_PER_USER", limits.websocket_connections),
             mcp=parse_rate(env.get("MC_RATE_LIMIT_MCP") or limits.mcp, "MC_RATE_LIMIT_MCP"),
             otlp=parse_rate(env.get("MC_RATE_LIMIT_OTLP") or limits.otlp, "MC_RATE_LIMIT_OTLP"),
+            login=parse_rate(env.get("MC_RATE_LIMIT_LOGIN") or limits.login, "MC_RATE_LIMIT_LOGIN"),
+            login_address=parse_rate(
+                env.get("MC_RATE_LIMIT_LOGIN_ADDRESS") or limits.login_address, "MC_RATE_LIMIT_LOGIN_ADDRESS"
+            ),
         )
     except ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
 
 
 RATE_LIMITS = _rate_limits()
+# Password checks running at once in a web process (missioncontrol/logins.py); a sign-in
+# finding none free within LOGIN_SLOT_WAIT seconds is answered 503 + Retry-After.
+LOGIN_CONCURRENCY = env_int("MC_LOGIN_CONCURRENCY", max(2, os.cpu_count() or 2))
+LOGIN_SLOT_WAIT = env_float("MC_LOGIN_SLOT_WAIT", 0.5)
+AUTHENTICATION_BACKENDS = ["missioncontrol.logins.ThrottledModelBackend"]
 
 
 def _fernet_keys() -> list[str]:

@@ -7,11 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from missioncontrol import views
 from missioncontrol.graphql.views import graphql_view
+from missioncontrol.logins import SignInForm
 
 urlpatterns = [
     path("", views.overview, name="overview"),
     # Pages (issue 7): each app's HTML pages, Django's login and logout.
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("graph", views.graph_page, name="graph-page"),
     path("search", views.search_page, name="search-page"),
@@ -39,6 +40,6 @@ urlpatterns = [
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
     # Django's stock login and logout (the pages branch restyles the template).
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -27,7 +27,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from audit import access
-from missioncontrol import roles, tokens
+from missioncontrol import logins, roles, tokens
 from missioncontrol.models import APIToken, Team
 from missioncontrol.openapi import FIELD_ERRORS, FORBIDDEN, NOT_FOUND
 
@@ -40,7 +40,13 @@ class TokenObtain(TokenObtainPairView):
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except exceptions.AuthenticationFailed:
+            refused = logins.refusal_of(request)
+            if refused is not None:  # throttled or busy: 429 / 503 with Retry-After
+                return refused.response()  # type: ignore[return-value]
+            raise
         access.record(serializer.user, access.TOKEN_ISSUED, "jwt", request=request._request)
         return Response(serializer.validated_data, status=status.HTTP_200_OK)
 
