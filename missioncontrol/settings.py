@@ -78,15 +78,20 @@ MC_ENV = env_str("MC_ENV", "development")
 if MC_ENV not in ("development", "production"):
     raise ImproperlyConfigured(f"MC_ENV: expected development or production, got {MC_ENV!r}")
 PRODUCTION = MC_ENV == "production"
-DEBUG = env_bool("DEBUG", EMBEDDED and not PRODUCTION)
+# Off unless asked for: Django's debug pages list every URL pattern to anyone and show
+# a traceback with its local variables. templates/404.html and 500.html answer instead.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _secret_key() -> str:
     key = env_str("SECRET_KEY")
     if key:
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if PRODUCTION or not EMBEDDED:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set with DATABASE_URL, REDIS_URL or MC_ENV=production "
+            "(only the embedded default generates its own)"
+        )
     # Embedded default: generate once and keep it on disk so sessions survive restarts.
     path = DATA_DIR / "secret_key"
     if path.exists():
@@ -99,7 +104,20 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = [h.strip() for h in (env_str("ALLOWED_HOSTS", "*") or "*").split(",") if h.strip()]
+
+
+def _allowed_hosts() -> list[str]:
+    hosts = [h.strip() for h in (env_str("ALLOWED_HOSTS") or "").split(",") if h.strip()]
+    if PRODUCTION and (not hosts or "*" in hosts):
+        # Django builds absolute URLs (pagination links, redirects) from the Host header.
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS must be set when MC_ENV=production: the host names this server answers "
+            "to, comma-separated, e.g. ALLOWED_HOSTS=mc.example.com (not *)"
+        )
+    return hosts or ["*"]
+
+
+ALLOWED_HOSTS = _allowed_hosts()
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in (env_str("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()
 ]
@@ -140,6 +158,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "missioncontrol.ratelimit.RateLimitMiddleware",
     "missioncontrol.logins.RefusedLoginStatus",
+    "missioncontrol.errors.ContentSecurityPolicy",
 ]
 
 ROOT_URLCONF = "missioncontrol.urls"
@@ -156,6 +175,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "missioncontrol.pages.shell",
+                "missioncontrol.errors.csp_nonce",
             ],
         },
     },

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from missioncontrol import views
 from missioncontrol.graphql.views import graphql_view
@@ -26,10 +26,11 @@ urlpatterns = [
     path("", include("automations.urls")),
     path("", include("kiwi.urls")),
     path("health", views.health, name="health"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("metrics", views.metrics, name="metrics"),
     # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/schema/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("mcps.api.urls")),
     path("api/", include("threads.api.urls")),
     path("api/", include("logs.api.urls")),
@@ -43,3 +44,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
+
+handler404 = "missioncontrol.errors.not_found"
+handler500 = "missioncontrol.errors.server_error"

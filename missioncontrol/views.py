@@ -11,7 +11,7 @@ from urllib.parse import quote
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -60,6 +60,12 @@ async def _channel_layer_state() -> dict[str, Any]:
     except Exception as exc:
         return {"ok": False, "backend": backend, "error": str(exc).strip()[:200] or type(exc).__name__}
     return {"ok": message.get("token") == token, "backend": backend}
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """No icon (the pages carry an empty one): 204, so the admin's pages log no 404 for it."""
+    return HttpResponse(status=204)
 
 
 async def health(request: HttpRequest) -> JsonResponse:
