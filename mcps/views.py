@@ -61,6 +61,7 @@ def server_page(request: HttpRequest, mcp_id: str) -> HttpResponse:
         "prompts": server.prompts.order_by("name"),
         "threads": threads,
         "callable": server.managed or server.id == AGGREGATE_ID,
+        "connection": server.connection_for(request.user),
     }
     return render(request, "mcps/detail.html", context)
 

@@ -75,13 +75,15 @@ class ServerList(APIView):
         if result.created or result.updated:
             async_to_sync(rpc.notify)("discover", {})  # connect now, not at the next interval
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(MCPServerDetailSerializer(servers().get(id=slug)).data, status=code)
+        detail = MCPServerDetailSerializer(servers().get(id=slug), context={"request": request})
+        return Response(detail.data, status=code)
 
 
 class ServerDetail(APIView):
     @extend_schema(responses={200: MCPServerDetailSerializer, 404: NOT_FOUND})
     def get(self, request: Request, mcp_id: str) -> Response:
-        return Response(MCPServerDetailSerializer(get_object_or_404(servers(), id=mcp_id)).data)
+        server = get_object_or_404(servers(), id=mcp_id)
+        return Response(MCPServerDetailSerializer(server, context={"request": request}).data)
 
 
 class ServerTools(APIView):
