@@ -171,6 +171,28 @@ class RedactionConfig:
     patterns: tuple[str, ...] = ()
     # Extra JSON key names (case-insensitive) whose string values are masked whole.
     keys: tuple[str, ...] = ()
+    # Personal data masked too, off unless listed: any of PII_KINDS.
+    pii: tuple[str, ...] = ()
+
+
+# Personal data redaction can mask: e-mail addresses, payment card numbers (those that
+# pass the Luhn check) and US social security numbers.
+PII_KINDS = ("email", "card", "us_ssn")
+
+
+def parse_pii(value: Any, name: str) -> tuple[str, ...]:
+    """`redaction.pii`: true or "all" (every kind), false or "off" (none), or a list of kinds."""
+    if value in (None, False, "off", "false", "0", ""):
+        return ()
+    if value in (True, "all", "true", "1"):
+        return PII_KINDS
+    kinds = [k.strip() for k in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise ConfigError(f"{name}: expected true, false or a list of {', '.join(PII_KINDS)}")
+    unknown = sorted(set(kinds) - set(PII_KINDS))
+    if unknown:
+        raise ConfigError(f"{name}: unknown kind {unknown[0]!r}; expected any of {', '.join(PII_KINDS)}")
+    return tuple(k for k in PII_KINDS if k in kinds)
 
 
 @dataclass(frozen=True)
@@ -507,10 +529,10 @@ def _security(raw: dict[str, Any]) -> SecurityConfig:
 
 
 def _redaction(raw: dict[str, Any]) -> RedactionConfig:
-    unknown = set(raw) - {"enabled", "replacement", "patterns", "keys"}
+    unknown = set(raw) - {"enabled", "replacement", "patterns", "keys", "pii"}
     if unknown:
         raise ConfigError(
-            f"redaction.{sorted(unknown)[0]}: unknown key; expected enabled, replacement, patterns, keys"
+            f"redaction.{sorted(unknown)[0]}: unknown key; expected enabled, replacement, patterns, keys, pii"
         )
     patterns = _strings(raw, "patterns", "redaction")
     for index, pattern in enumerate(patterns):
@@ -527,6 +549,7 @@ def _redaction(raw: dict[str, Any]) -> RedactionConfig:
         replacement=_str(raw, "replacement", "***", "redaction") or "***",
         patterns=patterns,
         keys=_strings(raw, "keys", "redaction"),
+        pii=parse_pii(raw.get("pii"), "redaction.pii"),
     )
 
 

@@ -18,7 +18,14 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from missioncontrol.config import ConfigError, RateLimitsConfig, load_config, parse_rate
+from missioncontrol.config import (
+    ConfigError,
+    RateLimitsConfig,
+    RedactionConfig,
+    load_config,
+    parse_pii,
+    parse_rate,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -497,7 +504,19 @@ LOGGING = {
 
 # Hardening (missioncontrol/redaction.py, missioncontrol/ratelimit.py): secrets masked
 # before storage, and the limits answered with 429 + Retry-After.
-REDACTION = MC.redaction
+
+
+def _redaction() -> RedactionConfig:
+    pii = env_str("MC_REDACT_PII")
+    if pii is None:
+        return MC.redaction
+    try:
+        return dataclasses.replace(MC.redaction, pii=parse_pii(pii, "MC_REDACT_PII"))
+    except ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+
+
+REDACTION = _redaction()
 
 
 def _rate_limits() -> RateLimitsConfig:
