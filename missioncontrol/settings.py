@@ -416,6 +416,9 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs, like the rest of the API, are for signed-in users.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON, what clients send; form bodies are still
+    # parsed, but a malformed multipart one is refused by daphne itself (an empty 400).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -440,6 +443,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "missioncontrol.openapi.add_components",
         "missioncontrol.openapi.add_plain_endpoints",
+        "missioncontrol.openapi.any_or_null",
     ],
 }
 

@@ -188,3 +188,9 @@ def test_ordinary_templates_still_render() -> None:
     assert templating.render("{{ '%5s|%-3d' % ('x', 7) }} {{ '{:>4}'.format(1) }}", {}) == "    x|7      1"
     assert templating.render("{{ items|map(attribute='id')|join(',') }}", context) == "T-1,T-2"
     assert templating.render("{{ [1, 2] + [3] }}", {}) == [1, 2, 3]
+
+
+def test_a_directive_with_a_control_character_is_400_naming_the_source(client: Client) -> None:
+    answer = client.post("/api/internal/directives", {"source": "name: x\x89\nsteps: []"}, "application/json")
+    assert answer.status_code == 400, answer.content
+    assert "invalid YAML" in str(answer.json())

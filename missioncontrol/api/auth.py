@@ -14,7 +14,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
@@ -23,15 +24,37 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from audit import access
 from missioncontrol import logins, roles, tokens
 from missioncontrol.models import APIToken, Team
-from missioncontrol.openapi import FIELD_ERRORS, FORBIDDEN, NOT_FOUND
+from missioncontrol.openapi import (
+    FIELD_ERRORS,
+    FORBIDDEN,
+    NOT_FOUND,
+    SIGN_IN_BUSY,
+    SIGN_IN_LIMITED,
+    UNAUTHORIZED,
+)
+
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503], description="Seconds."
+)
 
 
+@extend_schema(
+    responses={
+        200: TokenObtainPairSerializer,
+        400: FIELD_ERRORS,
+        401: UNAUTHORIZED,
+        429: SIGN_IN_LIMITED,
+        503: SIGN_IN_BUSY,
+    },
+    parameters=[RETRY_AFTER],
+)
 class TokenObtain(TokenObtainPairView):
     """{username, password} -> {access, refresh}: a JWT pair for `Authorization: Bearer`."""
 
@@ -51,6 +74,7 @@ class TokenObtain(TokenObtainPairView):
         return Response(serializer.validated_data, status=status.HTTP_200_OK)
 
 
+@extend_schema(responses={200: TokenRefreshSerializer, 400: FIELD_ERRORS, 401: UNAUTHORIZED})
 class TokenRefresh(TokenRefreshView):
     """{refresh} -> {access}: a new access token while the refresh token lasts."""
 
