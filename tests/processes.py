@@ -117,6 +117,41 @@ def create_token(env: dict[str, str], user: str = "mc-test", role: str = "admin"
     return manage("create_api_token", f"{user}-token", "--user", user).strip().splitlines()[-1]
 
 
+def manage(env: dict[str, str], *args: str) -> str:
+    """`manage.py args` in `env`'s installation; its output (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def superuser_server(data: Path, username: str, password: str, **extra: str) -> tuple[Server, dict[str, str]]:
+    """A daphne (started, not yet healthy) over a fresh data directory, migrated, with a
+    superuser; and its environment, for more manage.py commands."""
+    env = clean_env(
+        MC_DATA_DIR=str(data),
+        MC_DEMO="0",
+        DJANGO_SUPERUSER_USERNAME=username,
+        DJANGO_SUPERUSER_PASSWORD=password,
+        DJANGO_SUPERUSER_EMAIL=f"{username}@example.com",
+        **extra,
+    )
+    manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "createsuperuser", "--noinput")
+    return daphne(free_port(), env, data / "daphne.log"), env
+
+
+def jwt_for(env: dict[str, str], username: str) -> str:
+    """A JWT access token of `username`, signed with the installation's key."""
+    show = (
+        "from django.contrib.auth.models import User; "
+        "from rest_framework_simplejwt.tokens import AccessToken; "
+        f"print(AccessToken.for_user(User.objects.get(username={username!r})))"
+    )
+    return manage(env, "shell", "-c", show).split()[-1]
+
+
 def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     response = httpx.post(
         f"{url}/api/ingest/events",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, Server, clean_env, daphne, free_port
+from tests.processes import ROOT, Server, jwt_for, superuser_server
 
 pytestmark = pytest.mark.slow
 
@@ -36,38 +36,18 @@ CHECKS = (
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
-    data = tmp_path_factory.mktemp("fuzz-data")
-    env = clean_env(
-        MC_DATA_DIR=str(data),
-        MC_DEMO="0",
+    server, env = superuser_server(
+        tmp_path_factory.mktemp("fuzz-data"),
+        "fuzz",
+        "fuzz-pw-8761",
         MC_RATE_LIMIT_API="off",
         MC_JWT_ACCESS_MINUTES="60",
-        DJANGO_SUPERUSER_USERNAME="fuzz",
-        DJANGO_SUPERUSER_PASSWORD="fuzz-pw-8761",
-        DJANGO_SUPERUSER_EMAIL="fuzz@example.com",
     )
-    manage(env, "migrate", "--noinput", "-v0")
-    manage(env, "createsuperuser", "--noinput")
-    show = (
-        "from django.contrib.auth.models import User; "
-        "from rest_framework_simplejwt.tokens import AccessToken; "
-        "print(AccessToken.for_user(User.objects.get(username='fuzz')))"
-    )
-    token = manage(env, "shell", "-c", show).split()[-1]
-    server = daphne(free_port(), env, data / "daphne.log")
     try:
         server.wait_healthy()
-        yield server, token
+        yield server, jwt_for(env, "fuzz")
     finally:
         server.stop()
 

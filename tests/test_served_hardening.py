@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.processes import ROOT, Server, clean_env, daphne, free_port
+from tests.processes import Server, jwt_for, superuser_server
 
 pytestmark = pytest.mark.slow
 
@@ -27,35 +24,26 @@ PASSWORD = "served-pw-7315"
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("served-data")
-    env = clean_env(
-        MC_DATA_DIR=str(data),
-        MC_DEMO="0",
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+    server, env = superuser_server(
+        tmp_path_factory.mktemp("served-data"),
+        "ops",
+        PASSWORD,
         MC_RATE_LIMIT_LOGIN="3/min",
         MC_RATE_LIMIT_WS_FRAMES="5/min",
         MC_LOGIN_CONCURRENCY="1",
         MC_LOGIN_SLOT_WAIT="0.05",
-        DJANGO_SUPERUSER_USERNAME="ops",
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-        DJANGO_SUPERUSER_EMAIL="ops@example.com",
     )
-    for args in (["migrate", "--noinput", "-v0"], ["createsuperuser", "--noinput"]):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-    server = daphne(free_port(), env, data / "daphne.log")
     try:
         server.wait_healthy()
-        yield server
+        yield server, env
     finally:
         server.stop()
+
+
+@pytest.fixture
+def web(served: tuple[Server, dict[str, str]]) -> Server:
+    return served[0]
 
 
 def test_an_unknown_page_is_the_products_404_not_a_debug_page(web: Server) -> None:
@@ -112,8 +100,11 @@ def test_password_checks_past_the_bound_are_refused_at_once(web: Server) -> None
     assert all(seconds < 2 for code, seconds in results if code == 503), results
 
 
-def test_a_websocket_flood_is_closed_with_4008_as_the_client_sees_it(web: Server) -> None:
-    token = obtain_jwt(web)
+def test_a_websocket_flood_is_closed_with_4008_as_the_client_sees_it(
+    served: tuple[Server, dict[str, str]],
+) -> None:
+    web, env = served
+    token = jwt_for(env, "ops")
 
     async def flood() -> Any:
         async with websockets.connect(f"ws://127.0.0.1:{web.port}/ws/?token={token}") as ws:
@@ -126,19 +117,3 @@ def test_a_websocket_flood_is_closed_with_4008_as_the_client_sees_it(web: Server
                 return closed.rcvd.code if closed.rcvd else None
 
     assert asyncio.run(flood()) == 4008
-
-
-def obtain_jwt(web: Server) -> str:
-    """A JWT of `ops` signed with the server's key (its data directory's secret_key)."""
-    show = (
-        "from django.contrib.auth.models import User; "
-        "from rest_framework_simplejwt.tokens import AccessToken; "
-        "print(AccessToken.for_user(User.objects.get(username='ops')))"
-    )
-    data = Path(web.log).parent
-    env = clean_env(MC_DATA_DIR=str(data))
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()[-1]
