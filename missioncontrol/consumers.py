@@ -139,6 +139,12 @@ def _connecting_user(scope: dict[str, Any]) -> tuple[Any, str | None]:
     """(user, None), or (None, why not): `?token=` first, else the session's user."""
     token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
     if token:
+        if ratelimit.bearer_user_id(token) is None:
+            # Not seen valid yet: counted against the address before it costs a lookup.
+            client = scope.get("client") or (None, None)
+            denied = ratelimit.check_api(None, client[0])
+            if denied is not None:
+                return None, denied.reason
         user = user_for_bearer(token, scope, via="ws")
         return (user, None) if user is not None else (None, "invalid, expired or revoked token")
     user = scope.get("user")

@@ -164,3 +164,19 @@ def test_bogus_credentials_are_limited_per_address_before_any_lookup(
         assert refused.status_code == 429 and refused["Retry-After"]
     other = client.get("/api/threads", HTTP_AUTHORIZATION="Bearer mct_x", REMOTE_ADDR="10.6.6.7")
     assert other.status_code == 401  # another address is not held back
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_bogus_websocket_tokens_are_limited_per_address_before_any_lookup(settings: Any) -> None:
+    from tests.conftest import Socket
+
+    limits(settings, api=Rate(2, 60))
+    reasons = []
+    for _ in range(3):
+        socket = Socket(token="mct_" + secrets.token_urlsafe(32), client=("10.5.5.5", 4000))
+        connected, _ = await socket.comm.connect()
+        assert connected
+        reasons.append((await socket.recv())["payload"]["reason"])
+        await socket.comm.disconnect()
+    assert reasons[:2] == ["invalid, expired or revoked token"] * 2
+    assert "more than 2 per 60 s for address 10.5.5.5" in reasons[2]
