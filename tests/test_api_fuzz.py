@@ -32,6 +32,7 @@ CHECKS = (
     "content_type_conformance",
     "response_headers_conformance",
     "response_schema_conformance",
+    "unsupported_method",
 )
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 

@@ -194,3 +194,30 @@ def test_a_directive_with_a_control_character_is_400_naming_the_source(client: C
     answer = client.post("/api/internal/directives", {"source": "name: x\x89\nsteps: []"}, "application/json")
     assert answer.status_code == 400, answer.content
     assert "invalid YAML" in str(answer.json())
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/mcps/time/reconnect", "POST"),
+        ("/api/mcps/time/tools/get_current_time/call", "POST"),
+        ("/api/permissions/compliance", "GET"),
+    ],
+)
+def test_a_method_a_plain_api_view_does_not_take_is_405_naming_the_ones_it_does(
+    client: Client, path: str, allowed: str
+) -> None:
+    answer = client.generic("TRACE", path)
+    assert answer.status_code == 405 and answer["Allow"] == allowed
+
+
+def test_a_bearer_request_of_a_method_django_does_not_know_is_405_not_a_csrf_page(superuser: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    answer = client.generic(
+        "QUERY", "/api/permissions/compliance", HTTP_AUTHORIZATION=f"Bearer {access_token(superuser)}"
+    )
+    assert answer.status_code == 405 and answer["Allow"] == "GET"
+    session = Client(enforce_csrf_checks=True)
+    session.force_login(superuser)
+    refused = session.post("/api/mcps/time/reconnect")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]

@@ -45,6 +45,9 @@ def servers() -> Any:
     return MCPServer.objects.annotate(tool_count=Count("tools"))
 
 
+ALLOW_POST = {"Allow": "POST"}  # a 405 names the methods that would do (RFC 9110)
+
+
 class ServerList(APIView):
     @extend_schema(responses=MCPServerSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -127,7 +130,9 @@ async def _exists(mcp_id: str) -> bool:
 @api_access(roles.RECONNECT)
 async def reconnect(request: HttpRequest, mcp_id: str) -> HttpResponse:
     if request.method != "POST":
-        return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
+        return JsonResponse(
+            {"error": {"field": "method", "reason": "use POST"}}, status=405, headers=ALLOW_POST
+        )
     if not await _exists(mcp_id):
         return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
     try:
@@ -160,7 +165,9 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
     thread of its own (a child of `parent_thread_id` if given); 403 when denied.
     """
     if request.method != "POST":
-        return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
+        return JsonResponse(
+            {"error": {"field": "method", "reason": "use POST"}}, status=405, headers=ALLOW_POST
+        )
     try:
         body = loads(request.body or b"{}")
     except JSONDecodeError as exc:
