@@ -20,6 +20,7 @@ from django.db.models.functions import TruncDate
 from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.models import PermissionEvent
+from missioncontrol.spreadsheet import cell
 
 DEFAULT_DAYS = 7
 CSV_COLUMNS = (
@@ -50,7 +51,12 @@ def parse_bound(value: str) -> datetime:
         if day is None:
             raise ValueError(f"expected an ISO 8601 date or datetime, got {value!r}")
         parsed = datetime.combine(day, time.min)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"outside the years 1 to 9999 in UTC: {value!r}") from None
+    return parsed
 
 
 class BadPeriod(ValueError):
@@ -74,6 +80,8 @@ def period(start: str | None, end: str | None, now: datetime | None = None) -> t
         begin = parse_bound(start) if start else stop - timedelta(days=DEFAULT_DAYS)
     except ValueError as exc:
         raise BadPeriod("from", str(exc)) from None
+    except OverflowError:
+        raise BadPeriod("to", "too early: the period before it starts before the year 1") from None
     if begin >= stop:
         raise BadPeriod("from", "must be before to")
     return begin, stop
@@ -133,7 +141,7 @@ class ComplianceReport:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.csv_rows())
+        writer.writerows({k: cell(v) for k, v in row.items()} for row in self.csv_rows())
         return out.getvalue()
 
     def as_text(self) -> str:

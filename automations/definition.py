@@ -59,7 +59,10 @@ def _validator() -> Any:
 
 def parse(text: str) -> dict[str, Any]:
     """The definition in `text`, checked against the schema; DirectiveError saying where otherwise."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses control characters already
+    except yaml.YAMLError as exc:
+        raise DirectiveError(f"invalid YAML: {_yaml_problem(exc)}") from None
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None

@@ -2,14 +2,17 @@
 
 The same mix of events goes through `missioncontrol.ingest.pipeline.ingest` (what
 POST /api/ingest/events calls) in batches of 500, into a scratch PostgreSQL database
-`mc_bench_redaction`, with redaction off and on for alternate batches (ABBA order, so
-the tables' growth and the machine's other load weigh on both alike). The mix: 70%
-logs (short messages, a context object), 15% steps (nested JSON arguments), 10%
-transcript messages (~600 characters), 5% permission checks; one event in 50 carries a
-secret. Reported: events/s of wall time and of this process's CPU time, each with
-redaction over without; and the cost of `redact_event` alone, per event, on the mix.
+`mc_bench_redaction`, with redaction off, on (secrets), and on with personal data
+(`redaction.pii`: e-mails, Luhn-checked card numbers, US SSNs) for rotating batches (each
+mode first, second and third in turn, so the tables' growth and the machine's other
+load weigh on all alike). The mix: 70% logs (short messages, a context object), 15%
+steps (nested JSON arguments), 10% transcript messages (~600 characters), 5%
+permission checks; one event in 50 carries a secret and one in 50 personal data.
+Reported: events/s of wall time and of this process's CPU time, each with redaction
+over without (and with PII over without); and the cost of `redact_event` alone, per
+event, on the mix.
 
-Environment: BENCH_REDACTION_EVENTS (default 60,000), BENCH_PG.
+Environment: BENCH_REDACTION_EVENTS (default 60,000), BENCH_PG, BENCH_REDACTION_DB.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from tests.processes import CLEARED  # noqa: E402
 
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "mc_bench_redaction"
+DB_NAME = os.environ.get("BENCH_REDACTION_DB", "mc_bench_redaction")
 EVENTS = int(os.environ.get("BENCH_REDACTION_EVENTS", 60_000))
 BATCH = 500
 WORDS = [
@@ -75,12 +78,19 @@ SECRETS = (
     "postgres://admin:hunter2@db.internal/mc",
     "api_key=abc123def456",
 )
+PERSONAL = (
+    "reply to alice.smith@example.com",
+    "card 4111 1111 1111 1111 declined",
+    "ssn 123-45-6789 on file",
+)
 
 
 def _text(rng: random.Random, words: int) -> str:
     text = " ".join(rng.choice(WORDS) for _ in range(words))
     if rng.random() < 0.02:
         text += " " + rng.choice(SECRETS)
+    if rng.random() < 0.02:
+        text += " " + rng.choice(PERSONAL)
     return text
 
 
@@ -168,26 +178,31 @@ def setup(url: str) -> None:
 def main() -> None:
     url = f"{PG}/{DB_NAME}"
     setup(url)
-    from django.conf import settings
     from django.test.utils import override_settings
 
-    from missioncontrol.config import RedactionConfig
+    from missioncontrol.config import PII_KINDS, RedactionConfig
     from missioncontrol.ingest.events import Source, validate
     from missioncontrol.ingest.pipeline import ingest
     from missioncontrol.redaction import redact_event
 
-    # Batches alternate off/on, in ABBA order, so that load on the machine (it is shared)
-    # and the tables' growth weigh on both alike. Wall time and this process's CPU time.
-    wall = {"off": 0.0, "on": 0.0}
-    cpu = {"off": 0.0, "on": 0.0}
-    counted = {"off": 0, "on": 0}
-    pairs = EVENTS // (2 * BATCH)
-    for pair in range(pairs):
-        batch_events = events(f"p{pair}", BATCH, seed=pair)
-        twin = [{**e, "id": f"{e['id']}-twin"} for e in batch_events]  # the same events, new ids
-        order = ("off", "on") if pair % 2 == 0 else ("on", "off")
-        for mode, batch in zip(order, (batch_events, twin), strict=True):
-            with override_settings(REDACTION=RedactionConfig(enabled=mode == "on")):
+    # Batches rotate off/on/pii, each mode first, second and third in turn, so that load
+    # on the machine (it is shared) and the tables' growth weigh on all alike.
+    configs = {
+        "off": RedactionConfig(enabled=False),
+        "on": RedactionConfig(),
+        "pii": RedactionConfig(pii=PII_KINDS),
+    }
+    modes = tuple(configs)
+    wall = dict.fromkeys(modes, 0.0)
+    cpu = dict.fromkeys(modes, 0.0)
+    counted = dict.fromkeys(modes, 0)
+    rounds = EVENTS // (len(modes) * BATCH)
+    for round_ in range(rounds):
+        batch_events = events(f"p{round_}", BATCH, seed=round_)
+        order = modes[round_ % 3 :] + modes[: round_ % 3]
+        for position, mode in enumerate(order):
+            batch = [{**e, "id": f"{e['id']}-{position}"} for e in batch_events]  # the same events, new ids
+            with override_settings(REDACTION=configs[mode]):
                 began, began_cpu = time.perf_counter(), time.process_time()
                 result = ingest(batch, Source(mcp_id=None))
                 wall[mode] += time.perf_counter() - began
@@ -199,30 +214,39 @@ def main() -> None:
 
     # redact_event alone, on validated events of the same mix.
     sample = [validate(e, Source(mcp_id=None)) for e in events("solo", 20_000, seed=99)]
-    assert settings.REDACTION.enabled
-    began = time.perf_counter()
-    for event in sample:
-        redact_event(event)
-    per_event_us = (time.perf_counter() - began) / len(sample) * 1e6
+    per_event_us = {}
+    for mode in ("on", "pii"):
+        with override_settings(REDACTION=configs[mode]):
+            copies = [dict(e) for e in sample]
+            began = time.perf_counter()
+            for event in copies:
+                redact_event(event)
+            per_event_us[mode] = (time.perf_counter() - began) / len(copies) * 1e6
 
     result = {
         "events": sum(counted.values()),
         "batch": BATCH,
         "ingest_events_per_second_without_redaction": round(rate["off"]),
         "ingest_events_per_second_with_redaction": round(rate["on"]),
+        "ingest_events_per_second_with_pii_redaction": round(rate["pii"]),
         "ratio": round(rate["on"] / rate["off"], 3),
+        "pii_ratio": round(rate["pii"] / rate["off"], 3),
         "cpu_events_per_second_without_redaction": round(cpu_rate["off"]),
         "cpu_events_per_second_with_redaction": round(cpu_rate["on"]),
+        "cpu_events_per_second_with_pii_redaction": round(cpu_rate["pii"]),
         "cpu_ratio": round(cpu_rate["on"] / cpu_rate["off"], 3),
-        "redact_event_us_per_event": round(per_event_us, 2),
+        "cpu_pii_ratio": round(cpu_rate["pii"] / cpu_rate["off"], 3),
+        "redact_event_us_per_event": round(per_event_us["on"], 2),
+        "redact_event_with_pii_us_per_event": round(per_event_us["pii"], 2),
     }
     print(
         f"redaction: ingest() {result['ingest_events_per_second_with_redaction']:,} events/s with, "
-        f"{result['ingest_events_per_second_without_redaction']:,} without -> ratio {result['ratio']:.3f} "
-        f"(CPU of this process: {result['cpu_events_per_second_with_redaction']:,} vs "
-        f"{result['cpu_events_per_second_without_redaction']:,} events per CPU second -> "
-        f"ratio {result['cpu_ratio']:.3f}); "
-        f"redact_event alone {result['redact_event_us_per_event']} us/event",
+        f"{result['ingest_events_per_second_with_pii_redaction']:,} with PII too, "
+        f"{result['ingest_events_per_second_without_redaction']:,} without -> ratio {result['ratio']:.3f}, "
+        f"with PII {result['pii_ratio']:.3f} (CPU of this process: ratio {result['cpu_ratio']:.3f}, "
+        f"with PII {result['cpu_pii_ratio']:.3f}); redact_event alone "
+        f"{result['redact_event_us_per_event']} us/event, with PII "
+        f"{result['redact_event_with_pii_us_per_event']} us/event",
         flush=True,
     )
     out = ROOT / "bench" / "results"

@@ -17,6 +17,7 @@ from django.db.models import Q, QuerySet
 
 from logs.models import LogEntry
 from missioncontrol.jsontext import dumps
+from missioncontrol.spreadsheet import cell
 
 CHUNK = 2000
 COLUMNS = ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception")
@@ -57,7 +58,7 @@ def _csv_writer() -> tuple[Callable[[Iterable[LogEntry]], str], str]:
         for row in rows:
             event = row.as_event()
             event["context"] = dumps(event["context"])
-            writer.writerow(["" if event[c] is None else event[c] for c in COLUMNS])
+            writer.writerow(["" if event[c] is None else cell(event[c]) for c in COLUMNS])
         text = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from mcps.gateway import rpc
 from mcps.models import HealthCheck, IngestKey, MCPServer, Prompt, Resource, Tool
+from missioncontrol import roles
 
 
 class ToolInline(admin.TabularInline):
@@ -104,6 +105,44 @@ class MCPServerAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: MCPServer, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         async_to_sync(rpc.notify)("discover", {})  # the gateway connects (or reconnects) now
+
+    # Who does not manage servers sees the connection's secrets masked (mcps/masking.py),
+    # and cannot search by url or command line (a search is an oracle for a secret).
+    MASKED = {"url": "shown_url", "args": "shown_args", "env": "shown_env", "headers": "shown_headers"}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if roles.can(request.user, roles.MANAGE_SERVERS):
+            return fieldsets
+        return [
+            (name, {**options, "fields": tuple(self.MASKED.get(f, f) for f in options["fields"])})
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if roles.can(request.user, roles.MANAGE_SERVERS) else (*fields, *self.MASKED.values())
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        if roles.can(request.user, roles.MANAGE_SERVERS):
+            return self.search_fields
+        return tuple(f for f in self.search_fields if f not in ("command", "url"))
+
+    @admin.display(description="URL")
+    def shown_url(self, obj: MCPServer) -> str:
+        return str(obj.connection_for(None)["url"])
+
+    @admin.display(description="Args")
+    def shown_args(self, obj: MCPServer) -> str:
+        return " ".join(obj.connection_for(None)["args"])
+
+    @admin.display(description="Env")
+    def shown_env(self, obj: MCPServer) -> dict[str, str]:
+        return dict(obj.connection_for(None)["env"])
+
+    @admin.display(description="Headers")
+    def shown_headers(self, obj: MCPServer) -> dict[str, str]:
+        return dict(obj.connection_for(None)["headers"])
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str]:
         return {"source": MCPServer.Source.ADMIN, "transport": MCPServer.Transport.STDIO}

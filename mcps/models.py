@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from mcps.masking import masked_spec
 from missioncontrol.config import ConfigError, RetentionConfig, parse_retention
 from missioncontrol.encryption import EncryptedJSONField
 from missioncontrol.redaction import redact_text
@@ -255,6 +256,13 @@ class MCPServer(models.Model):
             "url": self.url,
             "headers": dict(self.headers),
         }
+
+    def connection_for(self, user: Any) -> dict[str, Any]:
+        """The connection spec as `user` may see it: env and headers masked, and the url
+        and args too unless `user` manages servers (mcps/masking.py)."""
+        from missioncontrol import roles
+
+        return masked_spec(self.connection_spec(), reveal=roles.can(user, roles.MANAGE_SERVERS))
 
     def tool_defaults(self, tool: str) -> dict[str, Any]:
         """The default arguments of `tool`: those for every tool, overridden by its own."""

@@ -64,6 +64,7 @@ def server_page(request: HttpRequest, mcp_id: str) -> HttpResponse:
         "threads": threads,
         "calls": calls,
         "callable": server.managed or server.id == AGGREGATE_ID,
+        "connection": server.connection_for(request.user),
     }
     return render(request, "mcps/detail.html", context)
 

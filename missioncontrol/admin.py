@@ -1,14 +1,25 @@
-"""Admin for teams, API tokens (a token's secret is shown once, when it is added) and task runs."""
+"""Admin for users, teams, API tokens (a token's secret is shown once, when it is added) and task runs.
+
+Only a superuser grants privilege here: anyone else sees a user's superuser status,
+groups (roles) and permissions read-only, may not change or delete a user holding
+privilege it lacks (so not set that user's password either), and may not give a
+token to such a user.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit import access
+from missioncontrol import roles, tokens
+from missioncontrol.logins import AdminSignInForm
 from missioncontrol.models import APIToken, TaskRun, Team
 
 # The admin console carries the product's name, not Django's.
@@ -16,6 +27,28 @@ admin.site.site_header = "Mission Control administration"
 admin.site.site_title = "Mission Control admin"
 admin.site.index_title = "Servers, threads, logs, audit and automations"
 admin.site.site_url = "/"
+
+# What only a superuser may change on a user.
+PRIVILEGE_FIELDS = ("is_superuser", "groups", "user_permissions")
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.login_form = AdminSignInForm  # sign-ins throttled like every login path
+
+
+@admin.register(User)
+class MissionControlUserAdmin(UserAdmin):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, *PRIVILEGE_FIELDS)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or roles.holds_no_more_than(obj, request.user))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or roles.holds_no_more_than(obj, request.user))
 
 
 @admin.register(TaskRun)
@@ -47,6 +80,20 @@ class APITokenAdmin(admin.ModelAdmin):
     fields = ("name", "owner", "team", *readonly_fields)
     raw_id_fields = ("owner",)
     actions = ["revoke"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+
+        class TokenForm(base):  # type: ignore[misc, valid-type]
+            def clean_owner(self) -> Any:
+                owner = self.cleaned_data.get("owner")
+                try:
+                    tokens.check_owner(request.user, owner)
+                except tokens.MoreThanYours as exc:
+                    raise forms.ValidationError(str(exc)) from None
+                return owner
+
+        return TokenForm
 
     def save_model(self, request: HttpRequest, obj: APIToken, form: Any, change: bool) -> None:
         raw = None if change else obj.new_secret()

@@ -17,6 +17,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.core.exceptions import SuspiciousOperation  # noqa: E402
+from django.http import Http404, HttpRequest, HttpResponse  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from mcps.endpoint.http import mcp_endpoint  # noqa: E402
@@ -36,7 +38,19 @@ tune_for_latency()
 count_replacement()
 INGEST_PATH = "/api/ingest/events"
 MCP_PATHS = ("/mcp", "/mcp/")
-django_http = ASGIStaticFilesHandler(django_asgi_app)
+
+
+class StaticFiles(ASGIStaticFilesHandler):
+    """Static files; a path that climbs out of them (`/static/../settings.py`) is a 404, not a 500."""
+
+    def serve(self, request: HttpRequest) -> HttpResponse:
+        try:
+            return super().serve(request)
+        except SuspiciousOperation:
+            raise Http404("No such static file.") from None
+
+
+django_http = StaticFiles(django_asgi_app)
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -171,6 +171,28 @@ class RedactionConfig:
     patterns: tuple[str, ...] = ()
     # Extra JSON key names (case-insensitive) whose string values are masked whole.
     keys: tuple[str, ...] = ()
+    # Personal data masked too, off unless listed: any of PII_KINDS.
+    pii: tuple[str, ...] = ()
+
+
+# Personal data redaction can mask: e-mail addresses, payment card numbers (those that
+# pass the Luhn check) and US social security numbers.
+PII_KINDS = ("email", "card", "us_ssn")
+
+
+def parse_pii(value: Any, name: str) -> tuple[str, ...]:
+    """`redaction.pii`: true or "all" (every kind), false or "off" (none), or a list of kinds."""
+    if value in (None, False, "off", "false", "0", ""):
+        return ()
+    if value in (True, "all", "true", "1"):
+        return PII_KINDS
+    kinds = [k.strip() for k in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise ConfigError(f"{name}: expected true, false or a list of {', '.join(PII_KINDS)}")
+    unknown = sorted(set(kinds) - set(PII_KINDS))
+    if unknown:
+        raise ConfigError(f"{name}: unknown kind {unknown[0]!r}; expected any of {', '.join(PII_KINDS)}")
+    return tuple(k for k in PII_KINDS if k in kinds)
 
 
 @dataclass(frozen=True)
@@ -194,6 +216,8 @@ class RateLimitsConfig:
     websocket_connections: int = 100  # open sockets per user (or address); 0: no cap
     mcp: Rate = Rate(1200, 60)  # /mcp requests per bearer credential (API token or JWT)
     otlp: Rate = Rate(3000, 60)  # OTLP/HTTP exports (/v1/traces, /v1/logs) per ingest key
+    login: Rate = Rate(10, 60)  # sign-in attempts per username (pages, admin, /api/auth/token/)
+    login_address: Rate = Rate(30, 60)  # sign-in attempts per client address
 
 
 @dataclass(frozen=True)
@@ -505,10 +529,10 @@ def _security(raw: dict[str, Any]) -> SecurityConfig:
 
 
 def _redaction(raw: dict[str, Any]) -> RedactionConfig:
-    unknown = set(raw) - {"enabled", "replacement", "patterns", "keys"}
+    unknown = set(raw) - {"enabled", "replacement", "patterns", "keys", "pii"}
     if unknown:
         raise ConfigError(
-            f"redaction.{sorted(unknown)[0]}: unknown key; expected enabled, replacement, patterns, keys"
+            f"redaction.{sorted(unknown)[0]}: unknown key; expected enabled, replacement, patterns, keys, pii"
         )
     patterns = _strings(raw, "patterns", "redaction")
     for index, pattern in enumerate(patterns):
@@ -525,6 +549,7 @@ def _redaction(raw: dict[str, Any]) -> RedactionConfig:
         replacement=_str(raw, "replacement", "***", "redaction") or "***",
         patterns=patterns,
         keys=_strings(raw, "keys", "redaction"),
+        pii=parse_pii(raw.get("pii"), "redaction.pii"),
     )
 
 
@@ -548,7 +573,16 @@ def parse_rate(value: Any, name: str) -> Rate:
 
 
 def _rate_limits(raw: dict[str, Any]) -> RateLimitsConfig:
-    known = {"ingest", "api", "websocket_frames", "websocket_connections", "mcp", "otlp"}
+    known = {
+        "ingest",
+        "api",
+        "websocket_frames",
+        "websocket_connections",
+        "mcp",
+        "otlp",
+        "login",
+        "login_address",
+    }
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(
@@ -564,6 +598,8 @@ def _rate_limits(raw: dict[str, Any]) -> RateLimitsConfig:
         ),
         mcp=parse_rate(raw.get("mcp", "1200/min"), "rate_limits.mcp"),
         otlp=parse_rate(raw.get("otlp", "3000/min"), "rate_limits.otlp"),
+        login=parse_rate(raw.get("login", "10/min"), "rate_limits.login"),
+        login_address=parse_rate(raw.get("login_address", "30/min"), "rate_limits.login_address"),
     )
 
 

@@ -53,14 +53,28 @@ logger = logging.getLogger(__name__)
 # this long to drop the repeat.
 _HISTORY_DEDUP_SECONDS = 10.0
 COMMANDS = ("call_tool", "list_tools", "reconnect")
-# Close codes of the limits: a user past rate_limits.websocket_connections (an
-# application code, 4000-4999, after HTTP's 429), a client flooding frames (policy).
+# Close codes of the limits, application codes (4000-4999: daphne refuses to send the
+# protocol's own 1008, and a client would see 1011): a user past
+# rate_limits.websocket_connections (after HTTP's 429), a client flooding frames
+# (after the protocol's 1008, policy violation).
 CLOSE_TOO_MANY_CONNECTIONS = 4029
-CLOSE_FLOOD = 1008
+CLOSE_FLOOD = 4008
+CLOSE_BUSY = 4013  # this process is at websocket.max_connections (the protocol's 1013)
 # What each command needs of the user's role.
 COMMAND_PERMISSIONS = {"call_tool": roles.CALL_TOOL, "list_tools": roles.READ, "reconnect": roles.RECONNECT}
 UNAUTHENTICATED = 4401  # close codes: no valid credentials; a user without a role
 FORBIDDEN = 4403
+
+
+# The longest a call_tool command may ask to wait for its answer, in seconds.
+MAX_CALL_TIMEOUT = 3600.0
+
+
+def _valid_timeout(value: Any) -> bool:
+    """A call_tool timeout: absent (the gateway's default), or seconds in (0, MAX_CALL_TIMEOUT]."""
+    if value is None:
+        return True
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value <= MAX_CALL_TIMEOUT
 
 
 def _thread_state(thread_id: str, user: Any) -> dict[str, Any]:
@@ -125,6 +139,12 @@ def _connecting_user(scope: dict[str, Any]) -> tuple[Any, str | None]:
     """(user, None), or (None, why not): `?token=` first, else the session's user."""
     token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
     if token:
+        if ratelimit.bearer_user_id(token) is None:
+            # Not seen valid yet: counted against the address before it costs a lookup.
+            client = scope.get("client") or (None, None)
+            denied = ratelimit.check_api(None, client[0])
+            if denied is not None:
+                return None, denied.reason
         user = user_for_bearer(token, scope, via="ws")
         return (user, None) if user is not None else (None, "invalid, expired or revoked token")
     user = scope.get("user")
@@ -214,7 +234,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 "retry later",
                 field="websocket.max_connections",
             )
-            await self.close(code=1013)  # try again later
+            await self.close(code=CLOSE_BUSY)
             return
         # Counted before the user's cap is asked (an await with Redis): a socket opened
         # meanwhile sees this one.
@@ -430,6 +450,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if command not in COMMANDS:
             reason = f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
             await self.send_error(reason, channel, request_id, field="command")
+            return
+        timeout = payload.get("timeout")
+        if command == "call_tool" and not _valid_timeout(timeout):
+            reason = f"timeout: expected a number of seconds above 0, at most {MAX_CALL_TIMEOUT:g}"
+            await self.send_error(reason, channel, request_id, field="timeout")
             return
         needed = COMMAND_PERMISSIONS[command]
         if not await database_sync_to_async(roles.can)(self.user, needed):

@@ -8,7 +8,7 @@ list is refused rather than ignored: a typo must not silently widen the answer.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import django_filters
@@ -38,7 +38,12 @@ class DurationField(forms.CharField):
         match = _DURATION.match(value)
         if not match:
             raise forms.ValidationError("Give a duration like 30m, 24h or 7d.")
-        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            timezone.now() - duration  # the window it opens must start within the calendar
+        except OverflowError:
+            raise forms.ValidationError("Give a duration that starts after the year 1.") from None
+        return duration
 
 
 class BooleanField(forms.Field):
@@ -87,7 +92,13 @@ class IsoDateTimeField(django_filters.fields.IsoDateTimeField):
     def to_python(self, value: Any) -> Any:
         if isinstance(value, str):
             value = _PLUS_AS_SPACE.sub(r"\1+\2", value.strip())
-        return super().to_python(value)
+        value = super().to_python(value)
+        if isinstance(value, datetime):
+            try:
+                value.astimezone(UTC)  # what the database compares: 9999-12-31T23:59-10:00 is past it
+            except OverflowError:
+                raise forms.ValidationError("Give a time between the years 1 and 9999 in UTC.") from None
+        return value
 
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):

@@ -42,8 +42,16 @@ COMPONENTS: dict[str, Schema] = {
     "FieldErrors": {
         "type": "object",
         "description": "Each offending parameter or field with its reasons: "
-        '`{"levels": ["Select a valid choice. TRACE is not one of the available choices."]}`.',
-        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        '`{"levels": ["Select a valid choice. TRACE is not one of the available choices."]}`; '
+        'a field made of fields has their errors under it (`{"log_filters": {"levels": [...]}}`), '
+        'and a body that is not JSON at all is `{"detail": "JSON parse error - ..."}`.',
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "array", "items": {"type": ["string", "object"]}},
+                {"type": "object"},
+                {"type": "string"},
+            ]
+        },
     },
     "Detail": {
         "type": "object",
@@ -52,13 +60,35 @@ COMPONENTS: dict[str, Schema] = {
         "required": ["detail"],
     },
     "Error": {
+        "description": "The one offending field (or header, or null for the whole request) and why; "
+        'a body that is not JSON at all is `{"detail": "JSON parse error - ..."}`.',
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+                        "required": ["field", "reason"],
+                    }
+                },
+                "required": ["error"],
+            },
+            {"$ref": "#/components/schemas/Detail"},
+        ],
+    },
+    "Limited": {
         "type": "object",
-        "description": "The one offending field (or header, or null for the whole request) and why.",
+        "description": "A limit was passed: which, why, and the seconds to wait (also in Retry-After).",
         "properties": {
             "error": {
                 "type": "object",
-                "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
-                "required": ["field", "reason"],
+                "properties": {
+                    "limit": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "retry_after": {"type": "integer"},
+                },
+                "required": ["limit", "reason", "retry_after"],
             }
         },
         "required": ["error"],
@@ -66,6 +96,11 @@ COMPONENTS: dict[str, Schema] = {
 }
 
 FIELD_ERRORS = OpenApiResponse(ref("FieldErrors"), description="A parameter or field is not usable.")
+UNAUTHORIZED = OpenApiResponse(ref("Detail"), description="Missing, wrong or expired credentials.")
+SIGN_IN_LIMITED = OpenApiResponse(
+    ref("Limited"), description="Too many sign-in attempts for the username or address (rate_limits.login)."
+)
+SIGN_IN_BUSY = OpenApiResponse(ref("Limited"), description="Every password-check slot is busy; retry soon.")
 NOT_FOUND = OpenApiResponse(ref("Detail"), description="No such object.")
 FORBIDDEN = OpenApiResponse(ref("Detail"), description="The user's role does not allow it.")
 
@@ -226,6 +261,23 @@ def add_components(result: Schema, generator: Any, request: Any, public: bool) -
         "description": "An ingest key (`manage.py create_ingest_key`), bound to one server or to none.",
     }
     return result
+
+
+def any_or_null(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
+    """A nullable JSON field is documented `oneOf: [{}, {"type": "null"}]`, which null
+    matches twice (so it fails `oneOf`): it is any value, null included, `{}`."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            choices = node.get("oneOf")
+            if isinstance(choices, list) and {} in choices and {"type": "null"} in choices:
+                node = {k: v for k, v in node.items() if k != "oneOf"}
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(result)  # type: ignore[no-any-return]
 
 
 def add_plain_endpoints(result: Schema, generator: Any, request: Any, public: bool) -> Schema:

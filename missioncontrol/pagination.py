@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Model, Q, QuerySet
@@ -111,7 +111,8 @@ class Keyset:
             value = raw if type(raw) is int else datetime.fromisoformat(raw)
             if direction not in ("n", "p") or (isinstance(value, datetime) and value.tzinfo is None):
                 raise ValueError(direction)
-        except (ValueError, TypeError, KeyError):
+            value.astimezone(UTC)
+        except (ValueError, TypeError, KeyError, OverflowError):
             raise ValidationError(
                 {"cursor": ["Invalid cursor: use the next or previous link as given."]}
             ) from None

@@ -225,12 +225,50 @@ def check_api(user: Any, address: str | None) -> Denied | None:
     return _api(bucket, who, limiter().hit(f"api:{bucket}", rate))
 
 
-async def acheck_api(user: Any, address: str | None) -> Denied | None:
+async def _acheck_api_bucket(bucket: str, who: str) -> Denied | None:
     rate = settings.RATE_LIMITS.api
     if not rate.count:
         return None
-    bucket, who = identity(user, address)
     return _api(bucket, who, await limiter().ahit(f"api:{bucket}", rate))
+
+
+async def acheck_api(user: Any, address: str | None) -> Denied | None:
+    return await _acheck_api_bucket(*identity(user, address))
+
+
+# Digests of API tokens seen valid -> their owner's id, so a token's requests count
+# against its user without a database read (bounded: forgotten all at once when full).
+_known_tokens: dict[str, int | str] = {}
+_KNOWN_TOKENS_KEPT = 10_000
+
+
+def remember_token(raw: str, user_id: int | str) -> None:
+    """Note that the API token `raw` stands for user `user_id` (after a successful lookup)."""
+    if len(_known_tokens) >= _KNOWN_TOKENS_KEPT:
+        _known_tokens.clear()
+    _known_tokens[digest(raw)] = user_id
+
+
+def bearer_user_id(raw: str) -> int | str | None:
+    """The user a bearer credential stands for, known without a database read, or None.
+
+    A JWT access token says so itself once its signature and expiry check out; an API
+    token is known once it has been looked up. Anything else (bogus, expired, never
+    seen) is None: its requests are counted per address before they cost a lookup.
+    """
+    from missioncontrol.models import TOKEN_PREFIX
+
+    if raw.startswith(TOKEN_PREFIX):
+        return _known_tokens.get(digest(raw))
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    try:
+        user_id = AccessToken(raw)[api_settings.USER_ID_CLAIM]
+    except (TokenError, KeyError):
+        return None
+    return user_id if isinstance(user_id, int | str) and str(user_id) else None
 
 
 def _is_drf(view: Any) -> bool:
@@ -244,22 +282,42 @@ API_PREFIXES = ("/api/", "/graphql")
 
 
 class RateLimitMiddleware(MiddlewareMixin):
-    """rate_limits.api for the API's views that are not DRF's (GraphQL, export, tool calls).
+    """rate_limits.api for the API's views that are not DRF's (GraphQL, export, tool calls),
+    and for bearer credentials it does not know yet on every API view.
 
-    DRF views are limited by `missioncontrol.api.throttling.ApiRateThrottle` instead,
-    after DRF has authenticated the request (JWT or token included), so each request is
-    counted once. The ingest edge, the OTLP receiver and /mcp are not Django views: each
-    checks its own limit.
+    A request is counted against its user: the session's, or the one a bearer
+    credential is known to stand for (`bearer_user_id`), so users behind one proxy do
+    not share a bucket. A bearer credential not known yet is counted against the
+    client's address before the view looks it up: a flood of bogus tokens costs no
+    database read past the limit. DRF views count known credentials and sessions in
+    `missioncontrol.api.throttling.ApiRateThrottle`, after DRF has authenticated the
+    request, so each request is counted once. The ingest edge, the OTLP receiver and
+    /mcp are not Django views: each checks its own limit.
     """
 
     async def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> Any:
-        if not request.path.startswith(API_PREFIXES) or _is_drf(view):
+        if not request.path.startswith(API_PREFIXES):
+            return None
+        address = request.META.get("REMOTE_ADDR")
+        from missioncontrol.authentication import bearer
+
+        raw = bearer(request.META.get("HTTP_AUTHORIZATION", ""))
+        if raw:
+            user_id = bearer_user_id(raw)
+            if user_id is None:
+                denied = await acheck_api(None, address)
+            elif _is_drf(view):
+                return None
+            else:
+                denied = await _acheck_api_bucket(f"user:{user_id}", "the user of this token")
+            return None if denied is None else denied.response()
+        if _is_drf(view):
             return None
         user = await request.auser() if hasattr(request, "auser") else None
         if user is not None and not hasattr(request, "_cached_user"):
             # Django caches auser() and the lazy `request.user` apart: share the one read.
             request._cached_user = user  # type: ignore[attr-defined]
-        denied = await acheck_api(user, request.META.get("REMOTE_ADDR"))
+        denied = await acheck_api(user, address)
         return None if denied is None else denied.response()
 
 

@@ -19,12 +19,15 @@ A pattern's first group, if it has one, is kept and the rest of the match replac
       replacement: "***"
       patterns: ["(internal-)[0-9a-f]{32}"]   # added to the defaults below
       keys: ["x-internal-auth"]              # added to the sensitive JSON key names
+      pii: [email, card, us_ssn]             # personal data too (or true for all); off by default
+
+`MC_REDACT_PII` (`all`, `off`, or `email,card,us_ssn`) overrides `pii`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +86,34 @@ DEFAULT_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
 )
 
+# Personal data, masked when `redaction.pii` lists its kind (off by default). The card
+# pattern is only a candidate: a match is masked if its digits pass the Luhn check, so
+# order numbers and timestamps stay. Triggers are the characters every match holds.
+_DIGITS = tuple("0123456789")
+PII_PATTERNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "email": (
+        r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}",
+        ("@",),
+    ),
+    "card": (r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])", _DIGITS),
+    # Area 001-899 but 666, group 01-99, serial 0001-9999, dashed (a bare nine digits is too often an id).
+    "us_ssn": (r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])", _DIGITS),
+}
+
+
+def luhn(text: str) -> bool:
+    """Whether the digits of `text` (13 to 19 of them) pass the Luhn checksum of card numbers."""
+    digits = [int(c) for c in text if c.isdigit()]
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for index, digit in enumerate(reversed(digits)):
+        if index % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
 # JSON keys whose string values are masked whole: a key ending with one of these, case
 # and separators aside (`db_password`, `X-Api-Key`, `accessToken`; not `max_tokens`).
 DEFAULT_KEYS = (
@@ -112,65 +143,89 @@ def _fold(key: str) -> str:
 class _Rule:
     group: int  # the index of the pattern's outer group in the combined regex
     keep: int | None  # the index of the group kept (the pattern's first), if any
+    check: Callable[[str], bool] | None = None  # a match is masked only if this holds
+
+
+class _Matcher:
+    """One combined regex over some patterns, and the trigger fragments that call for it."""
+
+    def __init__(
+        self,
+        patterns: list[tuple[str, tuple[str, ...] | None]],
+        replacement: str,
+        checks: dict[str, Callable[[str], bool]],
+    ) -> None:
+        self.replacement = replacement
+        parts: list[str] = []
+        self._rules: dict[int, _Rule] = {}
+        triggers: set[str] = set()
+        self.always = False  # a configured pattern has no known triggers
+        group = 1
+        for pattern, fragments in patterns:
+            inner = re.compile(pattern).groups
+            self._rules[group] = _Rule(group, group + 1 if inner else None, checks.get(pattern))
+            parts.append(f"({pattern})")
+            group += inner + 1
+            if fragments is None:
+                self.always = True
+            else:
+                triggers.update(fragments)
+        self.regex = re.compile("|".join(parts))
+        # A trigger that holds another ("sk-ant-" holds "sk-") adds nothing to the test.
+        self.triggers = tuple(sorted(t for t in triggers if not any(o != t and o in t for o in triggers)))
+
+    def wanted(self, lowered: str) -> bool:
+        return self.always or any(fragment in lowered for fragment in self.triggers)
+
+    def replace(self, match: re.Match[str]) -> str:
+        rule = self._rules[match.lastindex or 0]
+        if rule.check is not None and not rule.check(match.group(0)):
+            return match.group(0)
+        if rule.keep is None:
+            return self.replacement
+        return (match.group(rule.keep) or "") + self.replacement
 
 
 class Redactor:
-    """Masks secrets in texts and JSON values with one precompiled regex."""
+    """Masks secrets in texts and JSON values with precompiled regexes.
+
+    `patterns` (the secrets) form one regex; each group of `extra` patterns (personal
+    data) another, run only on texts holding one of its own triggers: a digit alone
+    must not send every text through the secrets' regex.
+    """
 
     def __init__(
         self,
         patterns: Iterable[tuple[str, tuple[str, ...] | None]],
         keys: Iterable[str],
         replacement: str = "***",
+        checks: dict[str, Callable[[str], bool]] | None = None,
+        extra: Iterable[Iterable[tuple[str, tuple[str, ...] | None]]] = (),
     ) -> None:
         self.replacement = replacement
-        parts: list[str] = []
-        self._rules: dict[int, _Rule] = {}
-        triggers: set[str] = set()
-        self._always = False  # a configured pattern has no known triggers
-        group = 1
-        for pattern, fragments in patterns:
-            inner = re.compile(pattern).groups
-            self._rules[group] = _Rule(group, group + 1 if inner else None)
-            parts.append(f"({pattern})")
-            group += inner + 1
-            if fragments is None:
-                self._always = True
-            else:
-                triggers.update(fragments)
-        self._regex = re.compile("|".join(parts)) if parts else None
-        # A trigger that holds another ("sk-ant-" holds "sk-") adds nothing to the test.
-        self._triggers = tuple(sorted(t for t in triggers if not any(o != t and o in t for o in triggers)))
+        groups = [list(patterns), *(list(group) for group in extra)]
+        self._matchers = [_Matcher(group, replacement, checks or {}) for group in groups if group]
         self._key_suffixes = tuple({_fold(k) for k in keys if _fold(k)})
         self._key_cache: dict[str, bool] = {}
         # Short texts found clean, which recur (ids, names, kinds): a set lookup instead
         # of the trigger scan.
         self._clean: set[str] = set()
 
-    def _replace(self, match: re.Match[str]) -> str:
-        rule = self._rules[match.lastindex or 0]
-        if rule.keep is None:
-            return self.replacement
-        return (match.group(rule.keep) or "") + self.replacement
-
     def text(self, value: str) -> str:
         """`value` with every secret masked (the same object when there is none)."""
-        if self._regex is None or len(value) < 8:
+        if not self._matchers or len(value) < 8 or value in self._clean:
             return value
-        if not self._always:
-            if value in self._clean:
-                return value
-            lowered = value.lower()
-            for fragment in self._triggers:
-                if fragment in lowered:
-                    break
-            else:
-                if len(value) <= _CLEAN_LENGTH:
-                    if len(self._clean) >= _CLEAN_KEPT:
-                        self._clean.clear()
-                    self._clean.add(value)
-                return value
-        return self._regex.sub(self._replace, value)
+        lowered = value.lower()
+        wanted = [matcher for matcher in self._matchers if matcher.wanted(lowered)]
+        if not wanted:
+            if len(value) <= _CLEAN_LENGTH:
+                if len(self._clean) >= _CLEAN_KEPT:
+                    self._clean.clear()
+                self._clean.add(value)
+            return value
+        for matcher in wanted:
+            value = matcher.regex.sub(matcher.replace, value)
+        return value
 
     def sensitive_key(self, key: str) -> bool:
         """Whether `key` names a secret: it ends with a sensitive name, case and separators aside."""
@@ -250,7 +305,13 @@ def build(config: RedactionConfig) -> Redactor | None:
         return None
     patterns: list[tuple[str, tuple[str, ...] | None]] = [(p, t) for _n, p, t in DEFAULT_PATTERNS]
     patterns += [(p, None) for p in config.patterns]
-    return Redactor(patterns, DEFAULT_KEYS + tuple(config.keys), config.replacement)
+    # Personal data by trigger: e-mails on "@", numbers (cards, SSNs) on a digit.
+    personal = [
+        [PII_PATTERNS[kind] for kind in config.pii if kind == "email"],
+        [PII_PATTERNS[kind] for kind in config.pii if kind != "email"],
+    ]
+    checks = {PII_PATTERNS["card"][0]: luhn}
+    return Redactor(patterns, DEFAULT_KEYS + tuple(config.keys), config.replacement, checks, personal)
 
 
 _current: list[Redactor | None] = []

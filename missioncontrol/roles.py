@@ -84,6 +84,18 @@ def role_of(user: Any) -> Role | None:
     return None
 
 
+def holds_no_more_than(user: Any, actor: Any) -> bool:
+    """Whether `user` holds no privilege that `actor` lacks: what lets `actor` issue a
+    token acting as `user`, or edit `user`, without climbing above itself."""
+    if actor is None or not actor.is_active:
+        return False
+    if actor.is_superuser:
+        return True
+    if user.is_superuser:
+        return False
+    return user.get_all_permissions() <= actor.get_all_permissions()
+
+
 def sees_all(user: Any) -> bool:
     """Admins (and superusers) see every team's rows, and rows of no team."""
     return user is not None and user.is_authenticated and user.has_perm(VIEW_ALL_TEAMS)

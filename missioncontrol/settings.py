@@ -19,7 +19,14 @@ from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from missioncontrol.config import ConfigError, RateLimitsConfig, load_config, parse_rate
+from missioncontrol.config import (
+    ConfigError,
+    RateLimitsConfig,
+    RedactionConfig,
+    load_config,
+    parse_pii,
+    parse_rate,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -79,15 +86,20 @@ MC_ENV = env_str("MC_ENV", "development")
 if MC_ENV not in ("development", "production"):
     raise ImproperlyConfigured(f"MC_ENV: expected development or production, got {MC_ENV!r}")
 PRODUCTION = MC_ENV == "production"
-DEBUG = env_bool("DEBUG", EMBEDDED and not PRODUCTION)
+# Off unless asked for: Django's debug pages list every URL pattern to anyone and show
+# a traceback with its local variables. templates/404.html and 500.html answer instead.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _secret_key() -> str:
     key = env_str("SECRET_KEY")
     if key:
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if PRODUCTION or not EMBEDDED:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set with DATABASE_URL, REDIS_URL or MC_ENV=production "
+            "(only the embedded default generates its own)"
+        )
     # Embedded default: generate once and keep it on disk so sessions survive restarts.
     path = DATA_DIR / "secret_key"
     if path.exists():
@@ -100,7 +112,20 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = [h.strip() for h in (env_str("ALLOWED_HOSTS", "*") or "*").split(",") if h.strip()]
+
+
+def _allowed_hosts() -> list[str]:
+    hosts = [h.strip() for h in (env_str("ALLOWED_HOSTS") or "").split(",") if h.strip()]
+    if PRODUCTION and (not hosts or "*" in hosts):
+        # Django builds absolute URLs (pagination links, redirects) from the Host header.
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS must be set when MC_ENV=production: the host names this server answers "
+            "to, comma-separated, e.g. ALLOWED_HOSTS=mc.example.com (not *)"
+        )
+    return hosts or ["*"]
+
+
+ALLOWED_HOSTS = _allowed_hosts()
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in (env_str("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()
 ]
@@ -140,6 +165,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "missioncontrol.ratelimit.RateLimitMiddleware",
+    "missioncontrol.logins.RefusedLoginStatus",
+    "missioncontrol.errors.ContentSecurityPolicy",
 ]
 
 ROOT_URLCONF = "missioncontrol.urls"
@@ -156,6 +183,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "missioncontrol.pages.shell",
+                "missioncontrol.errors.csp_nonce",
             ],
         },
     },
@@ -410,6 +438,9 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs, like the rest of the API, are for signed-in users.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON, what clients send; form bodies are still
+    # parsed, but a malformed multipart one is refused by daphne itself (an empty 400).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -434,6 +465,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "missioncontrol.openapi.add_components",
         "missioncontrol.openapi.add_plain_endpoints",
+        "missioncontrol.openapi.any_or_null",
     ],
 }
 
@@ -455,7 +487,7 @@ WS_LOG_HISTORY = MC.websocket.log_history
 # Resumable live streams (missioncontrol/history.py): per-channel history for reconnects.
 WS_RESUME_HISTORY = env_int("MC_WS_RESUME_HISTORY", MC.websocket.resume_history)
 WS_RESUME_SECONDS = MC.websocket.resume_seconds
-# Per web process: a socket past the cap is closed with 1013 (try again later).
+# Per web process: a socket past the cap is closed with 4013 (try again later).
 WS_MAX_CONNECTIONS = env_int("MC_WS_MAX_CONNECTIONS", MC.websocket.max_connections)
 WS_PING_INTERVAL = MC.websocket.ping_interval
 WS_PING_TIMEOUT = MC.websocket.ping_timeout
@@ -498,7 +530,19 @@ LOGGING = {
 
 # Hardening (missioncontrol/redaction.py, missioncontrol/ratelimit.py): secrets masked
 # before storage, and the limits answered with 429 + Retry-After.
-REDACTION = MC.redaction
+
+
+def _redaction() -> RedactionConfig:
+    pii = env_str("MC_REDACT_PII")
+    if pii is None:
+        return MC.redaction
+    try:
+        return dataclasses.replace(MC.redaction, pii=parse_pii(pii, "MC_REDACT_PII"))
+    except ConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+
+
+REDACTION = _redaction()
 
 
 def _rate_limits() -> RateLimitsConfig:
@@ -514,12 +558,21 @@ def _rate_limits() -> RateLimitsConfig:
             websocket_connections=env_int("MC_WS_MAX_CONNECTIONS_PER_USER", limits.websocket_connections),
             mcp=parse_rate(env.get("MC_RATE_LIMIT_MCP") or limits.mcp, "MC_RATE_LIMIT_MCP"),
             otlp=parse_rate(env.get("MC_RATE_LIMIT_OTLP") or limits.otlp, "MC_RATE_LIMIT_OTLP"),
+            login=parse_rate(env.get("MC_RATE_LIMIT_LOGIN") or limits.login, "MC_RATE_LIMIT_LOGIN"),
+            login_address=parse_rate(
+                env.get("MC_RATE_LIMIT_LOGIN_ADDRESS") or limits.login_address, "MC_RATE_LIMIT_LOGIN_ADDRESS"
+            ),
         )
     except ConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from exc
 
 
 RATE_LIMITS = _rate_limits()
+# Password checks running at once in a web process (missioncontrol/logins.py); a sign-in
+# finding none free within LOGIN_SLOT_WAIT seconds is answered 503 + Retry-After.
+LOGIN_CONCURRENCY = env_int("MC_LOGIN_CONCURRENCY", max(2, os.cpu_count() or 2))
+LOGIN_SLOT_WAIT = env_float("MC_LOGIN_SLOT_WAIT", 0.5)
+AUTHENTICATION_BACKENDS = ["missioncontrol.logins.ThrottledModelBackend"]
 
 
 def _fernet_keys() -> list[str]:

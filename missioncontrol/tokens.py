@@ -5,13 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from audit import access
+from missioncontrol import roles
 from missioncontrol.models import APIToken, Team
+
+
+class MoreThanYours(PermissionError):
+    """A token asked for a user holding privilege its issuer lacks."""
+
+    def __init__(self, owner: Any) -> None:
+        super().__init__(
+            f"{owner.get_username()} holds privileges you do not (a superuser, or permissions beyond "
+            "your role): only a user holding them all may issue a token acting as it"
+        )
+
+
+def check_owner(actor: Any, owner: Any) -> None:
+    """MoreThanYours unless `actor` may issue a token acting as `owner` (see roles.holds_no_more_than)."""
+    if owner is not None and owner != actor and not roles.holds_no_more_than(owner, actor):
+        raise MoreThanYours(owner)
 
 
 def issue(
     actor: Any, name: str, owner: Any = None, team: Team | None = None, request: Any = None
 ) -> APIToken:
-    """A new token acting as `owner` (default: `actor`); its raw secret, shown once, on `.raw`."""
+    """A new token acting as `owner` (default: `actor`); its raw secret, shown once, on `.raw`.
+
+    MoreThanYours if `owner` holds privilege `actor` lacks.
+    """
+    check_owner(actor, owner)
     token, raw = APIToken.objects.issue(name, owner or actor, team)
     token.raw = raw  # type: ignore[attr-defined]
     access.record(

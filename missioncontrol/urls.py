@@ -5,15 +5,16 @@ from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from missioncontrol import views
 from missioncontrol.graphql.views import graphql_view
+from missioncontrol.logins import SignInForm
 
 urlpatterns = [
     path("", views.overview, name="overview"),
     # Pages (issue 7): each app's HTML pages, Django's login and logout.
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("graph", views.graph_page, name="graph-page"),
     path("search", views.search_page, name="search-page"),
@@ -34,7 +35,7 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     # OpenAPI 3: the schema (YAML, or JSON with ?format=json) and Swagger UI over it.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/schema/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("mcps.api.urls")),
     path("api/", include("threads.api.urls")),
     path("api/", include("logs.api.urls")),
@@ -45,6 +46,9 @@ urlpatterns = [
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
     # Django's stock login and logout (the pages branch restyles the template).
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
+
+handler404 = "missioncontrol.errors.not_found"
+handler500 = "missioncontrol.errors.server_error"

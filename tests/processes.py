@@ -132,7 +132,7 @@ def create_key(env: dict[str, str], name: str, mcp: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     """What `manage.py <args>` prints, run in `env` (its database); it must succeed."""
     out = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -150,6 +150,32 @@ def create_token(env: dict[str, str], user: str = "mc-test", role: str = "admin"
     """An API token of a new user with `role`, made by the management commands in `env`'s database."""
     manage(env, "create_user", user, "--role", role)
     return manage(env, "create_api_token", f"{user}-token", "--user", user).strip().splitlines()[-1]
+
+
+def superuser_server(data: Path, username: str, password: str, **extra: str) -> tuple[Server, dict[str, str]]:
+    """A daphne (started, not yet healthy) over a fresh data directory, migrated, with a
+    superuser; and its environment, for more manage.py commands."""
+    env = clean_env(
+        MC_DATA_DIR=str(data),
+        MC_DEMO="0",
+        DJANGO_SUPERUSER_USERNAME=username,
+        DJANGO_SUPERUSER_PASSWORD=password,
+        DJANGO_SUPERUSER_EMAIL=f"{username}@example.com",
+        **extra,
+    )
+    manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "createsuperuser", "--noinput")
+    return daphne(free_port(), env, data / "daphne.log"), env
+
+
+def jwt_for(env: dict[str, str], username: str) -> str:
+    """A JWT access token of `username`, signed with the installation's key."""
+    show = (
+        "from django.contrib.auth.models import User; "
+        "from rest_framework_simplejwt.tokens import AccessToken; "
+        f"print(AccessToken.for_user(User.objects.get(username={username!r})))"
+    )
+    return manage(env, "shell", "-c", show).split()[-1]
 
 
 def post_events(url: str, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def test_production_settings_pass_the_deploy_check_with_no_warnings(tmp_path: Pa
         "--fail-level",
         "WARNING",
         MC_ENV="production",
+        ALLOWED_HOSTS="mc.example.com",
         SECRET_KEY=STRONG_KEY,
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/mc_deploy_check",  # not connected to
         REDIS_URL="redis://127.0.0.1:6379/0",
@@ -47,6 +48,7 @@ def test_production_sets_https_hsts_secure_cookies_and_honours_the_proxy_header(
         tmp_path,
         "diffsettings",
         MC_ENV="production",
+        ALLOWED_HOSTS="mc.example.com",
         SECRET_KEY=STRONG_KEY,
         MC_PROXY_SSL_HEADER="X-Forwarded-Proto",
     )
@@ -63,9 +65,16 @@ def test_production_sets_https_hsts_secure_cookies_and_honours_the_proxy_header(
 
 
 def test_production_refuses_a_weak_secret_key_or_debug(tmp_path: Path) -> None:
-    weak = manage(tmp_path, "check", MC_ENV="production", SECRET_KEY="short")
+    weak = manage(tmp_path, "check", MC_ENV="production", ALLOWED_HOSTS="mc.example.com", SECRET_KEY="short")
     assert weak.returncode != 0 and "SECRET_KEY" in weak.stderr and "50" in weak.stderr
-    debug = manage(tmp_path, "check", MC_ENV="production", SECRET_KEY=STRONG_KEY, DEBUG="true")
+    debug = manage(
+        tmp_path,
+        "check",
+        MC_ENV="production",
+        ALLOWED_HOSTS="mc.example.com",
+        SECRET_KEY=STRONG_KEY,
+        DEBUG="true",
+    )
     assert debug.returncode != 0 and "DEBUG: must be off when MC_ENV=production" in debug.stderr
     unknown = manage(tmp_path, "check", MC_ENV="prod")
     assert unknown.returncode != 0 and "MC_ENV" in unknown.stderr
@@ -75,5 +84,22 @@ def test_the_embedded_default_serves_plain_http(tmp_path: Path, client: Client, 
     result = manage(tmp_path, "diffsettings")
     assert result.returncode == 0, result.stderr
     assert "SECURE_SSL_REDIRECT" not in result.stdout and "SESSION_COOKIE_SECURE" not in result.stdout
-    assert "DEBUG = True" in result.stdout
+    assert "DEBUG = True" not in result.stdout  # off unless asked for, the embedded default too
     assert client.get("/api/threads").status_code == 200  # not a redirect to https
+
+
+def test_production_refuses_to_start_without_explicit_allowed_hosts(tmp_path: Path) -> None:
+    for hosts in ({}, {"ALLOWED_HOSTS": "*"}, {"ALLOWED_HOSTS": " , "}):
+        result = manage(tmp_path, "check", MC_ENV="production", SECRET_KEY=STRONG_KEY, **hosts)
+        assert result.returncode != 0
+        assert "ALLOWED_HOSTS must be set when MC_ENV=production" in result.stderr, result.stderr
+    fine = manage(
+        tmp_path, "check", MC_ENV="production", SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="mc.example.com"
+    )
+    assert fine.returncode == 0, fine.stderr
+
+
+def test_debug_is_off_unless_asked_for(tmp_path: Path) -> None:
+    show = "from django.conf import settings; print(settings.DEBUG)"
+    assert manage(tmp_path, "shell", "-c", show).stdout.split()[-1] == "False"
+    assert manage(tmp_path, "shell", "-c", show, DEBUG="true").stdout.split()[-1] == "True"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from missioncontrol.consumers import CLOSE_BUSY
 from tests.conftest import Socket, event, post_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -221,7 +222,7 @@ async def test_it_reports_malformed_frames() -> None:
 
 
 @override_settings(WS_MAX_CONNECTIONS=1)
-async def test_a_socket_past_the_connection_cap_is_told_and_closed_with_1013() -> None:
+async def test_a_socket_past_the_connection_cap_is_told_and_closed_with_4013() -> None:
     async with Socket():
         extra = Socket()
         connected, _ = await extra.comm.connect()
@@ -230,7 +231,7 @@ async def test_a_socket_past_the_connection_cap_is_told_and_closed_with_1013() -
         assert error["type"] == "error"
         assert error["payload"]["field"] == "websocket.max_connections"
         closed = await extra.comm.receive_output(timeout=3)
-        assert closed == {"type": "websocket.close", "code": 1013}
+        assert closed == {"type": "websocket.close", "code": CLOSE_BUSY}
     # The first socket's close frees its place.
     async with Socket() as again:
         assert await again.subscribe("global") is not None

@@ -347,6 +347,14 @@ PAGES = [
     ("executions", "/executions"),
     ("server-pushing", "/servers/srv-alpha"),
     ("thread-error", "/threads/T-err"),
+    # Under the Content-Security-Policy too: the graph, the terminal, the compliance
+    # report, the API docs and the admin.
+    ("graph", "/graph"),
+    ("terminal", "/servers/srv-alpha/terminal"),
+    ("compliance", "/permissions/compliance"),
+    ("api-docs", "/api/schema/docs/"),
+    ("admin", "/admin/"),
+    ("admin-servers", "/admin/mcps/mcpserver/"),
 ]
 
 
@@ -431,6 +439,15 @@ def test_every_page_loads_without_console_errors(visit: Visit, ingest_key: str, 
     for name, path in PAGES + dynamic:
         visit.open(path)
         visit.shot(name)
+    assert visit.errors == [], visit.errors
+    missing = visit.page.goto(visit.web.url + "/no/such/page", wait_until="networkidle")
+    assert missing is not None and missing.status == 404
+    assert "There is nothing at /no/such/page" in visit.page.inner_text("main")
+    visit.shot("not-found")
+    # The browser reports the page's own 404 status; nothing else may fail on it.
+    assert [e for e in visit.errors if "404" not in e] == [], visit.errors
+    assert len(visit.errors) == 1, visit.errors
+    visit.errors.clear()
     page = visit.open("/kiwi/shop/directive/deploy_app")
     assert "check_window" in page.inner_text("main")
     page = visit.open("/permissions")

@@ -111,10 +111,10 @@ def test_it_expands_environment_variables_in_the_file(
     assert load_config(str(path)).auth.jwt_secret == "from-env"
 
 
-def test_it_refuses_to_start_without_secret_key_when_debug_is_off(tmp_path: Path) -> None:
-    result = start({"DEBUG": "0"}, tmp_path)
+def test_it_refuses_to_start_without_secret_key_outside_the_embedded_default(tmp_path: Path) -> None:
+    result = start({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/mc_unused"}, tmp_path)
     assert result.returncode != 0
-    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+    assert "SECRET_KEY must be set with DATABASE_URL" in result.stderr
 
 
 def test_it_refuses_to_start_with_a_missing_config_file(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def report_for(request: HttpRequest) -> ComplianceReport | JsonResponse:
 async def compliance(request: HttpRequest) -> HttpResponse:
     """Checks, grants and denials by subject and resource, top denials, escalations, per day."""
     if request.method != "GET":
-        return JsonResponse({"method": ["use GET"]}, status=405)
+        return JsonResponse({"method": ["use GET"]}, status=405, headers={"Allow": "GET"})
     fmt = request.GET.get("format", "json")
     if fmt not in FORMATS:
         return JsonResponse({"format": [f"expected one of {', '.join(FORMATS)}"]}, status=400)

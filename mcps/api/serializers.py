@@ -7,11 +7,6 @@ from rest_framework import serializers
 from mcps.models import HealthCheck, MCPServer, Tool
 
 
-def _masked(mapping: dict[str, str]) -> dict[str, str]:
-    # Env and headers often carry secrets: show which are set, never their values.
-    return dict.fromkeys(mapping, "***")
-
-
 class MCPServerSerializer(serializers.ModelSerializer[MCPServer]):
     tools = serializers.IntegerField(source="tool_count", read_only=True)
 
@@ -71,9 +66,9 @@ class MCPServerDetailSerializer(MCPServerSerializer):
         return list(LogSource.objects.filter(mcp=server).values(*fields))
 
     def get_connection(self, server: MCPServer) -> dict[str, Any]:
-        spec = server.connection_spec()
-        spec["env"], spec["headers"] = _masked(spec["env"]), _masked(spec["headers"])
-        return spec
+        # Secrets masked: env and headers for everyone, url and args but for admins.
+        request = self.context.get("request")
+        return server.connection_for(getattr(request, "user", None))
 
 
 class ToolSerializer(serializers.ModelSerializer[Tool]):

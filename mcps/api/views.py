@@ -45,6 +45,9 @@ def servers() -> Any:
     return MCPServer.objects.annotate(tool_count=Count("tools"))
 
 
+ALLOW_POST = {"Allow": "POST"}  # a 405 names the methods that would do (RFC 9110)
+
+
 class ServerList(APIView):
     @extend_schema(responses=MCPServerSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -75,13 +78,15 @@ class ServerList(APIView):
         if result.created or result.updated:
             async_to_sync(rpc.notify)("discover", {})  # connect now, not at the next interval
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(MCPServerDetailSerializer(servers().get(id=slug)).data, status=code)
+        detail = MCPServerDetailSerializer(servers().get(id=slug), context={"request": request})
+        return Response(detail.data, status=code)
 
 
 class ServerDetail(APIView):
     @extend_schema(responses={200: MCPServerDetailSerializer, 404: NOT_FOUND})
     def get(self, request: Request, mcp_id: str) -> Response:
-        return Response(MCPServerDetailSerializer(get_object_or_404(servers(), id=mcp_id)).data)
+        server = get_object_or_404(servers(), id=mcp_id)
+        return Response(MCPServerDetailSerializer(server, context={"request": request}).data)
 
 
 class ServerTools(APIView):
@@ -125,7 +130,9 @@ async def _exists(mcp_id: str) -> bool:
 @api_access(roles.RECONNECT)
 async def reconnect(request: HttpRequest, mcp_id: str) -> HttpResponse:
     if request.method != "POST":
-        return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
+        return JsonResponse(
+            {"error": {"field": "method", "reason": "use POST"}}, status=405, headers=ALLOW_POST
+        )
     if not await _exists(mcp_id):
         return JsonResponse({"error": {"field": "mcp_id", "reason": f"no server {mcp_id!r}"}}, status=404)
     try:
@@ -158,7 +165,9 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
     thread of its own (a child of `parent_thread_id` if given); 403 when denied.
     """
     if request.method != "POST":
-        return JsonResponse({"error": {"field": "method", "reason": "use POST"}}, status=405)
+        return JsonResponse(
+            {"error": {"field": "method", "reason": "use POST"}}, status=405, headers=ALLOW_POST
+        )
     try:
         body = loads(request.body or b"{}")
     except JSONDecodeError as exc:

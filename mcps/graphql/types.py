@@ -1,6 +1,7 @@
 """GraphQL types of MCP servers, their catalog and their health.
 
-A server's `env` and `headers` are never exposed: they often carry secrets.
+A server's `env` and `headers` values are never exposed, nor (but to admins) the secrets
+in its `url` and `args`: see mcps/masking.py.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import strawberry
 import strawberry_django
 from strawberry import auto
+from strawberry.scalars import JSON
 
 from mcps.models import HealthCheck, MCPServer, Prompt, Resource, Tool
 from missioncontrol.graphql.pagination import paged_list
@@ -73,6 +75,14 @@ class MCPServerType:
     connected_at: auto
     last_error: auto
     managed: bool = strawberry_django.field(only=["transport"], description="The gateway connects to it.")
+
+    @strawberry_django.field(
+        only=["transport", "command", "args", "env", "cwd", "url", "headers"],
+        description="How the gateway connects: env and headers masked, url and args too but for admins.",
+    )
+    def connection(self, info: strawberry.Info) -> JSON:
+        return self.connection_for(info.context.request.user)  # type: ignore[attr-defined,no-any-return]
+
     tools: list[ToolType] = paged_list("name", description="Its tools, by name.")
     resources: list[ResourceType] = paged_list("name", "id", description="Its resources, by name.")
     prompts: list[PromptType] = paged_list("name", description="Its prompts, by name.")

@@ -14,23 +14,47 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from audit import access
-from missioncontrol import roles, tokens
+from missioncontrol import logins, roles, tokens
 from missioncontrol.models import APIToken, Team
-from missioncontrol.openapi import FIELD_ERRORS, FORBIDDEN, NOT_FOUND
+from missioncontrol.openapi import (
+    FIELD_ERRORS,
+    FORBIDDEN,
+    NOT_FOUND,
+    SIGN_IN_BUSY,
+    SIGN_IN_LIMITED,
+    UNAUTHORIZED,
+)
+
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503], description="Seconds."
+)
 
 
+@extend_schema(
+    responses={
+        200: TokenObtainPairSerializer,
+        400: FIELD_ERRORS,
+        401: UNAUTHORIZED,
+        429: SIGN_IN_LIMITED,
+        503: SIGN_IN_BUSY,
+    },
+    parameters=[RETRY_AFTER],
+)
 class TokenObtain(TokenObtainPairView):
     """{username, password} -> {access, refresh}: a JWT pair for `Authorization: Bearer`."""
 
@@ -39,11 +63,18 @@ class TokenObtain(TokenObtainPairView):
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except exceptions.AuthenticationFailed:
+            refused = logins.refusal_of(request)
+            if refused is not None:  # throttled or busy: 429 / 503 with Retry-After
+                return refused.response()  # type: ignore[return-value]
+            raise
         access.record(serializer.user, access.TOKEN_ISSUED, "jwt", request=request._request)
         return Response(serializer.validated_data, status=status.HTTP_200_OK)
 
 
+@extend_schema(responses={200: TokenRefreshSerializer, 400: FIELD_ERRORS, 401: UNAUTHORIZED})
 class TokenRefresh(TokenRefreshView):
     """{refresh} -> {access}: a new access token while the refresh token lasts."""
 
@@ -52,7 +83,10 @@ class TokenRefresh(TokenRefreshView):
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as exc:  # an access token, or one expired or tampered with: 401
+            raise InvalidToken(exc.args[0]) from exc
         user_id = RefreshToken(request.data["refresh"], verify=False).get("user_id")
         user = get_user_model().objects.filter(pk=user_id).first()
         access.record(user, access.TOKEN_REFRESHED, "jwt", request=request._request)
@@ -139,6 +173,13 @@ class APITokenSerializer(serializers.ModelSerializer[APIToken]):
 
     def get_token(self, obj: APIToken) -> str | None:
         return getattr(obj, "raw", None)
+
+    def validate_owner(self, owner: Any) -> Any:
+        try:
+            tokens.check_owner(self.context["request"].user, owner)
+        except tokens.MoreThanYours as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return owner
 
 
 @extend_schema_view(

@@ -71,7 +71,12 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise Invalid(field, f"not an ISO 8601 date-time: {value[:60]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)  # what is stored: 9999-12-31T23:59-10:00 lies past it
+    except OverflowError:
+        raise Invalid(field, "outside the years 1 to 9999 in UTC") from None
+    return parsed
 
 
 def _str(

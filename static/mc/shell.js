@@ -125,4 +125,25 @@
       cycleTheme();
     }
   });
+
+  // Small behaviours the templates declare with data attributes (the Content-Security-
+  // Policy allows no inline event handlers): data-select-on-focus, data-no-submit,
+  // data-submit-on-change, data-go-on-change="/path/{value}" (or a prefix for the value).
+  document.addEventListener("focusin", (e) => {
+    if (e.target.matches && e.target.matches("[data-select-on-focus]")) e.target.select();
+  });
+  document.addEventListener("submit", (e) => {
+    if (e.target.matches && e.target.matches("[data-no-submit]")) e.preventDefault();
+  }, true);
+  document.addEventListener("change", (e) => {
+    const el = e.target;
+    if (!el.matches) return;
+    if (el.matches("[data-submit-on-change]") && el.form) {
+      el.form.submit();
+    } else if (el.matches("[data-go-on-change]") && el.value) {
+      const target = el.dataset.goOnChange;
+      const value = encodeURIComponent(el.value);
+      location.href = target.includes("{value}") ? target.replace("{value}", value) : target + value;
+    }
+  });
 })();
