@@ -19,8 +19,8 @@ import pytest
 
 from tests.conftest import event
 from tests.faults import database_down
-from tests.processes import ROOT, Server, daphne, free_port, post_events, signed_in
-from tests.test_scale_out import _children, _env, needs_pg_and_redis
+from tests.processes import ROOT, Server, daphne, free_port, post_events, shared_database_env, signed_in
+from tests.test_scale_out import _children, needs_pg_and_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long enough password for ops"
@@ -68,7 +68,7 @@ def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
 def test_a_killed_worker_is_replaced_while_its_sibling_keeps_serving(tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"]
-    env = {**_env(), "MC_DEMO": "0", "MC_DATA_DIR": str(tmp_path / "data"), "OPS_PASSWORD": PASSWORD}
+    env = shared_database_env(MC_DEMO="0", MC_DATA_DIR=str(tmp_path / "data"), OPS_PASSWORD=PASSWORD)
     make_user = [sys.executable, "manage.py", "create_user", "ops", "--role", "admin"]
     subprocess.run([*make_user, "--password-from-env", "OPS_PASSWORD"], cwd=ROOT, env=env, check=True)
     server = Server(command, port, env, tmp_path / "serve.log")
@@ -111,7 +111,7 @@ def test_a_killed_worker_is_replaced_while_its_sibling_keeps_serving(tmp_path: P
 def test_while_the_database_is_down_it_is_alive_not_ready_and_still_takes_ingest(
     tmp_path: Path, ingest_key: str
 ) -> None:
-    web = daphne(free_port(), {**_env(), "MC_DATA_DIR": str(tmp_path / "data")}, tmp_path / "web.log")
+    web = daphne(free_port(), shared_database_env(MC_DATA_DIR=str(tmp_path / "data")), tmp_path / "web.log")
     try:
         web.wait_healthy()
         post_events(web.url, ingest_key, [event("log", message="before")])  # the key is known now
