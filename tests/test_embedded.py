@@ -93,8 +93,11 @@ def test_a_managed_servers_health_changes_are_its_logs_live_and_stored(tmp_path:
                 return seen
 
         live = asyncio.run(scenario())
-        assert [(e["level"], e["mcp_id"]) for e in live][0] == ("WARN", "time")
-        assert live[0]["message"].startswith("time: degraded, reconnecting: ")
+        # The start's own entries are batched: on a busy machine they may land after the snapshot.
+        first = next(i for i, e in enumerate(live) if e["message"].startswith("time: degraded"))
+        assert {e["message"] for e in live[:first]} <= {"time: connecting", "time: connected"}
+        assert (live[first]["level"], live[first]["mcp_id"]) == ("WARN", "time")
+        assert live[first]["message"].startswith("time: degraded, reconnecting: ")
         assert live[-1]["message"] == "time: reconnected" and live[-1]["level"] == "INFO"
         stored = httpx.get(
             f"{server.url}/api/logs",

@@ -122,7 +122,7 @@ def test_a_long_timeline_opens_on_its_first_page_and_loads_the_rest_on_demand(
     assert page.locator("#waterfall .wf-row").count() == 200
     assert page.locator("#step-count").inner_text() == "200 of 250 steps"
     page.click("#more-steps")
-    page.wait_for_function("document.querySelectorAll('#waterfall .wf-row').length === 250")
+    page.wait_for_function("() => document.querySelectorAll('#waterfall .wf-row').length === 250")
     assert page.locator("#step-count").inner_text() == "250 steps"
     assert page.locator("#more-steps").is_hidden()
 

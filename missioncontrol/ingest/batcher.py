@@ -204,6 +204,13 @@ class EventBatcher:
         self.process = StoreProcess(name) if isolated else None
         self._gauge = LOG_BUFFER_SIZE.labels(name)  # set on every add: looked up once
 
+    async def warm(self) -> None:
+        """Start the store process now (isolated batchers), not on the first batch: its
+        Django start-up takes seconds, and a short stdio session that stores only when its
+        host closes it would otherwise store after the host stopped waiting for it."""
+        if self.process is not None:
+            await self.process._started()
+
     def add(self, *events: dict[str, Any], source: Source = UNBOUND) -> None:
         """Queue events (ingest's JSON shape), pushed by `source`, to be stored soon. Never waits."""
         self._pending.extend((source, event) for event in events)

@@ -90,6 +90,7 @@ async def serve(principal: Principal, connect_timeout: float) -> None:
     )
     await gateway.start()
     try:
+        await batcher.warm()  # while the servers connect
         await gateway.settled(connect_timeout)
         async with loop_stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
