@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from notifications.models import Alert, Channel, Delivery, DeliveryAttempt, sees_targets
+
+CHANNEL_FIELDS = (
+    "name",
+    "team",
+    "targets",
+    "kinds",
+    "min_severity",
+    "quiet_start",
+    "quiet_end",
+    "time_zone",
+    "quiet_critical",
+    "send_resolved",
+    "enabled",
+)
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    """Targets are edited (a JSON list of Apprise URLs) and read whole by admins only;
+    anyone else with access to the admin sees them masked."""
+
+    list_display = ("name", "team", "masked_targets", "min_severity", "enabled", "updated_at")
+    list_filter = ("enabled", "team", "min_severity")
+    search_fields = ("name",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if sees_targets(request.user):
+            return CHANNEL_FIELDS
+        return tuple("masked_targets" if f == "targets" else f for f in CHANNEL_FIELDS)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("masked_targets",)
+
+    @admin.display(description="targets")
+    def masked_targets(self, obj: Channel) -> str:
+        return ", ".join(obj.masked_targets()) or "—"
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ("number", "at", "ok", "sent_to", "error", "duration_ms")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnly):
+    """The history: written by the sending tasks only."""
+
+    list_display = ("created_at", "channel", "purpose", "status", "tries", "title")
+    list_filter = ("status", "purpose", "channel")
+    search_fields = ("title", "error")
+    inlines = [AttemptInline]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnly):
+    list_display = ("opened_at", "key", "severity", "team", "repeats", "resolved_at", "resolution")
+    list_filter = ("kind", "severity", "team")
+    search_fields = ("key", "title")
