@@ -432,6 +432,8 @@ SPECTACULAR_SETTINGS = {
         "KiwiItemKindEnum": "kiwi.models.KiwiItem.Kind",
         "KiwiWorkspaceSourceEnum": "kiwi.models.KiwiWorkspace.Source",
         "ServerSourceEnum": "mcps.models.MCPServer.Source",
+        "AlertKindEnum": "notifications.models.KIND_CHOICES",
+        "AlertSeverityEnum": "notifications.models.Severity",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

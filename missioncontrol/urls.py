@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("automations.urls")),
     path("", include("kiwi.urls")),
+    path("", include("notifications.urls")),
     path("health", views.health, name="health"),
     path("health/ready", views.health, name="health-ready"),
     path("health/live", views.liveness, name="health-live"),
@@ -38,6 +39,7 @@ urlpatterns = [
     path("api/", include("missioncontrol.api.urls")),
     path("api/", include("automations.api.urls")),
     path("api/", include("kiwi.api.urls")),
+    path("api/", include("notifications.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
     # Django's stock login and logout (the pages branch restyles the template).
