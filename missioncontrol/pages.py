@@ -51,7 +51,6 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("executions", "/executions", "Executions"),
     ("knowledge", "/knowledge", "Knowledge"),
     ("kiwi", "/kiwi", "Kiwi"),
-    ("notifications", "/notifications", "Notifications"),
 )
 
 
