@@ -5,21 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from notifications.models import Alert, Channel, Delivery, DeliveryAttempt, sees_targets
-
-CHANNEL_FIELDS = (
-    "name",
-    "team",
-    "targets",
-    "kinds",
-    "min_severity",
-    "quiet_start",
-    "quiet_end",
-    "time_zone",
-    "quiet_critical",
-    "send_resolved",
-    "enabled",
-)
+from notifications.models import CHANNEL_SETTINGS, Alert, Channel, Delivery, DeliveryAttempt, sees_targets
 
 
 @admin.register(Channel)
@@ -33,8 +19,8 @@ class ChannelAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if sees_targets(request.user):
-            return CHANNEL_FIELDS
-        return tuple("masked_targets" if f == "targets" else f for f in CHANNEL_FIELDS)
+            return CHANNEL_SETTINGS
+        return tuple("masked_targets" if f == "targets" else f for f in CHANNEL_SETTINGS)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ("masked_targets",)

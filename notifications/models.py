@@ -35,6 +35,20 @@ class Severity(models.TextChoices):
 assert tuple(Severity.values) == SEVERITIES
 
 KIND_CHOICES = [(k, k) for k in KINDS]
+# What a channel is set with: the form the API, the pages and the admin all edit.
+CHANNEL_SETTINGS = (
+    "name",
+    "team",
+    "targets",
+    "kinds",
+    "min_severity",
+    "quiet_start",
+    "quiet_end",
+    "time_zone",
+    "quiet_critical",
+    "send_resolved",
+    "enabled",
+)
 VIEW_CHANNEL = "notifications.view_channel"
 TEST_CHANNEL = "notifications.test_channel"
 CHANGE_CHANNEL = "notifications.change_channel"

@@ -24,7 +24,8 @@ from django.test import AsyncClient, Client
 from mcps.models import IngestKey, MCPServer
 from missioncontrol.models import APIToken, Team
 
-pytest_plugins = ["tests.mcp_servers"]  # the real-MCP-server fixtures: repo, gateway
+# The real-MCP-server fixtures (repo, gateway); the notification receivers (hook, inbox).
+pytest_plugins = ["tests.mcp_servers", "tests.receivers"]
 
 BASE_TIME = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 _ids = itertools.count(1)

@@ -2,6 +2,7 @@
 
 Both run in the test process on a free port, so Apprise sends to them for real
 (`json://127.0.0.1:PORT/...`, `mailto://127.0.0.1:PORT?...`) and nothing leaves the machine.
+The fixtures `hook` and `inbox` (a pytest plugin of tests/conftest.py) start one each.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from tests.processes import free_port
@@ -104,3 +106,20 @@ def mailbox() -> Iterator[Mailbox]:
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[Webhook]:
+    """A webhook receiver; also forgets whether a channel was enabled (the test makes its own)."""
+    from notifications import dispatch
+
+    dispatch.forget()
+    with webhook() as receiver:
+        yield receiver
+    dispatch.forget()
+
+
+@pytest.fixture
+def inbox() -> Iterator[Mailbox]:
+    with mailbox() as box:
+        yield box

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from typing import Any
@@ -32,28 +31,9 @@ from notifications.models import Alert, Channel, Delivery
 from notifications.tasks import deliver
 from tests.conftest import ago, event, team
 from tests.processes import free_port
-from tests.receivers import Mailbox, Webhook, mailbox, webhook
+from tests.receivers import Mailbox, Webhook, webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_channel_cache() -> Iterator[None]:
-    dispatch.forget()
-    yield
-    dispatch.forget()
-
-
-@pytest.fixture
-def hook() -> Iterator[Webhook]:
-    with webhook() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def inbox() -> Iterator[Mailbox]:
-    with mailbox() as box:
-        yield box
 
 
 def channel(name: str, *targets: str, **fields: Any) -> Channel:

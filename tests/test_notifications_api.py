@@ -3,7 +3,6 @@ masked targets, the test button's answer in words, and the team-scoped delivery 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,22 +11,9 @@ from django.contrib.auth.models import User
 from notifications import dispatch
 from notifications.models import Channel
 from tests.conftest import signed_in, team
-from tests.receivers import Webhook, webhook
+from tests.receivers import Webhook
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_channel_cache() -> Iterator[None]:
-    dispatch.forget()
-    yield
-    dispatch.forget()
-
-
-@pytest.fixture
-def hook() -> Iterator[Webhook]:
-    with webhook() as receiver:
-        yield receiver
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ the history row; a failing target says why."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from notifications.models import Channel
 from tests import test_pages_browser as pages
-from tests.receivers import Webhook, webhook
+from tests.receivers import Webhook
 from tests.test_pages_browser import Visit
 
 # The pages' browser, web process and signed-in tab (the web process's SECRET_KEY too).
@@ -24,12 +23,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 def _web_process_keys(settings: Any) -> None:
     """Targets are encrypted with a key derived from SECRET_KEY: the web process's."""
     settings.SECRET_KEY = pages.WEB_SECRET_KEY
-
-
-@pytest.fixture
-def hook() -> Iterator[Webhook]:
-    with webhook() as receiver:
-        yield receiver
 
 
 def test_an_admin_makes_a_channel_and_its_send_test_button_says_how_it_went(

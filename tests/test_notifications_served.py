@@ -27,6 +27,7 @@ from notifications.models import Channel, Delivery
 from tests.faults import PrivateRedis
 from tests.processes import ROOT, Server, clean_env, create_token, free_port
 from tests.receivers import Webhook, webhook
+from tests.test_pages_browser import celery_worker
 
 pytestmark = pytest.mark.slow
 
@@ -115,23 +116,10 @@ def test_production_the_gateway_hands_the_alert_to_a_celery_worker(tmp_path: Pat
         MC_DATA_DIR=str(tmp_path / "data"),
         **SLOW_RECONNECT,
     )
-    worker_command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "missioncontrol",
-        "worker",
-        "-P",
-        "prefork",
-        "-c",
-        "1",
-    ]
-    worker_command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
     with webhook() as hook:
         channel = Channel.objects.create(name="ops", targets=[hook.url()])
         MCPServer.objects.create(id="time", name="time", transport="stdio", **time_server(pid_file))
-        worker = Server(worker_command, 0, env, tmp_path / "worker.log")
+        worker = celery_worker(env, tmp_path / "worker.log")
         gateway = Server([sys.executable, "manage.py", "run_gateway"], 0, env, tmp_path / "gateway.log")
         try:
             wait(lambda: MCPServer.objects.get(id="time").status == "connected", 60, "time to connect")

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from missioncontrol.models import Team
 from notifications.kinds import KINDS
-from notifications.models import Alert, Channel, Delivery, DeliveryAttempt
+from notifications.models import CHANNEL_SETTINGS, Alert, Channel, Delivery, DeliveryAttempt
 
 
 class ChannelSerializer(serializers.ModelSerializer[Channel]):
@@ -33,22 +33,7 @@ class ChannelSerializer(serializers.ModelSerializer[Channel]):
 
     class Meta:
         model = Channel
-        fields = [
-            "id",
-            "name",
-            "team",
-            "targets",
-            "kinds",
-            "min_severity",
-            "quiet_start",
-            "quiet_end",
-            "time_zone",
-            "quiet_critical",
-            "send_resolved",
-            "enabled",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *CHANNEL_SETTINGS, "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def to_representation(self, instance: Channel) -> dict[str, Any]:
