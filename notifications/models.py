@@ -68,6 +68,12 @@ class ChannelQuerySet(models.QuerySet["Channel"]):
     def enabled(self) -> Self:
         return self.filter(enabled=True)
 
+    def reencrypt_secrets(self) -> int:
+        """Write every channel's targets again, encrypted with the first key (rotate_secrets)."""
+        channels = list(self.only("id", "targets"))
+        self.bulk_update(channels, ["targets"], batch_size=500)
+        return len(channels)
+
     def for_team(self, team_id: int | None) -> Self:
         """The channels an alert of `team_id` goes to: the global ones and its team's."""
         return self.filter(Q(team__isnull=True) | Q(team_id=team_id)) if team_id else self.filter(team=None)

@@ -9,6 +9,7 @@ work here, so each message is sent before the publishing call returns.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from cryptography.fernet import Fernet
+from django.core.management import call_command
 from django.db import connection
 
 from automations import events
@@ -421,6 +424,17 @@ def test_targets_are_encrypted_at_rest(hook: Webhook) -> None:
         (raw,) = cursor.fetchone()
     assert raw.startswith("gAAAAA") and "very-secret-token" not in raw
     assert Channel.objects.get(pk=saved.pk).targets == [secret]
+
+
+def test_rotating_the_key_re_encrypts_the_targets(settings: Any) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [old]
+    saved = channel("ops", "json://hooks.example.com/token-123")
+    settings.FERNET_KEYS = [new, old]
+    call_command("rotate_secrets", stdout=io.StringIO())
+    settings.FERNET_KEYS = [new]
+    settings.SECRET_KEY = "another-secret-key-" * 3  # the derived key is no help either
+    assert Channel.objects.get(pk=saved.pk).targets == ["json://hooks.example.com/token-123"]
 
 
 async def test_publishing_an_alert_does_not_wait_for_its_message(hook: Webhook, monkeypatch: Any) -> None:

@@ -1,4 +1,5 @@
-"""manage.py rotate_secrets: re-encrypt MCP servers' env and headers with the first key.
+"""manage.py rotate_secrets: re-encrypt the secrets at rest with the first key: MCP servers'
+env and headers, notification channels' targets.
 
 Rotation: put the new key first in MC_SECRET_KEY_FERNET (keeping the old one after it),
 run this, then drop the old key. See missioncontrol/encryption.py.
@@ -11,11 +12,15 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from mcps.models import MCPServer
+from notifications.models import Channel
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt MCP servers' env and headers with the first MC_SECRET_KEY_FERNET key."
+    help = "Re-encrypt servers' env and headers, channels' targets, with the first MC_SECRET_KEY_FERNET key."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        count = MCPServer.objects.reencrypt_secrets()
-        self.stdout.write(f"re-encrypted the secrets of {count} server(s)")
+        servers = MCPServer.objects.reencrypt_secrets()
+        channels = Channel.objects.reencrypt_secrets()
+        self.stdout.write(
+            f"re-encrypted the secrets of {servers} server(s) and {channels} notification channel(s)"
+        )
