@@ -40,6 +40,8 @@ INTERRUPTED_AFTER = timedelta(minutes=10)
 LOST_AFTER = timedelta(minutes=5)
 
 MARKERS = tuple(f'"type":"{kind}"' for kind in kinds.KINDS)
+RUN_EVENT = '"type":"directive.execution"'
+RUN_ENDS = ('"status":"failed"', '"status":"completed"')
 _CACHE_SECONDS = 5.0
 _channels: tuple[float, bool] | None = None  # (when read, whether any channel is enabled)
 
@@ -71,7 +73,7 @@ def channels_enabled() -> bool:
 
 async def on_published(global_events: list[str]) -> None:
     """Hand the batch's alert events to the `notifications.process` task, if any channel listens."""
-    wanted = [text for text in global_events if any(m in text for m in MARKERS)]
+    wanted = [text for text in global_events if _may_alert(text)]
     if not wanted:
         return
     listening = _fresh()
@@ -83,6 +85,14 @@ async def on_published(global_events: list[str]) -> None:
         # Not the thread-sensitive thread: the publisher (the gateway reporting a status,
         # say) may be answering a call that very thread is blocked on.
         await sync_to_async(hand_off, thread_sensitive=False)(process, [wanted])
+
+
+def _may_alert(text: str) -> bool:
+    """Whether an encoded event may raise or clear an alert, read from its text alone (the
+    encoding is compact JSON); of a run's events only its end counts, not each start."""
+    if RUN_EVENT in text:
+        return any(end in text for end in RUN_ENDS)
+    return any(marker in text for marker in MARKERS)
 
 
 def process(events: list[str]) -> list[str]:

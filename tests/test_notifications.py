@@ -104,6 +104,22 @@ def test_a_server_disabled_on_purpose_is_not_an_outage_and_clears_its_alert(hook
     assert "server git was disabled" in hook.received[1]["message"]
 
 
+def test_only_events_that_may_alert_are_handed_over_from_the_publishing_path(
+    hook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handed: list[list[str]] = []
+    monkeypatch.setattr(dispatch, "hand_off", lambda task, args: handed.append(args[0]))
+    status = encode({"type": "mcp.status", "mcp_id": "git", "status": "degraded", "error": ""})
+    running = encode({"type": "directive.execution", "execution_id": 1, "status": "running"})
+    ended = encode({"type": "directive.execution", "execution_id": 1, "status": "failed"})
+    log = encode({"type": "log", "message": "mcp.status is fine"})
+    async_to_sync(dispatch.on_published)([status, running, ended, log])
+    assert handed == []  # no channel: nothing to decide at all
+    channel("ops", hook.url())
+    async_to_sync(dispatch.on_published)([status, running, ended, log])
+    assert handed == [[status, ended]]
+
+
 def test_nothing_is_recorded_or_sent_while_no_channel_is_enabled(hook: Webhook) -> None:
     down_server()
     channel("off", hook.url(), enabled=False)
