@@ -103,6 +103,7 @@ DATED_MODULES = {
     "test_health_monitor",
     "test_log_partitions",
     "test_logs_api",
+    "test_notifications",
     "test_overview",
     "test_pages",
     "test_pages_browser",
