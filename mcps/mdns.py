@@ -111,7 +111,13 @@ class MdnsDiscovery:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self._zeroconf = AsyncZeroconf(interfaces=self.interfaces)
+        """Start browsing; if the network refuses (no such interface), log why and stay idle:
+        the gateway serves its other servers all the same."""
+        try:
+            self._zeroconf = AsyncZeroconf(interfaces=self.interfaces)
+        except OSError as exc:
+            logger.error("mdns: cannot browse on %s: %s; mDNS discovery is off", self.interfaces, exc)
+            return
         self._browser = AsyncServiceBrowser(
             self._zeroconf.zeroconf, [SERVICE_TYPE], handlers=[self._on_change]
         )

@@ -104,6 +104,24 @@ async def test_an_advertised_server_is_registered_connected_and_disabled_when_it
         await advertiser.async_close()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_an_interface_mdns_cannot_use_is_logged_and_the_gateway_serves_on(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    mcps = replace(settings.MC.mcps, discovery=DiscoveryConfig(mdns=True, mdns_interfaces=("10.9.9.9",)))
+    settings.MC = replace(settings.MC, mcps=mcps)
+    await sync_to_async(MCPServer.objects.create)(
+        id="time", name="time", transport="stdio", command=sys.executable, args=["-m", "mcp_server_time"]
+    )
+    gateway = Gateway(Backoff(0.1, 0.5))
+    await gateway.start()
+    try:
+        await until(lambda: state("time") == (True, "connected"), timeout=30, what="time to connect")
+        assert "mdns: cannot browse on ['10.9.9.9']" in caplog.text
+    finally:
+        await gateway.stop()
+
+
 def entry(port: int = 8080) -> dict[str, Any]:
     return {"url": f"http://{LOOPBACK}:{port}/mcp", "type": "http"}
 
