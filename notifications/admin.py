@@ -8,8 +8,15 @@ from django.http import HttpRequest
 from notifications.models import CHANNEL_SETTINGS, Alert, Channel, Delivery, DeliveryAttempt, sees_targets
 
 
+class TeamScoped(admin.ModelAdmin):
+    """Staff who are not admins see their teams' rows here too, as everywhere else."""
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).visible_to(request.user)
+
+
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(TeamScoped):
     """Targets are edited (a JSON list of Apprise URLs) and read whole by admins only;
     anyone else with access to the admin sees them masked."""
 
@@ -38,7 +45,7 @@ class AttemptInline(admin.TabularInline):
     can_delete = False
 
 
-class ReadOnly(admin.ModelAdmin):
+class ReadOnly(TeamScoped):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

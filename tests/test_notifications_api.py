@@ -237,3 +237,10 @@ def test_the_admin_masks_targets_for_staff_who_are_not_admins(
         and b"secret-path" not in as_viewer.content
     )
     assert b"secret-path" in api(admin).get(url).content
+
+
+def test_the_admin_lists_only_the_staff_members_channels(alpha_channel: Channel, outsider: User) -> None:
+    outsider.is_staff = True
+    outsider.save()
+    assert api(outsider).get(f"/admin/notifications/channel/{alpha_channel.pk}/change/").status_code == 302
+    assert b"alpha-ops" not in api(outsider).get("/admin/notifications/channel/").content
