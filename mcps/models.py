@@ -140,6 +140,7 @@ class MCPServer(models.Model):
         CONFIG = "config"
         IMPORT = "import"
         REGISTRY = "registry"
+        MDNS = "mdns", "mDNS (found on the local network)"
         GATEWAY = "gateway", "Mission Control itself"
 
     id = models.CharField(

@@ -7,6 +7,7 @@ setting's dotted name, so start-up stops with a message that says what to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -133,12 +134,21 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class DiscoveryConfig:
+    """Servers found on the local network (mcps/mdns.py), registered with source "mdns"."""
+
+    mdns: bool = False  # browse `_mcp._tcp.local.` in the gateway process
+    mdns_interfaces: tuple[str, ...] = ()  # addresses to browse on; empty: every interface
+
+
+@dataclass(frozen=True)
 class McpsConfig:
     discovery_interval: int = 30
     health_check_interval: int = 60
     reconnect_backoff: str = "exponential"
     servers: dict[str, Any] = field(default_factory=dict)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     # Seconds between two reads of the servers' log files (logs/tailing.py); 0: not tailed.
     log_poll_interval: float = 0.5
 
@@ -373,6 +383,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             reconnect_backoff=_str(m, "reconnect_backoff", "exponential", "mcps") or "exponential",
             servers=servers,
             registry=_registry(m.get("registry")),
+            discovery=_discovery(m.get("discovery")),
             log_poll_interval=_seconds(m.get("log_poll_interval", 0.5), "mcps.log_poll_interval"),
         ),
         ingest=IngestConfig(
@@ -505,6 +516,34 @@ def _registry(raw: Any) -> RegistryConfig:
     if not isinstance(include, list) or not all(isinstance(g, str) and g for g in include):
         raise ConfigError("mcps.registry.include: expected a list of name patterns, e.g. ['io.github.me/*']")
     return RegistryConfig(url=_expand_env(url), include=tuple(include))
+
+
+def _discovery(raw: Any) -> DiscoveryConfig:
+    if raw is None:
+        return DiscoveryConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError("mcps.discovery: expected a mapping, e.g. {mdns: true}")
+    unknown = set(raw) - {"mdns", "mdns_interfaces"}
+    if unknown:
+        raise ConfigError(f"mcps.discovery.{sorted(unknown)[0]}: unknown key; expected mdns, mdns_interfaces")
+    mdns = raw.get("mdns", False)
+    if not isinstance(mdns, bool):
+        raise ConfigError(f"mcps.discovery.mdns: expected true or false, got {mdns!r}")
+    interfaces = raw.get("mdns_interfaces") or []
+    if isinstance(interfaces, str):
+        interfaces = [interfaces]
+    if not isinstance(interfaces, list):
+        raise ConfigError(
+            "mcps.discovery.mdns_interfaces: expected a list of IP addresses, e.g. ['192.168.1.10']"
+        )
+    for address in interfaces:
+        try:
+            ipaddress.ip_address(str(address))
+        except ValueError:
+            raise ConfigError(
+                f"mcps.discovery.mdns_interfaces: {address!r} is not an IP address of this host's interfaces"
+            ) from None
+    return DiscoveryConfig(mdns=mdns, mdns_interfaces=tuple(str(a) for a in interfaces))
 
 
 def _strings(section: dict[str, Any], key: str, name: str) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("g e", "/executions", "Executions"),
     ("g k", "/knowledge", "Knowledge"),
     ("g w", "/kiwi", "Kiwi workspaces"),
+    ("g n", "/notifications", "Notifications"),
 )
 
 SINCE_CHOICES = (("15m", "15 minutes"), ("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days"))

@@ -51,8 +51,10 @@ _VIEWER = [
     "automations.view_automation",
     "audit.view_policyrule",
     "missioncontrol.view_team",
+    "notifications.view_channel",
+    "notifications.view_delivery",
 ]
-_OPERATOR = [*_VIEWER, CALL_TOOL, RECONNECT, RUN_DIRECTIVE]
+_OPERATOR = [*_VIEWER, CALL_TOOL, RECONNECT, RUN_DIRECTIVE, "notifications.test_channel"]
 _ADMIN = [
     *_OPERATOR,
     VIEW_ALL_TEAMS,
@@ -67,6 +69,7 @@ _ADMIN = [
     *(f"automations.{a}_automation" for a in ("add", "change", "delete")),
     *(f"audit.{a}_policyrule" for a in ("add", "change", "delete")),
     "missioncontrol.view_taskrun",
+    *(f"notifications.{a}_channel" for a in ("add", "change", "delete")),
 ]
 ROLES: dict[Role, list[str]] = {Role.VIEWER: _VIEWER, Role.OPERATOR: _OPERATOR, Role.ADMIN: _ADMIN}
 

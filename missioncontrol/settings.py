@@ -151,6 +151,7 @@ INSTALLED_APPS = [
     "audit",
     "automations",
     "kiwi",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -324,6 +325,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Scheduled automations, read from the database at the start of every minute, so a
     # cron automation starts on its minute (automations/tasks.py).
     "automations.tick": {"task": "automations.tick", "schedule": crontab(), "options": {"expires": 55}},
+    # Alerts whose condition cleared with no event saying so; deliveries lost to a restart.
+    "notifications.sweep": {"task": "notifications.sweep", "schedule": 60.0, "options": {"expires": 55}},
     # Kiwi workspaces re-indexed: changed files only (kiwi/models.py).
     "kiwi.index": {
         "task": "kiwi.index",
@@ -460,6 +463,8 @@ SPECTACULAR_SETTINGS = {
         "KiwiItemKindEnum": "kiwi.models.KiwiItem.Kind",
         "KiwiWorkspaceSourceEnum": "kiwi.models.KiwiWorkspace.Source",
         "ServerSourceEnum": "mcps.models.MCPServer.Source",
+        "AlertKindEnum": "notifications.models.KIND_CHOICES",
+        "AlertSeverityEnum": "notifications.models.Severity",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

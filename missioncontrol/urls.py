@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("", include("automations.urls")),
     path("", include("kiwi.urls")),
+    path("", include("notifications.urls")),
     # Browsers ask for /favicon.ico on pages without an icon link (the JSON ones).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("health", views.health, name="health"),
@@ -43,6 +44,7 @@ urlpatterns = [
     path("api/", include("missioncontrol.api.urls")),
     path("api/", include("automations.api.urls")),
     path("api/", include("kiwi.api.urls")),
+    path("api/", include("notifications.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
     # Django's stock login and logout (the pages branch restyles the template).

@@ -24,7 +24,8 @@ from django.test import AsyncClient, Client
 from mcps.models import IngestKey, MCPServer
 from missioncontrol.models import APIToken, Team
 
-pytest_plugins = ["tests.mcp_servers", "tests.teams"]  # real MCP servers (repo, gateway); two_teams
+# Real MCP servers (repo, gateway); two_teams; the notification receivers (hook, inbox).
+pytest_plugins = ["tests.mcp_servers", "tests.teams", "tests.receivers"]
 
 BASE_TIME = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -105,6 +106,7 @@ DATED_MODULES = {
     "test_isolation_export",
     "test_log_partitions",
     "test_logs_api",
+    "test_notifications",
     "test_overview",
     "test_pages",
     "test_pages_browser",

@@ -99,9 +99,10 @@ steps:
 
 
 def runs_and_knowledge() -> dict[str, Any]:
-    """A run and a knowledge entry of each team, a system run, one entry of no team and
-    one shared: alpha's say `apple`, beta's `banana`, the system's `nothing` (their ids
-    and slugs do not: alpha-entry, beta-entry, system-entry)."""
+    """A run, a knowledge entry and a notification channel (with a delivery) of each team,
+    a system run, one entry of no team and one shared: alpha's say `apple`, beta's
+    `banana`, the system's `nothing` (their ids and slugs do not: alpha-entry, beta-entry,
+    system-entry)."""
     from automations.models import Directive, DirectiveExecution, KnowledgeEntry, StepRun
 
     learn = Directive.objects.upsert_from_yaml(LEARN)
@@ -133,6 +134,14 @@ def runs_and_knowledge() -> dict[str, Any]:
         )
         made[name] = run
     KnowledgeEntry.objects.create(slug="shared-tip", title="Shared tip", content="restart it", shared=True)
+    from notifications.models import Channel, Delivery
+
+    for name, owner, word in (("alpha", team("alpha"), "apple"), ("beta", team("beta"), "banana")):
+        channel = Channel.objects.create(
+            name=f"{word} alerts", team=owner, targets=[f"json://{word}.test/hook"]
+        )
+        Delivery.objects.create(channel=channel, purpose="test", title=f"{word} test message", body=word)
+        made[f"{name}-channel"] = channel
     return made
 
 

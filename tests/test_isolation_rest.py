@@ -40,6 +40,10 @@ SAMPLES: dict[str, Callable[[Made], str]] = {
     "/api/threads/{thread_id}/timeline": lambda m: "/api/threads/T-a/timeline",
     "/api/threads/{thread_id}/transcript": lambda m: "/api/threads/T-a/transcript",
     "/api/sessions/{session_id}": lambda m: "/api/sessions/S-T-a",
+    "/api/notifications/channels/{id}": lambda m: f"/api/notifications/channels/{m['alpha-channel'].pk}",
+    "/api/notifications/channels/{id}/deliveries": lambda m: (
+        f"/api/notifications/channels/{m['alpha-channel'].pk}/deliveries"
+    ),
     "/api/logs/{log_id}": lambda m: "/api/logs/log-T-a",
     "/api/permissions/audit/{thread_id}": lambda m: "/api/permissions/audit/T-a",
     "/api/internal/executions/{id}": lambda m: f"/api/internal/executions/{m['alpha'].pk}",
@@ -66,6 +70,7 @@ QUERIES: dict[str, list[str]] = {
 }
 PAGE_SAMPLES: dict[str, Callable[[Made], str]] = {
     "threads/<str:thread_id>": lambda m: "/threads/T-a",
+    "notifications/<int:pk>": lambda m: f"/notifications/{m['alpha-channel'].pk}",
     "sessions/<str:session_id>": lambda m: "/sessions/S-T-a",
     "executions/<int:pk>": lambda m: f"/executions/{m['alpha'].pk}",
     "executions/<int:pk>/live": lambda m: f"/executions/{m['alpha'].pk}/live",
@@ -79,7 +84,7 @@ PAGE_SAMPLES: dict[str, Callable[[Made], str]] = {
 }
 # Pages that only act (POST) or belong to no one's data: not read here.
 NOT_PAGES = ("accounts/", "settings/tokens/", "health", "metrics", "graphql", "admin/", "api/", "favicon.ico")
-ACTIONS = ("/run", "/delete")
+ACTIONS = ("/run", "/delete", "/test")
 
 
 def api_routes() -> list[str]:

@@ -42,12 +42,13 @@ CHROMIUM_ARGS = [
 SHOTS = ROOT / "var" / "screenshots" / "pages"
 PASSWORD = "correct horse battery staple"
 WAIT_MS = 15_000
+WEB_SECRET_KEY = "browser-tests"
 
 
 def _web_env(log_dir: Path, redis_url: str | None) -> dict[str, str]:
     """The web process reads and writes the test database the tests use."""
     db = connection.settings_dict
-    extra = {"SECRET_KEY": "browser-tests", "MC_GATEWAY_EMBEDDED": "true", "MC_DATA_DIR": str(log_dir)}
+    extra = {"SECRET_KEY": WEB_SECRET_KEY, "MC_GATEWAY_EMBEDDED": "true", "MC_DATA_DIR": str(log_dir)}
     if connection.vendor == "postgresql":
         extra["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
         extra["MC_CONN_MAX_AGE"] = "0"

@@ -39,6 +39,7 @@ from mcps.gateway.connection import (
     ToolError,
     Unavailable,
 )
+from mcps.mdns import MdnsDiscovery
 from mcps.models import HealthCheck, MCPServer, replace_catalog, schema_with_defaults, with_defaults
 from mcps.registration import sync_config_servers
 from mcps.registry import RegistryError
@@ -102,6 +103,9 @@ class Gateway:
         # Server id -> its default_arguments, as of the last discovery.
         self.defaults: dict[str, dict[str, Any]] = {}
         self.log_poll_interval = cfg.log_poll_interval
+        # Servers advertised on the local network (mcps/mdns.py), when mcps.discovery.mdns is on.
+        self.mdns: MdnsDiscovery | None = None
+        self._holding = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,6 +119,9 @@ class Gateway:
                     follow(Tailer(sources_every=SOURCES_EVERY), self.log_poll_interval)
                 )
             )
+        if not self.private and settings.MC.mcps.discovery.mdns:
+            self.mdns = MdnsDiscovery(self.hold_registered, settings.MC.mcps.discovery.mdns_interfaces)
+            await self.mdns.start()
         await self.discover()
         logger.info("gateway: holding %d server(s)", len(self.connections))
 
@@ -126,6 +133,8 @@ class Gateway:
         """
         for task in self._loops:
             task.cancel()
+        if self.mdns is not None:
+            await self.mdns.stop()
         for connection in self.connections.values():
             connection.stop()
         running = list(self.tasks.values())
@@ -166,6 +175,19 @@ class Gateway:
             else:
                 for name, reason in result.errors.items():
                     logger.warning("gateway: registry server %s skipped: %s", name, reason)
+        if self.mdns is not None:
+            await self.mdns.sync()
+        await self.hold_registered()
+
+    async def hold_registered(self) -> None:
+        """Hold the enabled managed servers the database lists, as they are set; drop the rest.
+
+        One at a time: the discovery loop and mDNS changes both call it.
+        """
+        async with self._holding:
+            await self._hold_registered()
+
+    async def _hold_registered(self) -> None:
         specs = await _db(MCPServer.objects.connection_specs)()
         self.defaults = await _db(MCPServer.objects.default_arguments)()
         for server_id in list(self.connections):
