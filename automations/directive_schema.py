@@ -31,6 +31,13 @@ SCHEMA: dict[str, Any] = {
         },
         "permissions": {"type": "array", "items": {"type": "string", "pattern": PERMISSION}},
         "steps": {"$ref": "#/$defs/steps"},
+        # What a completed run's result holds: its keys, or its keys with their types.
+        "output": {
+            "oneOf": [
+                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                {"type": "object", "minProperties": 1, "additionalProperties": {"enum": INPUT_TYPES}},
+            ]
+        },
     },
     "$defs": {
         "input": {

@@ -34,7 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from automations import bounds, definition, scripts, templating
-from automations.inputs import coerce
+from automations.inputs import coerce, output_problem
 from automations.models import Automation, Directive, DirectiveExecution, StepRun
 from automations.scope import Scope, reading
 from mcps.endpoint.recorder import Call, call_thread
@@ -335,6 +335,9 @@ class Run:
             if directive is None:
                 raise RunFailed("the directive was deleted")
             self._steps(directive.definition["steps"], "steps", {})
+            problem = output_problem(directive.definition.get("output"), _plain_or_none(self.result))
+            if problem:
+                raise RunFailed(problem)
         except Cancelled:
             return self._end(Status.CANCELLED, "cancelled")
         except (StepFailed, RunFailed, Stop) as exc:

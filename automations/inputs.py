@@ -91,3 +91,38 @@ def coerce(spec: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str
     if errors:
         raise InputError(errors)
     return out
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def output_problem(spec: list[str] | Mapping[str, str] | None, result: Any) -> str | None:
+    """Why a run's `result` does not hold what its directive's `output:` promises ("output.<key>:
+    ..."); None when it does (or nothing is promised). A list names the keys the result
+    must have; a mapping also gives each key's type (the input types)."""
+    if not spec:
+        return None
+    if not isinstance(result, dict):
+        kind = "nothing" if result is None else type(result).__name__
+        return f"output: the run's result is {kind}, not an object with {', '.join(spec)}"
+    for key in spec:
+        if key not in result:
+            has = ", ".join(map(str, result)) or "no key"
+            return f"output.{key}: missing from the run's result (it has {has})"
+        kind = spec[key] if isinstance(spec, Mapping) else None
+        value = result[key]
+        if kind is not None:
+            wrong = not isinstance(value, _JSON_TYPES[kind]) or (
+                kind in ("integer", "number") and isinstance(value, bool)
+            )
+            if wrong:
+                article = "an" if kind[0] in "aeiou" else "a"
+                return f"output.{key}: expected {article} {kind}, not {value!r:.80}"
+    return None

@@ -8,4 +8,10 @@ class McpsConfig(AppConfig):
     verbose_name = "MCP servers"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_save
+
         from mcps import tasks  # noqa: F401 - registers its Celery tasks in every process
+        from mcps.models import MCPServer
+        from mcps.signals import registered
+
+        post_save.connect(registered, sender=MCPServer, dispatch_uid="mcps.registered")

@@ -66,6 +66,14 @@ def _str(section: dict[str, Any], key: str, default: str | None, name: str) -> s
     return value
 
 
+def _choice(section: dict[str, Any], key: str, allowed: tuple[str, ...], name: str) -> str:
+    """One of `allowed` (the first is the default); anything else is refused at start-up."""
+    value = section.get(key, allowed[0])
+    if value not in allowed:
+        raise ConfigError(f"{name}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -380,7 +388,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             health_check_interval=parse_duration(
                 m.get("health_check_interval", 60), "mcps.health_check_interval"
             ),
-            reconnect_backoff=_str(m, "reconnect_backoff", "exponential", "mcps") or "exponential",
+            reconnect_backoff=_choice(m, "reconnect_backoff", ("exponential", "linear"), "mcps"),
             servers=servers,
             registry=_registry(m.get("registry")),
             discovery=_discovery(m.get("discovery")),

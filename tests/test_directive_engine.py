@@ -205,3 +205,34 @@ def test_a_failing_step_fails_the_run_unless_it_may() -> None:
         "  - script: test_echo\n    inputs: {was: '{{ result.error }}'}\n"
     )
     assert tolerant.status == "completed" and tolerant.result == {"was": "the disk is full"}
+
+
+PROMISE = """
+name: promise
+permissions: [read:test]
+output: OUTPUT
+steps:
+  - script: test_echo
+    inputs: {total: 3, label: "three"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("output", "error"),
+    [
+        ("[total, label]", ""),
+        ("{total: integer, label: string}", ""),
+        ("[total, missing]", "output.missing: missing from the run's result (it has total, label)"),
+        ("{total: string}", "output.total: expected a string, not 3"),
+    ],
+)
+def test_a_run_whose_result_breaks_its_directives_output_fails_naming_the_field(
+    output: str, error: str
+) -> None:
+    execution = run(PROMISE.replace("OUTPUT", output))
+    assert (execution.status, execution.error) == (("failed", error) if error else ("completed", ""))
+
+
+def test_an_output_that_is_neither_keys_nor_typed_keys_is_refused_when_saved() -> None:
+    with pytest.raises(ValueError, match="output"):
+        directive(PROMISE.replace("OUTPUT", "{total: decimal}"))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcps.models import MCPServer
@@ -143,3 +144,25 @@ def test_processes_sharing_a_metrics_directory_are_summed(tmp_path: Path) -> Non
         text=True,
     ).stdout
     assert value(out, "mission_control_ingest_events_total", outcome="accepted") == 12
+
+
+def test_the_shipped_grafana_dashboard_asks_only_for_metrics_mission_control_exports(client: Any) -> None:
+    """deploy/grafana/mission-control.json: every metric its queries name is one /metrics
+    declares (a renamed metric would leave a panel empty without a word)."""
+    import json
+    import re
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "mission-control.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    asked = {name for query in queries for name in re.findall(r"mission_control_[a-z_]+", query)}
+    exported = set()
+    for family in text_string_to_metric_families(scrape(client)):
+        suffixes = {
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_count", "_sum"),
+        }.get(family.type, ("",))
+        exported |= {family.name + suffix for suffix in suffixes}
+    if connection.vendor != "postgresql":
+        asked.discard("mission_control_db_connection_pool")  # read from pg_stat_activity
+    assert len(queries) >= 12 and asked, queries
+    assert asked <= exported, sorted(asked - exported)

@@ -112,3 +112,27 @@ def test_mission_controls_own_endpoint_name_cannot_be_taken() -> None:
     }
     aggregate = MCPServer.objects.get(id="mission-control")
     assert aggregate.transport == "" and aggregate.source == "gateway"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_registered_server_is_announced_on_global_without_its_secrets() -> None:
+    from asgiref.sync import sync_to_async
+
+    from tests.conftest import Socket
+
+    async with Socket() as ws:
+        await ws.subscribe("global")
+        await sync_to_async(register)(
+            "remote", {"url": "http://127.0.0.1:9/mcp?key=s3cret", "headers": {"X-Token": "t"}}, "api"
+        )
+        frame = await ws.recv()
+        await sync_to_async(register)("remote", {"url": "http://127.0.0.1:9/mcp?key=other"}, "api")
+        assert await ws.nothing()  # an update is no registration
+    (announced,) = frame["payload"]["events"]
+    assert announced["type"] == "mcp.registered"
+    assert (announced["mcp_id"], announced["source"], announced["transport"]) == (
+        "remote",
+        "api",
+        "streamable_http",
+    )
+    assert "s3cret" not in str(frame) and "X-Token" not in str(frame)

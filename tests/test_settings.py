@@ -64,6 +64,7 @@ def test_it_reads_the_seed_sections_with_durations() -> None:
         ({"mcps": {"registry": {"url": "ftp://r"}}}, "mcps.registry.url"),
         ({"mcps": {"registry": {"url": "http://r", "include": [1]}}}, "mcps.registry.include"),
         ({"mcps": {"registry": {"url": "http://r", "search": "x"}}}, "mcps.registry.search"),
+        ({"mcps": {"reconnect_backoff": "fibonacci"}}, "mcps.reconnect_backoff"),
     ],
 )
 def test_it_names_the_setting_that_is_malformed(raw: dict[str, object], named: str) -> None:
@@ -160,3 +161,15 @@ def test_it_generates_and_keeps_a_secret_key_for_the_embedded_default(tmp_path: 
     assert len(first) > 40 and oct(key_file.stat().st_mode)[-3:] == "600"
     assert start({}, tmp_path).returncode == 0
     assert key_file.read_text() == first
+
+
+def test_a_linear_reconnect_backoff_grows_linearly_and_an_exponential_one_doubles() -> None:
+    from mcps.gateway.connection import Backoff
+
+    assert parse_config({"mcps": {"reconnect_backoff": "linear"}}).mcps.reconnect_backoff == "linear"
+    linear, exponential = Backoff(2.0, 100.0, "linear"), Backoff(2.0, 100.0)
+    # Each delay is drawn below its attempt's ceiling; 400 draws come within 10 % of it.
+    for backoff, ceilings in ((linear, [2, 8, 12]), (exponential, [2, 16, 64])):
+        for attempt, ceiling in zip((0, 3, 5), ceilings, strict=True):
+            drawn = [backoff.delay(attempt) for _ in range(400)]
+            assert 0.9 * ceiling < max(drawn) <= ceiling and min(drawn) >= 1.0

@@ -87,13 +87,16 @@ class Spec:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with full jitter: attempt n waits up to base * 2**n, capped."""
+    """Backoff with jitter (`mcps.reconnect_backoff`): attempt n waits up to base * 2**n
+    ("exponential") or base * (n + 1) ("linear"), capped, and at least base / 2."""
 
     base: float = 1.0
     cap: float = 60.0
+    kind: str = "exponential"
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(self.base / 2, min(self.cap, self.base * 2**attempt))
+        ceiling = self.base * (attempt + 1) if self.kind == "linear" else self.base * 2**attempt
+        return random.uniform(self.base / 2, min(self.cap, ceiling))
 
 
 class Hooks(Protocol):

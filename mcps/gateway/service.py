@@ -89,7 +89,9 @@ class Gateway:
         from the channel layer and leaves server status and health to the shared one.
         """
         cfg = settings.MC.mcps
-        self.backoff = backoff or Backoff(settings.GATEWAY_BACKOFF_BASE, settings.GATEWAY_BACKOFF_CAP)
+        self.backoff = backoff or Backoff(
+            settings.GATEWAY_BACKOFF_BASE, settings.GATEWAY_BACKOFF_CAP, settings.MC.mcps.reconnect_backoff
+        )
         self.private = private
         self.discovery_interval = cfg.discovery_interval
         self.health_interval = cfg.health_check_interval

@@ -1,0 +1,36 @@
+"""What a newly registered server tells the live stream: `mcp.registered` on `global`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.utils import timezone
+
+from mcps.models import MCPServer
+from missioncontrol.live import Outbox, encode
+
+
+def registered(sender: type[MCPServer], instance: MCPServer, created: bool, **kwargs: Any) -> None:
+    """Once its row is committed, announce a server that was just registered, however (REST,
+    the admin, the config file, a registry, import_mcp_config). Servers are shared by every
+    team; the event names the server and how it came, never its command, URL or secrets."""
+    if not created or kwargs.get("raw"):
+        return
+    event = {
+        "type": "mcp.registered",
+        "mcp_id": instance.id,
+        "name": instance.name,
+        "source": instance.source,
+        "transport": instance.transport,
+        "at": timezone.now().isoformat(),
+    }
+
+    def announce() -> None:
+        outbox = Outbox()
+        outbox.add("global", encode(event))
+        outbox.add(f"mcp:{instance.id}", encode(event))
+        async_to_sync(outbox.send)()
+
+    transaction.on_commit(announce)
