@@ -114,7 +114,7 @@ def output_problem(spec: list[str] | Mapping[str, str] | None, result: Any) -> s
         return f"output: the run's result is {kind}, not an object with {', '.join(spec)}"
     for key in spec:
         if key not in result:
-            has = ", ".join(map(str, result)) or "no key"
+            has = ", ".join(sorted(map(str, result))) or "no key"
             return f"output.{key}: missing from the run's result (it has {has})"
         kind = spec[key] if isinstance(spec, Mapping) else None
         value = result[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -31,6 +32,18 @@ def registered(sender: type[MCPServer], instance: MCPServer, created: bool, **kw
         outbox = Outbox()
         outbox.add("global", encode(event))
         outbox.add(f"mcp:{instance.id}", encode(event))
-        async_to_sync(outbox.send)()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            async_to_sync(outbox.send)()
+            return
+        # Registered from sync code running on an event loop's thread (a sync test client
+        # beside Playwright, a REPL): the loop sends it once the caller yields.
+        task = loop.create_task(outbox.send())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
 
     transaction.on_commit(announce)
+
+
+_pending: set[asyncio.Task[None]] = set()

@@ -575,9 +575,12 @@ def _export_operation() -> Schema:
         "in": "query",
         "name": "format",
         "schema": {"type": "string", "enum": list(FORMATS), "default": "jsonl"},
-        "description": "JSON Lines (a LogEvent per line) or CSV (a header row, then a row per log).",
+        "description": "JSON Lines (a LogEvent per line), one JSON array of LogEvents, or CSV "
+        "(a header row, then a row per log).",
     }
     text = {"schema": {"type": "string"}}
+    bodies = {FORMATS[name].split(";")[0]: text for name in FORMATS}
+    bodies["application/json"] = {"schema": {"type": "array", "items": ref("LogEvent")}}
     return {
         "operationId": "logs_export_retrieve",
         "tags": ["logs"],
@@ -588,7 +591,7 @@ def _export_operation() -> Schema:
             "200": {
                 "description": "The file (`Content-Disposition: attachment`).",
                 "headers": {"Content-Disposition": _header('`attachment; filename="logs-<time>.<format>"`')},
-                "content": {FORMATS[name].split(";")[0]: text for name in FORMATS},
+                "content": bodies,
             },
             "400": _json(ref("FieldErrors"), "A parameter (or the format) is not usable."),
         },

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import IntegerField, Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.utils.urls import replace_query_param
@@ -70,7 +70,8 @@ class Keyset:
         self, queryset: QuerySet[Any], limit: int, cursor: str | None = None
     ) -> tuple[list[Any], str | None, str | None]:
         """`limit` rows from `cursor` (the start without one), and the next and previous cursors."""
-        direction, position = self._decode(cursor) if cursor else ("n", None)
+        numeric = isinstance(queryset.model._meta.get_field(self.field), IntegerField)
+        direction, position = self._decode(cursor, numeric) if cursor else ("n", None)
         backwards = direction == "p"
         qs = queryset.order_by(*self._order(backwards))
         if position is not None:
@@ -104,14 +105,24 @@ class Keyset:
         )
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
-    def _decode(self, cursor: str) -> tuple[str, tuple[datetime | int, Any]]:
+    def _decode(self, cursor: str, numeric: bool) -> tuple[str, tuple[datetime | int, Any]]:
+        """The direction and position of `cursor`, whose value is an integer when the field
+        is numeric and an aware ISO date-time otherwise; anything else is a 400."""
         try:
             data = loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
             direction, raw, pk = data["d"], data["v"], data["k"]
-            value = raw if type(raw) is int else datetime.fromisoformat(raw)
-            if direction not in ("n", "p") or (isinstance(value, datetime) and value.tzinfo is None):
+            if direction not in ("n", "p") or type(pk) not in (int, str):
                 raise ValueError(direction)
-            value.astimezone(UTC)
+            value: datetime | int
+            if numeric:
+                if type(raw) is not int or not -(2**63) <= raw < 2**63:
+                    raise ValueError(raw)
+                value = raw
+            else:
+                value = datetime.fromisoformat(raw)
+                if value.tzinfo is None:
+                    raise ValueError(raw)
+                value.astimezone(UTC)
         except (ValueError, TypeError, KeyError, OverflowError):
             raise ValidationError(
                 {"cursor": ["Invalid cursor: use the next or previous link as given."]}

@@ -222,7 +222,7 @@ steps:
     [
         ("[total, label]", ""),
         ("{total: integer, label: string}", ""),
-        ("[total, missing]", "output.missing: missing from the run's result (it has total, label)"),
+        ("[total, missing]", "output.missing: missing from the run's result (it has label, total)"),
         ("{total: string}", "output.total: expected a string, not 3"),
     ],
 )
