@@ -664,16 +664,17 @@ PAGES: dict[str, Callable[[], str]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is stale")
+    parser.add_argument("--dir", type=Path, default=OUT, help="where the pages are (default docs/reference)")
     args = parser.parse_args(argv)
     setup_django()
     stale = []
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.dir.mkdir(parents=True, exist_ok=True)
     for name, build in PAGES.items():
         text = build()
-        path = OUT / name
+        path = args.dir / name
         if path.exists() and path.read_text() == text:
             continue
-        stale.append(path.relative_to(ROOT).as_posix())
+        stale.append(path.as_posix())
         if not args.check:
             path.write_text(text)
     if args.check and stale:
