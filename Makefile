@@ -9,7 +9,7 @@ PORT ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/missioncontrol
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install browser run test test-postgres test-embedded test-clock lint bench clean
+.PHONY: install browser run test test-postgres test-embedded test-clock lint bench docs docs-check screenshots clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt sdk/pyproject.toml $(wildcard sdk/missioncontrol_sdk/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,7 @@ run: install
 # (SQLite, in-memory channel layer) minus the multi-process tests that need Redis, then
 # the date-sensitive tests with the clock moved a year ahead and a year back.
 test: install
+	$(MAKE) --no-print-directory docs-check
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-embedded
 	$(MAKE) --no-print-directory test-clock
@@ -76,6 +77,21 @@ test-clock: install browser
 	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || exit $$rc; \
 	done
 
+# The documentation site (mkdocs.yml, docs/): the reference pages regenerated from the
+# code, then a strict build into site/ (a broken link or a page outside the nav fails).
+docs: install
+	$(PY) docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# What make test checks: the committed reference pages match the code, the site builds strictly.
+docs-check: install
+	$(PY) docs/gen_reference.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
+
+# docs/img/*.png taken from the running demo with Chromium (make browser).
+screenshots: install browser
+	$(PY) scripts/screenshots.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -91,4 +107,4 @@ bench: install
 	$(PY) bench/policy.py
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache node_modules
+	rm -rf $(VENV) var staticfiles .pytest_cache node_modules site

@@ -358,7 +358,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-# Pages (issue 7): every page needs a signed-in user; the theme is a user preference.
+# Pages: every page needs a signed-in user; the theme is a user preference.
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

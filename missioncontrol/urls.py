@@ -13,7 +13,7 @@ from missioncontrol.logins import SignInForm
 
 urlpatterns = [
     path("", views.overview, name="overview"),
-    # Pages (issue 7): each app's HTML pages, Django's login and logout.
+    # Pages: each app's HTML pages, Django's login and logout (templates/registration/).
     path("accounts/login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("graph", views.graph_page, name="graph-page"),
@@ -47,9 +47,6 @@ urlpatterns = [
     path("api/", include("notifications.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
-    # Django's stock login and logout (the pages branch restyles the template).
-    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
 
 handler404 = "missioncontrol.errors.not_found"

@@ -16,6 +16,7 @@ runs beside it as a child process (`run_demo_agent`).
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -57,10 +58,62 @@ def start_demo_agent(host: str, port: int) -> subprocess.Popen[bytes] | None:
             return None
     except DatabaseError:  # serve anyway: /health says what is down
         return None
-    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
     manage = Path(settings.BASE_DIR) / "manage.py"
-    return subprocess.Popen([sys.executable, str(manage), "run_demo_agent", "--url", url])
+    return subprocess.Popen([sys.executable, str(manage), "run_demo_agent", "--url", browser_url(host, port)])
+
+
+def browser_url(host: str, port: int) -> str:
+    """The address to open in a browser (a wildcard bind is reached on the loopback)."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
+
+
+def first_user_hint() -> str | None:
+    """The command that makes the first user, when the database has none yet."""
+    from django.contrib.auth import get_user_model
+    from django.db import DatabaseError, connection
+
+    try:
+        if get_user_model().objects.exists():
+            return None
+    except DatabaseError:  # not migrated, or unreachable: /health says what is down
+        return None
+    finally:
+        connection.close()
+    manage = Path(settings.BASE_DIR) / "manage.py"
+    python = Path(sys.executable)
+    shown = os.path.relpath(python) if python.is_relative_to(Path.cwd()) else str(python)
+    return f"  {shown} {os.path.relpath(manage)} createsuperuser"
+
+
+def announce_when_serving(host: str, port: int, out: Any, timeout: float = 120.0) -> threading.Thread:
+    """Once the server answers HTTP (any answer to GET /health/live), print the address to
+    open and, on a database with no user yet, the command that makes the first one."""
+    hint = first_user_hint()
+    target = ("127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host, port)
+
+    def wait_then_print() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            probe = http.client.HTTPConnection(*target, timeout=2)
+            try:
+                probe.request("GET", "/health/live")
+                probe.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.1)
+                continue
+            finally:
+                probe.close()
+            lines = [f"Mission Control is serving on {browser_url(host, port)}"]
+            if hint:
+                lines += ["No user yet: make the first one with", hint]
+            out.write("\n".join(lines), ending="\n")
+            out.flush()
+            return
+
+    thread = threading.Thread(target=wait_then_print, name="serve-announce", daemon=True)
+    thread.start()
+    return thread
 
 
 def metrics_environment() -> dict[str, str]:
@@ -94,6 +147,7 @@ class Command(BaseCommand):
                 "in-memory and cannot span processes (use 1 worker)"
             )
         demo = start_demo_agent(host, port)
+        announce_when_serving(host, port, self.stdout)
         try:
             if workers == 1:
                 from daphne.cli import CommandLineInterface
