@@ -8,15 +8,20 @@ archived a month later.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from django.contrib.auth.models import User
 
 from logs import archive
 from logs.models import LogEntry
 from tests.conftest import BASE_TIME, signed_in, team
+from tests.processes import Server, clean_env, free_port, manage, post_events
+from tests.test_isolation_mcp import SETUP
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +80,48 @@ def test_restored_logs_keep_their_team(archived: None, viewer: User, outsider: U
     }
     assert set(LogEntry.objects.visible_to(outsider).values_list("id", flat=True)) == {"log-T-b", "free-b"}
     assert team("beta").pk in LogEntry.objects.values_list("team_id", flat=True)
+
+
+@pytest.mark.slow
+def test_a_served_process_reads_each_team_its_own_archived_logs(tmp_path: Any) -> None:
+    """Two teams push old logs to `manage.py serve`; `archive_logs` moves them to the archive;
+    each team's token reads back its own."""
+
+    env = clean_env(MC_DATA_DIR=str(tmp_path / "data"), MC_DEMO="0")
+    manage(env, "migrate", "-v0", timeout=120)
+    made = json.loads(manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
+    old = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=10)
+    port = free_port()
+    server = Server(
+        [sys.executable, "manage.py", "serve", "--port", str(port)], port, env, tmp_path / "serve.log"
+    )
+    try:
+        server.wait_healthy()
+        for slug, word in (("alpha", "apple"), ("beta", "banana")):
+            line = {
+                "id": f"old-{slug}",
+                "type": "log",
+                "timestamp": old.isoformat(),
+                "level": "INFO",
+                "service": "agent",
+                "mcp_id": "srv",
+                "message": f"{word} from long ago",
+            }
+            assert post_events(server.url, made[f"key-{slug}"], [line])["accepted"] == 1
+        manage(env, "archive_logs", timeout=120)
+        span = {
+            "archived": "true",
+            "from": (old - timedelta(hours=1)).isoformat(),
+            "to": (old + timedelta(hours=1)).isoformat(),
+        }
+        for slug, word in (("alpha", "apple"), ("beta", "banana")):
+            answer = httpx.get(
+                f"{server.url}/api/logs",
+                params=span,
+                headers={"Authorization": f"Bearer {made[f'token-{slug}']}"},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            assert [row["message"] for row in answer.json()["results"]] == [f"{word} from long ago"]
+    finally:
+        server.stop()
