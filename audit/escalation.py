@@ -28,6 +28,10 @@ mission_control.yml):
   days) before this check: until then whatever a subject uses is its baseline, so a new
   install, or a new agent, does not raise an alert per first call.
 
+Every rule reads the history of the check's own team only (the team of its thread; no
+team: the checks of threads of no team): teams name their subjects and threads freely,
+and another team's denials must neither raise an alert here nor be told by one.
+
 A firing check gets `escalation_detected`, severity `critical`, and `escalations`
 (`[{"rule", "detail"}]`); a `permission.escalation` alert goes to `global` and
 `permission:{thread_id}`.
@@ -63,21 +67,25 @@ def detect(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not granted:
         return []
     config = settings.MC.policy.escalation
-    threads = Thread.objects.filter(id__in={c["thread_id"] for c in granted}, parent__isnull=False)
-    parents = dict(threads.order_by().values_list("id", "parent_id"))
-    first_seen: dict[str, Any] = {}
-    used_classes: set[tuple[str, str]] = set()
+    threads = Thread.objects.filter(id__in={c["thread_id"] for c in granted}).order_by()
+    parents: dict[str, str | None] = {}
+    teams: dict[str, int | None] = {}
+    for thread_id, parent_id, team_id in threads.values_list("id", "parent_id", "team_id"):
+        parents[thread_id], teams[thread_id] = parent_id, team_id
+    first_seen: dict[tuple[int | None, str], Any] = {}
+    used_classes: set[tuple[int | None, str, str]] = set()
     denied = _pairs_with_denials(granted, config.window)
     alerts: list[dict[str, Any]] = []
     for check in sorted(granted, key=lambda c: c["timestamp"]):
+        team = teams.get(check["thread_id"])
         fired = [
-            *_child_exceeds_parent(check, parents.get(check["thread_id"])),
+            *_child_exceeds_parent(check, team, parents.get(check["thread_id"])),
             *(
-                _grant_after_denials(check, config.denials, config.window)
+                _grant_after_denials(check, team, config.denials, config.window)
                 if (check["user_id"], check["resource"]) in denied
                 else []
             ),
-            *_new_resource_class(check, config.learning_period, first_seen, used_classes),
+            *_new_resource_class(check, team, config.learning_period, first_seen, used_classes),
         ]
         if not fired:
             continue
@@ -104,12 +112,21 @@ def detect(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return alerts
 
 
-def _history(check: dict[str, Any]) -> Any:
-    """Checks recorded before (or with) this one, itself excluded."""
-    return PermissionEvent.objects.filter(timestamp__lte=check["timestamp"]).exclude(id=check["id"])
+def _of_team(team: int | None) -> Any:
+    """The checks of `team`'s threads (None: of threads of no team)."""
+    if team is None:
+        return PermissionEvent.objects.filter(thread__team__isnull=True)
+    return PermissionEvent.objects.filter(thread__team_id=team)
 
 
-def _child_exceeds_parent(check: dict[str, Any], parent_id: str | None) -> list[dict[str, str]]:
+def _history(check: dict[str, Any], team: int | None) -> Any:
+    """Checks of `team` recorded before (or with) this one, itself excluded."""
+    return _of_team(team).filter(timestamp__lte=check["timestamp"]).exclude(id=check["id"])
+
+
+def _child_exceeds_parent(
+    check: dict[str, Any], team: int | None, parent_id: str | None
+) -> list[dict[str, str]]:
     """The ancestor that does not hold what this check granted, if any (see the module docstring)."""
     resource, own = check["resource"], check["thread_id"]
     named: list[str] = []  # the ancestors the chain names, root first
@@ -135,11 +152,11 @@ def _child_exceeds_parent(check: dict[str, Any], parent_id: str | None) -> list[
         return []
     # An ancestor's standing is its latest check of the resource: a denial with no grant
     # at or after it. One query, however many ancestors.
-    later_grant = _history(check).filter(
+    later_grant = _history(check, team).filter(
         thread_id=OuterRef("thread_id"), resource=resource, granted=True, timestamp__gte=OuterRef("timestamp")
     )
     denied = (
-        _history(check)
+        _history(check, team)
         .filter(thread_id__in=unjudged, resource=resource, granted=False)
         .exclude(Exists(later_grant))
         .order_by()
@@ -181,13 +198,15 @@ def denied_pairs(granted: list[dict[str, Any]], window: int) -> QuerySet[Any, tu
     return rows.order_by().values_list("user_id", "resource").distinct()
 
 
-def _grant_after_denials(check: dict[str, Any], threshold: int, window: int) -> list[dict[str, str]]:
+def _grant_after_denials(
+    check: dict[str, Any], team: int | None, threshold: int, window: int
+) -> list[dict[str, str]]:
     subject = check["user_id"]
     if not subject:
         return []
     since = check["timestamp"] - timedelta(seconds=window)
     denials = (
-        _history(check)
+        _history(check, team)
         .filter(user_id=subject, resource=check["resource"], granted=False, timestamp__gte=since)
         .count()
     )
@@ -203,26 +222,27 @@ def _grant_after_denials(check: dict[str, Any], threshold: int, window: int) -> 
 
 def _new_resource_class(
     check: dict[str, Any],
+    team: int | None,
     learning_period: int,
-    first_seen: dict[str, Any],
-    used_classes: set[tuple[str, str]],
+    first_seen: dict[tuple[int | None, str], Any],
+    used_classes: set[tuple[int | None, str, str]],
 ) -> list[dict[str, str]]:
     subject = check["user_id"]
     if not subject:
         return []
-    if subject not in first_seen:
-        first_seen[subject] = PermissionEvent.objects.filter(user_id=subject).aggregate(
-            first=Min("timestamp")
-        )["first"]
-    first = first_seen[subject]
+    if (team, subject) not in first_seen:
+        first_seen[team, subject] = (
+            _of_team(team).filter(user_id=subject).aggregate(first=Min("timestamp"))["first"]
+        )
+    first = first_seen[team, subject]
     if first is None or check["timestamp"] - first < timedelta(seconds=learning_period):
         return []  # still learning this subject's baseline
     cls = resource_class(check["resource"])
-    if (subject, cls) in used_classes:
+    if (team, subject, cls) in used_classes:
         return []  # used before, or granted by an earlier check of this batch
-    used_classes.add((subject, cls))
+    used_classes.add((team, subject, cls))
     used = (
-        _history(check)
+        _history(check, team)
         .filter(user_id=subject, granted=True)
         .filter(Q(resource=cls) | Q(resource__startswith=f"{cls}/"))
         .exists()

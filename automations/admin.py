@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from automations import runs
 from automations.inputs import InputError
 from automations.models import Automation, Directive, DirectiveExecution, KnowledgeEntry, StepRun
+from missioncontrol import roles
 from missioncontrol.visibility import VisibleRowsAdmin
 
 
@@ -30,7 +31,11 @@ class DirectiveAdmin(admin.ModelAdmin):
     inlines = [KnowledgeInline]
     actions = ["run_directive"]
 
-    @admin.action(description="Run the selected directives (default inputs)")
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        """Running asks what POST /api/internal/execute asks: an operator."""
+        return roles.can(request.user, roles.RUN_DIRECTIVE)
+
+    @admin.action(description="Run the selected directives (default inputs)", permissions=["run"])
     def run_directive(self, request: HttpRequest, queryset: QuerySet[Directive]) -> None:
         for directive in queryset:
             try:
@@ -73,7 +78,11 @@ class DirectiveExecutionAdmin(VisibleRowsAdmin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # runs start from a directive (its action), the API or an automation
 
-    @admin.action(description="Cancel the selected executions")
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Cancelling asks what POST /api/internal/executions/{id}/cancel asks: an operator."""
+        return roles.can(request.user, roles.RUN_DIRECTIVE)
+
+    @admin.action(description="Cancel the selected executions", permissions=["cancel"])
     def cancel_execution(self, request: HttpRequest, queryset: QuerySet[DirectiveExecution]) -> None:
         from automations import engine
 

@@ -21,11 +21,13 @@ import asyncio
 import contextvars
 import ctypes
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -275,9 +277,12 @@ class Run:
     started: float = 0.0
     on_step: Callable[[StepRun], None] | None = None
 
-    @property
+    @cached_property
     def thread_id(self) -> str:
-        return f"directive-run-{self.execution.pk}"
+        """The run's thread: its id and a random part, so no one can know it before the
+        run starts (run ids count up: a thread of the id alone could be started first,
+        by another team's ingest key). Kept on the execution once claimed."""
+        return self.execution.thread_id or f"directive-run-{self.execution.pk}-{secrets.token_hex(8)}"
 
     @property
     def name(self) -> str:

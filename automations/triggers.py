@@ -34,7 +34,7 @@ from missioncontrol.live import Outbox, encode
 
 logger = logging.getLogger(__name__)
 
-RUN_THREAD = re.compile(r"^directive-run-(\d+)$")
+RUN_THREAD = re.compile(r"^directive-run-(\d+)(?:-[0-9a-f]{16})?$")
 _CACHE_SECONDS = 5.0
 _watched: tuple[float, frozenset[str]] | None = None  # (when read, event types some automation waits for)
 
@@ -180,11 +180,14 @@ def _depth_after(event: dict[str, Any]) -> int:
     running = current_run.get()
     depths = [running.depth + 1] if running is not None else []
     execution_id = event_field(event, "execution_id")
-    match = RUN_THREAD.match(str(event_field(event, "thread_id") or ""))
-    if match:
-        execution_id = int(match.group(1))
-    if isinstance(execution_id, int):
-        depth = DirectiveExecution.objects.filter(pk=execution_id).values_list("depth", flat=True).first()
+    thread_id = str(event_field(event, "thread_id") or "")
+    runs = None
+    if RUN_THREAD.match(thread_id):
+        runs = DirectiveExecution.objects.filter(thread_id=thread_id)  # the run's own, random part and all
+    elif isinstance(execution_id, int):
+        runs = DirectiveExecution.objects.filter(pk=execution_id)
+    if runs is not None:
+        depth = runs.values_list("depth", flat=True).first()
         if depth is not None:
             depths.append(depth + 1)
     return max(depths, default=0)

@@ -21,7 +21,7 @@ import gzip
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -43,6 +43,10 @@ from missioncontrol.config import RetentionConfig
 from missioncontrol.jsontext import dumps, loads
 
 LOG_FIELDS = ("id", "timestamp", "level", "service", "thread_id", "mcp_id", "message", "context", "exception")
+# Archived with each row (restored with it, and what `read` scopes by): the team whose
+# key pushed it. Files written before it was kept hold none: such a row reads as a
+# log of no team (its thread's team's, or admins' only).
+TEAM = "team_id"
 _DELETE_CHUNK = 5000
 
 
@@ -246,9 +250,12 @@ def _delete_files(names: Iterable[str | None]) -> None:
 
 
 def _as_events(entries: Iterable[LogEntry]) -> list[dict[str, Any]]:
-    rows = [entry.as_event() for entry in entries]
-    for row in rows:
+    rows = []
+    for entry in entries:
+        row = entry.as_event()
         del row["type"]
+        row[TEAM] = entry.team_id
+        rows.append(row)
     return rows
 
 
@@ -391,7 +398,7 @@ def days_between(first: date, last: date) -> Iterator[date]:
 def _as_row(row: dict[str, Any]) -> tuple[Any, ...]:
     values = dict(row)
     values["timestamp"] = datetime.fromisoformat(values["timestamp"])
-    return tuple(values.get(f) for f in LOG_FIELDS)
+    return (*(values.get(f) for f in LOG_FIELDS), values.get(TEAM))
 
 
 def restore(first: date, last: date, mcp_ids: Iterable[str] | None = None) -> tuple[int, int]:
@@ -409,15 +416,31 @@ def restore(first: date, last: date, mcp_ids: Iterable[str] | None = None) -> tu
         rows = decode_rows(_read(entry.name))
         partitions.ensure(entry.day, entry.day)  # PostgreSQL: its own partition, archived whole later
         with transaction.atomic():
-            inserted += len(LogEntry.objects.store_new(LOG_FIELDS, [_as_row(r) for r in rows]))
+            stored = LogEntry.objects.store_new((*LOG_FIELDS, "team"), [_as_row(r) for r in rows])
+            inserted += len(stored)
             entry.restored_until = now + timedelta(seconds=ages.hot(entry.mcp_id))
             entry.save(update_fields=["restored_until"])
         days += 1
     return days, inserted
 
 
-def read(first: datetime, last: datetime, mcp_ids: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Archived logs with `first` <= timestamp <= `last` (oldest day first), as API rows."""
+def read(
+    first: datetime,
+    last: datetime,
+    mcp_ids: Iterable[str] | None = None,
+    teams: Sequence[int] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Archived logs with `first` <= timestamp <= `last` (oldest day first), as API rows.
+
+    `teams` (roles.team_scope: None for every team) narrows them as LogEntry.visible_to
+    narrows the hot table: a row of one of `teams`, or of no team naming one of their
+    threads.
+    """
+    from threads.models import Thread
+
+    theirs: set[str] = set()
+    if teams:
+        theirs = set(Thread.objects.filter(team_id__in=teams).values_list("id", flat=True))
     entries = ArchiveDay.objects.filter(
         day__gte=first.astimezone(UTC).date(), day__lte=last.astimezone(UTC).date()
     )
@@ -425,5 +448,8 @@ def read(first: datetime, last: datetime, mcp_ids: Iterable[str] | None = None) 
         entries = entries.filter(mcp_id__in=list(mcp_ids))
     for entry in entries.order_by("day", "mcp_id"):
         for row in decode_rows(_read(entry.name)):
+            team = row.pop(TEAM, None)
+            if teams is not None and not (team in teams if team is not None else row["thread_id"] in theirs):
+                continue
             if first <= datetime.fromisoformat(row["timestamp"]) <= last:
                 yield {"type": "log", **row, "archived": True}

@@ -154,7 +154,11 @@ class MCPServerAdmin(admin.ModelAdmin):
     def tool_count(self, obj: Any) -> int:
         return obj.tools_in_catalog
 
-    @admin.action(description="Reconnect selected servers")
+    def has_reconnect_permission(self, request: HttpRequest) -> bool:
+        """The reconnect action asks what POST /api/mcps/{id}/reconnect asks: an operator."""
+        return roles.can(request.user, roles.RECONNECT)
+
+    @admin.action(description="Reconnect selected servers", permissions=["reconnect"])
     def reconnect(self, request: HttpRequest, queryset: QuerySet[MCPServer]) -> None:
         """Drop and reopen each managed server's session, as POST /api/mcps/{id}/reconnect does."""
         done: list[str] = []
@@ -207,7 +211,7 @@ class IngestKeyAdmin(admin.ModelAdmin):
         # A key's secret is shown once at creation, which the add form cannot do.
         return False
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[IngestKey]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)

@@ -103,3 +103,64 @@ def masked_spec(spec: dict[str, Any], reveal: bool) -> dict[str, Any]:
         shown["url"] = mask_url(spec.get("url") or "")
         shown["args"] = mask_args(list(spec.get("args") or []))
     return shown
+
+
+# A secret shorter than this is not looked for in text (a flag's `1`, an env's `on`).
+_SHORTEST_SECRET = 4
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The userinfo (whole, and its password) and every query value of `url`, as written
+    and decoded."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found: list[str] = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        found += [userinfo, userinfo.partition(":")[2]]
+    for pair in parts.query.split("&"):
+        found.append(pair.partition("=")[2])
+    found += [value for _name, value in parse_qsl(parts.query, keep_blank_values=True)]
+    return found
+
+
+def secret_values(url: str, args: list[str], env: dict[str, Any], headers: dict[str, Any]) -> list[str]:
+    """The values of a server's connection that are secrets, longest first: env and header
+    values (a header's credential after its scheme word too), the URL's userinfo and query
+    values, and what `mask_args` masks in the arguments."""
+    found: list[str] = [str(v) for v in env.values()]
+    for value in map(str, headers.values()):
+        found += [value, value.partition(" ")[2]]
+    found += _url_secrets(url)
+    for arg, shown in zip(map(str, args), mask_args(list(args)), strict=True):
+        if arg == shown:
+            continue
+        if "://" in arg:
+            found += _url_secrets(arg.partition("=")[2] if _FLAG.match(arg) else arg)
+        elif shown.endswith(MASK):
+            found.append(arg[len(shown) - len(MASK) :])  # --key=X, -pX, X
+        else:
+            found.append(arg)  # something the redaction rules recognised inside it
+    unique = {value for value in found if len(value) >= _SHORTEST_SECRET}
+    return sorted(unique, key=lambda value: (-len(value), value))
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """`text` (an error, a log line) with each of `secrets` masked wherever it appears."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def scrub_data(data: Any, secrets: list[str]) -> Any:
+    """`scrub` over every string of a JSON-like value (a log notification's data)."""
+    if isinstance(data, str):
+        return scrub(data, secrets)
+    if isinstance(data, dict):
+        return {key: scrub_data(value, secrets) for key, value in data.items()}
+    if isinstance(data, list):
+        return [scrub_data(value, secrets) for value in data]
+    return data

@@ -102,7 +102,7 @@ class APITokenAdmin(admin.ModelAdmin):
             access.record(request.user, access.TOKEN_ISSUED, f"api_token:{obj.pk}", request=request)
             messages.warning(request, f"The token {obj.name!r} is shown once, copy it now: {raw}")
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[APIToken]) -> None:
         for token in queryset.filter(revoked_at__isnull=True):
             token.revoke()

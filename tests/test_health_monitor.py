@@ -67,4 +67,4 @@ def test_the_beat_tick_runs_monitor_thread_health_which_flags_the_stalled_thread
     stalled = {t.id: t.stalled_at is not None for t in Thread.objects.filter(id__in=["T-idle", "T-busy"])}
     assert stalled == {"T-idle": True, "T-busy": False}
     # The run is itself a thread, on Mission Control's own server.
-    assert Thread.objects.filter(id=f"directive-run-{execution.pk}", mcp_id="mission-control").exists()
+    assert Thread.objects.filter(id=execution.thread_id, mcp_id="mission-control").exists()

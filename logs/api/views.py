@@ -24,6 +24,7 @@ from missioncontrol.authentication import api_access
 from missioncontrol.listing import FilteredList, filtered
 from missioncontrol.openapi import NOT_FOUND, FilteredListSchema
 from missioncontrol.pagination import Keyset
+from missioncontrol.roles import team_scope
 
 
 class LogListSchema(FilteredListSchema):
@@ -56,7 +57,7 @@ class LogList(FilteredList):
         if archived == "false":
             request._request.GET = params  # the hot table, as without the parameter
             return super().get(Request(request._request), **kwargs)
-        return Response(ArchivedLogs.from_params(params).page())
+        return Response(ArchivedLogs.from_params(params).page(request.user))
 
 
 class ArchivedLogs:
@@ -108,9 +109,11 @@ class ArchivedLogs:
         message = (row.get("message") or "").lower()
         return all(word in message for word in (c.get("search") or "").lower().split())
 
-    def page(self) -> dict[str, Any]:
+    def page(self, user: Any) -> dict[str, Any]:
+        """The page `user` may see: its teams' archived logs (LogEntry.visible_to)."""
         mcps = self.cleaned.get("mcps") or None
-        rows = [r for r in archive.read(self.cleaned["from"], self.cleaned["to"], mcps) if self.matches(r)]
+        found = archive.read(self.cleaned["from"], self.cleaned["to"], mcps, team_scope(user))
+        rows = [r for r in found if self.matches(r)]
         rows.sort(key=lambda r: (r["timestamp"], r["id"]), reverse=True)
         return {"results": rows[: self.limit], "next": None, "previous": None}
 

@@ -43,7 +43,7 @@ async def authorize(
     if chain is None:
         if len(session.ancestors) >= MAX_PARENTS:  # a long session naming ever new parents
             session.ancestors.clear()
-        chain = session.ancestors[parent] = await ancestors(parent, recorder.known)
+        chain = session.ancestors[parent] = await ancestors(parent, recorder.known, session.team_id)
     return decide(
         rules,
         [*chain, Link(thread_id, session.subject)],

@@ -140,7 +140,7 @@ class CallRecorder:
         self.by_thread: dict[str, Session] = {}  # the live Kiwi runs, by their thread
         # Recent call threads: (parent, subject), so a sub-agent naming one as its parent
         # inherits from it before its batch is stored.
-        self.recent: OrderedDict[str, tuple[str | None, Subject]] = OrderedDict()
+        self.recent: OrderedDict[str, tuple[str | None, Subject, int | None]] = OrderedDict()
         self._swept = time.monotonic()
 
     def session(
@@ -202,10 +202,10 @@ class CallRecorder:
         run.last_seen = time.monotonic()
         return run
 
-    def known(self, thread_id: str) -> tuple[str | None, Subject] | None:
-        """A thread's parent and subject, for inheritance: a live run's or a recent call's."""
+    def known(self, thread_id: str) -> tuple[str | None, Subject, int | None] | None:
+        """A thread's parent, subject and team, for inheritance: a live run's or a recent call's."""
         run = self.by_thread.get(thread_id)
-        return (run.parent_id, run.subject) if run is not None else self.recent.get(thread_id)
+        return (run.parent_id, run.subject, run.team_id) if run is not None else self.recent.get(thread_id)
 
     def begin_run(self, run: Session, thread_id: str) -> None:
         """Make `run` (a session of its own) record its calls in one thread, `thread_id`."""
@@ -269,7 +269,7 @@ class CallRecorder:
             thread_id = call.thread_id or session.thread_for_call()
             session.started = True
             sequence = 0
-            self.recent[thread_id] = (call.parent_id or session.parent_id, session.subject)
+            self.recent[thread_id] = (call.parent_id or session.parent_id, session.subject, session.team_id)
             while len(self.recent) > self.MAX_KNOWN_CALLS:
                 self.recent.popitem(last=False)
         session.calls += 1

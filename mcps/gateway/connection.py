@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from jsonschema import validators
@@ -32,6 +33,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcps import masking
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +86,16 @@ class Spec:
             url=spec["url"],
             headers=tuple(sorted(spec["headers"].items())),
         )
+
+    @cached_property
+    def secrets(self) -> list[str]:
+        """The secrets of its configuration, to mask in any text about it (mcps.masking)."""
+        return masking.secret_values(self.url, list(self.args), dict(self.env), dict(self.headers))
+
+    def scrub(self, text: str) -> str:
+        """`text` (an error, a log line of the server) with its secrets masked: an HTTP
+        client's error quotes the URL asked, a dying server may print its environment."""
+        return masking.scrub(text, self.secrets)
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,7 @@ class Connection:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001 - any failure of a session means reconnect
-                self.error = _describe(exc)
+                self.error = self._describe(exc)
                 logger.info("mcp %s: session ended: %s", self.spec.id, self.error)
             finally:
                 self.client = None
@@ -227,7 +240,7 @@ class Connection:
                 text = line.decode(errors="replace").rstrip()
                 if text:
                     level = _stderr_level(text, level)
-                    await self.hooks.log(self.spec.id, level, "stderr", text, None)
+                    await self.hooks.log(self.spec.id, level, "stderr", self.spec.scrub(text), None)
             if self.client is not None:
                 self.error = "the server process exited"
                 self._lost.set()
@@ -252,6 +265,10 @@ class Connection:
             self.status = status
             await self.hooks.status(self.spec.id, status, error)
 
+    def _describe(self, exc: BaseException) -> str:
+        """What went wrong, as said to people: its secrets masked."""
+        return self.spec.scrub(_describe(exc))
+
     def reconnect(self, reason: str = "reconnect requested") -> None:
         """Drop the session and connect again now, even in the middle of a backoff wait."""
         self.error = reason
@@ -267,7 +284,7 @@ class Connection:
     # -- notifications -----------------------------------------------------------------
 
     async def _on_log(self, params: Any) -> None:
-        data = params.data
+        data = masking.scrub_data(params.data, self.spec.secrets)
         message = data if isinstance(data, str) else (data.get("message") if isinstance(data, dict) else None)
         await self.hooks.log(
             self.spec.id, params.level, params.logger or "", str(message if message else data), data
@@ -295,7 +312,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - no stream: the catalog refreshes on reconnect
-            logger.info("mcp %s: list_changed stream ended: %s", self.spec.id, _describe(exc))
+            logger.info("mcp %s: list_changed stream ended: %s", self.spec.id, self._describe(exc))
 
     async def _refresh_catalog(self) -> None:
         client = self.client
@@ -304,7 +321,7 @@ class Connection:
         try:
             catalog = await self._fetch_catalog(client)
         except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old catalog
-            logger.warning("mcp %s: catalog refresh failed: %s", self.spec.id, _describe(exc))
+            logger.warning("mcp %s: catalog refresh failed: %s", self.spec.id, self._describe(exc))
             return
         await self.hooks.catalog(self.spec.id, catalog)
 
@@ -330,12 +347,12 @@ class Connection:
                     name, arguments, read_timeout_seconds=timeout, progress_callback=progress
                 )
         except MCPError as exc:
-            raise ToolError(exc.error.code, exc.error.message) from exc
+            raise ToolError(exc.error.code, self.spec.scrub(exc.error.message)) from exc
         except TimeoutError:
             raise
         except Exception as exc:
             if self.client is client and _is_transport_failure(exc):
-                self.error = _describe(exc)
+                self.error = self._describe(exc)
                 self._lost.set()
                 raise Unavailable(f"server {self.spec.id!r} was lost during the call: {self.error}") from exc
             raise
@@ -370,7 +387,7 @@ class Connection:
                 else:
                     await client.send_ping()
         except Exception as exc:  # noqa: BLE001 - any failure is an unhealthy probe
-            error = _describe(exc) or type(exc).__name__
+            error = self._describe(exc) or type(exc).__name__
             if self.client is client:
                 self.error = error
                 self._lost.set()

@@ -101,6 +101,7 @@ class Gateway:
         self.logs = EventBatcher("gateway logs", linger=LOG_FLUSH_SECONDS)
         self._statuses: dict[str, str] = {}  # each server's last status, as this gateway set it
         self._log_relays: dict[str, set[LogRelay]] = {}
+        self._calls: dict[str, int] = {}  # tool calls in flight, by server
         self._requests: set[asyncio.Task[Any]] = set()
         # Server id -> its default_arguments, as of the last discovery.
         self.defaults: dict[str, dict[str, Any]] = {}
@@ -327,7 +328,13 @@ class Gateway:
                 else {"logger": logger_name},
             }
         )
-        for relay in list(self._log_relays.get(server_id, ())):
+        relays = self._log_relays.get(server_id)
+        # A notification names no call, and every caller shares the server's one session:
+        # it goes to a caller only when its call is the server's only one in flight, so
+        # no caller (of another team, say) is sent lines another call made the server say.
+        if not relays or len(relays) != 1 or self._calls.get(server_id, 0) != 1:
+            return
+        for relay in list(relays):
             try:
                 await relay({"level": level, "logger": logger_name, "message": message, "data": data})
             except Exception:  # noqa: BLE001 - a caller gone away must not stop the others
@@ -335,7 +342,8 @@ class Gateway:
 
     @contextlib.contextmanager
     def relaying_logs(self, server_id: str, relay: LogRelay | None) -> Iterator[None]:
-        """While a call runs, the server's log notifications also go to its caller."""
+        """While a call runs, the server's log notifications also go to its caller (when it is the
+        server's only call in flight: see `log`)."""
         if relay is None:
             yield
             return
@@ -474,8 +482,10 @@ class Gateway:
             arguments = with_defaults(defaults, name, connection.tools[name].get("inputSchema"), arguments)
         timeout = args.get("timeout") or settings.GATEWAY_CALL_TIMEOUT
         start, outcome = time.perf_counter(), "error"
+        server_id = connection.spec.id
+        self._calls[server_id] = self._calls.get(server_id, 0) + 1
         try:
-            with self.relaying_logs(connection.spec.id, on_log):
+            with self.relaying_logs(server_id, on_log):
                 result = await connection.call_tool(name, arguments, float(timeout), progress)
             outcome = "ok"
         except Unavailable as exc:
@@ -492,5 +502,6 @@ class Gateway:
                 504, f"{name} did not answer within {float(timeout):g} s", "timeout"
             ) from exc
         finally:
+            self._calls[server_id] -= 1
             GATEWAY_CALL_LATENCY.labels(connection.spec.id, outcome).observe(time.perf_counter() - start)
         return {"mcp_id": connection.spec.id, "tool": name, "result": result}
