@@ -8,6 +8,10 @@ PORT ?=
 # The test suite runs against the machine's PostgreSQL and Redis (trust auth on loopback).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/missioncontrol
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# The suite's processes: most tests wait on servers they start, so three share two cores
+# well. A file's tests stay in one process (its module fixtures start servers once).
+TEST_PROCESSES ?= 3
+XDIST = -n $(TEST_PROCESSES) --dist loadfile
 
 .PHONY: install browser run test test-postgres test-embedded test-clock lint bench docs docs-check screenshots clean
 
@@ -61,11 +65,11 @@ test: install
 test-postgres: install browser
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only \
 	MC_CONN_MAX_AGE=0 MC_CHANNEL_PREFIX=mctest$$$$ \
-	$(PY) -m pytest --create-db -q
+	$(PY) -m pytest $(XDIST) --create-db -q
 
 test-embedded: install browser
 	tmp=$$(mktemp -d) && env -u DATABASE_URL -u REDIS_URL -u MC_CONFIG MC_DATA_DIR=$$tmp \
-	$(PY) -m pytest -q -m "not slow"; rc=$$?; rm -rf $$tmp; exit $$rc
+	$(PY) -m pytest $(XDIST) -q -m "not slow"; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # The tests marked `clock` (tests/conftest.py: DATED_MODULES) on the embedded default,
 # with every Python process of the run (pytest and the servers it starts) a year ahead,
@@ -73,7 +77,7 @@ test-embedded: install browser
 test-clock: install browser
 	for days in 365 -365; do echo "test-clock: the clock moved $$days days"; \
 	  tmp=$$(mktemp -d) && env -u DATABASE_URL -u REDIS_URL -u MC_CONFIG MC_DATA_DIR=$$tmp \
-	  PYTHONPATH=tests/clock MC_TEST_CLOCK_SHIFT_DAYS=$$days $(PY) -m pytest -q -m clock; \
+	  PYTHONPATH=tests/clock MC_TEST_CLOCK_SHIFT_DAYS=$$days $(PY) -m pytest $(XDIST) -q -m clock; \
 	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || exit $$rc; \
 	done
 
