@@ -9,13 +9,14 @@ volume), prometheus-client keeps each process's values in memory-mapped files th
 
 Metrics that describe shared state rather than one process's work (spool depth, server
 statuses, database connections) are read when scraped, so every process answers the same.
+A feature adds its own such gauges with `register_gauges` (the ingest spool does).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from typing import Any
 
@@ -80,21 +81,23 @@ TASK_RUNS = Counter(
 )
 
 
+GaugeSource = Callable[[], Iterator[GaugeMetricFamily]]
+_gauge_sources: list[GaugeSource] = []
+
+
+def register_gauges(source: GaugeSource) -> None:
+    """Add `source`'s gauges, read at each scrape, to /metrics (once, however often called)."""
+    if source not in _gauge_sources:
+        _gauge_sources.append(source)
+
+
 class SharedStateCollector(Collector):
-    """Gauges read at scrape time: spool depth, MCP server statuses, database connections."""
+    """Gauges read at scrape time: the registered sources' (spool depth), MCP server statuses,
+    database connections."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from missioncontrol.ingest.spool import default_spool
-
-        files, size = default_spool().depth()
-        spool = GaugeMetricFamily(
-            "mission_control_spool_depth", "Spooled ingest batches waiting for the database."
-        )
-        spool.add_metric([], files)
-        yield spool
-        spool_bytes = GaugeMetricFamily("mission_control_spool_bytes", "Bytes in the ingest spool.")
-        spool_bytes.add_metric([], size)
-        yield spool_bytes
+        for source in _gauge_sources:
+            yield from source()
         yield from _database_gauges()
 
 
