@@ -32,13 +32,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from mcps.models import IngestKey, hash_key
+from mcps.models import IngestKey
 from missioncontrol import metrics
 from missioncontrol.ingest import storable
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest, triage
 from missioncontrol.ingest.spool import DATABASE_DOWN, SpoolFull, default_spool
 from missioncontrol.jsontext import JSONDecodeError, dumps
+from missioncontrol.models import hash_secret
 from missioncontrol.ratelimit import acheck_ingest
 
 logger = logging.getLogger(__name__)
@@ -70,12 +71,12 @@ class KeyMemory:
 
     def remember(self, raw_key: str, source: Source) -> None:
         with self._lock:
-            self._keys[hash_key(raw_key)] = (source, time.monotonic())
+            self._keys[hash_secret(raw_key)] = (source, time.monotonic())
 
     def recall(self, raw_key: str) -> Source | None:
         """The source (bound server, team) of a key seen within INGEST_KEY_MEMORY_SECONDS."""
         with self._lock:
-            hit = self._keys.get(hash_key(raw_key))
+            hit = self._keys.get(hash_secret(raw_key))
         if hit is None or time.monotonic() - hit[1] > settings.INGEST_KEY_MEMORY_SECONDS:
             return None
         return hit[0]
