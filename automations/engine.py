@@ -18,7 +18,6 @@ soon as it returns to Python; a tool call is bounded by its own gateway timeout)
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import ctypes
 import logging
 import secrets
@@ -31,6 +30,7 @@ from functools import cached_property
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -38,7 +38,7 @@ from django.utils import timezone
 from automations import bounds, definition, scripts, templating
 from automations.inputs import coerce, output_problem
 from automations.models import Automation, Directive, DirectiveExecution, StepRun
-from automations.scope import Scope, reading
+from automations.scope import Scope, current_run, reading
 from mcps.endpoint.recorder import Call, call_thread
 from mcps.endpoint.recorder import Session as CallSession
 from mcps.models import AGGREGATE_ID
@@ -52,11 +52,8 @@ logger = logging.getLogger(__name__)
 
 Status = DirectiveExecution.Status
 EXECUTION_EVENT = "directive.execution"
-# The run whose steps are executing here: an event or alert its scripts publish fires
-# automations one level deeper than it (see triggers.depth_after).
-current_run: contextvars.ContextVar[DirectiveExecution | None] = contextvars.ContextVar(
-    "current_run", default=None
-)
+# The Celery task that runs one execution (automations.tasks), looked up by its name.
+RUN_EXECUTION = "automations.run_execution"
 
 
 class Stop(BaseException):  # noqa: N818 (raised into running steps: not an Exception, so no script swallows it)
@@ -137,9 +134,9 @@ def dispatch(execution_id: int) -> None:
     worker thread of the process's event loop instead, exactly as the in-process
     scheduler runs the beat tasks; with no loop (tests, commands) it runs right here.
     """
-    from automations.tasks import run_execution
     from mcps.gateway import embedded
 
+    run_execution = current_app.tasks[RUN_EXECUTION]
     if not settings.CELERY_TASK_ALWAYS_EAGER:
         transaction.on_commit(lambda: run_execution.apply_async(args=[execution_id]))
         return

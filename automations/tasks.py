@@ -9,7 +9,7 @@ from celery import shared_task
 from automations import engine, triggers
 
 
-@shared_task(name="automations.run_execution", acks_late=True)
+@shared_task(name=engine.RUN_EXECUTION, acks_late=True)
 def run_execution(execution_id: int) -> dict[str, Any] | None:
     """Run one pending execution; a repeat delivery finds it no longer pending and does nothing."""
     execution = engine.execute(execution_id)

@@ -25,8 +25,11 @@ class McpsConfig(AppConfig):
         from django.db.models.signals import post_migrate, post_save
 
         from mcps import tasks  # noqa: F401 - registers its Celery tasks in every process
+        from mcps.metrics import server_gauges
         from mcps.models import MCPServer
         from mcps.signals import registered
+        from missioncontrol import metrics
 
         post_save.connect(registered, sender=MCPServer, dispatch_uid="mcps.registered")
         post_migrate.connect(ensure_aggregate_server, sender=self, dispatch_uid="mcps.aggregate_server")
+        metrics.register_gauges(server_gauges, database=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -19,6 +17,7 @@ from django.utils import timezone
 from mcps.masking import masked_spec
 from missioncontrol.config import ConfigError, RetentionConfig, parse_retention
 from missioncontrol.encryption import EncryptedJSONField
+from missioncontrol.models import HashedSecret, HashedSecretQuerySet
 from missioncontrol.redaction import redact_text
 
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
@@ -446,32 +445,26 @@ class HealthCheck(models.Model):
         return f"{self.server_id} {'ok' if self.ok else 'failed'} at {self.checked_at:%Y-%m-%d %H:%M:%S}"
 
 
-def hash_key(raw: str) -> str:
-    # Keys are 256 random bits, so a fast hash is enough: no dictionary to guess from.
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class IngestKeyQuerySet(models.QuerySet["IngestKey"]):
-    def active(self) -> Self:
-        return self.filter(revoked_at__isnull=True)
-
+class IngestKeyQuerySet(HashedSecretQuerySet["IngestKey"]):
     def issue(self, name: str, mcp: MCPServer | None = None, team: Any = None) -> tuple[IngestKey, str]:
         """Create a key named `name` (for `team`); the raw key is returned once and never stored."""
-        raw = "mc_" + secrets.token_urlsafe(32)
-        key = self.create(name=name, mcp=mcp, team=team, prefix=raw[:10], key_hash=hash_key(raw))
+        key = IngestKey(name=name, mcp=mcp, team=team)
+        raw = key.new_secret()
+        key.save()
         return key, raw
 
     def authenticate(self, raw: str) -> IngestKey | None:
         """The active key whose hash matches `raw`, or None."""
         if not raw:
             return None
-        return self.active().select_related("mcp").filter(key_hash=hash_key(raw)).first()
+        return self.matching(raw).select_related("mcp").first()
 
 
-class IngestKey(models.Model):
+class IngestKey(HashedSecret):
     """A bearer key that lets one MCP server (or any, if unbound) push events."""
 
     global_because = "admins only (mcps.view_ingestkey)"
+    hash_field, secret_prefix, shown = "key_hash", "mc_", 10
 
     name = models.CharField(max_length=200, unique=True)
     mcp = models.ForeignKey(
@@ -490,35 +483,12 @@ class IngestKey(models.Model):
         related_name="ingest_keys",
         help_text="Threads and logs pushed with this key belong to this team.",
     )
-    prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = IngestKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-    def revoke(self) -> None:
-        if self.revoked_at is None:
-            self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
-
-    def touch(self) -> None:
-        """Mark the key used; at most one write a minute so ingest stays cheap."""
-        now = timezone.now()
-        if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
-            IngestKey.objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
 
 
 def replace_catalog(server_id: str, catalog: dict[str, list[Any]]) -> None:
