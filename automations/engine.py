@@ -571,6 +571,8 @@ class Run:
         ended with the call's outcome (the server's page and `?mcp=<server>` list it)."""
         elapsed = (time.perf_counter() - clock) * 1000
         error = answer.get("error") or ("" if "result" in answer else "no answer: the step was stopped")
+        # A call that failed after it was sent, or was stopped waiting, may or may not have run.
+        outcome = answer.get("outcome") or (None if "result" in answer or "error" in answer else "unknown")
         session = CallSession(
             key=(),
             id=None,
@@ -580,7 +582,17 @@ class Run:
             parent_id=self.thread_id,
         )
         thread_id = f"{self.thread_id}-call-{record.sequence}"
-        call = Call(server, tool, arguments, began, elapsed, answer.get("result"), error, thread_id=thread_id)
+        call = Call(
+            server,
+            tool,
+            arguments,
+            began,
+            elapsed,
+            answer.get("result"),
+            error,
+            thread_id=thread_id,
+            outcome=outcome,
+        )
         # The run checked the directive's permissions itself (_check): no second check here.
         self._record(call_thread(session, call, check=False))
 
@@ -720,6 +732,8 @@ def call_tool(
         )
     except rpc.GatewayError as exc:
         answer["error"] = exc.reason
+        if exc.outcome is not None:
+            answer["outcome"] = exc.outcome
         raise RuntimeError(f"{server}/{tool}: {exc.reason}") from None
     result = answer["result"] = reply["result"]
     text = "\n".join(c.get("text", "") for c in result.get("content") or [] if c.get("type") == "text")
