@@ -503,6 +503,9 @@ GATEWAY_EMBEDDED = env_bool("MC_GATEWAY_EMBEDDED", REDIS_URL is None)
 GATEWAY_CALL_TIMEOUT = env_float("MC_GATEWAY_CALL_TIMEOUT", 60.0)
 GATEWAY_BACKOFF_BASE = env_float("MC_GATEWAY_BACKOFF_BASE", 1.0)
 GATEWAY_BACKOFF_CAP = env_float("MC_GATEWAY_BACKOFF_CAP", 60.0)
+# Web processes watch a separate gateway's heartbeat (mcps/gateway/monitor.py): its
+# servers are shown as unknown within seconds of its death, not as connected.
+GATEWAY_MONITOR = env_bool("MC_GATEWAY_MONITOR", not GATEWAY_EMBEDDED)
 
 # Mission Control's own directives (automations/directives/*.yaml), loaded after every
 # migrate; `manage.py load_directives` does the same on demand.
