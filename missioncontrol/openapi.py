@@ -637,6 +637,20 @@ _GATEWAY_DOWN = _json(
     ref("Error"), "The gateway or the server is not reachable now.", **{"Retry-After": RETRY_AFTER}
 )
 _GATEWAY_SLOW = _json(ref("Error"), "No answer in time.")
+# A tool call that may or may not have run, and the thread that records it.
+_OUTCOME_UNKNOWN: Schema = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+            "required": ["field", "reason"],
+        },
+        "outcome": {"type": "string", "enum": ["unknown"]},
+        "thread_id": {"type": "string"},
+    },
+    "required": ["error"],
+}
 
 
 def _reconnect_operation() -> Schema:
@@ -697,7 +711,8 @@ def _call_tool_operation() -> Schema:
         "description": (
             "Calls the tool through the gateway. With `stream=1` the answer is NDJSON: a "
             '`{"type": "progress", "progress", "total", "message"}` line per progress notification, '
-            'then `{"type": "result", ...}` or `{"type": "error", "status", "field", "reason"}`.'
+            'then `{"type": "result", ...}` or `{"type": "error", "status", "field", "reason"}` '
+            '(with `"outcome": "unknown"` when the call may or may not have run).'
         ),
         "parameters": [
             _path("mcp_id", "The server's slug."),
@@ -718,7 +733,16 @@ def _call_tool_operation() -> Schema:
             "400": _json(ref("Error"), "The body, the arguments or the timeout is not usable."),
             "403": _json(ref("Error"), "A policy rule denies the call; it was not forwarded."),
             "404": _json(ref("Error"), "No such server or tool."),
-            "503": _GATEWAY_DOWN,
-            "504": _GATEWAY_SLOW,
+            "502": _json(
+                _OUTCOME_UNKNOWN,
+                "The call was sent and its answer lost (its server or the gateway went away): it may "
+                "or may not have run. Not to be retried blindly.",
+            ),
+            "503": _json(
+                ref("Error"),
+                "The gateway or the server is not reachable now; the call was not sent (safe to retry).",
+                **{"Retry-After": RETRY_AFTER},
+            ),
+            "504": _json(_OUTCOME_UNKNOWN, "No answer in time: the call may or may not have run."),
         },
     }
