@@ -290,8 +290,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - max(1, CELERY_TASK_TIME_L
 # the hard time limit (and any countdown), or a task still running would be started a
 # second time by another worker; beyond that, shorter is better: it is how long a
 # message whose worker was killed outright waits before it runs again.
+# A directive run's task may last its run timeout (automations.run_timeout) and a grace.
+DIRECTIVE_TASK_TIME_LIMIT = int(MC.automations.run_timeout) + 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("MC_CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
+    "visibility_timeout": env_int(
+        "MC_CELERY_VISIBILITY_TIMEOUT", max(CELERY_TASK_TIME_LIMIT, DIRECTIVE_TASK_TIME_LIMIT) + 300
+    )
 }
 # Periodic tasks: run by `celery beat` with Redis, by the web process itself without
 # (missioncontrol/scheduler.py), on the same Celery schedules (seconds, or crontab in UTC).
