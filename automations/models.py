@@ -426,6 +426,7 @@ class DirectiveExecution(models.Model):
             "thread_id": self.thread_id or None,
             "steps_run": self.steps_run,
             "cancel_requested": self.cancel_requested,
+            "resumes": self.resumes,
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,

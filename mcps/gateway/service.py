@@ -143,7 +143,10 @@ class Gateway:
         for task in self._loops:
             task.cancel()
         if not self.private:
-            await self._beat(stopping=True)  # web processes need not wait for the silence
+            try:
+                await self._beat(stopping=True)  # web processes need not wait for the silence
+            except Exception:  # noqa: BLE001 - then they notice the silence instead
+                logger.warning("gateway: the stopping heartbeat failed", exc_info=True)
         if self.mdns is not None:
             await self.mdns.stop()
         for connection in self.connections.values():
