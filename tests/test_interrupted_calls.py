@@ -143,3 +143,16 @@ async def test_a_gateway_that_stops_beating_fails_its_calls_within_seconds(
     assert waited < 4, waited
     step = await _result_step(response.json()["thread_id"])
     assert step.status == "error" and step.details["outcome"] == "unknown"
+
+
+async def test_a_call_that_times_out_is_a_504_whose_outcome_is_unknown_never_a_400(gateway: Gateway) -> None:
+    response = await api(
+        "POST",
+        f"/api/mcps/everything/tools/{LONG}/call",
+        {"arguments": {"duration": 5, "steps": 5}, "timeout": 1},
+    )
+    assert response.status_code == 504, response.text
+    body = response.json()
+    assert body["outcome"] == "unknown" and body["error"]["field"] == "timeout"
+    step = await _result_step(body["thread_id"])
+    assert step.status == "error" and step.details["outcome"] == "unknown"

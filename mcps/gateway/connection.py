@@ -33,7 +33,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 logger = logging.getLogger(__name__)
@@ -337,6 +337,8 @@ class Connection:
                     name, arguments, read_timeout_seconds=timeout, progress_callback=progress
                 )
         except MCPError as exc:
+            if exc.error.code == REQUEST_TIMEOUT:  # the SDK's own clock ran out first
+                raise TimeoutError(exc.error.message) from exc
             if exc.error.code != CONNECTION_CLOSED:
                 raise ToolError(exc.error.code, exc.error.message) from exc
             raise self._interrupted(client, exc) from exc
