@@ -4,20 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automations', '0003_scoped_runs_and_knowledge'),
+        ("automations", "0003_scoped_runs_and_knowledge"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='directiveexecution',
-            name='resumes',
-            field=models.PositiveSmallIntegerField(default=0, help_text='How often it was taken up again after its worker was lost.'),
+            model_name="directiveexecution",
+            name="resumes",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="How often it was taken up again after its worker was lost."
+            ),
         ),
         migrations.AddField(
-            model_name='directiveexecution',
-            name='task_id',
-            field=models.CharField(blank=True, default='', max_length=255),
+            model_name="directiveexecution",
+            name="task_id",
+            field=models.CharField(blank=True, default="", max_length=255),
         ),
     ]
