@@ -504,10 +504,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
             result = await gateway_rpc.request(command, args, timeout=timeout, on_progress=progress)
         except gateway_rpc.GatewayError as exc:
             if call is not None:
-                call.record(error=exc.reason, unknown_server=exc.status == 404 and exc.field == "mcp_id")
+                call.record(
+                    error=exc.reason,
+                    unknown_server=exc.status == 404 and exc.field == "mcp_id",
+                    outcome=exc.outcome,
+                )
             payload_out: dict[str, Any] = {"reason": exc.reason, "status": exc.status}
             if exc.field:
                 payload_out["field"] = exc.field
+            if exc.outcome is not None:  # "unknown": it may have run (a 503 was never sent)
+                payload_out["outcome"] = exc.outcome
+            if call is not None:
+                payload_out["thread_id"] = call.thread_id
             await self.send(text_data=frame("error", channel, payload_out, request_id))
             await self._audit(command, mcp_id, payload, access.FAILURE)
             return

@@ -623,6 +623,20 @@ _GATEWAY_DOWN = json_response(
     ref("Error"), "The gateway or the server is not reachable now.", **{"Retry-After": RETRY_AFTER}
 )
 _GATEWAY_SLOW = json_response(ref("Error"), "No answer in time.")
+# A tool call that may or may not have run, and the thread that records it.
+_OUTCOME_UNKNOWN: Schema = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+            "required": ["field", "reason"],
+        },
+        "outcome": {"type": "string", "enum": ["unknown"]},
+        "thread_id": {"type": "string"},
+    },
+    "required": ["error"],
+}
 
 
 def _reconnect_operation() -> Schema:
@@ -683,7 +697,8 @@ def _call_tool_operation() -> Schema:
         "description": (
             "Calls the tool through the gateway. With `stream=1` the answer is NDJSON: a "
             '`{"type": "progress", "progress", "total", "message"}` line per progress notification, '
-            'then `{"type": "result", ...}` or `{"type": "error", "status", "field", "reason"}`.'
+            'then `{"type": "result", ...}` or `{"type": "error", "status", "field", "reason"}` '
+            '(with `"outcome": "unknown"` when the call may or may not have run).'
         ),
         "parameters": [
             _path("mcp_id", "The server's slug."),
@@ -704,7 +719,16 @@ def _call_tool_operation() -> Schema:
             "400": json_response(ref("Error"), "The body, the arguments or the timeout is not usable."),
             "403": json_response(ref("Error"), "A policy rule denies the call; it was not forwarded."),
             "404": json_response(ref("Error"), "No such server or tool."),
-            "503": _GATEWAY_DOWN,
-            "504": _GATEWAY_SLOW,
+            "502": json_response(
+                _OUTCOME_UNKNOWN,
+                "The call was sent and its answer lost (its server or the gateway went away): it may "
+                "or may not have run. Not to be retried blindly.",
+            ),
+            "503": json_response(
+                ref("Error"),
+                "The gateway or the server is not reachable now; the call was not sent (safe to retry).",
+                **{"Retry-After": RETRY_AFTER},
+            ),
+            "504": json_response(_OUTCOME_UNKNOWN, "No answer in time: the call may or may not have run."),
         },
     }

@@ -143,6 +143,7 @@ def _no_embedded_gateway(settings: Any) -> None:
     """Tests that need a gateway (or the scheduler) start their own, on their own event loop."""
     settings.GATEWAY_EMBEDDED = False
     settings.SCHEDULE_IN_PROCESS = False
+    settings.GATEWAY_MONITOR = False
 
 
 @pytest.fixture(autouse=True)

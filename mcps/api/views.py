@@ -115,8 +115,13 @@ def _error(code: int, field: str | None, reason: str) -> Any:
     return Response({"error": {"field": field, "reason": reason}}, status=code)
 
 
-def _json_error(exc: rpc.GatewayError) -> JsonResponse:
-    response = JsonResponse({"error": {"field": exc.field, "reason": exc.reason}}, status=exc.status)
+def _json_error(exc: rpc.GatewayError, **extra: Any) -> JsonResponse:
+    """The gateway's answer as an HTTP error. A 503 was never sent (retry it); a call whose
+    outcome is unknown (502, or a 504 timeout) says `"outcome": "unknown"`: it may have run."""
+    body: dict[str, Any] = {"error": {"field": exc.field, "reason": exc.reason}}
+    if exc.outcome is not None:
+        body["outcome"] = exc.outcome
+    response = JsonResponse({**body, **extra}, status=exc.status)
     if exc.status == 503:
         response["Retry-After"] = "5"
     return response
@@ -212,8 +217,8 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
         try:
             answer = await rpc.request("call_tool", args, timeout=wait)
         except rpc.GatewayError as exc:
-            record(error=exc.reason)
-            failed = _json_error(exc)
+            record(error=exc.reason, outcome=exc.outcome)
+            failed = _json_error(exc, thread_id=call.thread_id)
             await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", failed.status_code, details)
             return failed
         record(result=answer["result"])
@@ -245,11 +250,8 @@ async def _stream_call(
             record(result=result["result"])
             await lines.put(dumps({"type": "result", **result, "thread_id": thread_id}) + "\n")
         except rpc.GatewayError as exc:
-            record(error=exc.reason)
-            await lines.put(
-                dumps({"type": "error", "status": exc.status, "field": exc.field, "reason": exc.reason})
-                + "\n"
-            )
+            record(error=exc.reason, outcome=exc.outcome)
+            await lines.put(dumps({"type": "error", **exc.as_payload(), "thread_id": thread_id}) + "\n")
         finally:
             await lines.put(None)
 

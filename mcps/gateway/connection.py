@@ -4,7 +4,9 @@
 until it is lost (a stdio server's process exits, a health probe fails, a reconnect is
 asked for), then reconnects with exponential backoff and jitter. Calls share the one
 session: no process spawn and no new session per call. A call is never replayed after
-a reconnect: one in flight when the session is lost fails with `Unavailable`.
+a reconnect: one asked for while there is no session fails with `Unavailable` (it was
+never sent), one in flight when the session is lost with `Interrupted` (it was sent, and
+may or may not have run: the server may have died before, during or after it).
 
 The SDK negotiates the protocol era itself: it probes `server/discover` (2026-07-28,
 stateless) and falls back to the `initialize` handshake (2025-11-25 and earlier).
@@ -32,6 +34,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcps import masking
@@ -43,6 +46,10 @@ Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 class Unavailable(Exception):
     """The server has no live session (disconnected, connecting, or lost mid-call)."""
+
+
+class Interrupted(Exception):
+    """The session was lost while a call was in flight: it may or may not have run."""
 
 
 class InvalidArguments(Exception):
@@ -347,16 +354,30 @@ class Connection:
                     name, arguments, read_timeout_seconds=timeout, progress_callback=progress
                 )
         except MCPError as exc:
-            raise ToolError(exc.error.code, self.spec.scrub(exc.error.message)) from exc
+            if exc.error.code == REQUEST_TIMEOUT:  # the SDK's own clock ran out first
+                raise TimeoutError(exc.error.message) from exc
+            if exc.error.code != CONNECTION_CLOSED:
+                raise ToolError(exc.error.code, self.spec.scrub(exc.error.message)) from exc
+            raise self._interrupted(client, exc) from exc
         except TimeoutError:
             raise
         except Exception as exc:
-            if self.client is client and _is_transport_failure(exc):
-                self.error = self._describe(exc)
-                self._lost.set()
-                raise Unavailable(f"server {self.spec.id!r} was lost during the call: {self.error}") from exc
+            if _is_transport_failure(exc):
+                raise self._interrupted(client, exc) from exc
             raise
         return _dump(result)
+
+    def _interrupted(self, client: Client, exc: BaseException) -> Interrupted:
+        """The session broke under a call already handed to it: drop the session (if it
+        is still this one) and say the call's outcome is not known."""
+        error = self._describe(exc)
+        if self.client is client:
+            self.error = error
+            self._lost.set()
+        return Interrupted(
+            f"server {self.spec.id!r} was lost during the call ({self.error or error}); "
+            "it may or may not have run"
+        )
 
     def check_arguments(self, name: str, arguments: dict[str, Any]) -> None:
         validator = self._validators.get(name)
@@ -448,6 +469,7 @@ __all__ = [
     "Backoff",
     "Connection",
     "Hooks",
+    "Interrupted",
     "InvalidArguments",
     "Progress",
     "Spec",

@@ -33,6 +33,7 @@ from mcps.gateway import rpc
 from mcps.gateway.connection import (
     Backoff,
     Connection,
+    Interrupted,
     InvalidArguments,
     Progress,
     Spec,
@@ -103,6 +104,8 @@ class Gateway:
         self._log_relays: dict[str, set[LogRelay]] = {}
         self._calls: dict[str, int] = {}  # tool calls in flight, by server
         self._requests: set[asyncio.Task[Any]] = set()
+        self.id = uuid.uuid4().hex  # this gateway's heartbeat names it (monitor.py)
+        self._beating: dict[str, str] = {}  # request id -> reply channel, while it runs
         # Server id -> its default_arguments, as of the last discovery.
         self.defaults: dict[str, dict[str, Any]] = {}
         self.log_poll_interval = cfg.log_poll_interval
@@ -113,7 +116,11 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        loops = [self._discovery_loop] if self.private else [self._request_loop, self._discovery_loop]
+        loops = (
+            [self._discovery_loop]
+            if self.private
+            else [self._request_loop, self._discovery_loop, self._heartbeat_loop]
+        )
         for loop in loops:
             self._loops.append(asyncio.get_running_loop().create_task(loop()))
         if not self.private and self.log_poll_interval > 0:  # servers' log files (logs/tailing.py)
@@ -136,6 +143,11 @@ class Gateway:
         """
         for task in self._loops:
             task.cancel()
+        if not self.private:
+            try:
+                await self._beat(stopping=True)  # web processes need not wait for the silence
+            except Exception:  # noqa: BLE001 - then they notice the silence instead
+                logger.warning("gateway: the stopping heartbeat failed", exc_info=True)
         if self.mdns is not None:
             await self.mdns.stop()
         for connection in self.connections.values():
@@ -354,6 +366,34 @@ class Gateway:
         finally:
             relays.discard(relay)
 
+    # -- heartbeat ---------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        """Every BEAT_SECONDS: a beat on each running request's reply channel (its caller
+        learns at once when this process dies, rpc.py) and one to every web process
+        (monitor.py), naming the servers held here."""
+        while True:
+            try:
+                await self._beat()
+            except Exception:  # noqa: BLE001 - the channel layer may be down for a while
+                logger.warning("gateway: heartbeat failed", exc_info=True)
+            await asyncio.sleep(rpc.BEAT_SECONDS)
+
+    async def _beat(self, *, stopping: bool = False) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        for request_id, reply_to in list(self._beating.items()):
+            await rpc.reply(reply_to, request_id, "beat", {"gateway": self.id})
+        await layer.group_send(
+            rpc.heartbeat_group(),
+            {
+                "type": "gateway.heartbeat",
+                "gateway": self.id,
+                "servers": {i: [c.status, c.error] for i, c in self.connections.items()},
+                "stopping": stopping,
+            },
+        )
+
     # -- requests ----------------------------------------------------------------------
 
     async def _request_loop(self) -> None:
@@ -383,14 +423,32 @@ class Gateway:
         async def log(entry: dict[str, Any]) -> None:
             await rpc.reply(reply_to, request_id, "log", entry)
 
+        if op == "call_tool":
+            # Its caller must know whether it may have run: acknowledged before it is
+            # forwarded, and not forwarded at all once the caller took it as never sent.
+            ack_by = message.get("ack_by")
+            if isinstance(ack_by, int | float) and time.time() > ack_by:
+                logger.warning("gateway: a tool call arrived after its caller gave up; not sent")
+                return
+            await rpc.reply(reply_to, request_id, "ack", {"gateway": self.id})
+        self._beating[request_id] = reply_to
+        try:
+            await self._answer(op, args, reply_to, request_id, progress, log)
+        finally:
+            self._beating.pop(request_id, None)
+
+    async def _answer(
+        self, op: str, args: dict[str, Any], reply_to: str, request_id: str, progress: Progress, log: LogRelay
+    ) -> None:
         work = asyncio.get_running_loop().create_task(
             self.handle(op, args, progress, log if args.get("relay_logs") else None)
         )
-        # A quick answer is its own acknowledgement; a slow one is acknowledged first,
-        # so the caller can tell "busy" from "no gateway" (rpc.ACK_SECONDS).
-        done, _ = await asyncio.wait({work}, timeout=rpc.ACK_AFTER)
-        if not done:
-            await rpc.reply(reply_to, request_id, "ack", {})
+        if op != "call_tool":
+            # A quick answer is its own acknowledgement; a slow one is acknowledged first,
+            # so the caller can tell "busy" from "no gateway" (rpc.ACK_SECONDS).
+            done, _ = await asyncio.wait({work}, timeout=rpc.ACK_AFTER)
+            if not done:
+                await rpc.reply(reply_to, request_id, "ack", {"gateway": self.id})
         try:
             payload = await work
         except rpc.GatewayError as exc:
@@ -490,6 +548,9 @@ class Gateway:
             outcome = "ok"
         except Unavailable as exc:
             raise rpc.GatewayError(503, str(exc), "mcp_id") from exc
+        except Interrupted as exc:
+            outcome = "interrupted"
+            raise rpc.OutcomeUnknown(str(exc)) from exc
         except InvalidArguments as exc:
             field = f"arguments.{exc.path}" if exc.path else "arguments"
             raise rpc.GatewayError(400, f"fails the tool's input schema: {exc.message}", field) from exc
@@ -499,7 +560,10 @@ class Gateway:
         except TimeoutError as exc:
             outcome = "timeout"
             raise rpc.GatewayError(
-                504, f"{name} did not answer within {float(timeout):g} s", "timeout"
+                504,
+                f"{name} did not answer within {float(timeout):g} s; it may or may not have run",
+                "timeout",
+                rpc.UNKNOWN,
             ) from exc
         finally:
             self._calls[server_id] -= 1
