@@ -50,13 +50,6 @@ class PriceTable:
         cases = [(Q(model=model), price) for model, price in self.exact.items()]
         return cases + [(Q(model__startswith=prefix), price) for prefix, price in self.prefixes]
 
-    def priced(self) -> Q:
-        """The rows whose model has a price."""
-        condition = Q(pk__in=[])
-        for q, _ in self._cases():
-            condition |= q
-        return condition
-
     def cost_expression(self) -> Any:
         """A row's cost in millionths of the currency (NULL for a model with no price); sum it."""
         whens = [

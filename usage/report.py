@@ -127,8 +127,25 @@ def _label(group_by: str, key: str | None) -> str:
     )
 
 
-def groups(rows: QuerySet[LLMUsage], group_by: str, prices: PriceTable, limit: int) -> list[Group]:
-    """The `limit` groups costing most (those of unknown cost last, then by tokens)."""
+def _total(parts: list[Group]) -> Sums:
+    """The sums of groups that together hold every row (a report's models)."""
+    costs = [g["cost"] for g in parts if g["cost"] is not None]
+    unpriced = sum(g["unpriced_tokens"] for g in parts)
+    tokens_in, tokens_out = sum(g["input_tokens"] for g in parts), sum(g["output_tokens"] for g in parts)
+    return {
+        "calls": sum(g["calls"] for g in parts),
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "total_tokens": tokens_in + tokens_out,
+        "cost": round(sum(costs), 9) if costs or not unpriced else None,
+        "cost_complete": unpriced == 0,
+        "unpriced_tokens": unpriced,
+    }
+
+
+def groups(rows: QuerySet[LLMUsage], group_by: str, prices: PriceTable, limit: int | None) -> list[Group]:
+    """The `limit` groups costing most (those of unknown cost last, then by tokens); all of
+    them if `limit` is None."""
     key = _KEYS[group_by]
     found = (
         rows.order_by()
@@ -201,8 +218,10 @@ def report(
     prices = prices or PriceTable.configured()
     since, until = window.bounds(now or timezone.now())
     rows = rows.between(since, until)  # type: ignore[attr-defined]
-    totals = _sums(rows.order_by().aggregate(**_aggregates(prices)))
-    unpriced = rows.exclude(prices.priced()).order_by("model").values_list("model", flat=True).distinct()
+    # Every model's sums (a short list) give the totals and the models with no price too:
+    # three passes over the window's rows at most (models, the grouping, the series).
+    models = groups(rows, "model", prices, None)
+    unpriced = sorted(g["label"] for g in models if prices.price_of(g["key"] or "") is None)
     return {
         "window": window.key,
         "since": since.isoformat(),
@@ -210,8 +229,8 @@ def report(
         "bucket_seconds": window.bucket_seconds,
         "currency": prices.currency,
         "group_by": group_by,
-        "totals": totals,
-        "unpriced_models": [_label("model", m) for m in unpriced[:50]],
-        "groups": groups(rows, group_by, prices, limit),
+        "totals": _total(models),
+        "unpriced_models": unpriced[:50],
+        "groups": models[:limit] if group_by == "model" else groups(rows, group_by, prices, limit),
         "series": series(rows, window, since, until, prices),
     }

@@ -13,7 +13,6 @@ from usage.pricing import PriceTable
 from usage.report import DEFAULT_WINDOW, WINDOWS, groups, report
 
 TOP = 10
-BREAKDOWNS = (("model", "By model", "model"), ("server", "By server", "server"), ("user", "By user", "user"))
 
 
 @login_required
@@ -21,13 +20,18 @@ def usage_page(request: HttpRequest) -> HttpResponse:
     window = WINDOWS.get(request.GET.get("window") or DEFAULT_WINDOW, WINDOWS[DEFAULT_WINDOW])
     prices, now = PriceTable.configured(), timezone.now()
     rows = visible(request, LLMUsage.objects.all())
-    top_threads = report(rows, window, "thread", prices=prices, limit=TOP, now=now)
+    by_model = report(rows, window, "model", prices=prices, limit=TOP, now=now)
     in_window = rows.between(*window.bounds(now))  # type: ignore[attr-defined]
     context = {
-        "report": top_threads,
+        "report": by_model,
+        "top_threads": groups(in_window, "thread", prices, TOP),
         "window": window,
         "windows": WINDOWS.values(),
-        "by": [(title, column, groups(in_window, key, prices, TOP)) for key, title, column in BREAKDOWNS],
+        "by": [
+            ("By model", "model", by_model["groups"]),
+            ("By server", "server", groups(in_window, "server", prices, TOP)),
+            ("By user", "user", groups(in_window, "user", prices, TOP)),
+        ],
         "priced_models": len(prices.exact) + len(prices.prefixes),
     }
     return render(request, "usage/usage.html", context)
