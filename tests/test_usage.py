@@ -180,6 +180,16 @@ def test_a_group_of_unpriced_models_alone_has_an_unknown_cost() -> None:
     )  # nothing used: nothing owed
 
 
+def test_with_no_price_table_every_cost_is_unknown(settings: Any) -> None:
+    settings.MC = dataclasses.replace(settings.MC, usage=UsageConfig())
+    store(started("T-x", "agent", "x"), llm("T-x", 1, "gpt-4o", 10, 10), mcp_id=None)
+    for group_by in ("model", "thread"):
+        got = report(LLMUsage.objects.all(), WINDOWS["1h"], group_by)
+        assert got["totals"]["cost"] is None and got["groups"][0]["cost"] is None
+        assert [p["cost"] for p in got["series"] if p["input_tokens"]] == [None]
+    assert got["totals"]["unpriced_tokens"] == 20 and got["unpriced_models"] == ["gpt-4o"]
+
+
 def test_the_window_leaves_out_older_calls_and_the_series_has_every_bucket() -> None:
     now = datetime(2026, 11, 21, 12, 30, 10, tzinfo=UTC)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, F, FloatField, Q, Value, When
+from django.db.models.functions import Cast
 
 from missioncontrol.config import ModelPrice, UsageConfig
 
@@ -56,6 +57,8 @@ class PriceTable:
             When(q, then=F("input_tokens") * Value(p.input) + F("output_tokens") * Value(p.output))
             for q, p in self._cases()
         ]
+        if not whens:  # no price table: a typed NULL (PostgreSQL cannot sum an untyped one)
+            return Cast(Value(None), output_field=FloatField())
         return Case(*whens, default=Value(None), output_field=FloatField())
 
     def unpriced_expression(self) -> Any:
