@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "automations",
     "kiwi",
     "notifications",
+    "usage",
 ]
 
 MIDDLEWARE = [

@@ -120,6 +120,7 @@ DATED_MODULES = {
     "test_system_scripts",
     "test_task_runs",
     "test_threads_api",
+    "test_usage",
 }
 
 

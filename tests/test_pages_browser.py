@@ -348,6 +348,7 @@ PAGES = [
     ("executions", "/executions"),
     ("server-pushing", "/servers/srv-alpha"),
     ("thread-error", "/threads/T-err"),
+    ("usage", "/usage?window=7d"),
     # Under the Content-Security-Policy too: the graph, the terminal, the compliance
     # report, the API docs and the admin.
     ("graph", "/graph"),
