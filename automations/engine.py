@@ -217,10 +217,8 @@ def _running_tasks() -> dict[str, list[tuple[str, int | None]]] | None:
     they answer Celery's remote control (`inspect().active()`); None if the broker could
     not be asked. No answer at all means no worker is alive. (A worker answers from its
     main process, busy or not; a `--pool solo` worker busy with a task cannot.)"""
-    from missioncontrol.celery import app
-
     try:
-        replies = app.control.inspect(timeout=INSPECT_SECONDS).active()
+        replies = current_app.control.inspect(timeout=INSPECT_SECONDS).active()
     except Exception as exc:  # noqa: BLE001 - the broker is away: nothing can be concluded
         logger.warning("directive runs: could not ask the workers what they run: %s", exc)
         return None
