@@ -137,6 +137,7 @@ class MCPServer(models.Model):
         INGEST = "ingest"
         API = "api"
         ADMIN = "admin"
+        UI = "ui", "the servers page"
         CONFIG = "config"
         IMPORT = "import"
         REGISTRY = "registry"

@@ -26,7 +26,9 @@ def gateway_channel() -> str:
 ACK_SECONDS = 3.0  # no word from the gateway within this: it is not running
 ACK_AFTER = 0.5  # the gateway acknowledges an operation not answered within this
 
-Op = Literal["call_tool", "list_tools", "catalog", "reconnect", "status", "check_health", "discover"]
+Op = Literal[
+    "call_tool", "list_tools", "catalog", "reconnect", "status", "check_health", "discover", "test_connection"
+]
 
 
 class Request(TypedDict):

@@ -6,7 +6,8 @@
 
   function cssVar(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
-  /** A line chart in `container`: `series` are labels, `data` is [xs, ys1, ys2, ...]. */
+  /** A line chart in `container`: `series` are labels, `data` is [xs, ys1, ys2, ...];
+   *  `opts.height`, and `opts.colors` for the series' own colours. */
   function lineChart(container, series, data, opts) {
     const fg = cssVar("--muted") || "#8a96a3";
     const grid = cssVar("--line") || "#263241";
@@ -16,7 +17,7 @@
       height: (opts && opts.height) || 200,
       scales: { x: { time: true } },
       axes: [axis, Object.assign({}, axis, { size: 50 })],
-      series: [{}].concat(series.map((label, i) => ({ label: label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false } }))),
+      series: [{}].concat(series.map((label, i) => ({ label: label, stroke: ((opts && opts.colors) || COLORS)[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false } }))),
       legend: { show: true },
     };
     let plot = new uPlot(options, data, container);
