@@ -191,3 +191,10 @@ def test_the_server_page_shows_usage_per_tool_and_the_apis_status_word(client: C
     word = client.get("/api/mcps/time").json()["status"]
     assert f'class="status status-{word}" title=' in page and word == "degraded"
     assert "what time is it" in page  # a thread is named by its input, not its id
+
+
+def test_a_refusal_is_a_page_that_says_why(viewer: Any) -> None:
+    answer = signed_in(viewer).get("/servers/new")
+    assert answer.status_code == 403
+    assert "Your role does not allow managing servers." in answer.content.decode()
+    assert 'class="site-nav"' in answer.content.decode() or "<nav" in answer.content.decode()

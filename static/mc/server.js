@@ -22,11 +22,10 @@
   let reconnecting = false;
   const button = document.getElementById("reconnect");
   if (button) button.addEventListener("click", async function () {
-    try {
-      await MC.ui.api("POST", button.dataset.url);
-      reconnecting = true;
-      out.textContent = "reconnecting…";
-    } catch (e) { out.textContent = (e.data && e.data.error && e.data.error.reason) || "failed"; }
+    reconnecting = true; // before the answer: the new status may arrive first
+    out.textContent = "reconnecting…";
+    try { await MC.ui.api("POST", button.dataset.url); }
+    catch (e) { reconnecting = false; out.textContent = (e.data && e.data.error && e.data.error.reason) || "failed"; }
   });
 
   function text(id, value) { const node = document.getElementById(id); if (node) node.textContent = value; }
@@ -40,11 +39,11 @@
     badge.className = "status status-" + server.status;
     text("connected-at", MC.ui.time(server.connected_at) || "—");
     text("last-seen", MC.ui.time(server.last_seen) || "never");
-    text("last-error", server.last_error || "");
-    if (reconnecting && server.status !== "connecting") {
-      reconnecting = false;
-      out.textContent = server.status === "connected" ? "reconnected" : server.last_error || server.status;
-    }
+    text("last-error", server.last_error || "—");
+    // A reconnect passes through degraded (the old session let go) and ends connected,
+    // or disconnected when the retries did not get it back.
+    if (reconnecting && server.status === "connected") { reconnecting = false; out.textContent = "reconnected"; }
+    else if (reconnecting && server.status === "disconnected") { reconnecting = false; out.textContent = server.last_error || "disconnected"; }
   }
 
   MC.live.subscribe("mcp:" + serverId, {}, function (events) {
