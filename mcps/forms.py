@@ -26,6 +26,8 @@ TRANSPORTS = [
 ]
 # Where an entry key's problem shows: the form field that sets it.
 FIELD_OF = {"type": "transport", "transport": "transport", "name": "id", "entry": None, "id": "id"}
+# Ids whose server page would be hidden behind these pages' own addresses.
+RESERVED_IDS = frozenset({"new", "import"})
 MONO = {"class": "mono", "spellcheck": "false", "autocomplete": "off"}
 
 
@@ -154,7 +156,9 @@ class ServerForm(forms.Form):
         except EntryError as exc:
             self._add_entry_error(exc.field, exc.reason)
             return data
-        if self.server is None and MCPServer.objects.filter(id=slug).exists():
+        if self.server is None and slug in RESERVED_IDS:
+            self.add_error("id", "reserved: /servers/new and /servers/import are this page's own addresses")
+        elif self.server is None and MCPServer.objects.filter(id=slug).exists():
             self.add_error("id", "a server with this id exists: edit it from its page")
         candidate = MCPServer(id=slug, name=data["name"] or slug, **fields)
         if self.server is not None:

@@ -75,6 +75,7 @@ def test_an_http_server_takes_its_url_and_headers(admin: Any) -> None:
     [
         ({"command": ""}, "command", "required for a stdio server"),
         ({"id": "bad id!"}, "id", "letters, digits, &#x27;-&#x27; and &#x27;_&#x27; only"),
+        ({"id": "new"}, "id", "reserved: /servers/new and /servers/import"),
         ({"env": "JUSTANAME"}, "env", "line 1: expected NAME=value"),
         ({"default_arguments": "{nope"}, "default_arguments", "not valid JSON"),
         (

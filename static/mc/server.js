@@ -12,7 +12,7 @@
 
   const series = JSON.parse(document.getElementById("usage-series").textContent);
   const chart = document.getElementById("usage-chart");
-  if (chart && window.uPlot) {
+  if (chart && !chart.hidden && window.uPlot) {
     MC.charts.lineChart(chart, ["calls", "failed"], [series.t, series.calls, series.errors], {
       height: 180, colors: ["#4fb3ff", "#f85149"],
     });
@@ -40,6 +40,7 @@
     text("connected-at", MC.ui.time(server.connected_at) || "—");
     text("last-seen", MC.ui.time(server.last_seen) || "never");
     text("last-error", server.last_error || "—");
+    document.getElementById("last-error").classList.toggle("status-error", Boolean(server.last_error));
     // A reconnect passes through degraded (the old session let go) and ends connected,
     // or disconnected when the retries did not get it back.
     if (reconnecting && server.status === "connected") { reconnecting = false; out.textContent = "reconnected"; }
