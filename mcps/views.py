@@ -190,7 +190,7 @@ def server_test(request: HttpRequest, mcp_id: str | None = None) -> HttpResponse
     if server is None:  # testing before saving: an id already taken is no reason not to
         form.fields["id"].required = False
     context: dict[str, Any] = {"form": form}
-    if not form.is_valid() and not _only_taken_id(form):
+    if not form.is_valid() and not _only_the_id_is_wrong(form):
         context["invalid"] = True
     else:
         args = {"mcp_id": form.cleaned_data.get("id") or "test", "spec": form.connection_spec()}
@@ -201,7 +201,7 @@ def server_test(request: HttpRequest, mcp_id: str | None = None) -> HttpResponse
     return render(request, "mcps/_test_result.html", context)
 
 
-def _only_taken_id(form: ServerForm) -> bool:
+def _only_the_id_is_wrong(form: ServerForm) -> bool:
     return set(form.errors) == {"id"} and bool(form.entry)
 
 
