@@ -136,6 +136,7 @@ class MCPServer(models.Model):
         INGEST = "ingest"
         API = "api"
         ADMIN = "admin"
+        UI = "ui", "the servers page"
         CONFIG = "config"
         IMPORT = "import"
         REGISTRY = "registry"
@@ -268,10 +269,35 @@ class MCPServer(models.Model):
         """The default arguments of `tool`: those for every tool, overridden by its own."""
         return tool_defaults(self.default_arguments, tool)
 
+    def usage(self, steps: Any, window: str) -> dict[str, Any]:
+        """How the server was used over `window` (a key of USAGE_WINDOWS), from the tool
+        calls among `steps` (an ExecutionStep queryset, already scoped to the reader):
+        per tool calls, failures, p50/p95 latency and last error; calls and errors over time."""
+        span, bucket = USAGE_WINDOWS[window]
+        until = timezone.now()
+        since = until - span
+        return {
+            "mcp_id": self.id,
+            "window": window,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "bucket": bucket,
+            "tools": steps.tool_stats(self.id, since),
+            "series": steps.call_series(self.id, since, until, bucket),
+        }
+
     def log_file_specs(self) -> list[tuple[str, str]]:
         """(path, format) of each configured log file, `~` and `$VARS` expanded."""
         return [resolve_log_file(entry, self.env) for entry in self.log_files]
 
+
+# The windows a server's usage is shown over: how far back, and the chart's bucket.
+USAGE_WINDOWS: dict[str, tuple[timedelta, str]] = {
+    "1h": (timedelta(hours=1), "minute"),
+    "24h": (timedelta(hours=24), "hour"),
+    "7d": (timedelta(days=7), "hour"),
+}
+DEFAULT_USAGE_WINDOW = "24h"
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 ALL_TOOLS = "*"

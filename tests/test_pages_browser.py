@@ -347,6 +347,9 @@ PAGES = [
     ("automation-new", "/automations/new?directive=nightly-check"),
     ("executions", "/executions"),
     ("server-pushing", "/servers/srv-alpha"),
+    ("server-add", "/servers/new"),
+    ("server-edit", "/servers/srv-alpha/edit"),
+    ("server-remove", "/servers/srv-alpha/remove"),
     ("thread-error", "/threads/T-err"),
     ("usage", "/usage?window=7d"),
     # Under the Content-Security-Policy too: the graph, the terminal, the compliance

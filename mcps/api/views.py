@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
@@ -28,17 +28,19 @@ from mcps.api.serializers import (
     MCPServerDetailSerializer,
     MCPServerSerializer,
     ServerRegistrationSerializer,
+    ServerUsageSerializer,
     ToolSerializer,
 )
 from mcps.endpoint.gate import POLICY_META_KEY, denial_meta, open_call
 from mcps.endpoint.http import mcp_endpoint
 from mcps.gateway import rpc
-from mcps.models import MCPServer
+from mcps.models import DEFAULT_USAGE_WINDOW, USAGE_WINDOWS, MCPServer
 from mcps.registration import register
 from missioncontrol import roles
 from missioncontrol.authentication import api_access
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
 from missioncontrol.openapi import NOT_FOUND, error
+from threads.models import ExecutionStep
 
 
 def servers() -> Any:
@@ -109,6 +111,28 @@ class ServerHealth(APIView):
                 "checks": HealthCheckSerializer(checks, many=True).data,
             }
         )
+
+
+class ServerStats(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "window",
+                str,
+                enum=list(USAGE_WINDOWS),
+                default=DEFAULT_USAGE_WINDOW,
+                description="How far back.",
+            )
+        ],
+        responses={200: ServerUsageSerializer, 400: error("An unknown window."), 404: NOT_FOUND},
+    )
+    def get(self, request: Request, mcp_id: str) -> Response:
+        """Per tool: calls, failures, p50/p95 latency and last error; calls and errors over time."""
+        server = get_object_or_404(MCPServer, id=mcp_id)
+        window = request.query_params.get("window", DEFAULT_USAGE_WINDOW)
+        if window not in USAGE_WINDOWS:
+            return _error(400, "window", f"expected one of {', '.join(USAGE_WINDOWS)}")
+        return Response(server.usage(ExecutionStep.objects.visible_to(request.user), window))
 
 
 def _error(code: int, field: str | None, reason: str) -> Any:

@@ -44,7 +44,9 @@ BEAT_SECONDS = 1.0  # the gateway's heartbeat, on each running call's reply chan
 DEAD_AFTER = 4.0  # no beat for this long: the gateway is gone
 UNKNOWN = "unknown"  # a call's outcome when it may or may not have run
 
-Op = Literal["call_tool", "list_tools", "catalog", "reconnect", "status", "check_health", "discover"]
+Op = Literal[
+    "call_tool", "list_tools", "catalog", "reconnect", "status", "check_health", "discover", "test_connection"
+]
 
 
 class Request(TypedDict):

@@ -39,6 +39,7 @@ from mcps.gateway.connection import (
     Spec,
     ToolError,
     Unavailable,
+    try_connect,
 )
 from mcps.mdns import MdnsDiscovery
 from mcps.models import HealthCheck, MCPServer, replace_catalog, schema_with_defaults, with_defaults
@@ -66,6 +67,8 @@ _LEVELS = {
 LOG_FLUSH_SECONDS = 0.25
 # How often the log-file follower reads which servers have log_files (a change applies within this).
 SOURCES_EVERY = 5.0
+# A test connection's longest wait (it may spawn a server that downloads itself first).
+TEST_TIMEOUT = 30.0
 LogRelay = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -500,7 +503,21 @@ class Gateway:
             }
         if op == "call_tool":
             return await self._call_tool(args, progress, on_log)
+        if op == "test_connection":
+            return await self._test_connection(args)
         raise rpc.GatewayError(400, f"unknown operation {op!r}", "op")
+
+    async def _test_connection(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Connect once to the server `args["spec"]` describes (saved or not), list what it
+        offers and close; the held sessions are left alone."""
+        spec, timeout = args.get("spec"), args.get("timeout") or TEST_TIMEOUT
+        try:
+            target = Spec.of(str(args.get("mcp_id") or "test"), spec)  # type: ignore[arg-type]
+        except (KeyError, TypeError, AttributeError):
+            raise rpc.GatewayError(400, "expected a connection spec", "spec") from None
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise rpc.GatewayError(400, "expected seconds > 0", "timeout")
+        return await try_connect(target, float(min(timeout, TEST_TIMEOUT)))
 
     def _listed_tools(self, server_id: str, connection: Connection) -> list[dict[str, Any]]:
         """The tools as routed callers see them: an argument with a default is not required."""

@@ -7,8 +7,9 @@
   function cssVar(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
   /** A line chart in `container`: `series` are labels, `data` is [xs, ys1, ys2, ...];
-   * `opts.height`, `opts.yAxis` (uPlot axis options: `values` to format the ticks), and
-   * `opts.gaps` to leave a null value a gap in its line (else the line joins its neighbours). */
+   * `opts.height`, `opts.yAxis` (uPlot axis options: `values` to format the ticks),
+   * `opts.gaps` to leave a null value a gap in its line (else the line joins its neighbours),
+   * and `opts.colors` for the series' own colours. */
   function lineChart(container, series, data, opts) {
     const fg = cssVar("--muted") || "#8a96a3";
     const grid = cssVar("--line") || "#263241";
@@ -18,7 +19,7 @@
       height: (opts && opts.height) || 200,
       scales: { x: { time: true } },
       axes: [axis, Object.assign({}, axis, { size: 50 }, opts && opts.yAxis)],
-      series: [{}].concat(series.map((label, i) => ({ label: label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: !(opts && opts.gaps), points: { show: false } }))),
+      series: [{}].concat(series.map((label, i) => ({ label: label, stroke: ((opts && opts.colors) || COLORS)[i % COLORS.length], width: 1.5, spanGaps: !(opts && opts.gaps), points: { show: false } }))),
       legend: { show: true },
     };
     let plot = new uPlot(options, data, container);
