@@ -512,10 +512,24 @@ def commands_page() -> str:
 # -- metrics --------------------------------------------------------------------------
 
 
+def metric_modules() -> list[Path]:
+    """The project's modules that use prometheus_client: the shared metrics, and each
+    feature's gauges read at scrape time (registered with metrics.register_gauges)."""
+    skip = {".venv", "node_modules", "tests", "bench", "docs", "site", "var", "static", "sdk"}
+    found = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in skip and not d.startswith("."))
+        for name in files:
+            path = Path(folder) / name
+            if name.endswith(".py") and "prometheus_client" in path.read_text():
+                found.append(path)
+    return sorted(found)
+
+
 def metrics_page() -> str:
-    source = (ROOT / "missioncontrol" / "metrics.py").read_text()
     rows = []
-    for node in ast.walk(ast.parse(source)):
+    nodes = [n for path in metric_modules() for n in ast.walk(ast.parse(path.read_text()))]
+    for node in nodes:
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
             continue
         kind = node.func.id
