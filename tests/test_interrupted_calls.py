@@ -156,3 +156,18 @@ async def test_a_call_that_times_out_is_a_504_whose_outcome_is_unknown_never_a_4
     assert body["outcome"] == "unknown" and body["error"]["field"] == "timeout"
     step = await _result_step(body["thread_id"])
     assert step.status == "error" and step.details["outcome"] == "unknown"
+
+
+async def test_a_fault_of_the_gateway_itself_is_a_502_that_quotes_nothing_of_it(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("token=hunter2 at https://user:pw@example.invalid")
+
+    monkeypatch.setattr(gateway, "handle", broken)
+    response = await api("POST", "/api/mcps/everything/tools/echo/call", {"arguments": {"message": "x"}})
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["outcome"] == "unknown"
+    assert body["error"]["reason"] == "the gateway failed (RuntimeError); its log has the details"
+    assert "hunter2" not in response.text

@@ -312,7 +312,9 @@ class Connection:
     # -- requests ----------------------------------------------------------------------
 
     def _live(self) -> Client:
-        if self.client is None:
+        # A stopped connection (its server disabled or removed) sends nothing more, even
+        # while its session is still closing.
+        if self.client is None or self._stopped.is_set():
             raise Unavailable(
                 f"server {self.spec.id!r} is {self.status}" + (f": {self.error}" if self.error else "")
             )

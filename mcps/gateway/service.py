@@ -457,8 +457,12 @@ class Gateway:
         except rpc.GatewayError as exc:
             await rpc.reply(reply_to, request_id, "error", exc.as_payload())
         except Exception as exc:
+            # A fault of the gateway's own, not the caller's: said without its text (which
+            # may quote a server's connection), logged in full; a call may have been sent.
             logger.exception("gateway: %s failed", op)
-            await rpc.reply(reply_to, request_id, "error", {"status": 500, "reason": f"gateway error: {exc}"})
+            reason = f"the gateway failed ({type(exc).__name__}); its log has the details"
+            failure = rpc.OutcomeUnknown(reason) if op == "call_tool" else rpc.GatewayError(502, reason)
+            await rpc.reply(reply_to, request_id, "error", failure.as_payload())
         else:
             await rpc.reply(reply_to, request_id, "result", payload)
 
