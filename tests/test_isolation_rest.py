@@ -53,6 +53,7 @@ SAMPLES: dict[str, Callable[[Made], str]] = {
     "/api/mcps/{mcp_id}": lambda m: "/api/mcps/srv-alpha",
     "/api/mcps/{mcp_id}/health": lambda m: "/api/mcps/srv-alpha/health",
     "/api/mcps/{mcp_id}/tools": lambda m: "/api/mcps/srv-alpha/tools",
+    "/api/mcps/{mcp_id}/stats": lambda m: "/api/mcps/srv-alpha/stats?window=7d",
     "/api/kiwi/items/{id}": lambda m: "/api/kiwi/items/1",
     "/api/permissions/policies/{id}": lambda m: "/api/permissions/policies/1",
     "/api/tokens/{id}": lambda m: "/api/tokens/1",
@@ -78,13 +79,15 @@ PAGE_SAMPLES: dict[str, Callable[[Made], str]] = {
     "directives/<slug:name>": lambda m: "/directives/learn",
     "servers/<str:mcp_id>": lambda m: "/servers/srv-alpha",
     "servers/<str:mcp_id>/terminal": lambda m: "/servers/srv-alpha/terminal",
+    "servers/<str:mcp_id>/edit": lambda m: "/servers/srv-alpha/edit",
+    "servers/<str:mcp_id>/remove": lambda m: "/servers/srv-alpha/remove",
     "automations/<int:pk>": lambda m: "/automations/1",
     "kiwi/<slug:workspace>/<str:kind>/<str:name>": lambda m: "/kiwi/w/directive/x",
     "search": lambda m: "/search?q=appl",
 }
 # Pages that only act (POST) or belong to no one's data: not read here.
 NOT_PAGES = ("accounts/", "settings/tokens/", "health", "metrics", "graphql", "admin/", "api/", "favicon.ico")
-ACTIONS = ("/run", "/delete", "/test")
+ACTIONS = ("/run", "/delete", "/test", "/enable")
 
 
 def api_routes() -> list[str]:
