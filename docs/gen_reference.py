@@ -521,8 +521,12 @@ def metrics_page() -> str:
     out = [
         "# Metrics\n\n",
         GENERATED,
-        "`GET /metrics` answers Prometheus' text format (to a signed-in session; other requests "
-        "are sent to the sign-in page). With several processes, set "
+        "`GET /metrics` answers Prometheus' text format to a user with a role that may read (a "
+        "session, a JWT or an API token) and to a metrics-only API token (`manage.py "
+        "create_api_token NAME --user USER --metrics-only`, or *reaches: /metrics only* on the "
+        "tokens page), which every other surface refuses (403). Prometheus sends it as "
+        "`authorization: {credentials: <token>}` in its scrape config (type Bearer, the "
+        "default). Without credentials the answer is 401. With several processes, set "
         "`PROMETHEUS_MULTIPROC_DIR` to one directory (emptied at deploy) for every web and worker "
         "process: `/metrics` on any web process sums them (live processes only, for gauges). "
         "A Grafana dashboard over these metrics ships in `deploy/grafana/mission-control.json`.\n\n",

@@ -39,7 +39,7 @@ from mcps.endpoint.gate import open_call
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
 from missioncontrol import live, ratelimit, roles
-from missioncontrol.authentication import user_for_bearer
+from missioncontrol.authentication import METRICS_ONLY, metrics_only, user_for_bearer
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
 from missioncontrol.metrics import WEBSOCKET_CONNECTIONS
@@ -161,6 +161,8 @@ def _admit(scope: dict[str, Any]) -> tuple[Any, str | None, frozenset[int], bool
     user, refusal = _connecting_user(scope)
     if user is None:
         return None, refusal, frozenset(), False
+    if metrics_only(user):
+        return user, METRICS_ONLY, frozenset(), False
     if not roles.can(user, roles.READ):
         return user, "your account has no role that may read; ask an admin", frozenset(), False
     return user, None, frozenset(roles.team_ids(user)), roles.sees_all(user)

@@ -242,9 +242,12 @@ class APITokenQuerySet(models.QuerySet["APIToken"]):
     def active(self) -> Self:
         return self.filter(revoked_at__isnull=True)
 
-    def issue(self, name: str, owner: Any, team: Team | None = None) -> tuple[APIToken, str]:
-        """Create a token acting as `owner` within `team`; the raw token is returned once, never stored."""
-        token = APIToken(name=name, owner=owner, team=team)
+    def issue(
+        self, name: str, owner: Any, team: Team | None = None, scope: str = "all"
+    ) -> tuple[APIToken, str]:
+        """Create a token acting as `owner` within `team` (`scope`: what it may reach, see
+        APIToken.Scope); the raw token is returned once, never stored."""
+        token = APIToken(name=name, owner=owner, team=team, scope=scope)
         raw = token.new_secret()
         token.save()
         return token, raw
@@ -262,9 +265,17 @@ class APITokenQuerySet(models.QuerySet["APIToken"]):
 
 
 class APIToken(models.Model):
-    """A bearer token for /mcp and the REST API: acts as its owner, within its team."""
+    """A bearer token for /mcp and the REST API: acts as its owner, within its team.
+
+    A metrics-only token reads `/metrics` (a Prometheus scraper's credential) and is
+    refused (403) everywhere else.
+    """
 
     global_because = "admins only (missioncontrol.view_apitoken)"
+
+    class Scope(models.TextChoices):
+        ALL = "all", "acts as its owner everywhere"
+        METRICS = "metrics", "reads /metrics only"
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -275,6 +286,12 @@ class APIToken(models.Model):
         on_delete=models.SET_NULL,
         related_name="api_tokens",
         help_text="Threads recorded through this token belong to this team.",
+    )
+    scope = models.CharField(
+        max_length=16,
+        choices=Scope.choices,
+        default=Scope.ALL,
+        help_text="What the token may reach: everything its owner may, or /metrics only.",
     )
     prefix = models.CharField(max_length=16, editable=False)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -294,6 +311,10 @@ class APIToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def metrics_only(self) -> bool:
+        return self.scope == self.Scope.METRICS
 
     def new_secret(self) -> str:
         """Give the (unsaved) token a fresh secret; the raw token, to be shown once."""
