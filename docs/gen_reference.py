@@ -560,7 +560,8 @@ def websocket_page() -> str:
         "# WebSocket frames and channels\n\n",
         GENERATED,
         "One socket at `/ws/` carries every live stream. Sign in with the session cookie (pages) "
-        "or `?token=<JWT access token or API token>`. How channels behave (snapshots, resuming "
+        "or `?token=<JWT access token or API token>`, or the same as an `Authorization: Bearer` "
+        "header of the handshake (for clients that can set one). How channels behave (snapshots, resuming "
         "after a reconnect) is described in [Live streams](../concepts/live.md).\n\n",
         "## Client frames\n\n| field | type | required |\n|---|---|---|\n",
     ]

@@ -11,11 +11,13 @@ Resuming (missioncontrol.history): live event frames carry the channel's `epoch`
 the frames it missed, in order, instead of a snapshot; or, when the history cannot
 answer, a `resync` frame followed by the snapshot.
 
-Authentication: `?token=<JWT access token or API token>` in the URL, or the session
-cookie. Without either the socket is sent an error frame and closed with code 4401;
-a user with no role, 4403. A user sees what `visible_to` lets it see: another team's
-`thread:{id}`, `logs:{id}` or `permission:{id}` answers an error frame, and events on
-every channel are filtered per connection by their teams (EventsMessage.teams).
+Authentication: `?token=<JWT access token or API token>` in the URL, the same in the
+handshake's `Authorization: Bearer` header (clients that can set headers keep it out of
+URLs and logs), or the session cookie. Without any the socket is sent an error frame
+and closed with code 4401; a user with no role (or a metrics-only token), 4403. A user
+sees what `visible_to` lets it see: another team's `thread:{id}`, `logs:{id}` or
+`permission:{id}` answers an error frame, and events on every channel are filtered per
+connection by their teams (EventsMessage.teams).
 Commands need the operator role (call_tool, reconnect) and are in the access audit.
 """
 
@@ -39,7 +41,7 @@ from mcps.endpoint.gate import open_call
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
 from missioncontrol import live, ratelimit, roles
-from missioncontrol.authentication import METRICS_ONLY, metrics_only, user_for_bearer
+from missioncontrol.authentication import METRICS_ONLY, metrics_only, scope_bearer, user_for_bearer
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
 from missioncontrol.metrics import WEBSOCKET_CONNECTIONS
@@ -136,8 +138,10 @@ def _hidden_thread(channel: str, user: Any) -> bool:
 
 
 def _connecting_user(scope: dict[str, Any]) -> tuple[Any, str | None]:
-    """(user, None), or (None, why not): `?token=` first, else the session's user."""
+    """(user, None), or (None, why not): `?token=` first, then the handshake's
+    `Authorization: Bearer`, else the session's user."""
     token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+    token = token or scope_bearer(scope)
     if token:
         if ratelimit.bearer_user_id(token) is None:
             # Not seen valid yet: counted against the address before it costs a lookup.
@@ -149,7 +153,10 @@ def _connecting_user(scope: dict[str, Any]) -> tuple[Any, str | None]:
         return (user, None) if user is not None else (None, "invalid, expired or revoked token")
     user = scope.get("user")
     if user is None or not user.is_authenticated:
-        return None, "authentication required: connect with ?token=<access token> or a session"
+        return None, (
+            "authentication required: connect with ?token=<access token>, an "
+            "'Authorization: Bearer <access token>' header, or a session"
+        )
     return user, None
 
 
