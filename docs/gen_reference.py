@@ -103,6 +103,12 @@ CONFIG_MEANINGS = {
     "kiwi.workspaces": "Kiwi projects: `{name, project_path, server}`, each a project whose `.ai/` folder is "
     "indexed and whose `execute` calls run on `server`.",
     "kiwi.index_interval": "Seconds between re-index passes (only changed files are read).",
+    "export.otlp.endpoint": "An OpenTelemetry collector's OTLP/HTTP URL: finished threads and their steps are "
+    "sent to `{endpoint}/v1/traces` as spans; unset (the default): nothing is exported.",
+    "export.otlp.headers": "Headers sent with every export, e.g. `{authorization: Bearer ${COLLECTOR_TOKEN}}`.",
+    "export.otlp.interval": "Seconds between two exports.",
+    "export.otlp.delay": "How long after a thread ended it is exported (its last events arrive first); "
+    "a thread whose end is reported later than this is not exported.",
 }
 
 
@@ -259,6 +265,7 @@ ENV_MEANINGS = {
     "MC_CELERY_VISIBILITY_TIMEOUT": "Seconds before Redis hands an unacknowledged task to another worker; must exceed the longest run.",
     "MC_CHANNEL_PREFIX": "Prefix of everything kept in Redis (channel layer, gateway channel, cache, limits): two installations may share one Redis.",
     "MC_CONFIG": "Path of `mission_control.yml`.",
+    "MC_OTLP_EXPORT_ENDPOINT": "Overrides `export.otlp.endpoint`: the OTLP/HTTP collector threads are exported to as spans.",
     "MC_CONN_MAX_AGE": "Seconds a database connection is kept open for reuse (0: one per request).",
     "MC_DATA_DIR": "Where the embedded default keeps its files: the SQLite database, the generated secret key, the spool, the archive.",
     "MC_DB_CONNECT_TIMEOUT": "Seconds before a PostgreSQL connection attempt gives up, so ingest spools instead of hanging.",
