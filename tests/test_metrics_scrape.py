@@ -152,6 +152,14 @@ def test_the_api_issues_a_metrics_only_token(client: Client) -> None:
     assert refused.status_code == 400 and "scope" in refused.json()
 
 
+def test_the_admin_issues_a_metrics_only_token(client: Client, superuser: User) -> None:
+    answer = client.post(
+        "/admin/missioncontrol/apitoken/add/", {"name": "scraper", "owner": superuser.pk, "scope": "metrics"}
+    )
+    assert answer.status_code == 302, answer.content
+    assert APIToken.objects.get(name="scraper").metrics_only
+
+
 @pytest.mark.slow
 def test_prometheus_scrapes_a_served_process_with_a_metrics_only_token(tmp_path: Path) -> None:
     """`manage.py serve` scraped as Prometheus does (`authorization: credentials:`): the
