@@ -288,7 +288,7 @@ class OtlpExportConfig:
     """Threads and their steps forwarded as spans to an OpenTelemetry collector (threads/otlp_export.py)."""
 
     endpoint: str | None = None  # the collector's OTLP/HTTP base URL; spans go to {endpoint}/v1/traces
-    headers: tuple[tuple[str, str], ...] = ()  # sent with every export (an API key, say)
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every export (an API key, say)
     interval: int = 10  # seconds between two exports
     delay: int = 30  # a thread is exported this long after it ended (its late steps and end arrive)
 
@@ -508,7 +508,7 @@ def _export(raw: dict[str, Any]) -> ExportConfig:
     return ExportConfig(
         otlp=OtlpExportConfig(
             endpoint=endpoint or None,
-            headers=tuple((k, _expand_env(v)) for k, v in sorted(headers.items())),
+            headers={k: _expand_env(v) for k, v in headers.items()},
             interval=interval,
             delay=parse_duration(otlp.get("delay", default.delay), "export.otlp.delay"),
         )

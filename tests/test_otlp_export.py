@@ -78,7 +78,7 @@ def collector() -> Iterator[Collector]:
 def exporting(settings: Any, collector: Collector) -> Collector:
     settings.OTLP_EXPORT_ENDPOINT = collector.url
     settings.OTLP_EXPORT = OtlpExportConfig(
-        endpoint=collector.url, headers=(("x-api-key", "k-123"),), interval=10, delay=30
+        endpoint=collector.url, headers={"x-api-key": "k-123"}, interval=10, delay=30
     )
     caches["shared"].delete(otlp_export.WATERMARK_KEY)
     return collector
@@ -187,7 +187,7 @@ def test_the_export_settings_are_checked_at_start_up() -> None:
     parsed = parse_config(
         {"export": {"otlp": {"endpoint": "http://collector:4318", "headers": {"x-k": "v"}, "interval": "5s"}}}
     )
-    assert parsed.export.otlp == OtlpExportConfig("http://collector:4318", (("x-k", "v"),), 5, 30)
+    assert parsed.export.otlp == OtlpExportConfig("http://collector:4318", {"x-k": "v"}, 5, 30)
     assert otlp_export.traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
     assert otlp_export.traces_url("http://c:4318/v1/traces") == "http://c:4318/v1/traces"
     for bad, field in (

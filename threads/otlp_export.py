@@ -186,7 +186,7 @@ def export_request(threads: Sequence[Thread]) -> ExportTraceServiceRequest:
 def send(request: ExportTraceServiceRequest) -> None:
     """POST `request` to the configured collector; httpx.HTTPError if it does not take it."""
     otlp = settings.OTLP_EXPORT
-    headers = {**dict(otlp.headers), "Content-Type": "application/x-protobuf"}
+    headers = {**otlp.headers, "Content-Type": "application/x-protobuf"}
     answer = httpx.post(
         traces_url(settings.OTLP_EXPORT_ENDPOINT),
         content=request.SerializeToString(),
