@@ -53,10 +53,12 @@ run: install
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
-# Everything against PostgreSQL + Redis, then the suite again on the embedded default
-# (SQLite, in-memory channel layer) minus the multi-process tests that need Redis, then
-# the date-sensitive tests with the clock moved a year ahead and a year back.
+# The lint first (seconds), then everything against PostgreSQL + Redis, then the suite
+# again on the embedded default (SQLite, in-memory channel layer) minus the multi-process
+# tests that need Redis, then the date-sensitive tests with the clock moved a year ahead
+# and a year back.
 test: install
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs-check
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-embedded
@@ -96,9 +98,11 @@ docs-check: install
 screenshots: install browser
 	$(PY) scripts/screenshots.py
 
+# ruff, then import-linter: the import rules of the layout (pyproject.toml's [tool.importlinter]).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: install
 	$(PY) bench/run.py

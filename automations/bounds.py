@@ -1,6 +1,6 @@
 """A directive's declared permissions bound what its steps may do.
 
-A script step needs every permission its script declares (automations/scripts.py); a
+A script step needs every permission its script declares (automations.script_registry); a
 tool step needs `execute:{server}/{tool}`. A declared permission covers a needed one
 when it matches it as a glob (`read:*` covers `read:threads`, `execute:git/*` covers
 `execute:git/git_log`). Checked when a directive is saved (`problems`) and again by
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
-from automations import definition, scripts
+from automations import definition, script_registry
 
 
 class UnknownScript(LookupError):
@@ -29,7 +29,7 @@ def needed_by(step: dict[str, Any]) -> list[str]:
     """The permissions a step needs to run; UnknownScript for a script nobody registered."""
     name = definition.script_name(step)
     if name is not None:
-        script = scripts.get(name)
+        script = script_registry.get(name)
         if script is None:
             raise UnknownScript(f"no script named {name!r} (see GET /api/internal/scripts)")
         return list(script.permissions)

@@ -18,9 +18,10 @@ soon as it returns to Python; a tool call is bounded by its own gateway timeout)
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import ctypes
 import logging
+import os
+import re
 import secrets
 import threading
 import time
@@ -31,14 +32,17 @@ from functools import cached_property
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from automations import bounds, definition, scripts, templating
 from automations.inputs import coerce, output_problem
 from automations.models import Automation, Directive, DirectiveExecution, StepRun
-from automations.scope import Scope, reading
+from automations.scope import Scope, current_run, reading
 from mcps.endpoint.recorder import Call, call_thread
 from mcps.endpoint.recorder import Session as CallSession
 from mcps.models import AGGREGATE_ID
@@ -52,11 +56,9 @@ logger = logging.getLogger(__name__)
 
 Status = DirectiveExecution.Status
 EXECUTION_EVENT = "directive.execution"
-# The run whose steps are executing here: an event or alert its scripts publish fires
-# automations one level deeper than it (see triggers.depth_after).
-current_run: contextvars.ContextVar[DirectiveExecution | None] = contextvars.ContextVar(
-    "current_run", default=None
-)
+# The Celery task that runs one execution (automations.tasks), looked up by its name.
+RUN_EXECUTION = "automations.run_execution"
+_TOP_LEVEL = re.compile(r"steps\[(\d+)\]")
 
 
 class Stop(BaseException):  # noqa: N818 (raised into running steps: not an Exception, so no script swallows it)
@@ -137,9 +139,9 @@ def dispatch(execution_id: int) -> None:
     worker thread of the process's event loop instead, exactly as the in-process
     scheduler runs the beat tasks; with no loop (tests, commands) it runs right here.
     """
-    from automations.tasks import run_execution
     from mcps.gateway import embedded
 
+    run_execution = current_app.tasks[RUN_EXECUTION]
     if not settings.CELERY_TASK_ALWAYS_EAGER:
         transaction.on_commit(lambda: run_execution.apply_async(args=[execution_id]))
         return
@@ -161,27 +163,183 @@ _local: dict[int, threading.Event] = {}  # runs executing in this process: their
 
 
 def cancel(execution: DirectiveExecution) -> bool:
-    """Ask a run to stop (False if already finished); at once if it runs in this process."""
+    """Ask a run to stop (False if already finished); at once if it runs in this process,
+    or if the worker running it is gone (nobody is left to stop it)."""
     asked = execution.request_cancel()
     flag = _local.get(execution.pk)
     if asked and flag is not None:
         flag.set()
+    elif asked and worker_gone(execution):
+        _end_lost(execution, Status.CANCELLED, "cancelled; its worker was gone")
+        execution.refresh_from_db()
     return asked
 
 
 def reap_lost(now: datetime | None = None) -> int:
-    """Fail runs still `running` well past the run timeout: their worker died mid-run.
+    """Take up or fail the runs whose worker died mid-run; how many.
 
-    Without this a lost run would count against max_concurrent forever. Called by the
-    minute tick; a live run ends itself at run_timeout, so the grace minute is enough.
+    Called by the minute tick. With Celery workers, the workers are asked which tasks
+    they run (Celery's remote control): a run whose task none of them runs is lost, and
+    `recover` takes it up again (a new message) or fails it. Whatever runs past the run
+    timeout and its grace minute is failed too (a live run ends itself at run_timeout).
+    Either way it stops counting against max_concurrent.
     """
     now = now or timezone.now()
+    found = 0
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        claimed = DirectiveExecution.objects.filter(
+            status=Status.RUNNING, started_at__lt=now - timedelta(seconds=CLAIM_GRACE)
+        ).exclude(task_id="")
+        if claimed.exists():
+            running = _running_tasks()
+            if running is not None:
+                for execution in claimed.select_related("directive"):
+                    if execution.task_id not in running and recover(execution, LOST) != "":
+                        found += 1
     cutoff = now - timedelta(seconds=settings.DIRECTIVE_RUN_TIMEOUT + 60)
-    return DirectiveExecution.objects.filter(status=Status.RUNNING, started_at__lt=cutoff).update(
+    return found + DirectiveExecution.objects.filter(status=Status.RUNNING, started_at__lt=cutoff).update(
         status=Status.FAILED,
         error="lost: the process running it stopped before it ended",
         completed_at=now,
     )
+
+
+# ---------------------------------------------------------------- a run whose worker died
+
+LOST = "worker lost: the process running it stopped before it ended"
+MAX_RESUMES = 3  # a run that kills its worker every time is failed, not taken up forever
+CLAIM_GRACE = 5.0  # seconds: a run just claimed is surely on a worker's active list by then
+INSPECT_SECONDS = 1.0
+
+
+def _running_tasks() -> dict[str, list[tuple[str, int | None]]] | None:
+    """{task id: [(worker, pool pid)]} of what every live Celery worker executes now, as
+    they answer Celery's remote control (`inspect().active()`); None if the broker could
+    not be asked. No answer at all means no worker is alive. (A worker answers from its
+    main process, busy or not; a `--pool solo` worker busy with a task cannot.)"""
+    try:
+        replies = current_app.control.inspect(timeout=INSPECT_SECONDS).active()
+    except Exception as exc:  # noqa: BLE001 - the broker is away: nothing can be concluded
+        logger.warning("directive runs: could not ask the workers what they run: %s", exc)
+        return None
+    running: dict[str, list[tuple[str, int | None]]] = {}
+    for worker, tasks in (replies or {}).items():
+        for task in tasks or []:
+            running.setdefault(task["id"], []).append((worker, task.get("worker_pid")))
+    return running
+
+
+def worker_gone(execution: DirectiveExecution) -> bool:
+    """Whether the worker that claimed this running execution is certainly gone."""
+    if settings.CELERY_TASK_ALWAYS_EAGER or not execution.task_id or execution.status != Status.RUNNING:
+        return False
+    running = _running_tasks()
+    return running is not None and execution.task_id not in running
+
+
+def recover(execution: DirectiveExecution, reason: str, *, dispatch_again: bool = True) -> str:
+    """A running execution whose worker is gone: "resumed" (pending again, from its last
+    completed step, when what it was doing is safe to repeat; handed to a worker unless
+    `dispatch_again` is false), "failed" (with `reason`), "cancelled" (it was asked to
+    stop), or "" (it had moved on meanwhile)."""
+    if execution.cancel_requested:
+        return "cancelled" if _end_lost(execution, Status.CANCELLED, "cancelled; its worker was gone") else ""
+    if execution.resumes < MAX_RESUMES and repeatable(execution):
+        taken = DirectiveExecution.objects.filter(
+            pk=execution.pk, status=Status.RUNNING, task_id=execution.task_id
+        ).update(status=Status.PENDING, task_id="", resumes=F("resumes") + 1)
+        if not taken:
+            return ""
+        logger.warning(
+            "directive %s: execution %s lost its worker; resumed", execution.directive_name, execution.pk
+        )
+        if dispatch_again:
+            dispatch(execution.pk)
+        return "resumed"
+    if execution.resumes >= MAX_RESUMES:
+        reason = f"{reason} ({execution.resumes} times; not taken up again)"
+    return "failed" if _end_lost(execution, Status.FAILED, reason) else ""
+
+
+def _end_lost(execution: DirectiveExecution, status: str, reason: str) -> bool:
+    """End a lost run (still the one its task held) with `status`; its unfinished steps too."""
+    now = timezone.now()
+    ended = DirectiveExecution.objects.filter(
+        pk=execution.pk, status=Status.RUNNING, task_id=execution.task_id
+    ).update(status=status, error=reason, completed_at=now)
+    if not ended:
+        return False
+    run = Run(execution, Limits.from_settings())
+    step_status = StepRun.Status.CANCELLED if status == Status.CANCELLED else StepRun.Status.FAILED
+    for record in StepRun.objects.filter(execution=execution, status=StepRun.Status.RUNNING):
+        run._finish(record, step_status, None, reason)
+    run._end(status, reason)
+    logger.warning(
+        "directive %s: execution %s %s: %s", execution.directive_name, execution.pk, status, reason
+    )
+    return True
+
+
+def repeatable(execution: DirectiveExecution) -> bool:
+    """Whether its run may go on from its last completed top-level step: the step it was
+    in (if it had begun one) must be safe to repeat, all through: scripts that only read
+    (`read:*` permissions) and tools their server annotates read-only or idempotent."""
+    directive = execution.directive
+    if directive is None:
+        return False
+    steps = directive.definition.get("steps") or []
+    index = _resume_point(execution, steps)
+    if (
+        index >= len(steps)
+        or not StepRun.objects.filter(execution=execution, path=f"steps[{index}]").exists()
+    ):
+        return True  # between steps: nothing half done
+    return all(_safe_to_repeat(step) for step in definition.walk([steps[index]]))
+
+
+def _safe_to_repeat(step: dict[str, Any]) -> bool:
+    from mcps.models import Tool
+
+    name = definition.script_name(step)
+    if name is not None:
+        script = scripts.get(name)
+        return script is not None and all(p.startswith("read:") for p in script.permissions)
+    ref = definition.tool_ref(step)
+    if ref is not None:
+        hints = (
+            Tool.objects.filter(server_id=ref.server, name=ref.tool)
+            .values_list("annotations", flat=True)
+            .first()
+        )
+        hints = hints or {}
+        return bool(hints.get("readOnlyHint") or hints.get("idempotentHint"))
+    return True  # a group, foreach or conditional: as safe as the steps it holds (walked too)
+
+
+def _top_level(path: str) -> int | None:
+    match = _TOP_LEVEL.fullmatch(path)
+    return int(match.group(1)) if match else None
+
+
+def _done(steps: list[Any], index: int, record: StepRun) -> bool:
+    """A top-level step that needs no repeat: completed, or failed and let go (continue_on_error)."""
+    if record.status == StepRun.Status.COMPLETED:
+        return True
+    step = steps[index] if index < len(steps) else {}
+    return record.status == StepRun.Status.FAILED and bool(step.get("continue_on_error"))
+
+
+def _resume_point(execution: DirectiveExecution, steps: list[Any]) -> int:
+    """The index of the first top-level step not done by an earlier attempt."""
+    done = set()
+    for record in StepRun.objects.filter(execution=execution):
+        index = _top_level(record.path)
+        if index is not None and _done(steps, index, record):
+            done.add(index)
+    index = 0
+    while index in done:
+        index += 1
+    return index
 
 
 # ---------------------------------------------------------------- the guards
@@ -256,12 +414,35 @@ class Watchdog:
 # ---------------------------------------------------------------- running a run
 
 
-def execute(execution_id: int, on_step: Callable[[StepRun], None] | None = None) -> DirectiveExecution | None:
-    """Run a pending execution to its end; None if it is gone, as is if no longer pending."""
+def execute(
+    execution_id: int,
+    on_step: Callable[[StepRun], None] | None = None,
+    *,
+    task_id: str = "",
+    worker: str = "",
+) -> DirectiveExecution | None:
+    """Run a pending execution to its end; None if it is gone, as is if no longer pending.
+
+    `task_id` is the Celery task running it (`worker` the worker's name). The same task
+    finding it running is its message delivered again: Celery requeues the message of
+    a pool process that died (acks_late, reject_on_worker_lost), the broker that of a
+    worker killed outright (after the visibility timeout). Unless the workers say that
+    task still runs elsewhere, its earlier execution was lost: the run is taken up again
+    here from its last completed step, or ended as failed (`recover`).
+    """
     execution = DirectiveExecution.objects.select_related("directive").filter(pk=execution_id).first()
-    if execution is None or execution.status != Status.PENDING:
+    if execution is None:
+        return None
+    if execution.status == Status.RUNNING and task_id and execution.task_id == task_id:
+        running = _running_tasks()
+        elsewhere = [h for h in (running or {}).get(task_id, []) if h != (worker, os.getpid())]
+        if elsewhere or recover(execution, LOST, dispatch_again=False) != "resumed":
+            execution.refresh_from_db()
+            return execution
+        execution.refresh_from_db()
+    if execution.status != Status.PENDING:
         return execution
-    return Run(execution, Limits.from_settings(), on_step=on_step).run()
+    return Run(execution, Limits.from_settings(), on_step=on_step, task_id=task_id).run()
 
 
 @dataclass
@@ -276,6 +457,7 @@ class Run:
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0
     on_step: Callable[[StepRun], None] | None = None
+    task_id: str = ""  # the Celery task running it
 
     @cached_property
     def thread_id(self) -> str:
@@ -315,7 +497,9 @@ class Run:
         if refused:
             return self._end(Status.FAILED, refused, started=False)
         _local[execution.pk] = self.cancelled
-        self.started = time.monotonic()
+        started_at = execution.started_at or timezone.now()
+        # A run taken up again keeps its start: run_timeout bounds all its attempts.
+        self.started = time.monotonic() - max(0.0, (timezone.now() - started_at).total_seconds())
         self._record(
             [
                 self._event(
@@ -339,7 +523,9 @@ class Run:
             directive = execution.directive
             if directive is None:
                 raise RunFailed("the directive was deleted")
-            self._steps(directive.definition["steps"], "steps", {})
+            steps = directive.definition["steps"]
+            first = self._resume(steps) if execution.resumes else 0
+            self._steps(steps[first:], "steps", {}, first=first)
             problem = output_problem(directive.definition.get("output"), _plain_or_none(self.result))
             if problem:
                 raise RunFailed(problem)
@@ -371,7 +557,12 @@ class Run:
                 )
             now = timezone.now()
             claimed = DirectiveExecution.objects.filter(pk=execution.pk, status=Status.PENDING).update(
-                status=Status.RUNNING, started_at=now, thread_id=self.thread_id
+                status=Status.RUNNING,
+                started_at=Coalesce(
+                    "started_at", Value(now, output_field=DateTimeField())
+                ),  # a run taken up again keeps its start
+                thread_id=self.thread_id,
+                task_id=self.task_id,
             )
             if not claimed:
                 return "no longer pending"
@@ -400,9 +591,31 @@ class Run:
 
     # -- steps
 
-    def _steps(self, steps: list[dict[str, Any]], path: str, scope: dict[str, Any]) -> None:
-        for i, step in enumerate(steps):
+    def _steps(self, steps: list[dict[str, Any]], path: str, scope: dict[str, Any], first: int = 0) -> None:
+        for i, step in enumerate(steps, start=first):
             self._step(step, f"{path}[{i}]", scope)
+
+    def _resume(self, steps: list[dict[str, Any]]) -> int:
+        """Taken up again after its worker was lost: the earlier attempt's steps stay as
+        they were (one left running is failed, it is repeated), the completed top-level
+        steps' outputs are restored; the index of the first step to run."""
+        first = _resume_point(self.execution, steps)
+        records = list(StepRun.objects.filter(execution=self.execution).order_by("sequence"))
+        self.sequence = max((r.sequence for r in records), default=0)
+        for record in records:
+            if record.status == StepRun.Status.RUNNING:
+                self._finish(record, StepRun.Status.FAILED, None, f"{LOST}; repeated")
+        for record in records:
+            index = _top_level(record.path)
+            if index is None or index >= first or not _done(steps, index, record):
+                continue
+            output = record.output if record.status == StepRun.Status.COMPLETED else {"error": record.error}
+            self.result = output
+            if steps[index].get("name"):
+                self.named[steps[index]["name"]] = output
+            if isinstance(output, dict):
+                self.values.update(output)
+        return first
 
     def _step(self, step: dict[str, Any], path: str, scope: dict[str, Any]) -> None:
         self._between_steps()
@@ -576,6 +789,8 @@ class Run:
         ended with the call's outcome (the server's page and `?mcp=<server>` list it)."""
         elapsed = (time.perf_counter() - clock) * 1000
         error = answer.get("error") or ("" if "result" in answer else "no answer: the step was stopped")
+        # A call that failed after it was sent, or was stopped waiting, may or may not have run.
+        outcome = answer.get("outcome") or (None if "result" in answer or "error" in answer else "unknown")
         session = CallSession(
             key=(),
             id=None,
@@ -585,7 +800,17 @@ class Run:
             parent_id=self.thread_id,
         )
         thread_id = f"{self.thread_id}-call-{record.sequence}"
-        call = Call(server, tool, arguments, began, elapsed, answer.get("result"), error, thread_id=thread_id)
+        call = Call(
+            server,
+            tool,
+            arguments,
+            began,
+            elapsed,
+            answer.get("result"),
+            error,
+            thread_id=thread_id,
+            outcome=outcome,
+        )
         # The run checked the directive's permissions itself (_check): no second check here.
         self._record(call_thread(session, call, check=False))
 
@@ -725,6 +950,8 @@ def call_tool(
         )
     except rpc.GatewayError as exc:
         answer["error"] = exc.reason
+        if exc.outcome is not None:
+            answer["outcome"] = exc.outcome
         raise RuntimeError(f"{server}/{tool}: {exc.reason}") from None
     result = answer["result"] = reply["result"]
     text = "\n".join(c.get("text", "") for c in result.get("content") or [] if c.get("type") == "text")

@@ -379,6 +379,12 @@ class DirectiveExecution(models.Model):
     thread_id = models.CharField(max_length=200, blank=True, default="", db_index=True)
     steps_run = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+    # The Celery task (message) running it: a redelivery of that message after its worker
+    # died finds it here, and the sweep asks the workers whether it still runs.
+    task_id = models.CharField(max_length=255, blank=True, default="")
+    resumes = models.PositiveSmallIntegerField(
+        default=0, help_text="How often it was taken up again after its worker was lost."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -420,6 +426,7 @@ class DirectiveExecution(models.Model):
             "thread_id": self.thread_id or None,
             "steps_run": self.steps_run,
             "cancel_requested": self.cancel_requested,
+            "resumes": self.resumes,
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,

@@ -19,12 +19,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit.models import PermissionEvent
 from logs.models import LogEntry
 from missioncontrol import roles
 from threads.models import ExecutionStep, Thread
+
+if TYPE_CHECKING:
+    from automations.models import DirectiveExecution
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Scope:
 
 SYSTEM = Scope(None, None)
 _current: ContextVar[Scope] = ContextVar("directive_scope", default=SYSTEM)
+# The run whose steps are executing here: an event or alert its scripts publish fires
+# automations one level deeper than it (see triggers._depth_after).
+current_run: ContextVar[DirectiveExecution | None] = ContextVar("current_run", default=None)
 
 
 def current() -> Scope:

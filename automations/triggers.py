@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from automations.inputs import InputError
 from automations.models import ALERT_TYPES, Automation, DirectiveExecution, event_field
-from automations.scope import SYSTEM
+from automations.scope import SYSTEM, current_run
 from missioncontrol.jsontext import loads
 from missioncontrol.live import Outbox, encode
 
@@ -173,10 +173,8 @@ def _depth_after(event: dict[str, Any]) -> int:
     """0 for an outside event; one more than the run it came from.
 
     A run is recognised by its thread (`directive-run-<id>`), an `execution_id` in the
-    event, or by publishing it from inside its own steps (engine.current_run).
+    event, or by publishing it from inside its own steps (scope.current_run).
     """
-    from automations.engine import current_run
-
     running = current_run.get()
     depths = [running.depth + 1] if running is not None else []
     execution_id = event_field(event, "execution_id")

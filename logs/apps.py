@@ -9,3 +9,7 @@ class LogsConfig(AppConfig):
 
     def ready(self) -> None:
         from logs import tasks  # noqa: F401 - registers its Celery tasks in every process
+        from logs.api.schema import export_operation
+        from missioncontrol import openapi
+
+        openapi.register_operation("/api/logs/export", "get", export_operation)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -19,6 +17,7 @@ from django.utils import timezone
 from mcps.masking import masked_spec
 from missioncontrol.config import ConfigError, RetentionConfig, parse_retention
 from missioncontrol.encryption import EncryptedJSONField
+from missioncontrol.models import HashedSecret, HashedSecretQuerySet
 from missioncontrol.redaction import redact_text
 
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
@@ -137,6 +136,7 @@ class MCPServer(models.Model):
         INGEST = "ingest"
         API = "api"
         ADMIN = "admin"
+        UI = "ui", "the servers page"
         CONFIG = "config"
         IMPORT = "import"
         REGISTRY = "registry"
@@ -269,10 +269,35 @@ class MCPServer(models.Model):
         """The default arguments of `tool`: those for every tool, overridden by its own."""
         return tool_defaults(self.default_arguments, tool)
 
+    def usage(self, steps: Any, window: str) -> dict[str, Any]:
+        """How the server was used over `window` (a key of USAGE_WINDOWS), from the tool
+        calls among `steps` (an ExecutionStep queryset, already scoped to the reader):
+        per tool calls, failures, p50/p95 latency and last error; calls and errors over time."""
+        span, bucket = USAGE_WINDOWS[window]
+        until = timezone.now()
+        since = until - span
+        return {
+            "mcp_id": self.id,
+            "window": window,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "bucket": bucket,
+            "tools": steps.tool_stats(self.id, since),
+            "series": steps.call_series(self.id, since, until, bucket),
+        }
+
     def log_file_specs(self) -> list[tuple[str, str]]:
         """(path, format) of each configured log file, `~` and `$VARS` expanded."""
         return [resolve_log_file(entry, self.env) for entry in self.log_files]
 
+
+# The windows a server's usage is shown over: how far back, and the chart's bucket.
+USAGE_WINDOWS: dict[str, tuple[timedelta, str]] = {
+    "1h": (timedelta(hours=1), "minute"),
+    "24h": (timedelta(hours=24), "hour"),
+    "7d": (timedelta(days=7), "hour"),
+}
+DEFAULT_USAGE_WINDOW = "24h"
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 ALL_TOOLS = "*"
@@ -446,32 +471,26 @@ class HealthCheck(models.Model):
         return f"{self.server_id} {'ok' if self.ok else 'failed'} at {self.checked_at:%Y-%m-%d %H:%M:%S}"
 
 
-def hash_key(raw: str) -> str:
-    # Keys are 256 random bits, so a fast hash is enough: no dictionary to guess from.
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class IngestKeyQuerySet(models.QuerySet["IngestKey"]):
-    def active(self) -> Self:
-        return self.filter(revoked_at__isnull=True)
-
+class IngestKeyQuerySet(HashedSecretQuerySet["IngestKey"]):
     def issue(self, name: str, mcp: MCPServer | None = None, team: Any = None) -> tuple[IngestKey, str]:
         """Create a key named `name` (for `team`); the raw key is returned once and never stored."""
-        raw = "mc_" + secrets.token_urlsafe(32)
-        key = self.create(name=name, mcp=mcp, team=team, prefix=raw[:10], key_hash=hash_key(raw))
+        key = IngestKey(name=name, mcp=mcp, team=team)
+        raw = key.new_secret()
+        key.save()
         return key, raw
 
     def authenticate(self, raw: str) -> IngestKey | None:
         """The active key whose hash matches `raw`, or None."""
         if not raw:
             return None
-        return self.active().select_related("mcp").filter(key_hash=hash_key(raw)).first()
+        return self.matching(raw).select_related("mcp").first()
 
 
-class IngestKey(models.Model):
+class IngestKey(HashedSecret):
     """A bearer key that lets one MCP server (or any, if unbound) push events."""
 
     global_because = "admins only (mcps.view_ingestkey)"
+    hash_field, secret_prefix, shown = "key_hash", "mc_", 10
 
     name = models.CharField(max_length=200, unique=True)
     mcp = models.ForeignKey(
@@ -490,35 +509,12 @@ class IngestKey(models.Model):
         related_name="ingest_keys",
         help_text="Threads and logs pushed with this key belong to this team.",
     )
-    prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = IngestKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-    def revoke(self) -> None:
-        if self.revoked_at is None:
-            self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
-
-    def touch(self) -> None:
-        """Mark the key used; at most one write a minute so ingest stays cheap."""
-        now = timezone.now()
-        if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
-            IngestKey.objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
 
 
 def replace_catalog(server_id: str, catalog: dict[str, list[Any]]) -> None:

@@ -13,6 +13,7 @@ class MissionControlConfig(AppConfig):
             checks,  # noqa: F401 - registers the system checks
             tasks,  # noqa: F401 - registers its Celery tasks in every process
         )
+        from missioncontrol.ingest import spool  # noqa: F401 - registers its depth gauges on /metrics
         from missioncontrol.roles import ensure_groups
 
         # After every app's permissions exist (post_migrate is sent per app; this

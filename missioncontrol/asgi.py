@@ -79,9 +79,12 @@ async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 application = ProtocolTypeRouter({"http": http, "websocket": websocket_app})
 
-if (settings.GATEWAY_EMBEDDED or settings.SCHEDULE_IN_PROCESS) and "twisted.internet.reactor" in sys.modules:
+if (
+    settings.GATEWAY_EMBEDDED or settings.SCHEDULE_IN_PROCESS or settings.GATEWAY_MONITOR
+) and "twisted.internet.reactor" in sys.modules:
     # Under daphne (whose reactor is installed before the app is imported), connect to
-    # the servers as soon as the reactor runs; elsewhere the first request starts it.
+    # the servers (or watch the gateway's heartbeat) as soon as the reactor runs;
+    # elsewhere the first request starts it.
     # Startup triggers fire before the asyncio loop runs: start on its first turn.
     from twisted.internet import reactor
 

@@ -12,7 +12,7 @@ Prometheus scraper's) reads `/metrics` and every other surface refuses it (403).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -31,15 +31,10 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from audit import access
 from audit.policy import Subject
 from missioncontrol import ratelimit, roles
+from missioncontrol.credentials import bearer
 from missioncontrol.models import TOKEN_PREFIX, APIToken
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-def bearer(authorization: str) -> str:
-    """The credential of an `Authorization: Bearer <credential>` header, or ''."""
-    scheme, _, credential = authorization.partition(" ")
-    return credential.strip() if scheme.lower() == "bearer" else ""
 
 
 def api_token_user(raw: str, request: Any = None, via: str = "rest") -> tuple[Any, APIToken] | None:
@@ -268,11 +263,3 @@ def api_access(permission: str | None = roles.READ) -> Callable[[ViewFn], ViewFn
         return csrf_exempt(wrapped)
 
     return decorate
-
-
-def scope_bearer(scope: Mapping[str, Any]) -> str:
-    """The bearer credential of an ASGI HTTP request's Authorization header, or ''."""
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            return bearer(value.decode("latin-1"))
-    return ""

@@ -299,6 +299,23 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class ModelPrice:
+    """What a model's tokens cost, per million, in the usage section's currency."""
+
+    input: float
+    output: float
+
+
+@dataclass(frozen=True)
+class UsageConfig:
+    """LLM token prices (usage/pricing.py); a model with no price has no cost, never 0."""
+
+    currency: str = "USD"  # the unit the prices are in, shown next to every cost
+    # Model name (or a name ending in `*`: every model starting with the rest): price.
+    prices: dict[str, ModelPrice] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     websocket: WebsocketConfig = field(default_factory=WebsocketConfig)
@@ -315,6 +332,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     kiwi: KiwiConfig = field(default_factory=KiwiConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
     path: Path | None = None
 
 
@@ -334,6 +352,7 @@ _SECTIONS = {
     "policy",
     "kiwi",
     "export",
+    "usage",
 }
 
 
@@ -423,6 +442,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         policy=_policy(_section(raw, "policy")),
         kiwi=_kiwi(_section(raw, "kiwi")),
         export=_export(_section(raw, "export")),
+        usage=_usage(_section(raw, "usage")),
         path=path,
     )
 
@@ -557,6 +577,37 @@ def _kiwi(raw: dict[str, Any]) -> KiwiConfig:
             raw.get("index_interval", default.index_interval), "kiwi.index_interval"
         ),
     )
+
+
+def _price(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{name}: expected a price per million tokens (a number >= 0), got {value!r}")
+    return float(value)
+
+
+def _usage(raw: dict[str, Any]) -> UsageConfig:
+    unknown = set(raw) - {"currency", "prices"}
+    if unknown:
+        raise ConfigError(f"usage.{sorted(unknown)[0]}: unknown key; expected currency, prices")
+    currency = _str(raw, "currency", "USD", "usage") or "USD"
+    entries = raw.get("prices") or {}
+    if not isinstance(entries, dict):
+        raise ConfigError(
+            "usage.prices: expected a mapping of model name to {input, output} per million tokens"
+        )
+    prices: dict[str, ModelPrice] = {}
+    for model, entry in entries.items():
+        where = f"usage.prices.{model}"
+        if not isinstance(model, str) or not model.strip() or model.strip() == "*":
+            raise ConfigError(f"usage.prices: expected model names, got {model!r}")
+        if not isinstance(entry, dict) or set(entry) != {"input", "output"}:
+            raise ConfigError(
+                f"{where}: expected {{input: <price>, output: <price>}} per million tokens, got {entry!r}"
+            )
+        prices[model.strip()] = ModelPrice(
+            input=_price(entry["input"], f"{where}.input"), output=_price(entry["output"], f"{where}.output")
+        )
+    return UsageConfig(currency=currency, prices=prices)
 
 
 def _registry(raw: Any) -> RegistryConfig:

@@ -44,7 +44,8 @@ from mcps.endpoint.gate import open_call
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
 from missioncontrol import live, ratelimit, roles
-from missioncontrol.authentication import METRICS_ONLY, metrics_only, scope_bearer, user_for_bearer
+from missioncontrol.authentication import METRICS_ONLY, metrics_only, user_for_bearer
+from missioncontrol.credentials import scope_bearer
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
 from missioncontrol.metrics import WEBSOCKET_CONNECTIONS
@@ -611,10 +612,18 @@ class LiveConsumer(AsyncWebsocketConsumer):
             result = await gateway_rpc.request(command, args, timeout=timeout, on_progress=progress)
         except gateway_rpc.GatewayError as exc:
             if call is not None:
-                call.record(error=exc.reason, unknown_server=exc.status == 404 and exc.field == "mcp_id")
+                call.record(
+                    error=exc.reason,
+                    unknown_server=exc.status == 404 and exc.field == "mcp_id",
+                    outcome=exc.outcome,
+                )
             payload_out: dict[str, Any] = {"reason": exc.reason, "status": exc.status}
             if exc.field:
                 payload_out["field"] = exc.field
+            if exc.outcome is not None:  # "unknown": it may have run (a 503 was never sent)
+                payload_out["outcome"] = exc.outcome
+            if call is not None:
+                payload_out["thread_id"] = call.thread_id
             await self._audit(command, mcp_id, payload, access.FAILURE)
             return "error", payload_out
         if call is not None:

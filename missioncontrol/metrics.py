@@ -9,13 +9,14 @@ volume), prometheus-client keeps each process's values in memory-mapped files th
 
 Metrics that describe shared state rather than one process's work (spool depth, server
 statuses, database connections) are read when scraped, so every process answers the same.
+A feature adds its own such gauges with `register_gauges` (the ingest spool, the MCP servers).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from typing import Any
 
@@ -80,35 +81,40 @@ TASK_RUNS = Counter(
 )
 
 
+GaugeSource = Callable[[], Iterator[GaugeMetricFamily]]
+_gauge_sources: list[GaugeSource] = []
+_database_sources: list[GaugeSource] = []
+
+
+def register_gauges(source: GaugeSource, *, database: bool = False) -> None:
+    """Add `source`'s gauges, read at each scrape, to /metrics (once, however often called).
+
+    A `database` source reads the database: its gauges are left out of a scrape the
+    database does not answer (`mission_control_database_up` is 0 then).
+    """
+    sources = _database_sources if database else _gauge_sources
+    if source not in sources:
+        sources.append(source)
+
+
 class SharedStateCollector(Collector):
-    """Gauges read at scrape time: spool depth, MCP server statuses, database connections."""
+    """Gauges read at scrape time: the registered sources' (spool depth, MCP server
+    statuses), database connections."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from missioncontrol.ingest.spool import default_spool
-
-        files, size = default_spool().depth()
-        spool = GaugeMetricFamily(
-            "mission_control_spool_depth", "Spooled ingest batches waiting for the database."
-        )
-        spool.add_metric([], files)
-        yield spool
-        spool_bytes = GaugeMetricFamily("mission_control_spool_bytes", "Bytes in the ingest spool.")
-        spool_bytes.add_metric([], size)
-        yield spool_bytes
+        for source in _gauge_sources:
+            yield from source()
         yield from _database_gauges()
 
 
 def _database_gauges() -> Iterator[GaugeMetricFamily]:
     from django.db import DatabaseError, close_old_connections, connection
-    from django.db.models import Count
-
-    from mcps.models import MCPServer
 
     up = GaugeMetricFamily("mission_control_database_up", "1 if the database answered this scrape.")
     try:
         close_old_connections()
-        rows = MCPServer.objects.order_by().values("status").annotate(n=Count("id"))
-        statuses = {row["status"]: row["n"] for row in rows}
+        connection.ensure_connection()
+        read = [family for source in _database_sources for family in source()]
         pool = _connections_in_use(connection)
     except DatabaseError:
         up.add_metric([], 0)
@@ -119,12 +125,7 @@ def _database_gauges() -> Iterator[GaugeMetricFamily]:
             close_old_connections()
     up.add_metric([], 1)
     yield up
-    servers = GaugeMetricFamily(
-        "mission_control_mcp_connections", "Registered MCP servers by gateway status.", labels=["status"]
-    )
-    for status in MCPServer.Status.values:
-        servers.add_metric([status], statuses.get(status, 0))
-    yield servers
+    yield from read
     if pool is not None:
         db = GaugeMetricFamily(
             "mission_control_db_connection_pool",

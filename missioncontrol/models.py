@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -228,20 +228,78 @@ class Team(models.Model):
         return self.name
 
 
-def hash_token(raw: str) -> str:
-    # Tokens are 256 random bits, so a fast hash is enough: no dictionary to guess from.
+def hash_secret(raw: str) -> str:
+    # Secrets are 256 random bits, so a fast hash is enough: no dictionary to guess from.
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
 TOKEN_PREFIX = "mct_"
-# A token's use is written (last_used_at, an access event) at most this often.
-TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+# A secret's use is written (last_used_at, an access event) at most this often.
+USE_RESOLUTION = timedelta(minutes=1)
 
 
-class APITokenQuerySet(models.QuerySet["APIToken"]):
+S = TypeVar("S", bound="HashedSecret")
+
+
+class HashedSecretQuerySet(models.QuerySet[S]):
     def active(self) -> Self:
         return self.filter(revoked_at__isnull=True)
 
+    def matching(self, raw: str) -> Self:
+        """The active secrets whose hash is `raw`'s (one at most: the hash is unique)."""
+        return self.active().filter(**{self.model.hash_field: hash_secret(raw)})
+
+
+class HashedSecret(models.Model):
+    """A bearer secret kept only as its hash (API tokens, ingest keys): the raw secret is
+    shown once when issued; it is found by its hash, revoked, and its use recorded."""
+
+    # Set by each kind: the field holding the hash, the raw secret's start, how much of it
+    # is kept readable (`prefix`, to tell secrets apart in lists).
+    hash_field: ClassVar[str]
+    secret_prefix: ClassVar[str]
+    shown: ClassVar[int]
+
+    prefix = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"  # type: ignore[attr-defined]
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def new_secret(self) -> str:
+        """Give the (unsaved) secret a fresh value; the raw secret, to be shown once."""
+        raw = self.secret_prefix + secrets.token_urlsafe(32)
+        self.prefix = raw[: self.shown]
+        setattr(self, self.hash_field, hash_secret(raw))
+        return raw
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+    def touch(self) -> bool:
+        """Mark the secret used; True if this use was written (at most once per USE_RESOLUTION)."""
+        now = timezone.now()
+        if self.last_used_at is not None and now - self.last_used_at < USE_RESOLUTION:
+            return False
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - USE_RESOLUTION)
+        # The conditional update makes concurrent requests agree on which one writes.
+        written = type(self)._default_manager.filter(stale, pk=self.pk).update(last_used_at=now) == 1
+        self.last_used_at = now
+        return written
+
+
+class APITokenQuerySet(HashedSecretQuerySet["APIToken"]):
     def issue(
         self, name: str, owner: Any, team: Team | None = None, scope: str = "all"
     ) -> tuple[APIToken, str]:
@@ -256,15 +314,10 @@ class APITokenQuerySet(models.QuerySet["APIToken"]):
         """The active token whose hash matches `raw` (its owner active too), or None."""
         if not raw.startswith(TOKEN_PREFIX):
             return None
-        return (
-            self.active()
-            .select_related("owner", "team")
-            .filter(token_hash=hash_token(raw), owner__is_active=True)
-            .first()
-        )
+        return self.matching(raw).select_related("owner", "team").filter(owner__is_active=True).first()
 
 
-class APIToken(models.Model):
+class APIToken(HashedSecret):
     """A bearer token for /mcp and the REST API: acts as its owner, within its team.
 
     A metrics-only token reads `/metrics` (a Prometheus scraper's credential) and is
@@ -272,6 +325,7 @@ class APIToken(models.Model):
     """
 
     global_because = "admins only (missioncontrol.view_apitoken)"
+    hash_field, secret_prefix, shown = "token_hash", TOKEN_PREFIX, 12
 
     class Scope(models.TextChoices):
         ALL = "all", "acts as its owner everywhere"
@@ -293,11 +347,7 @@ class APIToken(models.Model):
         default=Scope.ALL,
         help_text="What the token may reach: everything its owner may, or /metrics only.",
     )
-    prefix = models.CharField(max_length=16, editable=False)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = APITokenQuerySet.as_manager()
 
@@ -305,35 +355,6 @@ class APIToken(models.Model):
         ordering = ["-created_at"]
         verbose_name = "API token"
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
     @property
     def metrics_only(self) -> bool:
         return self.scope == self.Scope.METRICS
-
-    def new_secret(self) -> str:
-        """Give the (unsaved) token a fresh secret; the raw token, to be shown once."""
-        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self.prefix, self.token_hash = raw[:12], hash_token(raw)
-        return raw
-
-    def revoke(self) -> None:
-        if self.revoked_at is None:
-            self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
-
-    def touch(self) -> bool:
-        """Mark the token used; True if this use was written (at most once a minute)."""
-        now = timezone.now()
-        if self.last_used_at is not None and now - self.last_used_at < TOKEN_USE_RESOLUTION:
-            return False
-        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - TOKEN_USE_RESOLUTION)
-        # The conditional update makes concurrent requests agree on which one writes.
-        written = APIToken.objects.filter(stale, pk=self.pk).update(last_used_at=now) == 1
-        self.last_used_at = now
-        return written

@@ -4,14 +4,16 @@ drf-spectacular describes the DRF views from their serializers and `@extend_sche
 This module holds what they share: the error bodies, the query parameters of a
 FilterSet (read from its filters, so a new filter is documented by itself) and the
 schema of every `FilteredList`. Its postprocessing hooks add the error components and
-the endpoints that are not DRF views: the bare ASGI ingest edge, the streamed log
-export, and the MCP gateway's reconnect and tool calls.
+the endpoints that are not DRF views: the bare ASGI ingest edge and the MCP gateway's
+reconnect and tool calls here; an app documents its own (the log export) with
+`register_operation` in its AppConfig.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import django_filters
@@ -280,18 +282,34 @@ def any_or_null(result: Schema, generator: Any, request: Any, public: bool) -> S
     return walk(result)  # type: ignore[no-any-return]
 
 
+# Endpoints that are not DRF views, documented by the app that serves them (in its AppConfig).
+_operations: dict[tuple[str, str], tuple[Callable[[], Schema], bool]] = {}
+
+
+def register_operation(
+    path: str, method: str, build: Callable[[], Schema], *, signed_in: bool = True
+) -> None:
+    """Document `method` on `path`, an endpoint drf-spectacular cannot see: `build()` is its
+    OpenAPI operation. A signed-in one takes the API's credentials and may answer 401 and 403."""
+    _operations[(path, method)] = (build, signed_in)
+
+
 def add_plain_endpoints(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
     """Path items of the endpoints drf-spectacular cannot see: they are not DRF views."""
     result.setdefault("components", {}).setdefault("schemas", {}).update(_ingest_components())
     paths = result.setdefault("paths", {})
     paths["/api/ingest/events"] = {"post": _ingest_operation()}
-    paths["/api/logs/export"] = {"get": _export_operation()}
     paths["/api/permissions/compliance"] = {"get": _compliance_operation()}
     paths["/api/mcps/{mcp_id}/reconnect"] = {"post": _reconnect_operation()}
     paths["/api/mcps/{mcp_id}/tools/{tool}/call"] = {"post": _call_tool_operation()}
-    for path in ("/api/logs/export", "/api/mcps/{mcp_id}/reconnect", "/api/mcps/{mcp_id}/tools/{tool}/call"):
+    for path in ("/api/mcps/{mcp_id}/reconnect", "/api/mcps/{mcp_id}/tools/{tool}/call"):
         for operation in paths[path].values():
             operation["security"] = SIGNED_IN
+    for (path, method), (build, signed_in) in _operations.items():
+        operation = build()
+        if signed_in:
+            operation["security"] = SIGNED_IN
+        paths.setdefault(path, {})[method] = operation
     _add_access_answers(paths)
     result["paths"] = dict(sorted(paths.items()))
     return result
@@ -322,18 +340,18 @@ def _add_access_answers(paths: Schema) -> None:
             responses.setdefault("403", _FORBIDDEN)
 
 
-def _json(schema: Schema, description: str, **headers: Schema) -> Schema:
+def json_response(schema: Schema, description: str, **headers: Schema) -> Schema:
     response: Schema = {"description": description, "content": {"application/json": {"schema": schema}}}
     if headers:
         response["headers"] = headers
     return response
 
 
-def _header(description: str, schema: Schema | None = None) -> Schema:
+def header(description: str, schema: Schema | None = None) -> Schema:
     return {"description": description, "schema": schema or {"type": "string"}}
 
 
-RETRY_AFTER = _header("Seconds to wait before trying again.", {"type": "integer"})
+RETRY_AFTER = header("Seconds to wait before trying again.", {"type": "integer"})
 
 
 def _path(name: str, description: str) -> Schema:
@@ -539,61 +557,29 @@ def _ingest_operation() -> Schema:
         "security": [{"ingestKey": []}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref("IngestBatch")}}},
         "responses": {
-            "200": _json(ref("IngestResult"), "Stored: a verdict per event (some may be rejected)."),
-            "202": _json(
+            "200": json_response(ref("IngestResult"), "Stored: a verdict per event (some may be rejected)."),
+            "202": json_response(
                 ref("IngestResult"),
                 "The database is unreachable: the accepted events are kept durably in the ingest spool "
                 "(the body also has `spooled: true`) and stored once it is back.",
             ),
-            "400": _json(
+            "400": json_response(
                 {"oneOf": [ref("IngestResult"), ref("Error")]},
                 "Every event was rejected (the verdicts), or the body is not JSON, not an object with "
                 "an `events` array, or its Content-Length is not an integer (an Error).",
             ),
-            "401": _json(
+            "401": json_response(
                 ref("Error"),
                 "A missing, unknown or revoked ingest key.",
-                **{"WWW-Authenticate": _header("`Bearer`")},
+                **{"WWW-Authenticate": header("`Bearer`")},
             ),
-            "413": _json(ref("Error"), "The body or the batch is over the limits."),
-            "503": _json(
+            "413": json_response(ref("Error"), "The body or the batch is over the limits."),
+            "503": json_response(
                 ref("Error"),
                 "The database is unavailable and the batch cannot be spooled (the spool is full, or the "
                 "key was not seen recently); retry later.",
                 **{"Retry-After": RETRY_AFTER},
             ),
-        },
-    }
-
-
-def _export_operation() -> Schema:
-    # Imported here: the log views import this module (through FilteredList).
-    from logs.api.views import ExportFilterSet
-    from logs.export import FORMATS
-
-    fmt = {
-        "in": "query",
-        "name": "format",
-        "schema": {"type": "string", "enum": list(FORMATS), "default": "jsonl"},
-        "description": "JSON Lines (a LogEvent per line), one JSON array of LogEvents, or CSV "
-        "(a header row, then a row per log).",
-    }
-    text = {"schema": {"type": "string"}}
-    bodies = {FORMATS[name].split(";")[0]: text for name in FORMATS}
-    bodies["application/json"] = {"schema": {"type": "array", "items": ref("LogEvent")}}
-    return {
-        "operationId": "logs_export_retrieve",
-        "tags": ["logs"],
-        "summary": "Export logs",
-        "description": "Every log the filters match, newest first, streamed as a file.",
-        "parameters": [fmt, *(as_dict(p) for p in filter_parameters(ExportFilterSet))],
-        "responses": {
-            "200": {
-                "description": "The file (`Content-Disposition: attachment`).",
-                "headers": {"Content-Disposition": _header('`attachment; filename="logs-<time>.<format>"`')},
-                "content": bodies,
-            },
-            "400": _json(ref("FieldErrors"), "A parameter (or the format) is not usable."),
         },
     }
 
@@ -628,15 +614,29 @@ def _compliance_operation() -> Schema:
                     "text/csv": {"schema": {"type": "string"}},
                 },
             },
-            "400": _json(ref("FieldErrors"), "A parameter is not usable."),
+            "400": json_response(ref("FieldErrors"), "A parameter is not usable."),
         },
     }
 
 
-_GATEWAY_DOWN = _json(
+_GATEWAY_DOWN = json_response(
     ref("Error"), "The gateway or the server is not reachable now.", **{"Retry-After": RETRY_AFTER}
 )
-_GATEWAY_SLOW = _json(ref("Error"), "No answer in time.")
+_GATEWAY_SLOW = json_response(ref("Error"), "No answer in time.")
+# A tool call that may or may not have run, and the thread that records it.
+_OUTCOME_UNKNOWN: Schema = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+            "required": ["field", "reason"],
+        },
+        "outcome": {"type": "string", "enum": ["unknown"]},
+        "thread_id": {"type": "string"},
+    },
+    "required": ["error"],
+}
 
 
 def _reconnect_operation() -> Schema:
@@ -652,8 +652,8 @@ def _reconnect_operation() -> Schema:
         "description": "Asks the gateway to drop the server's session and connect again.",
         "parameters": [_path("mcp_id", "The server's slug.")],
         "responses": {
-            "202": _json(answer, "The gateway is reconnecting."),
-            "404": _json(ref("Error"), "No such server, or not one the gateway manages."),
+            "202": json_response(answer, "The gateway is reconnecting."),
+            "404": json_response(ref("Error"), "No such server, or not one the gateway manages."),
             "503": _GATEWAY_DOWN,
             "504": _GATEWAY_SLOW,
         },
@@ -697,7 +697,8 @@ def _call_tool_operation() -> Schema:
         "description": (
             "Calls the tool through the gateway. With `stream=1` the answer is NDJSON: a "
             '`{"type": "progress", "progress", "total", "message"}` line per progress notification, '
-            'then `{"type": "result", ...}` or `{"type": "error", "status", "field", "reason"}`.'
+            'then `{"type": "result", ...}` or `{"type": "error", "status", "field", "reason"}` '
+            '(with `"outcome": "unknown"` when the call may or may not have run).'
         ),
         "parameters": [
             _path("mcp_id", "The server's slug."),
@@ -715,10 +716,19 @@ def _call_tool_operation() -> Schema:
                 "description": "The tool's result (or the NDJSON stream).",
                 "content": {"application/json": {"schema": result}, "application/x-ndjson": stream},
             },
-            "400": _json(ref("Error"), "The body, the arguments or the timeout is not usable."),
-            "403": _json(ref("Error"), "A policy rule denies the call; it was not forwarded."),
-            "404": _json(ref("Error"), "No such server or tool."),
-            "503": _GATEWAY_DOWN,
-            "504": _GATEWAY_SLOW,
+            "400": json_response(ref("Error"), "The body, the arguments or the timeout is not usable."),
+            "403": json_response(ref("Error"), "A policy rule denies the call; it was not forwarded."),
+            "404": json_response(ref("Error"), "No such server or tool."),
+            "502": json_response(
+                _OUTCOME_UNKNOWN,
+                "The call was sent and its answer lost (its server or the gateway went away): it may "
+                "or may not have run. Not to be retried blindly.",
+            ),
+            "503": json_response(
+                ref("Error"),
+                "The gateway or the server is not reachable now; the call was not sent (safe to retry).",
+                **{"Retry-After": RETRY_AFTER},
+            ),
+            "504": json_response(_OUTCOME_UNKNOWN, "No answer in time: the call may or may not have run."),
         },
     }

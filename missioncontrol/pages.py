@@ -36,6 +36,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("g k", "/knowledge", "Knowledge"),
     ("g w", "/kiwi", "Kiwi workspaces"),
     ("g n", "/notifications", "Notifications"),
+    ("g c", "/usage", "LLM usage and cost"),
 )
 
 SINCE_CHOICES = (("15m", "15 minutes"), ("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days"))
@@ -53,6 +54,7 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("executions", "/executions", "Executions"),
     ("knowledge", "/knowledge", "Knowledge"),
     ("kiwi", "/kiwi", "Kiwi"),
+    ("usage", "/usage", "Usage"),
 )
 
 

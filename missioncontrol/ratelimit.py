@@ -35,6 +35,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 
 from missioncontrol.config import Rate
+from missioncontrol.credentials import bearer
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +300,6 @@ class RateLimitMiddleware(MiddlewareMixin):
         if not request.path.startswith(API_PREFIXES):
             return None
         address = request.META.get("REMOTE_ADDR")
-        from missioncontrol.authentication import bearer
-
         raw = bearer(request.META.get("HTTP_AUTHORIZATION", ""))
         if raw:
             user_id = bearer_user_id(raw)

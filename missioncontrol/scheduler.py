@@ -9,9 +9,9 @@ worker thread, one run at a time per entry; a failed run is logged and the next 
 comes on schedule. With Redis, `celery beat` and a worker do this instead and this
 scheduler does not start.
 
-Tasks are registered by their apps' `ready()` (every process kind imports them), so an
-entry naming no registered task is a start-up error (`missioncontrol.checks`), never a
-line logged every interval.
+Tasks are registered by their apps' `ready()` (every process kind imports them) on the
+project's Celery app (the current one), so an entry naming no registered task is a
+start-up error (`missioncontrol.checks`), never a line logged every interval.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from celery import Task
+from celery import Task, current_app
 from celery.schedules import BaseSchedule, schedule
 from django.conf import settings
 
@@ -31,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 def schedule_of(entry: dict[str, Any]) -> BaseSchedule:
     """The entry's schedule as Celery beat reads it (a number of seconds is an interval)."""
-    from missioncontrol.celery import app
-
     value = entry["schedule"]
     if isinstance(value, BaseSchedule):
         found = value
@@ -40,15 +38,15 @@ def schedule_of(entry: dict[str, Any]) -> BaseSchedule:
         found = schedule(run_every=value)
     else:
         raise TypeError(f"a beat schedule is seconds, a timedelta or a celery schedule, not {value!r}")
-    found.app = app  # its clock (app.now) and time zone
+    found.app = current_app._get_current_object()  # its clock (app.now) and time zone
     return found
 
 
 def unknown_tasks(beat_schedule: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Entries (name: task) whose task no app has registered."""
-    from missioncontrol.celery import app
-
-    return {name: entry["task"] for name, entry in beat_schedule.items() if entry["task"] not in app.tasks}
+    return {
+        name: entry["task"] for name, entry in beat_schedule.items() if entry["task"] not in current_app.tasks
+    }
 
 
 class InProcessScheduler:
@@ -58,8 +56,6 @@ class InProcessScheduler:
         self.runs: dict[str, int] = {}
 
     def start(self) -> None:
-        from missioncontrol.celery import app
-
         missing = unknown_tasks(self.schedule)
         loop = asyncio.get_running_loop()
         for name, entry in self.schedule.items():
@@ -67,7 +63,7 @@ class InProcessScheduler:
                 logger.error("scheduler: %s: no task named %s; it will not run", name, missing[name])
                 continue
             every = schedule_of(entry)
-            self.tasks.append(loop.create_task(self._run(name, app.tasks[entry["task"]], every)))
+            self.tasks.append(loop.create_task(self._run(name, current_app.tasks[entry["task"]], every)))
 
     async def stop(self) -> None:
         for task in self.tasks:

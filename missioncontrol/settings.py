@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "automations",
     "kiwi",
     "notifications",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -290,8 +291,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - max(1, CELERY_TASK_TIME_L
 # the hard time limit (and any countdown), or a task still running would be started a
 # second time by another worker; beyond that, shorter is better: it is how long a
 # message whose worker was killed outright waits before it runs again.
+# A directive run's task may last its run timeout (automations.run_timeout) and a grace.
+DIRECTIVE_TASK_TIME_LIMIT = int(MC.automations.run_timeout) + 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("MC_CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
+    "visibility_timeout": env_int(
+        "MC_CELERY_VISIBILITY_TIMEOUT", max(CELERY_TASK_TIME_LIMIT, DIRECTIVE_TASK_TIME_LIMIT) + 300
+    )
 }
 # Periodic tasks: run by `celery beat` with Redis, by the web process itself without
 # (missioncontrol/scheduler.py), on the same Celery schedules (seconds, or crontab in UTC).
@@ -513,6 +518,9 @@ GATEWAY_EMBEDDED = env_bool("MC_GATEWAY_EMBEDDED", REDIS_URL is None)
 GATEWAY_CALL_TIMEOUT = env_float("MC_GATEWAY_CALL_TIMEOUT", 60.0)
 GATEWAY_BACKOFF_BASE = env_float("MC_GATEWAY_BACKOFF_BASE", 1.0)
 GATEWAY_BACKOFF_CAP = env_float("MC_GATEWAY_BACKOFF_CAP", 60.0)
+# Web processes watch a separate gateway's heartbeat (mcps/gateway/monitor.py): its
+# servers are shown as unknown within seconds of its death, not as connected.
+GATEWAY_MONITOR = env_bool("MC_GATEWAY_MONITOR", not GATEWAY_EMBEDDED)
 
 # Mission Control's own directives (automations/directives/*.yaml), loaded after every
 # migrate; `manage.py load_directives` does the same on demand.

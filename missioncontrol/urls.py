@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("automations.urls")),
     path("", include("kiwi.urls")),
     path("", include("notifications.urls")),
+    path("", include("usage.urls")),
     # Browsers ask for /favicon.ico on pages without an icon link (the JSON ones).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("health", views.health, name="health"),
@@ -45,6 +46,7 @@ urlpatterns = [
     path("api/", include("automations.api.urls")),
     path("api/", include("kiwi.api.urls")),
     path("api/", include("notifications.api.urls")),
+    path("api/", include("usage.api.urls")),
     path("graphql", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
 ]

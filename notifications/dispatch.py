@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from celery import current_app
 from celery.utils.time import get_exponential_backoff_interval
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -34,6 +35,9 @@ from notifications.models import Alert, Channel, Delivery
 BACKOFF_SECONDS = 5
 BACKOFF_MAX_SECONDS = 300
 MAX_RETRIES = 6
+# The Celery tasks (notifications.tasks) work is handed to, looked up by their names.
+PROCESS = "notifications.process"
+DELIVER = "notifications.deliver"
 # A claim older than this never finished: Apprise gives each target 30 s.
 INTERRUPTED_AFTER = timedelta(minutes=10)
 # A waiting delivery this far past its time lost its hand-off (a restart): handed over again.
@@ -80,11 +84,9 @@ async def on_published(global_events: list[str]) -> None:
     if listening is None:
         listening = await sync_to_async(channels_enabled, thread_sensitive=False)()
     if listening:
-        from notifications.tasks import process
-
         # Not the thread-sensitive thread: the publisher (the gateway reporting a status,
         # say) may be answering a call that very thread is blocked on.
-        await sync_to_async(hand_off, thread_sensitive=False)(process, [wanted])
+        await sync_to_async(hand_off, thread_sensitive=False)(current_app.tasks[PROCESS], [wanted])
 
 
 def _may_alert(text: str) -> bool:
@@ -156,8 +158,7 @@ def _resolutions(alert: Alert) -> list[Delivery]:
 
 
 def _send(deliveries: list[Delivery]) -> None:
-    from notifications.tasks import deliver
-
+    deliver = current_app.tasks[DELIVER]
     for delivery in deliveries:
         transaction.on_commit(partial(hand_off, deliver, [str(delivery.pk)]))
 
@@ -200,8 +201,7 @@ def sweep() -> dict[str, int]:
     interrupted = Delivery.objects.interrupted(INTERRUPTED_AFTER)
     lost = [str(pk) for pk in Delivery.objects.overdue(LOST_AFTER).values_list("pk", flat=True)]
     if lost:
-        from notifications.tasks import deliver
-
+        deliver = current_app.tasks[DELIVER]
         for delivery_id in lost:
             hand_off(deliver, [delivery_id])
     return {"resolved": len(resolved), "interrupted": interrupted, "handed_over": len(lost)}

@@ -49,7 +49,7 @@ class EagerBackoff(Task):
 @shared_task(
     bind=True,
     base=EagerBackoff,
-    name="notifications.deliver",
+    name=dispatch.DELIVER,
     acks_late=True,
     autoretry_for=(dispatch.DeliveryFailed,),
     retry_backoff=dispatch.BACKOFF_SECONDS,
@@ -62,7 +62,7 @@ def deliver(self: Task, delivery_id: str) -> str | None:
     return dispatch.attempt(delivery_id, retries=self.request.retries)
 
 
-@shared_task(name="notifications.process", acks_late=True)
+@shared_task(name=dispatch.PROCESS, acks_late=True)
 def process(events: list[str]) -> list[str]:
     """Raise and clear alerts for published (encoded) events; the deliveries it queued."""
     return dispatch.process(events)

@@ -120,6 +120,7 @@ DATED_MODULES = {
     "test_system_scripts",
     "test_task_runs",
     "test_threads_api",
+    "test_usage",
 }
 
 
@@ -143,6 +144,7 @@ def _no_embedded_gateway(settings: Any) -> None:
     """Tests that need a gateway (or the scheduler) start their own, on their own event loop."""
     settings.GATEWAY_EMBEDDED = False
     settings.SCHEDULE_IN_PROCESS = False
+    settings.GATEWAY_MONITOR = False
 
 
 @pytest.fixture(autouse=True)

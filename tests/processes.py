@@ -193,8 +193,12 @@ def receive_after_push(
     port: int, channel: str, push_to: str, key: str, events: list[dict[str, Any]], token: str
 ) -> list[Any]:
     """Subscribe to `channel` on the server at `port` (signed in with `token`), push
-    `events` to `push_to`, and return the events of the first live frame (after the
-    ack and the snapshot)."""
+    `events` to `push_to`, and return the snapshot's events and those of the first live
+    frame with any (after the ack). Mission Control's own log lines (its scheduled
+    directives', which may land at any minute) are left out of both."""
+
+    def others(frame: dict[str, Any]) -> list[Any]:
+        return [e for e in frame["payload"]["events"] if e.get("service") != "mission-control"]
 
     async def scenario() -> list[Any]:
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws/?token={token}") as ws:
@@ -204,8 +208,9 @@ def receive_after_push(
             assert snapshot["type"] == "event", snapshot
             answer = await asyncio.to_thread(post_events, push_to, key, events)
             assert answer["accepted"] == len(events), answer
-            frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-            return snapshot["payload"]["events"], frame["payload"]["events"]
+            while not (live := others(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))):
+                pass
+            return others(snapshot), live
 
     return asyncio.run(scenario())
 

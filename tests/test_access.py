@@ -15,9 +15,11 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from audit.models import AccessEvent
+from mcps.models import IngestKey
 from missioncontrol import roles
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
@@ -309,6 +311,21 @@ def test_an_api_tokens_use_is_recorded_once_a_minute(viewer: User) -> None:
     used = AccessEvent.objects.filter(action="token.used")
     assert used.count() == 1 and used.get().actor == viewer
     assert APIToken.objects.get(owner=viewer).last_used_at is not None
+
+
+@pytest.mark.parametrize("kind", ["api token", "ingest key"])
+def test_of_two_requests_holding_a_secret_unused_for_a_minute_only_one_writes_its_use(
+    viewer: User, kind: str
+) -> None:
+    secret: APIToken | IngestKey
+    secret, _ = APIToken.objects.issue("ci", viewer) if kind == "api token" else IngestKey.objects.issue("ci")
+    model = type(secret)
+    first, second = model.objects.get(pk=secret.pk), model.objects.get(pk=secret.pk)
+    assert first.touch() is True
+    assert second.touch() is False  # its copy still says unused; the row says used just now
+    assert first.touch() is False
+    model.objects.filter(pk=secret.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    assert model.objects.get(pk=secret.pk).touch() is True
 
 
 # --- the access audit -------------------------------------------------------------------

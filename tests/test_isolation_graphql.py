@@ -26,6 +26,7 @@ ARGUMENTS = {
     "mcpServer": '(id: "srv-alpha")',
     "directive": '(name: "learn")',
     "knowledgeEntry": '(slug: "alpha-entry")',
+    "usage": '(window: "30d", groupBy: THREAD)',
 }
 DEPTH = 3
 

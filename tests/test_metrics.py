@@ -79,6 +79,24 @@ def test_it_reports_spool_depth_and_server_statuses(client: Any) -> None:
     assert value(text, "mission_control_database_up") == 1
 
 
+def test_a_scrape_the_database_does_not_answer_says_so_and_keeps_the_spool_depth(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from missioncontrol import metrics
+
+    def unreachable() -> Any:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(metrics, "_database_sources", [*metrics._database_sources, unreachable])
+    default_spool().append([event("log")], None)
+    text = scrape(client)
+    assert value(text, "mission_control_database_up") == 0
+    assert "mission_control_mcp_connections" not in text
+    assert value(text, "mission_control_spool_depth") == 1
+
+
 def test_it_times_rest_queries_and_counts_task_runs(client: Any) -> None:
     before = scrape(client)
     assert client.get("/api/logs").status_code in (200, 401, 403)

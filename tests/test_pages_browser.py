@@ -347,7 +347,11 @@ PAGES = [
     ("automation-new", "/automations/new?directive=nightly-check"),
     ("executions", "/executions"),
     ("server-pushing", "/servers/srv-alpha"),
+    ("server-add", "/servers/new"),
+    ("server-edit", "/servers/srv-alpha/edit"),
+    ("server-remove", "/servers/srv-alpha/remove"),
     ("thread-error", "/threads/T-err"),
+    ("usage", "/usage?window=7d"),
     # Under the Content-Security-Policy too: the graph, the terminal, the compliance
     # report, the API docs and the admin.
     ("graph", "/graph"),

@@ -113,9 +113,10 @@ def test_the_admin_keeps_a_masked_value_and_saves_a_new_one() -> None:
     assert MCPServer.objects.get(id="srv").env == {"API_KEY": API_KEY, "NEW": "fresh"}
 
 
-# A stdio server that reports the env var it was started with on stderr, then serves
+# A stdio server that reports the env var it was started with on stderr (all but its first
+# character: the whole value is masked in what is stored about the server), then serves
 # as mcp-server-time.
-REPORTING_SERVER = f'echo "probe says $MC_PROBE" >&2; exec {sys.executable} -m mcp_server_time'
+REPORTING_SERVER = f'echo "probe says ${{MC_PROBE#?}}" >&2; exec {sys.executable} -m mcp_server_time'
 
 
 @pytest.mark.django_db(transaction=True)
@@ -130,7 +131,7 @@ async def test_the_gateway_starts_a_stdio_server_with_its_decrypted_env() -> Non
     try:
         await until(lambda: status("probe") == "connected", what="probe to connect")
         await until(
-            lambda: LogEntry.objects.filter(service="probe", message=f"probe says {API_KEY}").exists(),
+            lambda: LogEntry.objects.filter(service="probe", message=f"probe says {API_KEY[1:]}").exists(),
             what="the server to report its env var",
         )
     finally:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from django.db import connection, models
 from django.db.models import Case, Count, F, Max, OuterRef, Q, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, Greatest, JSONObject, Left, Now
+from django.db.models.functions import Coalesce, Greatest, JSONObject, Left, Now, Trunc
 from django.urls import reverse
 from django.utils import timezone
 
 from missioncontrol import roles, textsearch
 from missioncontrol.bulk import execute_unnest, insert_or_update, update_rows, upsert
 from missioncontrol.pagination import Keyset
-from missioncontrol.stats import Milliseconds
+from missioncontrol.stats import Milliseconds, PercentileCont, percentile
 
 STEP_FIELDS = (
     "thread",
@@ -30,6 +30,13 @@ STEP_FIELDS = (
     "status",
 )
 
+
+# The steps that are tool calls, and a call's tool: its details' `tool`, else the step's text.
+TOOL_STEPS = ("tool_call", "tool_result")
+CALL_TOOL = Coalesce(KeyTextTransform("tool", "details"), F("description"), output_field=models.CharField())
+STATS_PERCENTILES = (0.5, 0.95)
+# On SQLite the per-tool percentiles are computed here over at most this many latest calls.
+STATS_ROW_LIMIT = 100_000
 
 # A timeline's pages: by sequence, first step first (state() holds the first page).
 TIMELINE = Keyset("sequence", default_limit=200, max_limit=1000, ascending=True)
@@ -569,6 +576,105 @@ class ExecutionStepQuerySet(models.QuerySet["ExecutionStep"]):
                 open_call["duration_ms"] = step.duration_ms
                 open_call = None
         return sorted(calls, key=lambda c: c["timestamp"], reverse=True)
+
+    def tool_calls_of(self, mcp_id: str, since: datetime) -> Self:
+        """The calls to server `mcp_id` since `since`: one step per call, the one that
+        carries its duration (a routed call's tool_result, an SDK's or a span's tool_call),
+        with `tool` annotated. A failed call is a step in error."""
+        server = Q(details__mcp_id=mcp_id) | Q(details__mcp_id__isnull=True, thread__mcp_id=mcp_id)
+        return (
+            self.filter(server, step_type__in=TOOL_STEPS, timestamp__gte=since, duration_ms__isnull=False)
+            .order_by()
+            .annotate(tool=CALL_TOOL)
+        )
+
+    def tool_stats(self, mcp_id: str, since: datetime) -> list[dict[str, Any]]:
+        """Per tool of server `mcp_id` since `since`: calls, failures, p50 and p95 latency (ms),
+        the last call's time and the last failure's text; busiest tool first.
+
+        PostgreSQL aggregates in the database (percentile_cont); SQLite reads at most
+        STATS_ROW_LIMIT of the latest calls and interpolates the same way here.
+        """
+        calls = self.tool_calls_of(mcp_id, since)
+        failed = Q(status=ExecutionStep.Status.ERROR)
+        rows: dict[str, dict[str, Any]] = {}
+        if connection.vendor == "postgresql":
+            found = calls.values("tool").annotate(
+                calls=Count("*"),
+                failures=Count("pk", filter=failed),
+                points=PercentileCont(F("duration_ms"), STATS_PERCENTILES),
+                last_call=Max("timestamp"),
+            )
+            for row in found:
+                p50, p95 = row["points"]
+                rows[row["tool"]] = {
+                    "tool": row["tool"],
+                    "calls": row["calls"],
+                    "failures": row["failures"],
+                    "p50_ms": round(p50, 3),
+                    "p95_ms": round(p95, 3),
+                    "last_call": row["last_call"],
+                }
+        else:
+            durations: dict[str, list[float]] = {}
+            latest = calls.order_by("-timestamp").values_list("tool", "duration_ms", "status", "timestamp")
+            for tool, duration, status, at in latest[:STATS_ROW_LIMIT]:
+                row = rows.setdefault(tool, {"tool": tool, "calls": 0, "failures": 0, "last_call": at})
+                row["calls"] += 1
+                row["failures"] += status == ExecutionStep.Status.ERROR
+                durations.setdefault(tool, []).append(float(duration))
+            for tool, values in durations.items():
+                values.sort()
+                p50, p95 = (percentile(values, p) for p in STATS_PERCENTILES)
+                rows[tool].update(p50_ms=round(p50, 3), p95_ms=round(p95, 3))
+        for tool, error in self._last_errors(calls.filter(failed)).items():
+            if tool in rows:
+                rows[tool]["last_error"] = error
+        for row in rows.values():
+            row.setdefault("last_error", None)
+            row["last_call"] = row["last_call"].isoformat()
+        return sorted(rows.values(), key=lambda r: (-r["calls"], r["tool"]))
+
+    @staticmethod
+    def _last_errors(failures: ExecutionStepQuerySet) -> dict[str, dict[str, Any]]:
+        """The latest failure of each tool among `failures`: its time, text and thread."""
+        text = Coalesce(
+            KeyTextTransform("error", "details"), F("description"), output_field=models.TextField()
+        )
+        newest = failures.annotate(text=text).order_by("tool", "-timestamp")
+        if connection.vendor == "postgresql":
+            newest = newest.distinct("tool")
+        out: dict[str, dict[str, Any]] = {}
+        for tool, message, at, thread_id in newest.values_list("tool", "text", "timestamp", "thread_id")[
+            :STATS_ROW_LIMIT
+        ]:
+            if tool not in out:
+                out[tool] = {"at": at.isoformat(), "message": message, "thread_id": thread_id}
+        return out
+
+    def call_series(self, mcp_id: str, since: datetime, until: datetime, bucket: str) -> dict[str, list[Any]]:
+        """Calls and failures to server `mcp_id` per `bucket` ("minute" or "hour") from
+        `since` to `until`, every bucket present: {"t": [unix seconds], "calls", "errors"}."""
+        step = timedelta(minutes=1) if bucket == "minute" else timedelta(hours=1)
+        found = (
+            self.tool_calls_of(mcp_id, since)
+            .annotate(bucket=Trunc("timestamp", bucket, tzinfo=UTC))
+            .values("bucket")
+            .annotate(calls=Count("*"), errors=Count("pk", filter=Q(status=ExecutionStep.Status.ERROR)))
+        )
+        counts = {row["bucket"]: (row["calls"], row["errors"]) for row in found}
+        start = since.astimezone(UTC).replace(second=0, microsecond=0)
+        if bucket == "hour":
+            start = start.replace(minute=0)
+        series: dict[str, list[Any]] = {"t": [], "calls": [], "errors": []}
+        at = start
+        while at <= until:
+            calls, errors = counts.get(at, (0, 0))
+            series["t"].append(int(at.timestamp()))
+            series["calls"].append(calls)
+            series["errors"].append(errors)
+            at += step
+        return series
 
     def record(self, rows: list[tuple[Any, ...]]) -> None:
         """Upsert steps by (thread, sequence): a later report of a step updates it.

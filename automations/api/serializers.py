@@ -100,6 +100,7 @@ class ExecutionSerializer(serializers.Serializer[DirectiveExecution]):
     thread_id = serializers.CharField(allow_null=True)
     steps_run = serializers.IntegerField()
     cancel_requested = serializers.BooleanField()
+    resumes = serializers.IntegerField(help_text="How often it was taken up again after its worker was lost.")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)

@@ -1,9 +1,10 @@
-"""The script registry, and Mission Control's own scripts over its database.
+"""Mission Control's own scripts over its database, registered on import.
 
-A script is a Python callable registered with `@script(name, description, permissions)`.
-It takes keyword parameters (each with a default) and returns a JSON-able dict; a
-directive's `script:` step names it, and the directive engine runs it through
-`run_for_each_team`, which rejects parameters the script does not take.
+A script is a Python callable registered with `@script(name, description, permissions)`
+(automations.script_registry, re-exported here). It takes keyword parameters (each with a
+default) and returns a JSON-able dict; a directive's `script:` step names it, and the
+directive engine runs it through `run_for_each_team`, which rejects parameters the
+script does not take.
 
 Scripts read rows through the run's scope (`scope.current().threads()`, `.logs()`...):
 what the person who started the run may see, or everything for a system run
@@ -14,65 +15,21 @@ so each team learns from its own data what the system learned from everyone's.
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from automations.scope import Scope, current, reading
+from automations.script_registry import Script, _registry, get, registry, script
 from logs.models import LogEntry
 from missioncontrol.models import Team
 from threads.models import Thread
 
-ScriptFunc = Callable[..., dict[str, Any]]
-F = TypeVar("F", bound=ScriptFunc)
-
-
-@dataclass(frozen=True)
-class Script:
-    name: str
-    description: str
-    permissions: tuple[str, ...]
-    func: ScriptFunc
-    per_team: bool = False
-
-    def parameters(self) -> dict[str, Any]:
-        """Parameter name -> default value."""
-        return {
-            p.name: None if p.default is inspect.Parameter.empty else p.default
-            for p in inspect.signature(self.func).parameters.values()
-        }
-
-    def run(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        params = dict(params or {})
-        try:
-            inspect.signature(self.func).bind(**params)
-        except TypeError as exc:
-            raise ValueError(f"script {self.name!r}: {exc}") from None
-        return self.func(**params)
-
-
-_registry: dict[str, Script] = {}
-
-
-def script(
-    name: str, description: str, permissions: list[str] | tuple[str, ...] = (), *, per_team: bool = False
-) -> Callable[[F], F]:
-    """Register the decorated function as script `name`; the function itself is unchanged."""
-
-    def register(func: F) -> F:
-        existing = _registry.get(name)
-        if existing is not None and existing.func.__qualname__ != func.__qualname__:
-            raise ValueError(f"script {name!r} is already registered by {existing.func.__qualname__}")
-        _registry[name] = Script(name, description, tuple(permissions), func, per_team)
-        return func
-
-    return register
+__all__ = ["Script", "_registry", "get", "registry", "run_for_each_team", "script"]
 
 
 def run_for_each_team(script: Script, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -83,15 +40,6 @@ def run_for_each_team(script: Script, params: Mapping[str, Any] | None) -> dict[
             with reading(Scope((team,), team)):
                 script.run(params)
     return script.run(params)
-
-
-def registry() -> dict[str, Script]:
-    """Every registered script, by name."""
-    return dict(sorted(_registry.items()))
-
-
-def get(name: str) -> Script | None:
-    return _registry.get(name)
 
 
 def _positive(name: str, value: Any) -> float:

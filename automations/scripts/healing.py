@@ -13,7 +13,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from automations import events
-from automations.scripts import script
+from automations.script_registry import script
 from automations.scripts.params import flag, integer, number, text
 from mcps.gateway import rpc
 from mcps.models import MCPServer

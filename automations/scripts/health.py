@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from automations import events
 from automations.scope import current
-from automations.scripts import script
+from automations.script_registry import script
 from automations.scripts.params import ago, integer, number, text
 from threads.models import Thread
 

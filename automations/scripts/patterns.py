@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from automations.models import KnowledgeEntry
 from automations.scope import current
-from automations.scripts import script
+from automations.script_registry import script
 from automations.scripts.params import integer, number
 from logs.models import LogEntry
 from mcps.models import HealthCheck

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from mcps.models import HealthCheck, MCPServer, Tool
+from mcps.models import USAGE_WINDOWS, HealthCheck, MCPServer, Tool
 
 
 class MCPServerSerializer(serializers.ModelSerializer[MCPServer]):
@@ -98,6 +98,42 @@ class HealthReportSerializer(serializers.Serializer[MCPServer]):
     status = serializers.ChoiceField(choices=MCPServer.Status.choices)
     last_error = serializers.CharField(allow_blank=True)
     checks = HealthCheckSerializer(many=True, help_text="The latest 50.")
+
+
+class LastErrorSerializer(serializers.Serializer[Any]):
+    at = serializers.DateTimeField()
+    message = serializers.CharField()
+    thread_id = serializers.CharField()
+
+
+class ToolStatsSerializer(serializers.Serializer[Any]):
+    tool = serializers.CharField()
+    calls = serializers.IntegerField()
+    failures = serializers.IntegerField()
+    p50_ms = serializers.FloatField(help_text="Median latency (percentile_cont), ms.")
+    p95_ms = serializers.FloatField()
+    last_call = serializers.DateTimeField()
+    last_error = LastErrorSerializer(allow_null=True, help_text="The latest failed call in the window.")
+
+
+class CallSeriesSerializer(serializers.Serializer[Any]):
+    t = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Each bucket's start, unix seconds."
+    )
+    calls = serializers.ListField(child=serializers.IntegerField())
+    errors = serializers.ListField(child=serializers.IntegerField())
+
+
+class ServerUsageSerializer(serializers.Serializer[Any]):
+    """A server's tool calls over a window, among the threads the reader may see."""
+
+    mcp_id = serializers.CharField()
+    window = serializers.ChoiceField(choices=list(USAGE_WINDOWS))
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    bucket = serializers.ChoiceField(choices=["minute", "hour"], help_text="The series' bucket.")
+    tools = ToolStatsSerializer(many=True, help_text="Busiest tool first; tools never called are left out.")
+    series = CallSeriesSerializer()
 
 
 REGISTRATION_TRANSPORTS = ["stdio", "http", "streamable-http", "streamable_http", "sse"]

@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
@@ -28,17 +28,19 @@ from mcps.api.serializers import (
     MCPServerDetailSerializer,
     MCPServerSerializer,
     ServerRegistrationSerializer,
+    ServerUsageSerializer,
     ToolSerializer,
 )
 from mcps.endpoint.gate import POLICY_META_KEY, denial_meta, open_call
 from mcps.endpoint.http import mcp_endpoint
 from mcps.gateway import rpc
-from mcps.models import MCPServer
+from mcps.models import DEFAULT_USAGE_WINDOW, USAGE_WINDOWS, MCPServer
 from mcps.registration import register
 from missioncontrol import roles
 from missioncontrol.authentication import api_access
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
 from missioncontrol.openapi import NOT_FOUND, error
+from threads.models import ExecutionStep
 
 
 def servers() -> Any:
@@ -111,12 +113,39 @@ class ServerHealth(APIView):
         )
 
 
+class ServerStats(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "window",
+                str,
+                enum=list(USAGE_WINDOWS),
+                default=DEFAULT_USAGE_WINDOW,
+                description="How far back.",
+            )
+        ],
+        responses={200: ServerUsageSerializer, 400: error("An unknown window."), 404: NOT_FOUND},
+    )
+    def get(self, request: Request, mcp_id: str) -> Response:
+        """Per tool: calls, failures, p50/p95 latency and last error; calls and errors over time."""
+        server = get_object_or_404(MCPServer, id=mcp_id)
+        window = request.query_params.get("window", DEFAULT_USAGE_WINDOW)
+        if window not in USAGE_WINDOWS:
+            return _error(400, "window", f"expected one of {', '.join(USAGE_WINDOWS)}")
+        return Response(server.usage(ExecutionStep.objects.visible_to(request.user), window))
+
+
 def _error(code: int, field: str | None, reason: str) -> Any:
     return Response({"error": {"field": field, "reason": reason}}, status=code)
 
 
-def _json_error(exc: rpc.GatewayError) -> JsonResponse:
-    response = JsonResponse({"error": {"field": exc.field, "reason": exc.reason}}, status=exc.status)
+def _json_error(exc: rpc.GatewayError, **extra: Any) -> JsonResponse:
+    """The gateway's answer as an HTTP error. A 503 was never sent (retry it); a call whose
+    outcome is unknown (502, or a 504 timeout) says `"outcome": "unknown"`: it may have run."""
+    body: dict[str, Any] = {"error": {"field": exc.field, "reason": exc.reason}}
+    if exc.outcome is not None:
+        body["outcome"] = exc.outcome
+    response = JsonResponse({**body, **extra}, status=exc.status)
     if exc.status == 503:
         response["Retry-After"] = "5"
     return response
@@ -212,8 +241,8 @@ async def call_tool(request: HttpRequest, mcp_id: str, tool: str) -> HttpRespons
         try:
             answer = await rpc.request("call_tool", args, timeout=wait)
         except rpc.GatewayError as exc:
-            record(error=exc.reason)
-            failed = _json_error(exc)
+            record(error=exc.reason, outcome=exc.outcome)
+            failed = _json_error(exc, thread_id=call.thread_id)
             await _audit(request, access.TOOL_CALL, f"{mcp_id}/{tool}", failed.status_code, details)
             return failed
         record(result=answer["result"])
@@ -245,11 +274,8 @@ async def _stream_call(
             record(result=result["result"])
             await lines.put(dumps({"type": "result", **result, "thread_id": thread_id}) + "\n")
         except rpc.GatewayError as exc:
-            record(error=exc.reason)
-            await lines.put(
-                dumps({"type": "error", "status": exc.status, "field": exc.field, "reason": exc.reason})
-                + "\n"
-            )
+            record(error=exc.reason, outcome=exc.outcome)
+            await lines.put(dumps({"type": "error", **exc.as_payload(), "thread_id": thread_id}) + "\n")
         finally:
             await lines.put(None)
 

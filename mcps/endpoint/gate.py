@@ -95,10 +95,14 @@ class DirectCall:
     clock: float
 
     def record(
-        self, result: dict[str, Any] | None = None, error: str = "", unknown_server: bool = False
+        self,
+        result: dict[str, Any] | None = None,
+        error: str = "",
+        unknown_server: bool = False,
+        outcome: str | None = None,
     ) -> None:
         """Record the call as it ended (a denied call: with the denial; `unknown_server`:
-        the gateway knows no such server)."""
+        the gateway knows no such server; `outcome` "unknown": it may or may not have run)."""
         elapsed = (time.perf_counter() - self.clock) * 1000
         call = Call(
             self.mcp_id,
@@ -111,6 +115,7 @@ class DirectCall:
             self.decision,
             self.thread_id,
             server=AGGREGATE_ID if unknown_server else "",
+            outcome=outcome,
         )
         self.recorder.record(self.session, call)
         self.recorder.end(self.key)

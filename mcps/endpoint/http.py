@@ -35,7 +35,8 @@ from mcps.endpoint.principals import Principals
 from mcps.endpoint.recorder import Call, CallRecorder, Session
 from mcps.endpoint.router import WebRouter
 from mcps.endpoint.server import build_server
-from missioncontrol.authentication import Principal, scope_bearer
+from missioncontrol.authentication import Principal
+from missioncontrol.credentials import scope_bearer
 from missioncontrol.ingest.batcher import EventBatcher
 from missioncontrol.jsontext import dumps
 from missioncontrol.ratelimit import Denied, acheck_mcp

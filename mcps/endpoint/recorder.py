@@ -112,6 +112,9 @@ class Call:
     # Who answered, when not `mcp_id`: Mission Control itself (AGGREGATE_ID), for its own
     # tools (`missioncontrol__...`) and for a server that does not exist.
     server: str = ""
+    # "unknown": the call failed after it was sent (its server or the gateway was lost,
+    # or it timed out): it may or may not have run.
+    outcome: str | None = None
 
     @property
     def answered_by(self) -> str:
@@ -388,13 +391,21 @@ def _call_events(session: Session, call: Call, thread_id: str, sequence: int) ->
             "thread_id": thread_id,
             "sequence": sequence + 1,
             "step_type": "tool_result",
-            "description": f"{name}: {'denied' if denied else 'error' if call.failed else 'ok'}",
+            "description": f"{name}: {_verdict(call, denied)}",
             "details": _result_details(call),
             "status": "error" if call.failed else "complete",
             "duration_ms": round(call.duration_ms, 3),
         },
         _permission_check(session, call, thread_id, f"{thread_id}:{sequence}:permission"),
     ]
+
+
+def _verdict(call: Call, denied: bool) -> str:
+    if denied:
+        return "denied"
+    if call.outcome == "unknown":
+        return "error, outcome unknown"
+    return "error" if call.failed else "ok"
 
 
 def _ended_at(call: Call) -> datetime:
@@ -456,6 +467,8 @@ def _result_details(call: Call) -> dict[str, Any]:
     details: dict[str, Any] = {"mcp_id": call.mcp_id, "tool": call.tool}
     if call.decision is not None and not call.decision.granted:
         details["denied"] = True
+    if call.outcome is not None:
+        details["outcome"] = call.outcome
     if call.error:
         details["error"] = call.error
         return details

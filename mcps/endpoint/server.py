@@ -6,9 +6,13 @@ relayed to the caller as they arrive, and it is recorded once the answer is read
 
 Errors an agent can act on:
 - a name that is no connected server's tool: JSON-RPC error -32602 (Unknown tool);
-- arguments that fail the tool's schema, a server that is down, a timeout, or the
-  server's own error: a tool result with `isError` and the reason, so a model can
-  correct itself.
+- arguments that fail the tool's schema, a server that is down (the call was not sent),
+  or the server's own error: a tool result with `isError` and the reason, so a model
+  can correct itself;
+- a call that may or may not have run (its server or the gateway was lost while it was
+  in flight, or it timed out): JSON-RPC error -32603 whose data says
+  `{"outcome": "unknown", "status": 502 or 504, "mc/thread_id": ...}`: not to be
+  retried blindly.
 - a call the policy denies (audit/policy.py): a tool result with `isError`, a text
   naming the rule, and `_meta["mc/policy"]`; the server never sees the call. The MCP
   spec keeps JSON-RPC errors for protocol failures (unknown tool, malformed request)
@@ -186,9 +190,17 @@ def build_server(
             # No such server: Mission Control answered, and files the call under itself.
             unknown = exc.status == 404 and exc.field == "mcp_id"
             answered = {"server": AGGREGATE_ID} if unknown else {}
-            recorder.record(session, ended(error=exc.reason, **answered), then=on_called)
+            recorder.record(session, ended(error=exc.reason, outcome=exc.outcome, **answered), then=on_called)
             if exc.status == 404:
                 raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}: {exc.reason}") from exc
+            if exc.outcome_unknown:
+                # Not a result the model can act on: the call may have run. An agent must
+                # not simply retry it (a non-idempotent tool would run twice).
+                raise MCPError(
+                    types.INTERNAL_ERROR,
+                    f"{params.name}: {exc.reason}",
+                    {"outcome": exc.outcome, "status": exc.status, THREAD_META_KEY: thread_id},
+                ) from exc
             where = f" ({exc.field})" if exc.field else ""
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=f"{exc.reason}{where}")],

@@ -4,7 +4,9 @@
 until it is lost (a stdio server's process exits, a health probe fails, a reconnect is
 asked for), then reconnects with exponential backoff and jitter. Calls share the one
 session: no process spawn and no new session per call. A call is never replayed after
-a reconnect: one in flight when the session is lost fails with `Unavailable`.
+a reconnect: one asked for while there is no session fails with `Unavailable` (it was
+never sent), one in flight when the session is lost with `Interrupted` (it was sent, and
+may or may not have run: the server may have died before, during or after it).
 
 The SDK negotiates the protocol era itself: it probes `server/discover` (2026-07-28,
 stateless) and falls back to the `initialize` handshake (2025-11-25 and earlier).
@@ -18,6 +20,7 @@ import logging
 import os
 import random
 import re
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcps import masking
@@ -43,6 +47,10 @@ Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 class Unavailable(Exception):
     """The server has no live session (disconnected, connecting, or lost mid-call)."""
+
+
+class Interrupted(Exception):
+    """The session was lost while a call was in flight: it may or may not have run."""
 
 
 class InvalidArguments(Exception):
@@ -183,12 +191,7 @@ class Connection:
                 read_timeout_seconds=60,
             )
             await stack.enter_async_context(client)
-            info = {
-                "protocol_version": client.protocol_version,
-                "server_info": _dump(client.server_info) if client.server_info else {},
-                "capabilities": _dump(client.server_capabilities),
-                "instructions": client.instructions or "",
-            }
+            info = server_info(client)
             catalog = await self._fetch_catalog(client)
             self.client = client
             self.error = ""
@@ -203,20 +206,8 @@ class Connection:
             self.error = self.error or "session lost"
 
     def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
-        spec = self.spec
-        if spec.transport == "stdio":
-            params = StdioServerParameters(
-                command=spec.command,
-                args=list(spec.args),
-                env={**_inherited_env(), **dict(spec.env)},
-                cwd=spec.cwd or None,
-            )
-            return stdio_client(params, errlog=self._stderr_pipe(stack))
-        headers = dict(spec.headers)
-        if spec.transport == "sse":
-            return sse_client(spec.url, headers=headers)
-        http = create_mcp_http_client(headers=headers)
-        return streamable_http_client(spec.url, http_client=http)
+        errlog = self._stderr_pipe(stack) if self.spec.transport == "stdio" else None
+        return open_transport(self.spec, errlog)
 
     def _stderr_pipe(self, stack: contextlib.AsyncExitStack) -> Any:
         """A pipe for the server's stderr: its lines become logs; its EOF means the process died."""
@@ -248,14 +239,7 @@ class Connection:
             transport.close()
 
     async def _fetch_catalog(self, client: Client) -> dict[str, list[Any]]:
-        caps = client.server_capabilities
-        catalog: dict[str, list[Any]] = {"tools": [], "resources": [], "prompts": []}
-        if caps.tools is not None:
-            catalog["tools"] = [_dump(t) for t in await _all_pages(client.list_tools, "tools")]
-        if caps.resources is not None:
-            catalog["resources"] = [_dump(r) for r in await _all_pages(client.list_resources, "resources")]
-        if caps.prompts is not None:
-            catalog["prompts"] = [_dump(p) for p in await _all_pages(client.list_prompts, "prompts")]
+        catalog = await read_catalog(client)
         self.tools = {t["name"]: t for t in catalog["tools"]}
         self._validators = {}
         return catalog
@@ -328,7 +312,9 @@ class Connection:
     # -- requests ----------------------------------------------------------------------
 
     def _live(self) -> Client:
-        if self.client is None:
+        # A stopped connection (its server disabled or removed) sends nothing more, even
+        # while its session is still closing.
+        if self.client is None or self._stopped.is_set():
             raise Unavailable(
                 f"server {self.spec.id!r} is {self.status}" + (f": {self.error}" if self.error else "")
             )
@@ -347,16 +333,30 @@ class Connection:
                     name, arguments, read_timeout_seconds=timeout, progress_callback=progress
                 )
         except MCPError as exc:
-            raise ToolError(exc.error.code, self.spec.scrub(exc.error.message)) from exc
+            if exc.error.code == REQUEST_TIMEOUT:  # the SDK's own clock ran out first
+                raise TimeoutError(exc.error.message) from exc
+            if exc.error.code != CONNECTION_CLOSED:
+                raise ToolError(exc.error.code, self.spec.scrub(exc.error.message)) from exc
+            raise self._interrupted(client, exc) from exc
         except TimeoutError:
             raise
         except Exception as exc:
-            if self.client is client and _is_transport_failure(exc):
-                self.error = self._describe(exc)
-                self._lost.set()
-                raise Unavailable(f"server {self.spec.id!r} was lost during the call: {self.error}") from exc
+            if _is_transport_failure(exc):
+                raise self._interrupted(client, exc) from exc
             raise
         return _dump(result)
+
+    def _interrupted(self, client: Client, exc: BaseException) -> Interrupted:
+        """The session broke under a call already handed to it: drop the session (if it
+        is still this one) and say the call's outcome is not known."""
+        error = self._describe(exc)
+        if self.client is client:
+            self.error = error
+            self._lost.set()
+        return Interrupted(
+            f"server {self.spec.id!r} was lost during the call ({self.error or error}); "
+            "it may or may not have run"
+        )
 
     def check_arguments(self, name: str, arguments: dict[str, Any]) -> None:
         validator = self._validators.get(name)
@@ -393,6 +393,124 @@ class Connection:
                 self._lost.set()
             return False, None, error
         return True, (time.perf_counter() - start) * 1000, ""
+
+
+def open_transport(spec: Spec, errlog: Any) -> Any:
+    """The SDK transport that reaches `spec`'s server (a stdio server's stderr to `errlog`)."""
+    if spec.transport == "stdio":
+        params = StdioServerParameters(
+            command=spec.command,
+            args=list(spec.args),
+            env={**_inherited_env(), **dict(spec.env)},
+            cwd=spec.cwd or None,
+        )
+        return stdio_client(params, errlog=errlog)
+    headers = dict(spec.headers)
+    if spec.transport == "sse":
+        return sse_client(spec.url, headers=headers)
+    http = create_mcp_http_client(headers=headers)
+    return streamable_http_client(spec.url, http_client=http)
+
+
+def server_info(client: Client) -> dict[str, Any]:
+    """What a server said about itself when the session opened."""
+    return {
+        "protocol_version": client.protocol_version,
+        "server_info": _dump(client.server_info) if client.server_info else {},
+        "capabilities": _dump(client.server_capabilities),
+        "instructions": client.instructions or "",
+    }
+
+
+async def read_catalog(client: Client) -> dict[str, list[Any]]:
+    """The server's tools, resources and prompts, every page of each it offers."""
+    caps = client.server_capabilities
+    catalog: dict[str, list[Any]] = {"tools": [], "resources": [], "prompts": []}
+    if caps.tools is not None:
+        catalog["tools"] = [_dump(t) for t in await _all_pages(client.list_tools, "tools")]
+    if caps.resources is not None:
+        catalog["resources"] = [_dump(r) for r in await _all_pages(client.list_resources, "resources")]
+    if caps.prompts is not None:
+        catalog["prompts"] = [_dump(p) for p in await _all_pages(client.list_prompts, "prompts")]
+    return catalog
+
+
+# The stderr a failed test connection quotes: its last lines, this many characters at most.
+STDERR_TAIL_CHARS = 2000
+
+
+async def try_connect(spec: Spec, timeout: float) -> dict[str, Any]:
+    """Connect to `spec`'s server once, read its catalog and close: the test a person runs
+    before saving a server. {"ok": true, "latency_ms", "info", "tools", "resources",
+    "prompts"} or {"ok": false, "error": what went wrong in words, "detail": the exception,
+    "stderr": the last lines a stdio server wrote}; secrets masked in every text."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
+        try:
+            async with asyncio.timeout(timeout):
+                async with Client(
+                    open_transport(spec, errlog), cache=None, read_timeout_seconds=timeout
+                ) as client:
+                    info = server_info(client)
+                    catalog = await read_catalog(client)
+        except TimeoutError:
+            failure: BaseException | None = TimeoutError(f"no answer within {timeout:g} s")
+        except Exception as exc:  # noqa: BLE001 - every failure is the test's answer
+            failure = exc
+        else:
+            failure = None
+        errlog.seek(0)
+        stderr = spec.scrub(errlog.read()[-STDERR_TAIL_CHARS:].strip())
+    latency = round((time.perf_counter() - start) * 1000, 1)
+    if failure is not None:
+        return {
+            "ok": False,
+            "error": spec.scrub(in_words(failure, spec)),
+            "detail": spec.scrub(_describe(failure)),
+            "stderr": stderr,
+            "latency_ms": latency,
+        }
+    return {"ok": True, "latency_ms": latency, "info": info, "stderr": stderr, **catalog}
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def in_words(exc: BaseException, spec: Spec) -> str:
+    """Why a connection failed, as a sentence a person can act on."""
+    import httpx2 as httpx  # the HTTP client the MCP SDK uses
+
+    for leaf in _leaves(exc):
+        if isinstance(leaf, FileNotFoundError) and spec.transport == "stdio":
+            if spec.cwd and not os.path.isdir(spec.cwd):
+                return f"The working directory {spec.cwd} does not exist."
+            return f"The command {spec.command!r} was not found: check its path, or that it is on PATH."
+        if isinstance(leaf, PermissionError) and spec.transport == "stdio":
+            return f"The command {spec.command!r} may not be run (permission denied)."
+        if isinstance(leaf, TimeoutError):
+            return f"The server did not answer in time ({leaf})."
+        if isinstance(leaf, httpx.HTTPStatusError):
+            code = leaf.response.status_code
+            hint = {
+                401: ": check the credentials in the headers",
+                403: ": check the credentials in the headers",
+                404: ": check the URL's path",
+            }.get(code, "")
+            return f"The server answered HTTP {code} {leaf.response.reason_phrase}{hint}."
+        if isinstance(leaf, httpx.ConnectError | httpx.ConnectTimeout):
+            return f"Nothing answered at {spec.url}: is the server running, and is the URL right?"
+        if isinstance(leaf, httpx.InvalidURL | httpx.UnsupportedProtocol):
+            return f"{spec.url} is not a URL the client can reach ({leaf})."
+        if isinstance(leaf, MCPError) and "closed" in str(leaf).lower():
+            if spec.transport == "stdio":
+                return "The server process exited before it answered: see what it wrote on stderr."
+            return "The server closed the connection before it answered."
+        if isinstance(leaf, MCPError):
+            return f"The server refused the handshake: {leaf}"
+    return f"The connection failed: {_describe(exc)}"
 
 
 async def _all_pages(fetch: Callable[..., Awaitable[Any]], attribute: str) -> list[Any]:
@@ -448,6 +566,7 @@ __all__ = [
     "Backoff",
     "Connection",
     "Hooks",
+    "Interrupted",
     "InvalidArguments",
     "Progress",
     "Spec",

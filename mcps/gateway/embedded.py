@@ -12,6 +12,7 @@ import logging
 
 from django.conf import settings
 
+from mcps.gateway import monitor
 from mcps.gateway.service import Gateway
 from missioncontrol.scheduler import InProcessScheduler
 
@@ -34,6 +35,8 @@ def start() -> None:
     if _scheduler is None and settings.SCHEDULE_IN_PROCESS:
         _scheduler = InProcessScheduler()
         _scheduler.start()
+    if settings.GATEWAY_MONITOR and not settings.GATEWAY_EMBEDDED:
+        monitor.start()  # once: the gateway is a process of its own, watched by its heartbeat
 
 
 def loop() -> asyncio.AbstractEventLoop | None:

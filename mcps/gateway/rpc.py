@@ -5,11 +5,20 @@ gateway may send progress and log frames, then one result or error. An operation
 answered within `ACK_AFTER` is acknowledged first; no word at all within `ACK_SECONDS`
 means no gateway is running: `GatewayDown` (answered 503). Every answer is a plain
 dict, so the REST views, the WebSocket consumer and the /mcp endpoint share this client.
+
+A tool call may change the world, so its caller must learn whether it could have run:
+- the gateway acknowledges a `call_tool` as it receives it, before it forwards it, and
+  forwards none received after the request's `ack_by` (the caller has given up by then):
+  no acknowledgement means the call was never sent (`GatewayDown`, 503, safe to retry);
+- while it runs, the gateway beats on its reply channel every `BEAT_SECONDS`; silence for
+  `DEAD_AFTER` means the gateway died with the call in flight: `OutcomeUnknown` (502,
+  outcome "unknown": it may or may not have run), within seconds rather than at the timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypedDict
@@ -23,10 +32,21 @@ def gateway_channel() -> str:
     return f"{settings.CHANNEL_PREFIX}.gateway"
 
 
+def heartbeat_group() -> str:
+    """The group every gateway beats to and every web process listens on (monitor.py)."""
+    return f"gateway-heartbeat.{settings.CHANNEL_PREFIX}"
+
+
 ACK_SECONDS = 3.0  # no word from the gateway within this: it is not running
 ACK_AFTER = 0.5  # the gateway acknowledges an operation not answered within this
+ACK_MARGIN = 0.5  # a call_tool received later than ACK_SECONDS - this after it was sent is not run
+BEAT_SECONDS = 1.0  # the gateway's heartbeat, on each running call's reply channel and to every process
+DEAD_AFTER = 4.0  # no beat for this long: the gateway is gone
+UNKNOWN = "unknown"  # a call's outcome when it may or may not have run
 
-Op = Literal["call_tool", "list_tools", "catalog", "reconnect", "status", "check_health", "discover"]
+Op = Literal[
+    "call_tool", "list_tools", "catalog", "reconnect", "status", "check_health", "discover", "test_connection"
+]
 
 
 class Request(TypedDict):
@@ -35,29 +55,50 @@ class Request(TypedDict):
     reply_to: str | None  # None: a notice, nobody waits for the answer
     op: Op
     args: dict[str, Any]
+    ack_by: float
 
 
 class Reply(TypedDict):
     type: Literal["gateway.reply"]
     id: str
-    kind: Literal["ack", "progress", "log", "result", "error"]
+    kind: Literal["ack", "beat", "progress", "log", "result", "error"]
     payload: dict[str, Any]
 
 
 class GatewayError(Exception):
     """An answer the caller turns into an HTTP status (or an MCP / WebSocket error)."""
 
-    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, field: str | None = None, outcome: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.status, self.reason, self.field = status, reason, field
+        # "unknown": a tool call that may or may not have run (never retry it blindly).
+        self.outcome = outcome
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.outcome == UNKNOWN
 
     def as_payload(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "field": self.field}
+        payload = {"status": self.status, "reason": self.reason, "field": self.field}
+        if self.outcome is not None:
+            payload["outcome"] = self.outcome
+        return payload
 
 
 class GatewayDown(GatewayError):
+    """No gateway took the request: nothing was sent to any server."""
+
     def __init__(self) -> None:
         super().__init__(503, "the MCP gateway is not running (start `manage.py run_gateway`)")
+
+
+class OutcomeUnknown(GatewayError):
+    """The call reached a server (or may have), and its answer was lost: it may have run."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(502, reason, None, UNKNOWN)
 
 
 async def request(
@@ -78,6 +119,7 @@ async def request(
     if layer is None:
         raise GatewayDown()
     reply_to = await layer.new_channel("mc.gateway.reply.")
+    calls = op == "call_tool"
     try:
         await layer.send(gateway_channel(), _request(op, args, reply_to))
         try:
@@ -92,14 +134,25 @@ async def request(
                     return answer["payload"]
                 if answer["kind"] == "error":
                     p = answer["payload"]
-                    raise GatewayError(p["status"], p["reason"], p.get("field"))
+                    raise GatewayError(p["status"], p["reason"], p.get("field"), p.get("outcome"))
                 if answer["kind"] == "progress" and on_progress is not None:
                     await on_progress(answer["payload"])
                 elif answer["kind"] == "log" and on_log is not None:
                     await on_log(answer["payload"])
-                answer = await layer.receive(reply_to)
+                try:
+                    async with asyncio.timeout(DEAD_AFTER):
+                        answer = await layer.receive(reply_to)
+                except TimeoutError:
+                    raise OutcomeUnknown(
+                        f"the MCP gateway stopped answering (no heartbeat for {DEAD_AFTER:g} s) "
+                        "while the call was in flight: it may or may not have run"
+                        if calls
+                        else f"the MCP gateway stopped answering (no heartbeat for {DEAD_AFTER:g} s)"
+                    ) from None
     except TimeoutError:
-        raise GatewayError(504, f"no answer from the gateway within {timeout:g} s", "timeout") from None
+        raise GatewayError(
+            504, f"no answer from the gateway within {timeout:g} s", "timeout", UNKNOWN if calls else None
+        ) from None
     finally:
         discard = getattr(layer, "discard_channel", None)
         if discard is not None:
@@ -124,6 +177,9 @@ def _request(op: Op, args: dict[str, Any], reply_to: str | None) -> dict[str, An
         "reply_to": reply_to,
         "op": op,
         "args": args,
+        # Wall clock: the caller stops waiting for the acknowledgement then, and takes the
+        # call as never sent; the gateway sends none it receives later (clocks must agree).
+        "ack_by": time.time() + ACK_SECONDS - ACK_MARGIN,
     }
     return dict(message)
 

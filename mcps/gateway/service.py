@@ -33,11 +33,13 @@ from mcps.gateway import rpc
 from mcps.gateway.connection import (
     Backoff,
     Connection,
+    Interrupted,
     InvalidArguments,
     Progress,
     Spec,
     ToolError,
     Unavailable,
+    try_connect,
 )
 from mcps.mdns import MdnsDiscovery
 from mcps.models import HealthCheck, MCPServer, replace_catalog, schema_with_defaults, with_defaults
@@ -65,6 +67,8 @@ _LEVELS = {
 LOG_FLUSH_SECONDS = 0.25
 # How often the log-file follower reads which servers have log_files (a change applies within this).
 SOURCES_EVERY = 5.0
+# A test connection's longest wait (it may spawn a server that downloads itself first).
+TEST_TIMEOUT = 30.0
 LogRelay = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -103,6 +107,8 @@ class Gateway:
         self._log_relays: dict[str, set[LogRelay]] = {}
         self._calls: dict[str, int] = {}  # tool calls in flight, by server
         self._requests: set[asyncio.Task[Any]] = set()
+        self.id = uuid.uuid4().hex  # this gateway's heartbeat names it (monitor.py)
+        self._beating: dict[str, str] = {}  # request id -> reply channel, while it runs
         # Server id -> its default_arguments, as of the last discovery.
         self.defaults: dict[str, dict[str, Any]] = {}
         self.log_poll_interval = cfg.log_poll_interval
@@ -113,7 +119,11 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        loops = [self._discovery_loop] if self.private else [self._request_loop, self._discovery_loop]
+        loops = (
+            [self._discovery_loop]
+            if self.private
+            else [self._request_loop, self._discovery_loop, self._heartbeat_loop]
+        )
         for loop in loops:
             self._loops.append(asyncio.get_running_loop().create_task(loop()))
         if not self.private and self.log_poll_interval > 0:  # servers' log files (logs/tailing.py)
@@ -136,6 +146,11 @@ class Gateway:
         """
         for task in self._loops:
             task.cancel()
+        if not self.private:
+            try:
+                await self._beat(stopping=True)  # web processes need not wait for the silence
+            except Exception:  # noqa: BLE001 - then they notice the silence instead
+                logger.warning("gateway: the stopping heartbeat failed", exc_info=True)
         if self.mdns is not None:
             await self.mdns.stop()
         for connection in self.connections.values():
@@ -354,6 +369,34 @@ class Gateway:
         finally:
             relays.discard(relay)
 
+    # -- heartbeat ---------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        """Every BEAT_SECONDS: a beat on each running request's reply channel (its caller
+        learns at once when this process dies, rpc.py) and one to every web process
+        (monitor.py), naming the servers held here."""
+        while True:
+            try:
+                await self._beat()
+            except Exception:  # noqa: BLE001 - the channel layer may be down for a while
+                logger.warning("gateway: heartbeat failed", exc_info=True)
+            await asyncio.sleep(rpc.BEAT_SECONDS)
+
+    async def _beat(self, *, stopping: bool = False) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        for request_id, reply_to in list(self._beating.items()):
+            await rpc.reply(reply_to, request_id, "beat", {"gateway": self.id})
+        await layer.group_send(
+            rpc.heartbeat_group(),
+            {
+                "type": "gateway.heartbeat",
+                "gateway": self.id,
+                "servers": {i: [c.status, c.error] for i, c in self.connections.items()},
+                "stopping": stopping,
+            },
+        )
+
     # -- requests ----------------------------------------------------------------------
 
     async def _request_loop(self) -> None:
@@ -383,21 +426,43 @@ class Gateway:
         async def log(entry: dict[str, Any]) -> None:
             await rpc.reply(reply_to, request_id, "log", entry)
 
+        if op == "call_tool":
+            # Its caller must know whether it may have run: acknowledged before it is
+            # forwarded, and not forwarded at all once the caller took it as never sent.
+            ack_by = message.get("ack_by")
+            if isinstance(ack_by, int | float) and time.time() > ack_by:
+                logger.warning("gateway: a tool call arrived after its caller gave up; not sent")
+                return
+            await rpc.reply(reply_to, request_id, "ack", {"gateway": self.id})
+        self._beating[request_id] = reply_to
+        try:
+            await self._answer(op, args, reply_to, request_id, progress, log)
+        finally:
+            self._beating.pop(request_id, None)
+
+    async def _answer(
+        self, op: str, args: dict[str, Any], reply_to: str, request_id: str, progress: Progress, log: LogRelay
+    ) -> None:
         work = asyncio.get_running_loop().create_task(
             self.handle(op, args, progress, log if args.get("relay_logs") else None)
         )
-        # A quick answer is its own acknowledgement; a slow one is acknowledged first,
-        # so the caller can tell "busy" from "no gateway" (rpc.ACK_SECONDS).
-        done, _ = await asyncio.wait({work}, timeout=rpc.ACK_AFTER)
-        if not done:
-            await rpc.reply(reply_to, request_id, "ack", {})
+        if op != "call_tool":
+            # A quick answer is its own acknowledgement; a slow one is acknowledged first,
+            # so the caller can tell "busy" from "no gateway" (rpc.ACK_SECONDS).
+            done, _ = await asyncio.wait({work}, timeout=rpc.ACK_AFTER)
+            if not done:
+                await rpc.reply(reply_to, request_id, "ack", {"gateway": self.id})
         try:
             payload = await work
         except rpc.GatewayError as exc:
             await rpc.reply(reply_to, request_id, "error", exc.as_payload())
         except Exception as exc:
+            # A fault of the gateway's own, not the caller's: said without its text (which
+            # may quote a server's connection), logged in full; a call may have been sent.
             logger.exception("gateway: %s failed", op)
-            await rpc.reply(reply_to, request_id, "error", {"status": 500, "reason": f"gateway error: {exc}"})
+            reason = f"the gateway failed ({type(exc).__name__}); its log has the details"
+            failure = rpc.OutcomeUnknown(reason) if op == "call_tool" else rpc.GatewayError(502, reason)
+            await rpc.reply(reply_to, request_id, "error", failure.as_payload())
         else:
             await rpc.reply(reply_to, request_id, "result", payload)
 
@@ -442,7 +507,21 @@ class Gateway:
             }
         if op == "call_tool":
             return await self._call_tool(args, progress, on_log)
+        if op == "test_connection":
+            return await self._test_connection(args)
         raise rpc.GatewayError(400, f"unknown operation {op!r}", "op")
+
+    async def _test_connection(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Connect once to the server `args["spec"]` describes (saved or not), list what it
+        offers and close; the held sessions are left alone."""
+        spec, timeout = args.get("spec"), args.get("timeout") or TEST_TIMEOUT
+        try:
+            target = Spec.of(str(args.get("mcp_id") or "test"), spec)  # type: ignore[arg-type]
+        except (KeyError, TypeError, AttributeError):
+            raise rpc.GatewayError(400, "expected a connection spec", "spec") from None
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise rpc.GatewayError(400, "expected seconds > 0", "timeout")
+        return await try_connect(target, float(min(timeout, TEST_TIMEOUT)))
 
     def _listed_tools(self, server_id: str, connection: Connection) -> list[dict[str, Any]]:
         """The tools as routed callers see them: an argument with a default is not required."""
@@ -490,6 +569,9 @@ class Gateway:
             outcome = "ok"
         except Unavailable as exc:
             raise rpc.GatewayError(503, str(exc), "mcp_id") from exc
+        except Interrupted as exc:
+            outcome = "interrupted"
+            raise rpc.OutcomeUnknown(str(exc)) from exc
         except InvalidArguments as exc:
             field = f"arguments.{exc.path}" if exc.path else "arguments"
             raise rpc.GatewayError(400, f"fails the tool's input schema: {exc.message}", field) from exc
@@ -499,7 +581,10 @@ class Gateway:
         except TimeoutError as exc:
             outcome = "timeout"
             raise rpc.GatewayError(
-                504, f"{name} did not answer within {float(timeout):g} s", "timeout"
+                504,
+                f"{name} did not answer within {float(timeout):g} s; it may or may not have run",
+                "timeout",
+                rpc.UNKNOWN,
             ) from exc
         finally:
             self._calls[server_id] -= 1

@@ -18,12 +18,13 @@ from asgiref.sync import async_to_sync
 from django.db import close_old_connections
 
 from logs.models import LogEntry
-from mcps.models import AGGREGATE_ID, IngestKey, MCPServer, hash_key
+from mcps.models import AGGREGATE_ID, IngestKey, MCPServer
 from mcps.registration import register
 from missioncontrol.demo.agent import AGENT_ID, TIME_SERVER, run_round, tools_via_stdio
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import ingest
 from missioncontrol.jsontext import dumps, loads
+from missioncontrol.models import hash_secret
 from threads.models import Thread
 
 KEY_NAME = "demo-agent"
@@ -78,7 +79,9 @@ def is_empty() -> bool:
 def rotate_demo_key() -> str:
     """A fresh raw key for the demo agent (raw keys are never stored, so each run gets one)."""
     raw = "mc_" + secrets.token_urlsafe(32)
-    IngestKey.objects.filter(name=KEY_NAME).update(prefix=raw[:10], key_hash=hash_key(raw), revoked_at=None)
+    IngestKey.objects.filter(name=KEY_NAME).update(
+        prefix=raw[:10], key_hash=hash_secret(raw), revoked_at=None
+    )
     return raw
 
 

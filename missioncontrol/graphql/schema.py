@@ -19,13 +19,14 @@ from logs.graphql.schema import LogsQuery
 from mcps.graphql.schema import MCPsQuery
 from missioncontrol.graphql.scalars import SCALARS
 from threads.graphql.schema import ThreadsQuery
+from usage.graphql.schema import UsageQuery
 
 MAX_DEPTH = 10
 MAX_ALIASES = 20
 
 
 @strawberry.type
-class Query(ThreadsQuery, LogsQuery, AuditQuery, MCPsQuery, AutomationsQuery):
+class Query(ThreadsQuery, LogsQuery, AuditQuery, MCPsQuery, AutomationsQuery, UsageQuery):
     """Everything Mission Control observes, read-only."""
 
 

@@ -32,29 +32,19 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from mcps.models import IngestKey, hash_key
+from mcps.models import IngestKey
 from missioncontrol import metrics
 from missioncontrol.ingest import storable
 from missioncontrol.ingest.events import Source
+from missioncontrol.ingest.http import Answer, ingest_key, read_body, respond
 from missioncontrol.ingest.pipeline import IngestResult, ingest, triage
 from missioncontrol.ingest.spool import DATABASE_DOWN, SpoolFull, default_spool
 from missioncontrol.jsontext import JSONDecodeError, dumps
+from missioncontrol.models import hash_secret
 from missioncontrol.ratelimit import acheck_ingest
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
-
-
-class Answer(Exception):
-    """An HTTP answer other than the batch's verdicts."""
-
-    def __init__(
-        self, status: int, field: str | None, reason: str, extra: dict[str, Any] | None = None, **headers: str
-    ) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.body = {"error": {"field": field, "reason": reason, **(extra or {})}}
-        self.headers = {name.replace("_", "-"): value for name, value in headers.items()}
 
 
 class KeyMemory:
@@ -70,12 +60,12 @@ class KeyMemory:
 
     def remember(self, raw_key: str, source: Source) -> None:
         with self._lock:
-            self._keys[hash_key(raw_key)] = (source, time.monotonic())
+            self._keys[hash_secret(raw_key)] = (source, time.monotonic())
 
     def recall(self, raw_key: str) -> Source | None:
         """The source (bound server, team) of a key seen within INGEST_KEY_MEMORY_SECONDS."""
         with self._lock:
-            hit = self._keys.get(hash_key(raw_key))
+            hit = self._keys.get(hash_secret(raw_key))
         if hit is None or time.monotonic() - hit[1] > settings.INGEST_KEY_MEMORY_SECONDS:
             return None
         return hit[0]
@@ -170,32 +160,11 @@ def _close_connections() -> None:
         logger.debug("ingest: closing a broken connection failed", exc_info=True)
 
 
-def _bearer(headers: dict[bytes, bytes]) -> str:
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-async def _read_body(receive: Any, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionAbortedError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise Answer(413, "body", f"larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 async def _handle(scope: dict[str, Any], receive: Any) -> tuple[int, dict[str, Any]]:
     if scope["method"] != "POST":
         raise Answer(405, "method", "use POST", Allow="POST")
     headers = dict(scope["headers"])
-    raw_key = _bearer(headers)
+    raw_key = ingest_key(headers)
     if not raw_key:
         raise Answer(401, "Authorization", "missing 'Bearer <ingest key>'", WWW_Authenticate="Bearer")
     # Before the key is looked up or the body read: a flood costs neither.
@@ -208,14 +177,7 @@ async def _handle(scope: dict[str, Any], receive: Any) -> tuple[int, dict[str, A
             {"limit": denied.limit, "retry_after": denied.retry_after},
             Retry_After=str(denied.retry_after),
         )
-    limit = settings.INGEST_MAX_BODY_BYTES
-    try:
-        declared = int(headers.get(b"content-length", b"0"))
-    except ValueError as exc:
-        raise Answer(400, "Content-Length", "not an integer") from exc
-    if declared > limit:
-        raise Answer(413, "body", f"larger than {limit} bytes")
-    body = await _read_body(receive, limit)
+    body = await read_body(headers, receive, settings.INGEST_MAX_BODY_BYTES)
     # An executor thread, not the one thread-sensitive thread: batches from many
     # servers are stored concurrently.
     batch = await sync_to_async(receive_batch, thread_sensitive=False)(raw_key, body)
@@ -231,14 +193,6 @@ async def _handle(scope: dict[str, Any], receive: Any) -> tuple[int, dict[str, A
     return (400 if batch.received and answer["rejected"] == batch.received else 200), answer
 
 
-async def _respond(send: Any, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-    content = dumps(body).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
-    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": content})
-
-
 async def ingest_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The ASGI application mounted at /api/ingest/events."""
     try:
@@ -251,4 +205,4 @@ async def ingest_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> Non
     except Exception:
         logger.exception("ingest: unexpected error")
         status, body, headers = 500, {"error": {"field": None, "reason": "internal error"}}, {}
-    await _respond(send, status, body, headers)
+    await respond(send, status, dumps(body).encode(), "application/json", headers)

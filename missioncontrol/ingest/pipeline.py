@@ -25,6 +25,7 @@ from missioncontrol.live import LogMeta, Outbox, encode
 from missioncontrol.models import Team
 from missioncontrol.redaction import redact_event
 from threads.models import ExecutionStep, LLMMessage, Session, Thread, ThreadEvent
+from usage.models import LLMUsage
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -351,6 +352,7 @@ def _announce_started(started: list[dict[str, Any]], outbox: Outbox, audience: A
 
 
 def _store_steps(steps: list[dict[str, Any]]) -> None:
+    """Steps, and the LLM usage they report (a later report of a step updates both)."""
     latest: dict[tuple[str, int], dict[str, Any]] = {}
     for event in steps:  # one row per (thread, sequence); the latest report wins
         key = (event["thread_id"], event["sequence"])
@@ -372,6 +374,7 @@ def _store_steps(steps: list[dict[str, Any]]) -> None:
             for e in latest.values()
         ]
     )
+    LLMUsage.objects.record_steps(latest.values())
 
 
 def _insert_messages(messages: list[dict[str, Any]], outbox: Outbox, audience: Audience) -> set[str]:

@@ -22,14 +22,16 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from prometheus_client.core import GaugeMetricFamily
 
+from missioncontrol import metrics
 from missioncontrol.ingest.events import Source
 from missioncontrol.ingest.pipeline import IngestResult, ingest
 from missioncontrol.jsontext import JSONDecodeError, dumps, loads
@@ -214,6 +216,22 @@ def default_spool() -> Spool:
     if spool is None:
         spool = _spools[key] = Spool(Path(key[0]), key[1])
     return spool
+
+
+def depth_gauges() -> Iterator[GaugeMetricFamily]:
+    """The default spool's depth, read when /metrics is scraped."""
+    files, size = default_spool().depth()
+    spool = GaugeMetricFamily(
+        "mission_control_spool_depth", "Spooled ingest batches waiting for the database."
+    )
+    spool.add_metric([], files)
+    yield spool
+    spool_bytes = GaugeMetricFamily("mission_control_spool_bytes", "Bytes in the ingest spool.")
+    spool_bytes.add_metric([], size)
+    yield spool_bytes
+
+
+metrics.register_gauges(depth_gauges)
 
 
 def _close_connections() -> None:

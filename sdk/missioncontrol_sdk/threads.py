@@ -93,6 +93,39 @@ class ThreadContext:
         is recorded as running and `with` it (or `finish()`) records its end and duration."""
         return Step(self, next(self._sequence), step_type, description, details or {}, status, duration_ms)
 
+    def llm(
+        self,
+        model: str,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        *,
+        description: str = "",
+        user: str | None = None,
+        provider: str | None = None,
+        details: dict[str, Any] | None = None,
+        status: StepStatus | None = None,
+        duration_ms: float | None = None,
+    ) -> Step:
+        """Record an LLM call and the tokens it used: what Mission Control's usage and cost
+        are counted from (priced per model by its `usage.prices`).
+
+        Given the token counts, the call is recorded complete at once; else `with` it and
+        tell them with `step.usage(input_tokens, output_tokens)` before it ends. `user` is
+        who the call ran for (default: the thread's `execution_context["user"]`).
+        """
+        info: dict[str, Any] = {"category": "llm", "model": model, **(details or {})}
+        who = user if user is not None else self.execution_context.get("user")
+        if who:
+            info["user"] = str(who)
+        if provider:
+            info["provider"] = provider
+        if input_tokens is not None or output_tokens is not None:
+            info["usage"] = {"input_tokens": input_tokens or 0, "output_tokens": output_tokens or 0}
+            status = status or "complete"
+        return self.step(
+            "script", description or f"chat {model}", info, status=status, duration_ms=duration_ms
+        )
+
     def message(self, role: Role, content: str, metadata: dict[str, Any] | None = None) -> str:
         return self.client.emit(
             "thread.message", thread_id=self.id, role=role, content=content, metadata=metadata or {}
@@ -169,6 +202,12 @@ class Step:
             status=self.status,
             duration_ms=self.duration_ms,
         )
+
+    def usage(self, input_tokens: int, output_tokens: int) -> None:
+        """The tokens this step's LLM call used (see `ThreadContext.llm`); sent when it ends."""
+        self.details["usage"] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        if self.finished:
+            self._report()
 
     def finish(self, status: StepStatus = "complete", **details: Any) -> None:
         """Record the step's end: its status, its duration since it began, more details."""

@@ -6,7 +6,10 @@
 
   function cssVar(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
-  /** A line chart in `container`: `series` are labels, `data` is [xs, ys1, ys2, ...]. */
+  /** A line chart in `container`: `series` are labels, `data` is [xs, ys1, ys2, ...];
+   * `opts.height`, `opts.yAxis` (uPlot axis options: `values` to format the ticks),
+   * `opts.gaps` to leave a null value a gap in its line (else the line joins its neighbours),
+   * and `opts.colors` for the series' own colours. */
   function lineChart(container, series, data, opts) {
     const fg = cssVar("--muted") || "#8a96a3";
     const grid = cssVar("--line") || "#263241";
@@ -15,8 +18,8 @@
       width: Math.max(200, container.clientWidth),
       height: (opts && opts.height) || 200,
       scales: { x: { time: true } },
-      axes: [axis, Object.assign({}, axis, { size: 50 })],
-      series: [{}].concat(series.map((label, i) => ({ label: label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false } }))),
+      axes: [axis, Object.assign({}, axis, { size: 50 }, opts && opts.yAxis)],
+      series: [{}].concat(series.map((label, i) => ({ label: label, stroke: ((opts && opts.colors) || COLORS)[i % COLORS.length], width: 1.5, spanGaps: !(opts && opts.gaps), points: { show: false } }))),
       legend: { show: true },
     };
     let plot = new uPlot(options, data, container);

@@ -34,6 +34,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from mcps.models import IngestKey
 from missioncontrol.ingest.events import Source
+from missioncontrol.ingest.http import Answer, ingest_key, read_body, respond
 from missioncontrol.ingest.otlp import decode
 from missioncontrol.ingest.otlp.mapping import Mapped, map_logs, map_spans
 from missioncontrol.ingest.pipeline import IngestResult, ingest
@@ -52,23 +53,23 @@ _CODES[429] = code_pb2.RESOURCE_EXHAUSTED
 _CODES[500] = code_pb2.INTERNAL
 
 
-class Refusal(Exception):
-    """An answer other than an export response: a google.rpc.Status with `status`."""
+class Refusal(Answer):
+    """An answer other than an export response, as OTLP words it; `details`: protobuf
+    messages for the google.rpc.Status's details."""
 
     def __init__(self, status: int, message: str, details: tuple[Any, ...] = (), **headers: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details  # protobuf messages for the Status's details
-        self.headers = {name.replace("_", "-"): value for name, value in headers.items()}
+        super().__init__(status, None, message, **headers)
+        self.details = details
 
-    def as_status(self) -> status_pb2.Status:
-        status = status_pb2.Status(code=_CODES.get(self.status, code_pb2.UNKNOWN), message=self.message)
-        for detail in self.details:
-            packed = AnyMessage()
-            packed.Pack(detail)
-            status.details.append(packed)
-        return status
+
+def _status(answer: Answer) -> status_pb2.Status:
+    """The google.rpc.Status of an answer (a Refusal's, or one the shared edge helpers gave)."""
+    status = status_pb2.Status(code=_CODES.get(answer.status, code_pb2.UNKNOWN), message=answer.message)
+    for detail in getattr(answer, "details", ()):
+        packed = AnyMessage()
+        packed.Pack(detail)
+        status.details.append(packed)
+    return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +131,6 @@ def receive_export(signal: decode.Signal, encoding: decode.Encoding, raw_key: st
             logger.debug("otlp: closing a broken connection failed", exc_info=True)
 
 
-def _key(headers: dict[bytes, bytes]) -> str:
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return headers.get(b"x-api-key", b"").decode("latin-1").strip()
-
-
 def _content_type(headers: dict[bytes, bytes]) -> str:
     return headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
 
@@ -148,22 +142,6 @@ def _encoding(headers: dict[bytes, bytes]) -> decode.Encoding:
             415, f"unsupported Content-Type {content_type!r}; use application/x-protobuf or application/json"
         )
     return _CONTENT_TYPES[content_type]
-
-
-async def _read_body(receive: Any, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionAbortedError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise Refusal(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -187,7 +165,7 @@ async def _handle(
         raise Refusal(405, "use POST", Allow="POST")
     headers = dict(scope["headers"])
     encoding = _encoding(headers)
-    raw_key = _key(headers)
+    raw_key = ingest_key(headers, api_key_header=True)
     if not raw_key:
         raise Refusal(
             401, "missing 'Authorization: Bearer <ingest key>' (or X-API-Key)", WWW_Authenticate="Bearer"
@@ -201,25 +179,12 @@ async def _handle(
     if content_encoding not in ("identity", "gzip", ""):
         raise Refusal(415, f"unsupported Content-Encoding {content_encoding!r}; use gzip or none")
     limit = settings.INGEST_MAX_BODY_BYTES
-    try:
-        declared = int(headers.get(b"content-length", b"0"))
-    except ValueError as exc:
-        raise Refusal(400, "Content-Length is not an integer") from exc
-    if declared > limit:
-        raise Refusal(413, f"body larger than {limit} bytes")
-    body = await _read_body(receive, limit)
+    body = await read_body(headers, receive, limit)
     if content_encoding == "gzip":
         body = _gunzip(body, limit)
     outcome = await sync_to_async(receive_export, thread_sensitive=False)(signal, encoding, raw_key, body)
     await outcome.result.outbox.send()  # committed: only now do subscribers hear of it
     return outcome, encoding
-
-
-async def _respond(send: Any, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
-    raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def otlp_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -230,14 +195,14 @@ async def otlp_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
     try:
         outcome, encoding = await _handle(signal, scope, receive)
         body, content_type = decode.response(signal, encoding, outcome.rejected, outcome.error_message)
-        await _respond(send, 200, body, content_type, {})
-    except Refusal as refusal:
-        body, content_type = decode.serialize(refusal.as_status(), encoding)
-        await _respond(send, refusal.status, body, content_type, refusal.headers)
+        await respond(send, 200, body, content_type, {})
+    except Answer as answer:
+        body, content_type = decode.serialize(_status(answer), encoding)
+        await respond(send, answer.status, body, content_type, answer.headers)
     except ConnectionAbortedError:
         return
     except Exception:
         logger.exception("otlp: unexpected error")
         status = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
         body, content_type = decode.serialize(status, encoding)
-        await _respond(send, 500, body, content_type, {})
+        await respond(send, 500, body, content_type, {})

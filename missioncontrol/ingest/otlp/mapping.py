@@ -18,9 +18,11 @@ Threads:
 Every other span is a step of its thread: `tool_call` for tool executions (GenAI
 execute_tool, a `gen_ai.tool.name`, MCP `tools/call`), `script` for the rest (LLM calls,
 MCP protocol requests, plain work); the GenAI/MCP reading of the span is in `details`
-with the attributes that have no mapping. A step's sequence is its start time in
-microseconds modulo 2**31: stable when an export is re-sent (the step is stored once)
-and ordered like the spans, except across the wrap every 35 minutes.
+with the attributes that have no mapping. An LLM call's `gen_ai.usage.*` token counts
+are its step's `details.usage` (by their last part), with the model and the user
+(`user.id` / `enduser.id`) beside them: what the usage report sums. A step's sequence
+is its start time in microseconds modulo 2**31: stable when an export is re-sent (the
+step is stored once) and ordered like the spans, except across the wrap every 35 minutes.
 
 Event ids derive from trace and span ids (and, for log records, a digest of the
 record), so a re-sent export stores nothing twice. Transcript messages are identified
@@ -341,8 +343,12 @@ _STEP_KEYS = frozenset(
         "gen_ai.input.messages",
         "gen_ai.output.messages",
         "gen_ai.system_instructions",
+        "user.id",
+        "enduser.id",
     )
 )
+# Who an LLM call ran for (the usage page's "user"): the span's, else its resource's.
+USER_KEYS = ("user.id", "enduser.id")
 
 
 def _category(op: Any, tool: Any, method: Any) -> str:
@@ -374,6 +380,14 @@ def _usage_and_unmapped(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return usage, unmapped
 
 
+def _user(span: Span) -> str | None:
+    for source in (span.attributes, span.resource):
+        for key in USER_KEYS:
+            if source.get(key):
+                return str(source[key])
+    return None
+
+
 def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[str, Any]]:
     attrs = span.attributes
     op, method = attrs.get("gen_ai.operation.name"), attrs.get("mcp.method.name")
@@ -394,6 +408,7 @@ def _step_details(span: Span, other_events: list[SpanEvent]) -> tuple[str, dict[
         "model": attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model"),
         "provider": attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system"),
         "agent": attrs.get("gen_ai.agent.name"),
+        "user": _user(span),
         "mcp_method": method,
         "mcp_session_id": attrs.get("mcp.session.id"),
         "mcp_protocol_version": attrs.get("mcp.protocol.version"),
