@@ -113,6 +113,12 @@ CONFIG_MEANINGS = {
     "kiwi.workspaces": "Kiwi projects: `{name, project_path, server}`, each a project whose `.ai/` folder is "
     "indexed and whose `execute` calls run on `server`.",
     "kiwi.index_interval": "Seconds between re-index passes (only changed files are read).",
+    "export.otlp.endpoint": "An OpenTelemetry collector's OTLP/HTTP URL: finished threads and their steps are "
+    "sent to `{endpoint}/v1/traces` as spans; unset (the default): nothing is exported.",
+    "export.otlp.headers": "Headers sent with every export, e.g. `{authorization: Bearer ${COLLECTOR_TOKEN}}`.",
+    "export.otlp.interval": "Seconds between two exports.",
+    "export.otlp.delay": "How long after a thread ended it is exported (its last events arrive first); "
+    "a thread whose end is reported later than this is not exported.",
     "usage.currency": "The unit the prices are in, written next to every cost.",
     "usage.prices": "Per model, `{input, output}`: the price of a million tokens. A name ending in `*` prices "
     "every model starting with the rest; a model with no price has an unknown cost, never 0.",
@@ -272,6 +278,7 @@ ENV_MEANINGS = {
     "MC_CELERY_VISIBILITY_TIMEOUT": "Seconds before Redis hands an unacknowledged task to another worker; at least the directive run timeout + 360 by default.",
     "MC_CHANNEL_PREFIX": "Prefix of everything kept in Redis (channel layer, gateway channel, cache, limits): two installations may share one Redis.",
     "MC_CONFIG": "Path of `mission_control.yml`.",
+    "MC_OTLP_EXPORT_ENDPOINT": "Overrides `export.otlp.endpoint`: the OTLP/HTTP collector threads are exported to as spans.",
     "MC_CONN_MAX_AGE": "Seconds a database connection is kept open for reuse (0: one per request).",
     "MC_DATA_DIR": "Where the embedded default keeps its files: the SQLite database, the generated secret key, the spool, the archive.",
     "MC_DB_CONNECT_TIMEOUT": "Seconds before a PostgreSQL connection attempt gives up, so ingest spools instead of hanging.",
@@ -549,8 +556,12 @@ def metrics_page() -> str:
     out = [
         "# Metrics\n\n",
         GENERATED,
-        "`GET /metrics` answers Prometheus' text format (to a signed-in session; other requests "
-        "are sent to the sign-in page). With several processes, set "
+        "`GET /metrics` answers Prometheus' text format to a user with a role that may read (a "
+        "session, a JWT or an API token) and to a metrics-only API token (`manage.py "
+        "create_api_token NAME --user USER --metrics-only`, or *reaches: /metrics only* on the "
+        "tokens page), which every other surface refuses (403). Prometheus sends it as "
+        "`authorization: {credentials: <token>}` in its scrape config (type Bearer, the "
+        "default). Without credentials the answer is 401. With several processes, set "
         "`PROMETHEUS_MULTIPROC_DIR` to one directory (emptied at deploy) for every web and worker "
         "process: `/metrics` on any web process sums them (live processes only, for gauges). "
         "A Grafana dashboard over these metrics ships in `deploy/grafana/mission-control.json`.\n\n",
@@ -584,7 +595,8 @@ def websocket_page() -> str:
         "# WebSocket frames and channels\n\n",
         GENERATED,
         "One socket at `/ws/` carries every live stream. Sign in with the session cookie (pages) "
-        "or `?token=<JWT access token or API token>`. How channels behave (snapshots, resuming "
+        "or `?token=<JWT access token or API token>`, or the same as an `Authorization: Bearer` "
+        "header of the handshake (for clients that can set one). How channels behave (snapshots, resuming "
         "after a reconnect) is described in [Live streams](../concepts/live.md).\n\n",
         "## Client frames\n\n| field | type | required |\n|---|---|---|\n",
     ]

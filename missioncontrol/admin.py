@@ -73,11 +73,11 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(APIToken)
 class APITokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "owner", "team", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("team", "revoked_at")
+    list_display = ("name", "prefix", "owner", "team", "scope", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("team", "scope", "revoked_at")
     search_fields = ("name", "prefix", "owner__username")
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("name", "owner", "team", *readonly_fields)
+    fields = ("name", "owner", "team", "scope", *readonly_fields)
     raw_id_fields = ("owner",)
     actions = ["revoke"]
 

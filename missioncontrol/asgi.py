@@ -67,7 +67,8 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await django_http(scope, receive, send)
 
 
-# The session cookie signs a browser in; `?token=` (read by the consumer) signs in scripts.
+# The session cookie signs a browser in; `?token=` or `Authorization: Bearer` (read by the
+# consumer) signs in scripts.
 websocket = OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 
 

@@ -6,7 +6,8 @@ WebSocket (`?token=`) and /mcp all go through it, so they cannot disagree.
 
 An API token (`mct_...`) acts as its owner: the owner's roles and teams apply. Its
 team marks what it produces (threads recorded through /mcp). Its use is written
-(`last_used_at`, an access event) at most once a minute.
+(`last_used_at`, an access event) at most once a minute. A metrics-only token (a
+Prometheus scraper's) reads `/metrics` and every other surface refuses it (403).
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def api_token_user(raw: str, request: Any = None, via: str = "rest") -> tuple[An
     return token.owner, token
 
 
+METRICS_ONLY = "This token may read /metrics only."
+
+
+def metrics_only(user: Any) -> bool:
+    """Whether `user` came with a metrics-only API token (refused but on /metrics)."""
+    token: APIToken | None = getattr(user, "mc_api_token", None)
+    return token is not None and token.metrics_only
+
+
 def jwt_user(raw: str) -> Any | None:
     """The active user of a valid, unexpired JWT access token, or None."""
     authenticator = JWTAuthentication()
@@ -88,6 +98,15 @@ class Principal:
     token: str | None = None  # the API token's id, when it came with one
     teams: tuple[str, ...] = ()  # slugs of the user's teams
     may_read: bool = True  # False for a user without a role: /mcp and mcp_proxy refuse it
+    metrics_only: bool = False  # it came with a metrics-only token: /mcp and mcp_proxy refuse it
+
+    def refusal(self) -> str | None:
+        """Why /mcp and mcp_proxy refuse this caller, or None."""
+        if self.metrics_only:
+            return f"{self.name}: {METRICS_ONLY}"
+        if not self.may_read:
+            return f"{self.name} has no role (viewer, operator or admin); ask an admin"
+        return None
 
     def subject(self) -> Subject:
         """The policy subject (audit.policy) of this caller."""
@@ -112,16 +131,18 @@ def principal_of(user: Any) -> Principal:
         teams = roles.team_ids(user)
         team_id, name = (teams[0] if len(teams) == 1 else None), user.get_username()
     role = roles.role_of(user)
+    scoped = token is not None and token.metrics_only
     return Principal(
         user.pk,
         name,
         team_id,
-        roles.can(user, roles.CALL_TOOL),
+        not scoped and roles.can(user, roles.CALL_TOOL),
         role.value if role else None,
         username=user.get_username(),
         token=str(token.pk) if token is not None else None,
         teams=tuple(user.teams.order_by("slug").values_list("slug", flat=True)),
-        may_read=roles.can(user, roles.READ),
+        may_read=not scoped and roles.can(user, roles.READ),
+        metrics_only=scoped,
     )
 
 
@@ -135,6 +156,8 @@ class APITokenAuthentication(BaseAuthentication):
         found = api_token_user(raw, request._request)
         if found is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API token.")
+        if found[1].metrics_only:
+            raise exceptions.PermissionDenied(METRICS_ONLY)
         return found
 
     def authenticate_header(self, request: Request) -> str:
@@ -179,6 +202,8 @@ def _resolve(request: HttpRequest, permission: str | None) -> tuple[Any, HttpRes
         user = user_for_bearer(raw, request)
         if user is None:
             return None, unauthorized("Invalid, expired or revoked bearer token.")
+        if metrics_only(user):
+            return None, forbidden(METRICS_ONLY)
     else:
         user = request.user
         if not user.is_authenticated:
@@ -192,6 +217,25 @@ def _resolve(request: HttpRequest, permission: str | None) -> tuple[Any, HttpRes
     if permission is not None and not roles.can(user, permission):
         return None, forbidden(f"Your role does not allow this (needs {permission}).")
     return user, None
+
+
+def metrics_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Who may scrape /metrics: a session or bearer (API token, JWT) of a user with a role
+    that may read, or a metrics-only token. None if `request` may; else the 401 or 403."""
+    raw = bearer(request.META.get("HTTP_AUTHORIZATION", ""))
+    if raw:
+        user = user_for_bearer(raw, request, via="metrics")
+        if user is None:
+            return unauthorized("Invalid, expired or revoked bearer token.")
+    else:
+        user = request.user
+        if not user.is_authenticated:
+            return unauthorized()
+    if not user.is_active:
+        return unauthorized("This user is inactive.")
+    if not (metrics_only(user) or roles.can(user, roles.READ)):
+        return forbidden(f"Your role does not allow this (needs {roles.READ}, or a metrics-only token).")
+    return None
 
 
 ViewFn = Callable[..., Awaitable[HttpResponse]]

@@ -284,6 +284,21 @@ class KiwiConfig:
 
 
 @dataclass(frozen=True)
+class OtlpExportConfig:
+    """Threads and their steps forwarded as spans to an OpenTelemetry collector (threads/otlp_export.py)."""
+
+    endpoint: str | None = None  # the collector's OTLP/HTTP base URL; spans go to {endpoint}/v1/traces
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every export (an API key, say)
+    interval: int = 10  # seconds between two exports
+    delay: int = 30  # a thread is exported this long after it ended (its late steps and end arrive)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    otlp: OtlpExportConfig = field(default_factory=OtlpExportConfig)
+
+
+@dataclass(frozen=True)
 class ModelPrice:
     """What a model's tokens cost, per million, in the usage section's currency."""
 
@@ -316,6 +331,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     kiwi: KiwiConfig = field(default_factory=KiwiConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     path: Path | None = None
 
@@ -335,6 +351,7 @@ _SECTIONS = {
     "security",
     "policy",
     "kiwi",
+    "export",
     "usage",
 }
 
@@ -424,6 +441,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         security=_security(_section(raw, "security")),
         policy=_policy(_section(raw, "policy")),
         kiwi=_kiwi(_section(raw, "kiwi")),
+        export=_export(_section(raw, "export")),
         usage=_usage(_section(raw, "usage")),
         path=path,
     )
@@ -478,6 +496,42 @@ def _policy(p: dict[str, Any]) -> PolicyConfig:
                 e.get("learning_period", "7 days"), "policy.escalation.learning_period"
             ),
         ),
+    )
+
+
+def _export(raw: dict[str, Any]) -> ExportConfig:
+    unknown = set(raw) - {"otlp"}
+    if unknown:
+        raise ConfigError(f"export.{sorted(unknown)[0]}: unknown key; expected otlp")
+    otlp = raw.get("otlp") or {}
+    if not isinstance(otlp, dict):
+        raise ConfigError("export.otlp: expected a mapping, e.g. {endpoint: http://collector:4318}")
+    unknown = set(otlp) - {"endpoint", "headers", "interval", "delay"}
+    if unknown:
+        raise ConfigError(
+            f"export.otlp.{sorted(unknown)[0]}: unknown key; expected endpoint, headers, interval, delay"
+        )
+    endpoint = _str(otlp, "endpoint", None, "export.otlp")
+    if endpoint:
+        endpoint = _expand_env(endpoint)
+        if not re.match(r"^https?://[^/\s]+", endpoint):
+            raise ConfigError(f"export.otlp.endpoint: expected an http(s) URL, got {endpoint!r}")
+    headers = otlp.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ConfigError("export.otlp.headers: expected a mapping of header name to text")
+    default = OtlpExportConfig()
+    interval = parse_duration(otlp.get("interval", default.interval), "export.otlp.interval")
+    if interval < 1:
+        raise ConfigError(f"export.otlp.interval: expected at least 1 second, got {interval}")
+    return ExportConfig(
+        otlp=OtlpExportConfig(
+            endpoint=endpoint or None,
+            headers={k: _expand_env(v) for k, v in headers.items()},
+            interval=interval,
+            delay=parse_duration(otlp.get("delay", default.delay), "export.otlp.delay"),
+        )
     )
 
 

@@ -11,26 +11,31 @@ Resuming (missioncontrol.history): live event frames carry the channel's `epoch`
 the frames it missed, in order, instead of a snapshot; or, when the history cannot
 answer, a `resync` frame followed by the snapshot.
 
-Authentication: `?token=<JWT access token or API token>` in the URL, or the session
-cookie. Without either the socket is sent an error frame and closed with code 4401;
-a user with no role, 4403. A user sees what `visible_to` lets it see: another team's
-`thread:{id}`, `logs:{id}` or `permission:{id}` answers an error frame, and events on
-every channel are filtered per connection by their teams (EventsMessage.teams).
+Authentication: `?token=<JWT access token or API token>` in the URL, the same in the
+handshake's `Authorization: Bearer` header (clients that can set headers keep it out of
+URLs and logs), or the session cookie. Without any the socket is sent an error frame
+and closed with code 4401; a user with no role (or a metrics-only token), 4403. A user
+sees what `visible_to` lets it see: another team's `thread:{id}`, `logs:{id}` or
+`permission:{id}` answers an error frame, and events on every channel are filtered per
+connection by their teams (EventsMessage.teams).
 Commands need the operator role (call_tool, reconnect) and are in the access audit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.cache import caches
 
 from audit import access
 from audit.models import PermissionEvent
@@ -39,7 +44,8 @@ from mcps.endpoint.gate import open_call
 from mcps.gateway import rpc as gateway_rpc
 from mcps.models import MCPServer
 from missioncontrol import live, ratelimit, roles
-from missioncontrol.authentication import user_for_bearer
+from missioncontrol.authentication import METRICS_ONLY, metrics_only, user_for_bearer
+from missioncontrol.credentials import scope_bearer
 from missioncontrol.jsontext import JSONDecodeError, loads
 from missioncontrol.live import EventsMessage, encode, events_frame, frame, group_for, parse_channel
 from missioncontrol.metrics import WEBSOCKET_CONNECTIONS
@@ -68,6 +74,22 @@ FORBIDDEN = 4403
 
 # The longest a call_tool command may ask to wait for its answer, in seconds.
 MAX_CALL_TIMEOUT = 3600.0
+# A command's `command_id` is remembered (per user, across sockets and processes: the
+# shared cache) this long, so that a client re-sending it after a reconnect gets the
+# first run's answer instead of running it again.
+COMMAND_MEMORY_SECONDS = 900
+MAX_COMMAND_ID = 200
+# How often a repeat polls for the answer of a first run still under way.
+_REPEAT_POLL_SECONDS = 0.1
+
+
+def _command_key(user_id: int, command_id: str) -> str:
+    return f"ws-command:{user_id}:{hashlib.sha256(command_id.encode()).hexdigest()}"
+
+
+async def _cache(method: str, *args: Any) -> Any:
+    """A call of the shared cache, off the one thread-sensitive executor."""
+    return await sync_to_async(getattr(caches["shared"], method), thread_sensitive=False)(*args)
 
 
 def _valid_timeout(value: Any) -> bool:
@@ -136,8 +158,10 @@ def _hidden_thread(channel: str, user: Any) -> bool:
 
 
 def _connecting_user(scope: dict[str, Any]) -> tuple[Any, str | None]:
-    """(user, None), or (None, why not): `?token=` first, else the session's user."""
+    """(user, None), or (None, why not): `?token=` first, then the handshake's
+    `Authorization: Bearer`, else the session's user."""
     token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+    token = token or scope_bearer(scope)
     if token:
         if ratelimit.bearer_user_id(token) is None:
             # Not seen valid yet: counted against the address before it costs a lookup.
@@ -149,7 +173,10 @@ def _connecting_user(scope: dict[str, Any]) -> tuple[Any, str | None]:
         return (user, None) if user is not None else (None, "invalid, expired or revoked token")
     user = scope.get("user")
     if user is None or not user.is_authenticated:
-        return None, "authentication required: connect with ?token=<access token> or a session"
+        return None, (
+            "authentication required: connect with ?token=<access token>, an "
+            "'Authorization: Bearer <access token>' header, or a session"
+        )
     return user, None
 
 
@@ -161,6 +188,8 @@ def _admit(scope: dict[str, Any]) -> tuple[Any, str | None, frozenset[int], bool
     user, refusal = _connecting_user(scope)
     if user is None:
         return None, refusal, frozenset(), False
+    if metrics_only(user):
+        return user, METRICS_ONLY, frozenset(), False
     if not roles.can(user, roles.READ):
         return user, "your account has no role that may read; ask an admin", frozenset(), False
     return user, None, frozenset(roles.team_ids(user)), roles.sees_all(user)
@@ -201,6 +230,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     subscriptions: dict[str, Subscription]
     # Sockets open in this process, against settings.WS_MAX_CONNECTIONS.
     open_sockets = 0
+    # Commands with a command_id under way in this process (they outlive their socket).
+    remembered: set[asyncio.Task[None]] = set()
+    closed = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its per-message `aclose_old_connections()`.
@@ -264,6 +296,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await ratelimit.sockets().renew(identity, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
+        self.closed = True
         for task in list(getattr(self, "commands", ())):
             task.cancel()
         if getattr(self, "counted", False):
@@ -435,6 +468,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
         Commands: call_tool (tool, arguments, timeout), list_tools, reconnect. Progress
         comes as event frames carrying the request_id, then one response (or error).
+
+        A `command_id` in the payload (a string the client makes unique, up to 200
+        characters) makes a re-send safe: the same user sending the same id again within
+        15 minutes, on any socket, is answered with the first run's response (or error),
+        waiting for it if that run is still under way, and nothing runs twice. A run
+        with an id goes on when its socket closes, so its answer is there for the
+        re-send.
         """
         try:
             kind, mcp_id = parse_channel(channel)
@@ -451,6 +491,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
             reason = f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}"
             await self.send_error(reason, channel, request_id, field="command")
             return
+        command_id = payload.get("command_id")
+        if command_id is not None and (
+            not isinstance(command_id, str) or not 0 < len(command_id) <= MAX_COMMAND_ID
+        ):
+            reason = f"command_id: expected a string of 1 to {MAX_COMMAND_ID} characters"
+            await self.send_error(reason, channel, request_id, field="command_id")
+            return
         timeout = payload.get("timeout")
         if command == "call_tool" and not _valid_timeout(timeout):
             reason = f"timeout: expected a number of seconds above 0, at most {MAX_CALL_TIMEOUT:g}"
@@ -463,15 +510,78 @@ class LiveConsumer(AsyncWebsocketConsumer):
             payload_out = {"reason": f"your role may not {command} (needs {needed})", "status": 403}
             await self.send(text_data=frame("error", channel, payload_out, request_id))
             return
-        task = asyncio.get_running_loop().create_task(
-            self._run_command(channel, mcp_id, command, payload, request_id)
-        )
-        self.commands.add(task)
-        task.add_done_callback(self.commands.discard)
+        loop = asyncio.get_running_loop()
+        if command_id is None:
+            task = loop.create_task(self._run_command(channel, mcp_id, command, payload, request_id))
+            self.commands.add(task)
+            task.add_done_callback(self.commands.discard)
+            return
+        # Not cancelled with the socket: its answer is kept for the client's re-send.
+        task = loop.create_task(self._run_once(command_id, channel, mcp_id, command, payload, request_id))
+        LiveConsumer.remembered.add(task)
+        task.add_done_callback(LiveConsumer.remembered.discard)
+
+    async def _answer(self, kind: str, channel: str, payload: dict[str, Any], request_id: str | None) -> None:
+        """Send a command's final frame, unless the socket has closed meanwhile."""
+        if not self.closed:
+            await self.send(text_data=frame(kind, channel, payload, request_id))
 
     async def _run_command(
         self, channel: str, mcp_id: str, command: str, payload: dict[str, Any], request_id: str | None
     ) -> None:
+        kind, answer = await self._execute(channel, mcp_id, command, payload, request_id)
+        await self._answer(kind, channel, answer, request_id)
+
+    async def _run_once(
+        self,
+        command_id: str,
+        channel: str,
+        mcp_id: str,
+        command: str,
+        payload: dict[str, Any],
+        request_id: str | None,
+    ) -> None:
+        """Run a command carrying `command_id` unless this user sent it before: then answer
+        with the first run's answer (waiting for it while that run goes on)."""
+        key = _command_key(self.user.pk, command_id)
+        if await _cache("add", key, {"state": "running"}, COMMAND_MEMORY_SECONDS):
+            try:
+                kind, answer = await self._execute(channel, mcp_id, command, payload, request_id)
+            except BaseException as exc:
+                # Whether it took effect is unknown: a re-send is told so, never run again.
+                reason = (
+                    f"the command's run ended without an answer ({type(exc).__name__}); "
+                    "it may have taken effect"
+                )
+                ended = {"state": "done", "type": "error", "payload": {"reason": reason, "status": 500}}
+                await asyncio.shield(_cache("set", key, ended, COMMAND_MEMORY_SECONDS))
+                raise
+            done = {"state": "done", "type": kind, "payload": answer}
+            await _cache("set", key, done, COMMAND_MEMORY_SECONDS)
+            await self._answer(kind, channel, answer, request_id)
+            return
+        wait = float(payload.get("timeout") or settings.GATEWAY_CALL_TIMEOUT) + 30.0
+        deadline = time.monotonic() + wait
+        while True:
+            first = await _cache("get", key)
+            if first is None:
+                reason = f"command {command_id!r} was sent before and its answer is no longer known"
+                await self._answer("error", channel, {"reason": reason, "status": 409}, request_id)
+                return
+            if first.get("state") == "done":
+                await self._answer(first["type"], channel, first["payload"], request_id)
+                return
+            if time.monotonic() > deadline:
+                reason = f"command {command_id!r} was sent before and is still running; ask again later"
+                await self._answer("error", channel, {"reason": reason, "status": 409}, request_id)
+                return
+            await asyncio.sleep(_REPEAT_POLL_SECONDS)
+
+    async def _execute(
+        self, channel: str, mcp_id: str, command: str, payload: dict[str, Any], request_id: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """Run a command: its final frame's type ("response" or "error") and payload.
+        Progress events are sent while it runs (while the socket is open)."""
         args: dict[str, Any] = {"mcp_id": mcp_id}
         timeout = 10.0
         if command == "call_tool":
@@ -480,9 +590,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             timeout = float(payload.get("timeout") or settings.GATEWAY_CALL_TIMEOUT)
 
         async def progress(update: dict[str, Any]) -> None:
-            await self.send(
-                text_data=frame("event", channel, {"type": "tool.progress", **update}, request_id)
-            )
+            if not self.closed:
+                await self.send(
+                    text_data=frame("event", channel, {"type": "tool.progress", **update}, request_id)
+                )
 
         call = None
         if command == "call_tool" and isinstance(args["tool"], str) and isinstance(args["arguments"], dict):
@@ -495,11 +606,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if not call.decision.granted:
                 call.record(error=call.decision.denial_text())
                 denied = {"reason": call.decision.denial_text(), "status": 403, "field": "policy"}
-                await self.send(
-                    text_data=frame("error", channel, {**denied, "thread_id": call.thread_id}, request_id)
-                )
                 await self._audit(command, mcp_id, payload, access.DENIED)
-                return
+                return "error", {**denied, "thread_id": call.thread_id}
         try:
             result = await gateway_rpc.request(command, args, timeout=timeout, on_progress=progress)
         except gateway_rpc.GatewayError as exc:
@@ -516,14 +624,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 payload_out["outcome"] = exc.outcome
             if call is not None:
                 payload_out["thread_id"] = call.thread_id
-            await self.send(text_data=frame("error", channel, payload_out, request_id))
             await self._audit(command, mcp_id, payload, access.FAILURE)
-            return
+            return "error", payload_out
         if call is not None:
             call.record(result=result.get("result"))
             result = {**result, "thread_id": call.thread_id}
-        await self.send(text_data=frame("response", channel, result, request_id))
         await self._audit(command, mcp_id, payload, access.SUCCESS)
+        return "response", result
 
     async def _audit(self, command: str, mcp_id: str, payload: dict[str, Any], outcome: str) -> None:
         """Tool calls and reconnects go to the access audit (listing tools does not)."""

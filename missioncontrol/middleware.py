@@ -10,9 +10,18 @@ from django.http import HttpRequest, HttpResponseBase, HttpResponseForbidden
 
 from missioncontrol import roles
 
-# These answer 401 (JSON) rather than redirect a script to a login page; the admin has
-# its own login; /health and static files are public.
-NOT_PAGES = ("/api/", "/graphql", "/health", "/admin/", "/static/", "/accounts/login/", "/favicon.ico")
+# These answer 401 (JSON) rather than redirect a script (or a Prometheus scraper) to a
+# login page; the admin has its own login; /health and static files are public.
+NOT_PAGES = (
+    "/api/",
+    "/graphql",
+    "/metrics",
+    "/health",
+    "/admin/",
+    "/static/",
+    "/accounts/login/",
+    "/favicon.ico",
+)
 # A user without a role may still sign out (and in as someone else).
 ROLELESS = ("/accounts/",)
 NO_ROLE = (

@@ -300,9 +300,12 @@ class HashedSecret(models.Model):
 
 
 class APITokenQuerySet(HashedSecretQuerySet["APIToken"]):
-    def issue(self, name: str, owner: Any, team: Team | None = None) -> tuple[APIToken, str]:
-        """Create a token acting as `owner` within `team`; the raw token is returned once, never stored."""
-        token = APIToken(name=name, owner=owner, team=team)
+    def issue(
+        self, name: str, owner: Any, team: Team | None = None, scope: str = "all"
+    ) -> tuple[APIToken, str]:
+        """Create a token acting as `owner` within `team` (`scope`: what it may reach, see
+        APIToken.Scope); the raw token is returned once, never stored."""
+        token = APIToken(name=name, owner=owner, team=team, scope=scope)
         raw = token.new_secret()
         token.save()
         return token, raw
@@ -315,10 +318,18 @@ class APITokenQuerySet(HashedSecretQuerySet["APIToken"]):
 
 
 class APIToken(HashedSecret):
-    """A bearer token for /mcp and the REST API: acts as its owner, within its team."""
+    """A bearer token for /mcp and the REST API: acts as its owner, within its team.
+
+    A metrics-only token reads `/metrics` (a Prometheus scraper's credential) and is
+    refused (403) everywhere else.
+    """
 
     global_because = "admins only (missioncontrol.view_apitoken)"
     hash_field, secret_prefix, shown = "token_hash", TOKEN_PREFIX, 12
+
+    class Scope(models.TextChoices):
+        ALL = "all", "acts as its owner everywhere"
+        METRICS = "metrics", "reads /metrics only"
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -330,6 +341,12 @@ class APIToken(HashedSecret):
         related_name="api_tokens",
         help_text="Threads recorded through this token belong to this team.",
     )
+    scope = models.CharField(
+        max_length=16,
+        choices=Scope.choices,
+        default=Scope.ALL,
+        help_text="What the token may reach: everything its owner may, or /metrics only.",
+    )
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
 
     objects = APITokenQuerySet.as_manager()
@@ -337,3 +354,7 @@ class APIToken(HashedSecret):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API token"
+
+    @property
+    def metrics_only(self) -> bool:
+        return self.scope == self.Scope.METRICS

@@ -339,6 +339,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "options": {"expires": max(1, MC.kiwi.index_interval - 5)},
     },
 }
+# Threads and steps as spans to an external OpenTelemetry collector (threads/otlp_export.py):
+# off unless an endpoint is configured.
+OTLP_EXPORT = MC.export.otlp
+OTLP_EXPORT_ENDPOINT = env_str("MC_OTLP_EXPORT_ENDPOINT", OTLP_EXPORT.endpoint)
+if OTLP_EXPORT_ENDPOINT:
+    CELERY_BEAT_SCHEDULE["threads.export-spans"] = {
+        "task": "threads.export_spans",
+        "schedule": float(OTLP_EXPORT.interval),
+        "options": {"expires": max(1, OTLP_EXPORT.interval - 1)},
+    }
 SCHEDULE_IN_PROCESS = env_bool("MC_SCHEDULE_IN_PROCESS", REDIS_URL is None)
 if REDIS_URL:
     # `celery beat` keeps its schedule in Redis (celery-redbeat), not in a file of its

@@ -26,20 +26,31 @@ def check_owner(actor: Any, owner: Any) -> None:
 
 
 def issue(
-    actor: Any, name: str, owner: Any = None, team: Team | None = None, request: Any = None
+    actor: Any,
+    name: str,
+    owner: Any = None,
+    team: Team | None = None,
+    request: Any = None,
+    scope: str = APIToken.Scope.ALL,
 ) -> APIToken:
     """A new token acting as `owner` (default: `actor`); its raw secret, shown once, on `.raw`.
+    `scope` "metrics" makes a metrics-only token (a Prometheus scraper's).
 
     MoreThanYours if `owner` holds privilege `actor` lacks.
     """
     check_owner(actor, owner)
-    token, raw = APIToken.objects.issue(name, owner or actor, team)
+    token, raw = APIToken.objects.issue(name, owner or actor, team, scope)
     token.raw = raw  # type: ignore[attr-defined]
     access.record(
         actor,
         access.TOKEN_ISSUED,
         f"api_token:{token.pk}",
-        details={"name": token.name, "owner": token.owner.get_username(), "team": token.team_id},
+        details={
+            "name": token.name,
+            "owner": token.owner.get_username(),
+            "team": token.team_id,
+            "scope": token.scope,
+        },
         request=request,
     )
     return token

@@ -26,6 +26,7 @@ from missioncontrol import roles, tokens
 from missioncontrol import search as global_search
 from missioncontrol.activity import activity, error_rate
 from missioncontrol.api.auth import APITokenSerializer
+from missioncontrol.authentication import metrics_refusal
 from missioncontrol.graph import ENTITY_KINDS
 from missioncontrol.ingest.spool import default_spool
 from missioncontrol.metrics import exposition
@@ -187,11 +188,17 @@ def token_page(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied(f"Your role does not allow this (needs {roles.MANAGE_TOKENS}).")
         # The API's checks; the owner is always the signed-in user here.
         body = APITokenSerializer(
-            data={"name": request.POST.get("name", "").strip(), "team": request.POST.get("team") or None}
+            data={
+                "name": request.POST.get("name", "").strip(),
+                "team": request.POST.get("team") or None,
+                "scope": request.POST.get("scope") or APIToken.Scope.ALL,
+            }
         )
         if body.is_valid():
             data = body.validated_data
-            issued = tokens.issue(request.user, data["name"], team=data.get("team"), request=request)
+            issued = tokens.issue(
+                request.user, data["name"], team=data.get("team"), request=request, scope=data["scope"]
+            )
         else:
             errors = {k: [str(m) for m in v] for k, v in body.errors.items()}
             status = 400
@@ -203,6 +210,7 @@ def token_page(request: HttpRequest) -> HttpResponse:
         "issued": issued,
         "errors": errors,
         "teams": Team.objects.order_by("slug") if can_issue else [],
+        "scopes": APIToken.Scope.choices,
         "form": request.POST if errors else {},
     }
     response = render(request, "tokens.html", context, status=status)
@@ -220,6 +228,10 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition of Mission Control's own metrics (missioncontrol.metrics)."""
+    """Prometheus exposition of Mission Control's own metrics (missioncontrol.metrics), to a
+    reader (session or bearer) or a metrics-only token: `Authorization: Bearer mct_...`."""
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     body, content_type = exposition()
     return HttpResponse(body, content_type=content_type)

@@ -215,6 +215,18 @@ def receive_after_push(
     return asyncio.run(scenario())
 
 
+def register(url: str, token: str, spec: dict[str, Any], timeout: float = 60) -> None:
+    """Register the server `spec` through the API of the server at `url` (as an admin's
+    `token`) and wait for the gateway to connect it."""
+    auth = {"Authorization": f"Bearer {token}"}
+    response = httpx.post(f"{url}/api/mcps", json=spec, headers=auth, timeout=10)
+    assert response.status_code == 201, response.text
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{url}/api/mcps/{spec['id']}", headers=auth, timeout=5).json()["status"] != "connected":
+        assert time.monotonic() < deadline, f"the gateway did not connect {spec['id']}"
+        time.sleep(0.2)
+
+
 def register_and_call_time(url: str, token: str, timeout: float = 60) -> dict[str, Any]:
     """Register mcp-server-time through the API of the server at `url` (as an admin's
     `token`), wait for the gateway to connect it, and return the answer to one

@@ -148,8 +148,9 @@ class MCPEndpoint:
             reason = "invalid, expired or revoked token" if raw else "missing 'Bearer <API token or JWT>'"
             await _unauthorized(send, reason)
             return
-        if not principal.may_read:
-            await _forbidden(send, f"{principal.name} has no role (viewer, operator or admin); ask an admin")
+        refusal = principal.refusal()
+        if refusal is not None:
+            await _forbidden(send, refusal)
             return
         scope = {**scope, PRINCIPAL: principal, "user": session_owner(principal)}
         managers = await self._started()

@@ -163,6 +163,7 @@ class APITokenSerializer(serializers.ModelSerializer[APIToken]):
             "name",
             "owner",
             "team",
+            "scope",
             "prefix",
             "created_at",
             "last_used_at",
@@ -209,7 +210,12 @@ class APITokenViewSet(
     def perform_create(self, serializer: APITokenSerializer) -> None:  # type: ignore[override]
         data = serializer.validated_data
         serializer.instance = tokens.issue(
-            self.request.user, data["name"], data.get("owner"), data.get("team"), self.request._request
+            self.request.user,
+            data["name"],
+            data.get("owner"),
+            data.get("team"),
+            self.request._request,
+            scope=data.get("scope", APIToken.Scope.ALL),
         )
 
     def perform_destroy(self, instance: APIToken) -> None:

@@ -13,16 +13,29 @@
 // replays exactly the frames missed (no snapshot then). When it cannot (history lost or
 // too old) it answers `resync`: handlers get ([], frame) with frame.resync = true, then
 // the fresh snapshot (frame.snapshot) that replaces what the page showed.
+//
+// Requests (queries, commands) outlive a dropped connection: one not yet answered is sent
+// again once the socket is back, with the same request_id, and is rejected ("connection
+// lost") only if the socket stays down for GIVE_UP_AFTER_MS. A command carries a
+// command_id unique to this page, so the server answers a re-send with the first run's
+// answer instead of running it twice.
 (function () {
   "use strict";
   const MC = (window.MC = window.MC || {});
   const subscriptions = new Map(); // channel -> {payload, handlers:Set}
-  const pending = new Map(); // request_id -> {resolve, reject, onEvent}
+  const pending = new Map(); // request_id -> {frame, resolve, reject, onEvent}
   const stateListeners = new Set();
+  const GIVE_UP_AFTER_MS = 60000;
+  // Makes command ids unique to this page load (the server remembers them per user).
+  const pageId =
+    window.crypto && window.crypto.randomUUID
+      ? window.crypto.randomUUID()
+      : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
   let socket = null;
   let retry = 500;
   let counter = 0;
   let state = "connecting";
+  let lostAt = null; // when the connection dropped, while it is down
 
   function setState(next) {
     state = next;
@@ -91,8 +104,11 @@
     socket = new WebSocket(scheme + location.host + "/ws/");
     socket.onopen = function () {
       retry = 500;
+      lostAt = null;
       setState("live");
       subscriptions.forEach((sub, channel) => send(subscribeFrame(channel, sub.payload)));
+      // Unanswered requests again, as they were (a command keeps its command_id).
+      pending.forEach((p) => send(p.frame));
     };
     socket.onmessage = function (message) {
       let frame;
@@ -105,8 +121,11 @@
       if (lost) return;
       lost = true;
       setState("down");
-      pending.forEach((p) => p.reject({ reason: "connection lost" }));
-      pending.clear();
+      if (lostAt === null) lostAt = Date.now();
+      else if (Date.now() - lostAt > GIVE_UP_AFTER_MS) {
+        pending.forEach((p) => p.reject({ reason: "connection lost" }));
+        pending.clear();
+      }
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 10000) * (0.8 + Math.random() * 0.4);
     };
@@ -148,15 +167,17 @@
       send({ type: "unsubscribe", channel: channel });
       send(subscribeFrame(channel, sub.payload));
     },
-    /** A request/response exchange (query, command): resolves with the response payload. */
+    /** A request/response exchange (query, command): resolves with the response payload.
+     *  Made while the socket is down, or not answered before it drops, it is sent when it
+     *  is back; a command is given a command_id (unless it has one) so it runs once. */
     request(type, channel, payload, onEvent) {
       const requestId = type + ":" + ++counter;
+      const body = Object.assign({}, payload || {});
+      if (type === "command" && !body.command_id) body.command_id = pageId + ":" + requestId;
+      const frame = { type: type, channel: channel, payload: body, request_id: requestId };
       return new Promise(function (resolve, reject) {
-        pending.set(requestId, { resolve: resolve, reject: reject, onEvent: onEvent });
-        if (!send({ type: type, channel: channel, payload: payload || {}, request_id: requestId })) {
-          pending.delete(requestId);
-          reject({ reason: "not connected" });
-        }
+        pending.set(requestId, { frame: frame, resolve: resolve, reject: reject, onEvent: onEvent });
+        send(frame); // or, when the socket is down, once it is back (onopen)
       });
     },
   };

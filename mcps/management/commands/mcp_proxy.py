@@ -55,8 +55,9 @@ class Command(BaseCommand):
         principal = principal_for_bearer(options["token"], via="mcp_proxy")
         if principal is None:
             raise CommandError("the token is not valid: unknown, revoked or expired")
-        if not principal.may_read:
-            raise CommandError(f"{principal.name} has no role (viewer, operator or admin); ask an admin")
+        refusal = principal.refusal()
+        if refusal is not None:
+            raise CommandError(refusal)
         tune_for_latency()
         anyio.run(serve, principal, options["connect_timeout"])
 

@@ -1,4 +1,5 @@
-"""manage.py create_api_token NAME --user USERNAME [--team SLUG]: the token alone on the last line."""
+"""manage.py create_api_token NAME --user USERNAME [--team SLUG] [--metrics-only]: the token
+alone on the last line."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--team", metavar="SLUG", help="The team its threads belong to (default: the user's only team)."
         )
+        parser.add_argument(
+            "--metrics-only",
+            action="store_true",
+            help="A token that reads /metrics and nothing else: a Prometheus scraper's credential.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         owner = get_user_model().objects.filter(username=options["user"]).first()
@@ -32,10 +38,17 @@ class Command(BaseCommand):
         else:
             teams = list(owner.teams.all()[:2])
             team = teams[0] if len(teams) == 1 else None
-        token, raw = APIToken.objects.issue(options["name"], owner, team)
-        access.record(None, access.TOKEN_ISSUED, f"api_token:{token.pk}", details={"via": "create_api_token"})
-        scope = f"team {team.slug}" if team else "no team"
+        scope = APIToken.Scope.METRICS if options["metrics_only"] else APIToken.Scope.ALL
+        token, raw = APIToken.objects.issue(options["name"], owner, team, scope)
+        access.record(
+            None,
+            access.TOKEN_ISSUED,
+            f"api_token:{token.pk}",
+            details={"via": "create_api_token", "scope": token.scope},
+        )
+        where = f"team {team.slug}" if team else "no team"
+        what = ", reads /metrics only" if token.metrics_only else ""
         self.stderr.write(
-            f"Created API token {token.name!r} for {owner.username} ({scope}). It is shown once:"
+            f"Created API token {token.name!r} for {owner.username} ({where}{what}). It is shown once:"
         )
         self.stdout.write(raw)
