@@ -129,11 +129,10 @@ def loads(body: bytes, *, escape_now: bool = False) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if _SURROGATE_ESCAPE.search(body):
-            try:
-                value = json.loads(body, parse_int=_whole, parse_constant=_refuse)
-            except ValueError:
-                pass
-            else:
-                return escape(value) if escape_now else value
-        raise exc
+        if not _SURROGATE_ESCAPE.search(body):
+            raise
+        try:  # lone surrogates orjson refuses: the standard parser reads them, escaped next
+            value = json.loads(body, parse_int=_whole, parse_constant=_refuse)
+        except ValueError:
+            raise exc from None
+        return escape(value) if escape_now else value
